@@ -1,0 +1,363 @@
+/*
+ * kernels: ISA detection and selection, activation preparation, and the
+ * portable kernels that define what every SIMD version must compute.
+ * The SIMD versions live in kernels_x86.c.
+ *
+ * The selected ISA is the one process-wide setting (kern_use_isa);
+ * everything else is a function of its arguments.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "kernels_int.h"
+#include "quant.h"
+
+#ifdef KERN_HAVE_X86
+#include <cpuid.h>
+#endif
+
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static enum kern_isa isa_best = KERN_ISA_PORTABLE; /* written once */
+static int isa_cur = -1; /* atomic; -1 until selected */
+
+#ifdef KERN_HAVE_X86
+/* XCR0 bits the OS must have enabled: SSE, AVX, and the AVX-512 state. */
+#define XCR0_AVX	0x06u
+#define XCR0_AVX512	0xe6u
+
+static uint32_t
+os_xcr0(void)
+{
+	unsigned int a, b, c, d, lo, hi;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+		return 0;
+	__asm__ volatile ("xgetbv" : "=a" (lo), "=d" (hi) : "c" (0));
+	(void)hi;
+	return lo;
+}
+
+static void
+isa_detect(void)
+{
+	uint32_t xcr0 = os_xcr0();
+
+	__builtin_cpu_init();
+	if ((xcr0 & XCR0_AVX) != XCR0_AVX ||
+	    !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+	    !__builtin_cpu_supports("f16c"))
+		return;
+	isa_best = KERN_ISA_AVX2;
+	if ((xcr0 & XCR0_AVX512) != XCR0_AVX512 ||
+	    !__builtin_cpu_supports("avx512f") ||
+	    !__builtin_cpu_supports("avx512bw") ||
+	    !__builtin_cpu_supports("avx512vl") ||
+	    !__builtin_cpu_supports("avx512vnni"))
+		return;
+	isa_best = KERN_ISA_AVX512;
+}
+#else
+static void
+isa_detect(void)
+{
+}
+#endif
+
+enum kern_isa
+kern_best_isa(void)
+{
+	pthread_once(&isa_once, isa_detect);
+	return isa_best;
+}
+
+int
+kern_use_isa(enum kern_isa isa)
+{
+	if (isa < KERN_ISA_PORTABLE || isa > kern_best_isa())
+		return -1;
+	__atomic_store_n(&isa_cur, (int)isa, __ATOMIC_RELAXED);
+	return 0;
+}
+
+enum kern_isa
+kern_current_isa(void)
+{
+	int isa = __atomic_load_n(&isa_cur, __ATOMIC_RELAXED);
+
+	return isa < 0 ? kern_best_isa() : (enum kern_isa)isa;
+}
+
+const char *
+kern_isa_name(enum kern_isa isa)
+{
+	switch (isa) {
+	case KERN_ISA_PORTABLE:
+		return "portable";
+	case KERN_ISA_AVX2:
+		return "avx2";
+	case KERN_ISA_AVX512:
+		return "avx512";
+	}
+	return "unknown";
+}
+
+static const struct kern_impl *
+impl(void)
+{
+#ifdef KERN_HAVE_X86
+	switch (kern_current_isa()) {
+	case KERN_ISA_AVX2:
+		return &kern_impl_avx2;
+	case KERN_ISA_AVX512:
+		return &kern_impl_avx512;
+	case KERN_ISA_PORTABLE:
+		break;
+	}
+#endif
+	return &kern_impl_portable;
+}
+
+static int
+is_quantized(uint32_t wtype)
+{
+	return wtype == QT_Q8_0 || wtype == QT_Q4_0;
+}
+
+size_t
+kern_xq_bytes(uint32_t wtype, size_t n)
+{
+	if (is_quantized(wtype))
+		return n + n / QK * (sizeof(float) + sizeof(int32_t));
+	return n * sizeof(float);
+}
+
+struct kern_xq
+kern_xq_view(const void *xq, size_t n)
+{
+	const uint8_t *p = xq;
+	struct kern_xq v;
+
+	v.q = (const int8_t *)p;
+	v.d = (const float *)(const void *)(p + n);
+	v.hc = (const int32_t *)(const void *)(p + n + n / QK * sizeof(float));
+	return v;
+}
+
+/* Rounds to the nearest int8 in [-127, 127]; NaN becomes 0. */
+static int8_t
+round_q(float v)
+{
+	if (!(v >= -127.0f))
+		return v < 0.0f ? -127 : 0;
+	if (v > 127.0f)
+		return 127;
+	return (int8_t)lrintf(v);
+}
+
+static void
+prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
+{
+	struct kern_xq v = kern_xq_view(xq, n);
+	int8_t *q = (int8_t *)v.q;
+	float *dv = (float *)v.d;
+	int32_t *hc = (int32_t *)v.hc;
+	int32_t off = wtype == QT_Q8_0 ? 128 : 8;
+	size_t b, j;
+
+	for (b = 0; b < n / QK; b++) {
+		const float *xb = x + b * QK;
+		float amax = 0.0f, d;
+		int32_t sum = 0;
+
+		for (j = 0; j < QK; j++)
+			amax = fmaxf(amax, fabsf(xb[j]));
+		d = amax / 127.0f;
+		for (j = 0; j < QK; j++) {
+			q[b * QK + j] = d != 0.0f ? round_q(xb[j] / d) : 0;
+			sum += q[b * QK + j];
+		}
+		dv[b] = d;
+		hc[b] = -off * sum / 2;
+	}
+}
+
+void
+kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq)
+{
+	if (is_quantized(wtype))
+		prepare_quantized(wtype, x, n, xq);
+	else
+		memcpy(xq, x, n * sizeof(float));
+}
+
+void
+kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
+    const void *xq, float *y, size_t r0, size_t r1)
+{
+	if (r1 <= r0)
+		return;
+	impl()->matvec(wtype, (const uint8_t *)w + r0 * row_bytes, row_bytes,
+	    n, xq, y, r1 - r0);
+}
+
+float
+kern_dot_f32(const float *a, const float *b, size_t n)
+{
+	return impl()->dot_f32(a, b, n);
+}
+
+void
+kern_axpy_f32(float a, const float *x, float *y, size_t n)
+{
+	impl()->axpy_f32(a, x, y, n);
+}
+
+/* Portable kernels: the reference the SIMD ones are tested against. */
+
+static float
+ld_f32(const uint8_t *p)
+{
+	float f;
+
+	memcpy(&f, p, sizeof f);
+	return f;
+}
+
+static uint16_t
+ld_u16(const uint8_t *p)
+{
+	uint16_t h;
+
+	memcpy(&h, p, sizeof h);
+	return h;
+}
+
+static float
+welem(uint32_t wtype, const uint8_t *row, size_t i)
+{
+	switch (wtype) {
+	case QT_F32:
+		return ld_f32(row + 4 * i);
+	case QT_F16:
+		return fp16_to_f32(ld_u16(row + 2 * i));
+	default:
+		return bf16_to_f32(ld_u16(row + 2 * i));
+	}
+}
+
+/* Eight partial sums keep float rounding small and independent of n. */
+static float
+row_float(uint32_t wtype, const uint8_t *row, size_t n, const float *x)
+{
+	float acc[8] = { 0 }, sum = 0.0f;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		acc[i % 8] += welem(wtype, row, i) * x[i];
+	for (i = 0; i < 8; i++)
+		sum += acc[i];
+	return sum;
+}
+
+static int32_t
+block_dot_q8(const uint8_t *blk, const int8_t *xq)
+{
+	const int8_t *wq = (const int8_t *)(blk + 2);
+	int32_t s = 0;
+	int j;
+
+	for (j = 0; j < QK; j++)
+		s += wq[j] * xq[j];
+	return s;
+}
+
+static int32_t
+block_dot_q4(const uint8_t *blk, const int8_t *xq)
+{
+	const uint8_t *nib = blk + 2;
+	int32_t s = 0;
+	int j;
+
+	for (j = 0; j < QK / 2; j++) {
+		s += ((nib[j] & 15) - 8) * xq[j];
+		s += ((nib[j] >> 4) - 8) * xq[j + QK / 2];
+	}
+	return s;
+}
+
+static float
+row_quant(uint32_t wtype, const uint8_t *row, size_t n, const void *xq)
+{
+	struct kern_xq v = kern_xq_view(xq, n);
+	size_t bsize = wtype == QT_Q8_0 ? sizeof(struct block_q8_0) :
+	    sizeof(struct block_q4_0);
+	float acc = 0.0f;
+	size_t b;
+	int32_t s;
+
+	for (b = 0; b < n / QK; b++) {
+		const uint8_t *blk = row + b * bsize;
+
+		if (wtype == QT_Q8_0)
+			s = block_dot_q8(blk, v.q + b * QK);
+		else
+			s = block_dot_q4(blk, v.q + b * QK);
+		acc += (float)s * (fp16_to_f32(ld_u16(blk)) * v.d[b]);
+	}
+	return acc;
+}
+
+static void
+portable_matvec(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
+    const void *xq, float *y, size_t nrows)
+{
+	size_t r;
+
+	for (r = 0; r < nrows; r++) {
+		const uint8_t *row = w + r * row_bytes;
+
+		switch (wtype) {
+		case QT_F32:
+		case QT_F16:
+		case QT_BF16:
+			y[r] = row_float(wtype, row, n, xq);
+			break;
+		case QT_Q8_0:
+		case QT_Q4_0:
+			y[r] = row_quant(wtype, row, n, xq);
+			break;
+		default:
+			y[r] = 0.0f;
+			break;
+		}
+	}
+}
+
+static float
+portable_dot(const float *a, const float *b, size_t n)
+{
+	float acc[8] = { 0 }, sum = 0.0f;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		acc[i % 8] += a[i] * b[i];
+	for (i = 0; i < 8; i++)
+		sum += acc[i];
+	return sum;
+}
+
+static void
+portable_axpy(float a, const float *x, float *y, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+const struct kern_impl kern_impl_portable = {
+	portable_matvec, portable_dot, portable_axpy,
+};

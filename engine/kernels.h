@@ -1,0 +1,47 @@
+/*
+ * kernels: the single-token hot loops.  Matrix-vector products of weight
+ * rows (any supported type) with an activation vector, in a portable C
+ * version and SIMD versions (AVX2, AVX-512 with VNNI) chosen at run time.
+ * This and matmul.c are the only places with SIMD intrinsics.
+ *
+ * Quantized weights are dotted against an activation quantized to 8 bits
+ * per block of 32 (integer dot products); float weights against f32.
+ * Every ISA gives the same results as the portable one within float
+ * rounding (integer parts are exact).
+ */
+#ifndef SINKD_KERNELS_H
+#define SINKD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kern_isa {
+	KERN_ISA_PORTABLE = 0,
+	KERN_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+	KERN_ISA_AVX512 = 2, /* AVX-512 F/BW/VL + VNNI */
+};
+
+/* Best ISA this CPU supports (detected once). */
+enum kern_isa kern_best_isa(void);
+/* Selects the ISA used from now on (process-wide); -1 if the CPU lacks it. */
+int kern_use_isa(enum kern_isa);
+enum kern_isa kern_current_isa(void);
+const char *kern_isa_name(enum kern_isa);
+
+/* Bytes of the prepared activation for a row length n against wtype. */
+size_t kern_xq_bytes(uint32_t wtype, size_t n);
+/* Prepares x (n floats, n a multiple of 32 for quantized types) into xq. */
+void kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq);
+/*
+ * y[r - r0] = dot(row r of w, x) for r in [r0, r1); rows are row_bytes
+ * apart and n elements long; xq comes from kern_prepare_x(wtype, ...).
+ */
+void kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
+    const void *xq, float *y, size_t r0, size_t r1);
+
+/* Plain f32 helpers for attention and norms. */
+float kern_dot_f32(const float *a, const float *b, size_t n);
+/* y += a * x */
+void kern_axpy_f32(float a, const float *x, float *y, size_t n);
+
+#endif

@@ -1,0 +1,435 @@
+/*
+ * kernels_x86: the AVX2 and AVX-512 versions of the kernels in kernels.c.
+ * Each function is compiled for its ISA with a target attribute, so the
+ * file builds without -march flags; kernels.c only calls these after
+ * checking the CPU.
+ *
+ * Quantized rows are processed four at a time against one block of x:
+ * each row's block dot leaves eight int32 lanes, and two rounds of
+ * horizontal adds turn the four rows into one vector holding, per row,
+ * the sums of the block's two halves.  One conversion, one scale and one
+ * FMA per block then serve all four rows.  Weights are dotted as unsigned
+ * bytes where that saves work; the integer correction from the prepared
+ * activation (kernels_int.h) makes every block sum exact.
+ */
+#include "kernels_int.h"
+
+#ifdef KERN_HAVE_X86
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant.h"
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw," \
+    "avx512vl,avx512vnni")))
+#define INLINE static inline __attribute__((always_inline))
+
+#define Q8_BYTES 34
+#define Q4_BYTES 18
+
+static uint64_t
+ld_u16(const uint8_t *p)
+{
+	uint16_t h;
+
+	memcpy(&h, p, sizeof h);
+	return h;
+}
+
+/* The fp16 scales of four blocks, as [d0 d1 d2 d3 d0 d1 d2 d3]. */
+T_AVX2 INLINE __m256
+scales4(const uint8_t *p, size_t bs)
+{
+	uint64_t h;
+
+	h = ld_u16(p) | ld_u16(p + bs) << 16 | ld_u16(p + 2 * bs) << 32 |
+	    ld_u16(p + 3 * bs) << 48;
+	return _mm256_cvtph_ps(_mm_set1_epi64x((long long)h));
+}
+
+/* Blocks [a b c d] of eight lanes each -> half sums, as scales4(). */
+T_AVX2 INLINE __m256i
+reduce4(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+	return _mm256_hadd_epi32(_mm256_hadd_epi32(a, b),
+	    _mm256_hadd_epi32(c, d));
+}
+
+T_AVX2 INLINE __m256i
+ld256(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+T_AVX2 INLINE __m256i
+ld128x2(const void *p)
+{
+	return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+}
+
+T_AVX2 INLINE float
+hsum_avx2(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+	    _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+T_AVX2 INLINE int32_t
+hsum_i32_avx2(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v),
+	    _mm256_extracti128_si256(v, 1));
+
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+	return _mm_cvtsi128_si32(s);
+}
+
+/* A block that does not fill a group of four: s is its exact dot. */
+static float
+tail_block(int32_t s, const uint8_t *blk, struct kern_xq v, size_t b)
+{
+	return (float)s * (fp16_to_f32((uint16_t)ld_u16(blk)) * v.d[b]);
+}
+
+/* Block dot of AVX2: unsigned * signed byte pairs, then pairs of words. */
+T_AVX2 INLINE __m256i
+block_avx2(int q4, const uint8_t *blk, const int8_t *x)
+{
+	__m256i u, s, xv = ld256(x);
+
+	if (q4) {
+		/* [q & 15 | q >> 4]: shift the high half's dwords by 4 */
+		u = _mm256_srlv_epi32(ld128x2(blk + 2),
+		    _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
+		u = _mm256_and_si256(u, _mm256_set1_epi8(15));
+		s = xv;
+	} else {
+		__m256i w = ld256(blk + 2);
+
+		u = _mm256_abs_epi8(w);
+		s = _mm256_sign_epi8(xv, w);
+	}
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
+	    _mm256_set1_epi16(1));
+}
+
+T_AVX2 INLINE float
+row_q_avx2(int q4, const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	size_t bs = q4 ? Q4_BYTES : Q8_BYTES, b;
+	__m256 acc = _mm256_setzero_ps();
+	const uint8_t *p;
+	const int8_t *x;
+	__m256i h;
+	int32_t s;
+	float sum;
+
+	for (b = 0; b + 4 <= nb; b += 4) {
+		p = row + b * bs;
+		x = v.q + b * QK;
+		h = reduce4(block_avx2(q4, p, x),
+		    block_avx2(q4, p + bs, x + QK),
+		    block_avx2(q4, p + 2 * bs, x + 2 * QK),
+		    block_avx2(q4, p + 3 * bs, x + 3 * QK));
+		if (q4) /* nibbles were dotted unsigned */
+			h = _mm256_add_epi32(h, ld128x2(v.hc + b));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),
+		    _mm256_mul_ps(scales4(p, bs),
+		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);
+	}
+	sum = hsum_avx2(acc);
+	for (; b < nb; b++) {
+		p = row + b * bs;
+		s = hsum_i32_avx2(block_avx2(q4, p, v.q + b * QK));
+		sum += tail_block(q4 ? s + 2 * v.hc[b] : s, p, v, b);
+	}
+	return sum;
+}
+
+/* AVX-512 Q4_0 nibbles: [q & 15 | (q >> 4) * 16], the high half 16 times. */
+T_AVX512 INLINE __m256i
+block_avx512(int q4, const uint8_t *blk, const int8_t *x)
+{
+	__m256i u;
+
+	if (q4)
+		u = _mm256_and_si256(ld128x2(blk + 2), _mm256_set_epi64x(
+		    (long long)0xf0f0f0f0f0f0f0f0ull,
+		    (long long)0xf0f0f0f0f0f0f0f0ull,
+		    0x0f0f0f0f0f0f0f0fll, 0x0f0f0f0f0f0f0f0fll));
+	else
+		u = _mm256_xor_si256(ld256(blk + 2), _mm256_set1_epi8(-128));
+	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, ld256(x));
+}
+
+T_AVX512 INLINE float
+row_q_avx512(int q4, const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	size_t bs = q4 ? Q4_BYTES : Q8_BYTES, b;
+	__m256 acc = _mm256_setzero_ps();
+	const __m256i sh = _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0);
+	const uint8_t *p;
+	const int8_t *x;
+	__m256i h;
+	float sum;
+
+	for (b = 0; b + 4 <= nb; b += 4) {
+		p = row + b * bs;
+		x = v.q + b * QK;
+		h = reduce4(block_avx512(q4, p, x),
+		    block_avx512(q4, p + bs, x + QK),
+		    block_avx512(q4, p + 2 * bs, x + 2 * QK),
+		    block_avx512(q4, p + 3 * bs, x + 3 * QK));
+		if (q4) /* exact: the high half is a multiple of 16 */
+			h = _mm256_srav_epi32(h, sh);
+		h = _mm256_add_epi32(h, ld128x2(v.hc + b));
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),
+		    _mm256_mul_ps(scales4(p, bs),
+		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);
+	}
+	sum = hsum_avx2(acc);
+	for (; b < nb; b++) {
+		p = row + b * bs;
+		h = block_avx512(q4, p, v.q + b * QK);
+		if (q4)
+			h = _mm256_srav_epi32(h, sh);
+		sum += tail_block(hsum_i32_avx2(h) + 2 * v.hc[b], p, v, b);
+	}
+	return sum;
+}
+
+/* Float weights as f32, 8 at element i. */
+T_AVX2 INLINE __m256
+wload_avx2(uint32_t t, const uint8_t *row, size_t i)
+{
+	__m128i h;
+
+	if (t == QT_F32)
+		return _mm256_loadu_ps((const float *)(const void *)(row +
+		    4 * i));
+	h = _mm_loadu_si128((const __m128i *)(const void *)(row + 2 * i));
+	if (t == QT_F16)
+		return _mm256_cvtph_ps(h);
+	return _mm256_castsi256_ps(_mm256_slli_epi32(
+	    _mm256_cvtepu16_epi32(h), 16));
+}
+
+static float
+welem(uint32_t t, const uint8_t *row, size_t i)
+{
+	float f;
+
+	if (t == QT_F32) {
+		memcpy(&f, row + 4 * i, sizeof f);
+		return f;
+	}
+	if (t == QT_F16)
+		return fp16_to_f32((uint16_t)ld_u16(row + 2 * i));
+	return bf16_to_f32((uint16_t)ld_u16(row + 2 * i));
+}
+
+T_AVX2 INLINE float
+row_f_avx2(uint32_t t, const uint8_t *row, size_t n, const float *x)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+	size_t i;
+	float sum;
+
+	for (i = 0; i + 16 <= n; i += 16) {
+		a0 = _mm256_fmadd_ps(wload_avx2(t, row, i),
+		    _mm256_loadu_ps(x + i), a0);
+		a1 = _mm256_fmadd_ps(wload_avx2(t, row, i + 8),
+		    _mm256_loadu_ps(x + i + 8), a1);
+	}
+	if (i + 8 <= n) {
+		a0 = _mm256_fmadd_ps(wload_avx2(t, row, i),
+		    _mm256_loadu_ps(x + i), a0);
+		i += 8;
+	}
+	sum = hsum_avx2(_mm256_add_ps(a0, a1));
+	for (; i < n; i++)
+		sum += welem(t, row, i) * x[i];
+	return sum;
+}
+
+T_AVX2 static void
+matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
+    const void *xq, float *y, size_t nrows)
+{
+	struct kern_xq v = kern_xq_view(xq, n);
+	size_t r;
+
+	/* One row at a time: a single sequential stream prefetches best. */
+	for (r = 0; r < nrows; r++, w += rb) {
+		switch (wtype) {
+		case QT_Q8_0:
+			y[r] = row_q_avx2(0, w, n / QK, v);
+			break;
+		case QT_Q4_0:
+			y[r] = row_q_avx2(1, w, n / QK, v);
+			break;
+		case QT_F32:
+		case QT_F16:
+		case QT_BF16:
+			y[r] = row_f_avx2(wtype, w, n, xq);
+			break;
+		default:
+			y[r] = 0.0f;
+			break;
+		}
+	}
+}
+
+/* Float weights as f32, the elements of m at element i. */
+T_AVX512 INLINE __m512
+wload_avx512(uint32_t t, const uint8_t *row, size_t i, __mmask16 m)
+{
+	__m256i h;
+
+	if (t == QT_F32)
+		return _mm512_maskz_loadu_ps(m, row + 4 * i);
+	h = _mm256_maskz_loadu_epi16(m, row + 2 * i);
+	if (t == QT_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(
+	    _mm512_cvtepu16_epi32(h), 16));
+}
+
+T_AVX512 INLINE float
+row_f_avx512(uint32_t t, const uint8_t *row, size_t n, const float *x)
+{
+	__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+	const __mmask16 all = 0xffff;
+	__mmask16 m;
+	size_t i;
+
+	for (i = 0; i + 32 <= n; i += 32) {
+		a0 = _mm512_fmadd_ps(wload_avx512(t, row, i, all),
+		    _mm512_loadu_ps(x + i), a0);
+		a1 = _mm512_fmadd_ps(wload_avx512(t, row, i + 16, all),
+		    _mm512_loadu_ps(x + i + 16), a1);
+	}
+	for (; i < n; i += 16) {
+		m = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1);
+		a0 = _mm512_fmadd_ps(wload_avx512(t, row, i, m),
+		    _mm512_maskz_loadu_ps(m, x + i), a0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+T_AVX512 static void
+matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
+    const void *xq, float *y, size_t nrows)
+{
+	struct kern_xq v = kern_xq_view(xq, n);
+	size_t r;
+
+	for (r = 0; r < nrows; r++, w += rb) {
+		switch (wtype) {
+		case QT_Q8_0:
+			y[r] = row_q_avx512(0, w, n / QK, v);
+			break;
+		case QT_Q4_0:
+			y[r] = row_q_avx512(1, w, n / QK, v);
+			break;
+		case QT_F32:
+		case QT_F16:
+		case QT_BF16:
+			y[r] = row_f_avx512(wtype, w, n, xq);
+			break;
+		default:
+			y[r] = 0.0f;
+			break;
+		}
+	}
+}
+
+T_AVX2 static float
+dot_avx2(const float *a, const float *b, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+	float sum;
+	size_t i;
+
+	for (i = 0; i + 16 <= n; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+		    _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+		    _mm256_loadu_ps(b + i + 8), s1);
+	}
+	if (i + 8 <= n) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+		    _mm256_loadu_ps(b + i), s0);
+		i += 8;
+	}
+	sum = hsum_avx2(_mm256_add_ps(s0, s1));
+	for (; i < n; i++)
+		sum += a[i] * b[i];
+	return sum;
+}
+
+T_AVX2 static void
+axpy_avx2(float a, const float *x, float *y, size_t n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av,
+		    _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+T_AVX512 static float
+dot_avx512(const float *a, const float *b, size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	__mmask16 m;
+	size_t i;
+
+	for (i = 0; i + 32 <= n; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+		    _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
+		    _mm512_loadu_ps(b + i + 16), s1);
+	}
+	for (; i < n; i += 16) {
+		m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+		    _mm512_maskz_loadu_ps(m, b + i), s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T_AVX512 static void
+axpy_avx512(float a, const float *x, float *y, size_t n)
+{
+	__m512 av = _mm512_set1_ps(a);
+	__mmask16 m;
+	size_t i;
+
+	for (i = 0; i < n; i += 16) {
+		m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av,
+		    _mm512_maskz_loadu_ps(m, x + i),
+		    _mm512_maskz_loadu_ps(m, y + i)));
+	}
+}
+
+const struct kern_impl kern_impl_avx2 = {
+	matvec_avx2, dot_avx2, axpy_avx2,
+};
+
+const struct kern_impl kern_impl_avx512 = {
+	matvec_avx512, dot_avx512, axpy_avx512,
+};
+
+#endif /* KERN_HAVE_X86 */

@@ -1,0 +1,32 @@
+/*
+ * matmul: Y = X * W^T for a weight matrix of any supported type, run on
+ * a thread pool.  One row of X (decode) goes through the SIMD matvec
+ * kernels, which stream the weights once at memory speed; many rows
+ * (prefill) go through OpenBLAS sgemm on weights dequantized a block of
+ * rows at a time, which is bound by arithmetic instead.
+ */
+#ifndef SINKD_MATMUL_H
+#define SINKD_MATMUL_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "pool.h"
+
+struct matmul_scratch {
+	void *buf;
+	size_t cap;
+};
+
+/*
+ * Y[n][W->rows] = X[n][W->cols] * W^T; Y rows are ldy floats apart.
+ * Scratch grows on demand; -1 only when out of memory.
+ */
+int matmul(struct pool *, const struct wmat *W, const float *X, size_t n,
+    float *Y, size_t ldy, struct matmul_scratch *, char *cause);
+void matmul_scratch_free(struct matmul_scratch *);
+
+/* Number of OpenBLAS threads; call before the first matmul. */
+void matmul_set_blas_threads(int n);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * tokenizer: text <-> token ids for `tokenizer.ggml.model = llama`
+ * (SentencePiece BPE: merges by score, byte fallback <0xXX>, spaces as
+ * U+2581, add-BOS and leading-space rules from the model's metadata).
+ * The vocabulary is copied out of the GGUF, so the tokenizer outlives it.
+ * tokenizer.c loads and decodes; tokenizer_spm.c encodes.
+ */
+#ifndef SINKD_TOKENIZER_H
+#define SINKD_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "gguf.h"
+
+struct tok;
+
+/* Reads tokenizer.ggml.* from g.  NULL with cause for unsupported models. */
+struct tok *tok_open(const struct gguf_file *g, char *cause);
+void tok_free(struct tok *);
+
+int32_t tok_n_vocab(const struct tok *);
+int32_t tok_bos(const struct tok *); /* -1 when the model has none */
+int32_t tok_eos(const struct tok *);
+int tok_add_bos(const struct tok *); /* metadata default for prompts */
+int32_t tok_unk(const struct tok *); /* -1 when absent */
+int32_t tok_pad(const struct tok *); /* -1 when absent */
+int tok_add_eos(const struct tok *); /* metadata; tok_encode never adds EOS */
+int tok_add_space_prefix(const struct tok *);
+/* 1 for control tokens (BOS, EOS, chat markers): they decode to nothing. */
+int tok_is_control(const struct tok *, int32_t id);
+
+/*
+ * Encodes len bytes of text (need not be NUL-terminated, may hold invalid
+ * UTF-8, which is byte-encoded; at most 1 GiB).  With add_bos the BOS id
+ * comes first (an error if the model has none).  Control tokens are never
+ * produced from text; user-defined pieces are matched whole.  *out is
+ * malloc'd (caller frees) and holds *n_out ids.  0 or -1.
+ */
+int tok_encode(const struct tok *, const char *text, size_t len, int add_bos,
+    int32_t **out, size_t *n_out, char *cause);
+
+/*
+ * The bytes token id stands for, for streaming output: U+2581 becomes a
+ * space, <0xXX> its byte, control tokens (BOS, EOS, ...) nothing.  Writes
+ * at most cap bytes to buf and returns the full length, or -1 for an id
+ * out of range.  `prev` is the preceding token id or -1 at the start of
+ * the text: the leading-space rule strips the space the encoder added
+ * after BOS / at the start.
+ */
+int tok_piece(const struct tok *, int32_t prev, int32_t id, char *buf,
+    size_t cap);
+
+/* Decodes n ids into a malloc'd NUL-terminated string (caller frees). */
+char *tok_decode(const struct tok *, const int32_t *ids, size_t n,
+    char *cause);
+
+/* The vocabulary entry text of id (raw, with U+2581), for debugging. */
+const char *tok_text(const struct tok *, int32_t id);
+
+#endif

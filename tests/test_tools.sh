@@ -1,0 +1,107 @@
+#!/bin/sh
+# test_tools: the command-line interfaces of sinkd-run and sinkd-mkmodel:
+# their outputs, and one clear error (never a crash or a hang) for every
+# kind of bad input.  Prints "N passed, N failed".
+set -u
+bin=${SINKD_BUILDDIR:-.}
+shared=${SINKD_SHARED:-../shared}
+stories=$shared/models/stories260K.gguf
+tmp=$(mktemp -d /tmp/sinkd-test-tools-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+
+# expect_error NAME PATTERN CMD...: exits 1 or 2 (no signal, no hang) and
+# stderr holds PATTERN on a single line.
+expect_error() {
+	name=$1 pattern=$2
+	shift 2
+	timeout 60 "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	rc=$?
+	if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then
+		bad "$name: exit $rc (stderr: $(head -c 300 "$tmp/err"))"
+	elif ! grep -q -- "$pattern" "$tmp/err"; then
+		bad "$name: stderr lacks '$pattern': $(head -c 300 "$tmp/err")"
+	else
+		ok "$name"
+	fi
+}
+
+run="$bin/sinkd-run"
+mk="$bin/sinkd-mkmodel"
+
+# A synthetic model needs no shared data.
+if "$mk" -o "$tmp/tiny.gguf" --shape tiny --type Q8_0 --seed 3 2>"$tmp/err"
+then ok "mkmodel writes a model"; else bad "mkmodel: $(cat "$tmp/err")"; fi
+"$mk" -o "$tmp/tiny2.gguf" --shape tiny --type Q8_0 --seed 3 2>/dev/null
+if cmp -s "$tmp/tiny.gguf" "$tmp/tiny2.gguf"; then ok "mkmodel is deterministic"
+else bad "mkmodel: same seed, different files"; fi
+out=$("$run" -m "$tmp/tiny.gguf" -p "a b c" -n 8 --temp 0 -q --ignore-eos)
+if [ -n "$out" ]; then ok "generates from a synthetic model"
+else bad "no output from a synthetic model"; fi
+
+expect_error "missing model" "No such file" "$run" -m "$tmp/none.gguf" -p hi
+expect_error "directory as model" "$tmp" "$run" -m "$tmp" -p hi
+printf 'hello, not a model at all\n' >"$tmp/text.gguf"
+expect_error "not a GGUF" "GGUF" "$run" -m "$tmp/text.gguf" -p hi
+head -c 5000 "$tmp/tiny.gguf" >"$tmp/trunc.gguf"
+expect_error "truncated model" "trunc.gguf" "$run" -m "$tmp/trunc.gguf" -p hi
+: >"$tmp/empty.gguf"
+expect_error "empty file" "empty.gguf" "$run" -m "$tmp/empty.gguf" -p hi
+expect_error "empty prompt" "empty prompt" "$run" -m "$tmp/tiny.gguf" -p ""
+expect_error "prompt past context" "context holds" \
+	"$run" -m "$tmp/tiny.gguf" --ctx 8 -p "a b c d e f g h i j k l m n"
+expect_error "bad -n" "not a whole number" "$run" -m "$tmp/tiny.gguf" -n x
+expect_error "bad --temp" "outside" "$run" -m "$tmp/tiny.gguf" --temp -1
+expect_error "missing prompt file" "No such file" \
+	"$run" -m "$tmp/tiny.gguf" -f "$tmp/nothing.txt"
+expect_error "stray argument" "unexpected argument" "$run" -m "$tmp/tiny.gguf" hi
+expect_error "bad token id" "not a token id" sh -c \
+	"echo 1 2 99999 | '$run' -m '$tmp/tiny.gguf' --detokenize"
+expect_error "mkmodel without -o" "-o" "$mk" --shape tiny
+expect_error "mkmodel bad type" "Q9_9" "$mk" -o "$tmp/x.gguf" --type Q9_9
+expect_error "mkmodel bad shape" "unknown shape" "$mk" -o "$tmp/x.gguf" --shape huge
+expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
+
+# No model anywhere: one line that says how to get one.
+mkdir -p "$tmp/bin"
+cp "$run" "$tmp/bin/"
+(cd "$tmp" && SINKD_MODEL= expect_error "no model" "SINKD_MODEL" \
+	"$tmp/bin/sinkd-run" -p hi) | grep -q '^ok' && ok "no model hint" ||
+	bad "no model hint"
+
+if [ -f "$stories" ]; then
+	ids=$(printf 'Once upon a time' | "$run" -m "$stories" --tokenize)
+	case "$ids" in
+	"1 "*) ok "tokenize adds BOS" ;;
+	*) bad "tokenize: '$ids'" ;;
+	esac
+	text=$(echo "$ids" | "$run" -m "$stories" --detokenize)
+	[ "$text" = "Once upon a time" ] && ok "detokenize round trip" ||
+		bad "detokenize: '$text'"
+	a=$("$run" -m "$stories" -p "Once upon a time" -n 40 --seed 5 -q)
+	b=$("$run" -m "$stories" -p "Once upon a time" -n 40 --seed 5 -q)
+	c=$("$run" -m "$stories" -p "Once upon a time" -n 40 --seed 6 -q)
+	[ "$a" = "$b" ] && ok "same seed, same text" || bad "seed not repeatable"
+	[ "$a" != "$c" ] && ok "other seed, other text" || bad "seed ignored"
+	g=$("$run" -m "$stories" -p "Once upon a time" -n 30 --temp 0 -q)
+	case "$g" in
+	*" "*) ok "greedy story: $(echo "$g" | head -c 60)" ;;
+	*) bad "greedy output: '$g'" ;;
+	esac
+	n=$("$run" -m "$stories" -p "Once upon a time" -n 3 --temp 0 --logits 5 \
+	    | wc -l)
+	# 5 prompt positions (with BOS) and 3 generated tokens.
+	[ "$n" -eq 8 ] && ok "--logits prints one line per position" ||
+		bad "--logits printed $n lines"
+	head -c 100000 "$stories" >"$tmp/cut.gguf"
+	expect_error "truncated real model" "cut.gguf" "$run" -m "$tmp/cut.gguf" -p hi
+else
+	echo "SKIP: $stories not found (set SINKD_SHARED); real-model CLI tests skipped"
+fi
+
+echo "tools: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,349 @@
+/*
+ * sinkd-bench: measurements that back the project's speed claims.
+ *   speed      prompt-processing and generation tokens/s of a model
+ *   bandwidth  this machine's memory read bandwidth, 1 and all threads
+ * Every figure is the median over repetitions after a warm-up, with the
+ * spread (min..max) beside it: machines here are noisy.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "kernels.h"
+#include "matmul.h"
+#include "model.h"
+#include "opt.h"
+#include "pool.h"
+#include "seq.h"
+
+struct stats {
+	double median, min, max;
+};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static struct stats
+stats_of(double *v, int n)
+{
+	struct stats s;
+
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	s.min = v[0];
+	s.max = v[n - 1];
+	s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return s;
+}
+
+/* ---- bandwidth ---- */
+
+struct bw_job {
+	const float *buf;
+	size_t n;
+	float sink[64];
+};
+
+static void
+bw_slice(void *arg, int ith, int nth)
+{
+	struct bw_job *j = arg;
+	long lo, hi;
+
+	/* dot(a, a) streams a once: the second operand hits the same line. */
+	pool_split((long)j->n, ith, nth, 1024, &lo, &hi);
+	j->sink[ith % 64] += kern_dot_f32(j->buf + lo, j->buf + lo,
+	    (size_t)(hi - lo));
+}
+
+/* GB/s read by n_threads over reps passes of a bytes-sized buffer. */
+static int
+bw_measure(int n_threads, size_t bytes, int reps, struct stats *out,
+    char *cause)
+{
+	struct bw_job j = { .n = bytes / sizeof(float) };
+	struct pool *p = pool_new(n_threads, cause);
+	double *v = calloc((size_t)reps, sizeof *v), t;
+	float *buf;
+	int r;
+
+	if (p == NULL || v == NULL || posix_memalign((void **)&buf, 64,
+	    bytes) != 0) {
+		pool_free(p);
+		free(v);
+		return err_set(cause, "out of memory for %zu MiB", bytes >> 20);
+	}
+	memset(buf, 0, bytes);
+	j.buf = buf;
+	pool_run(p, bw_slice, &j); /* warm-up */
+	for (r = 0; r < reps; r++) {
+		t = opt_now();
+		pool_run(p, bw_slice, &j);
+		v[r] = (double)bytes / (opt_now() - t) / 1e9;
+	}
+	*out = stats_of(v, reps);
+	free(buf);
+	free(v);
+	pool_free(p);
+	return 0;
+}
+
+static int
+bench_bandwidth(int argc, char **argv)
+{
+	char cause[ERR_LEN];
+	struct stats s;
+	long mib = 1024, reps = 9;
+	int c, nt, all = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	while ((c = getopt(argc, argv, "s:r:h")) != -1) {
+		if ((c == 's' && opt_long("-s", optarg, 16, 1 << 20, &mib,
+		    cause)) || (c == 'r' && opt_long("-r", optarg, 1, 1000,
+		    &reps, cause))) {
+			fprintf(stderr, "sinkd-bench: %s\n", cause);
+			return 2;
+		}
+		if (c == 'h' || c == '?') {
+			fprintf(c == 'h' ? stdout : stderr, "usage: sinkd-bench "
+			    "bandwidth [-s MIB] [-r REPS]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	printf("memory read bandwidth, %ld MiB buffer, %ld passes, %s "
+	    "kernels\n", mib, reps, kern_isa_name(kern_current_isa()));
+	for (nt = 1; nt <= all; nt = nt == all ? all + 1 : all) {
+		if (bw_measure(nt, (size_t)mib << 20, (int)reps, &s,
+		    cause) != 0) {
+			fprintf(stderr, "sinkd-bench: %s\n", cause);
+			return 1;
+		}
+		printf("%d thread%s: median %.1f GB/s (min %.1f, best %.1f)\n",
+		    nt, nt > 1 ? "s" : "", s.median, s.min, s.max);
+	}
+	return 0;
+}
+
+/* ---- speed ---- */
+
+struct speed_opts {
+	const char *model;
+	long n_prompt, n_gen, n_threads, reps;
+	float bw; /* GB/s for the bandwidth bound; 0: measure */
+	int use_mmap;
+};
+
+/* Bytes of weights one decoded token reads: every matrix once. */
+static double
+decode_bytes(const struct model *m)
+{
+	const struct wmat *w;
+	double b = 0.0;
+	int il, i;
+
+	for (il = 0; il < m->hp.n_layer; il++) {
+		const struct model_layer *l = &m->layers[il];
+		const struct wmat *all[] = { &l->wq, &l->wk, &l->wv, &l->wo,
+			&l->w_gate, &l->w_up, &l->w_down };
+		for (i = 0; i < 7; i++) {
+			w = all[i];
+			b += (double)w->rows * (double)w->row_bytes;
+		}
+	}
+	return b + (double)m->output.rows * (double)m->output.row_bytes;
+}
+
+static int32_t
+argmax(const float *v, int32_t n)
+{
+	int32_t i, b = 0;
+
+	for (i = 1; i < n; i++)
+		if (v[i] > v[b])
+			b = i;
+	return b;
+}
+
+/* One repetition: prefill n_prompt tokens, then decode n_gen. */
+static int
+speed_once(struct model *m, struct pool *p, const struct speed_opts *o,
+    double *pp, double *tg, char *cause)
+{
+	struct seq_opts so = { .n_ctx = (int32_t)(o->n_prompt + o->n_gen + 1) };
+	struct seq *s = seq_new(m, &so, cause);
+	int32_t *ids = malloc((size_t)o->n_prompt * sizeof *ids), id;
+	float *lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
+	double t;
+	long i;
+	int rc = -1;
+
+	if (s == NULL || ids == NULL || lg == NULL) {
+		err_set(cause, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < o->n_prompt; i++) /* fixed, varied, in range */
+		ids[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
+	t = opt_now();
+	if (seq_eval(s, p, ids, (size_t)o->n_prompt, lg, 0, cause) != 0)
+		goto out;
+	*pp = (double)o->n_prompt / (opt_now() - t);
+	t = opt_now();
+	for (i = 0; i < o->n_gen; i++) {
+		id = argmax(lg, m->hp.n_vocab);
+		if (seq_eval(s, p, &id, 1, lg, 0, cause) != 0)
+			goto out;
+	}
+	*tg = (double)o->n_gen / (opt_now() - t);
+	rc = 0;
+out:
+	seq_free(s);
+	free(ids);
+	free(lg);
+	return rc;
+}
+
+static int
+speed_run(const struct speed_opts *o, char *cause)
+{
+	struct model_opts mo = { .use_mmap = o->use_mmap };
+	double *pp = calloc((size_t)o->reps, sizeof *pp);
+	double *tg = calloc((size_t)o->reps, sizeof *tg), wb, t0;
+	struct stats sp, sg, bw = { 0 };
+	struct model *m = NULL;
+	struct pool *p = NULL;
+	long r;
+	int rc = -1;
+
+	t0 = opt_now();
+	if (pp == NULL || tg == NULL ||
+	    (m = model_open(o->model, &mo, cause)) == NULL ||
+	    (p = pool_new((int)o->n_threads, cause)) == NULL)
+		goto out;
+	matmul_set_blas_threads((int)o->n_threads);
+	printf("model: %s\nweights: %.1f MiB read per decoded token; load "
+	    "%.1f s\nthreads: %ld, kernels: %s, OpenBLAS: %s\n", m->desc,
+	    decode_bytes(m) / 1048576.0, opt_now() - t0, o->n_threads,
+	    kern_isa_name(kern_current_isa()), blas_corename());
+	fflush(stdout);
+	if (speed_once(m, p, o, &pp[0], &tg[0], cause) != 0) /* warm-up */
+		goto out;
+	for (r = 0; r < o->reps; r++) {
+		if (speed_once(m, p, o, &pp[r], &tg[r], cause) != 0)
+			goto out;
+		fprintf(stderr, "rep %ld/%ld: pp %.1f tok/s, tg %.1f tok/s\n",
+		    r + 1, o->reps, pp[r], tg[r]);
+	}
+	sp = stats_of(pp, (int)o->reps);
+	sg = stats_of(tg, (int)o->reps);
+	printf("prefill  (%4ld tokens): median %8.1f tok/s  (min %.1f, max "
+	    "%.1f)\n", o->n_prompt, sp.median, sp.min, sp.max);
+	printf("decode   (%4ld tokens): median %8.1f tok/s  (min %.1f, max "
+	    "%.1f)\n", o->n_gen, sg.median, sg.min, sg.max);
+	bw.max = o->bw;
+	if (o->bw <= 0 && bw_measure((int)o->n_threads, (size_t)1 << 30, 5,
+	    &bw, cause) != 0)
+		goto out;
+	wb = decode_bytes(m) / 1e9;
+	printf("bandwidth bound: %.1f tok/s at %.1f GB/s (%s); decode "
+	    "reaches %.0f%% of it\n", bw.max / wb, bw.max, o->bw > 0 ?
+	    "given" : "best measured", 100.0 * sg.median / (bw.max / wb));
+	rc = 0;
+out:
+	pool_free(p);
+	model_close(m);
+	free(pp);
+	free(tg);
+	return rc;
+}
+
+static int
+bench_speed(int argc, char **argv)
+{
+	struct speed_opts o = { .n_prompt = 512, .n_gen = 128, .reps = 5,
+		.n_threads = sysconf(_SC_NPROCESSORS_ONLN) };
+	char cause[ERR_LEN] = "";
+	int c, bad = 0;
+	static const struct option lo[] = {
+		{ "bw", required_argument, NULL, 'b' },
+		{ "mmap", no_argument, NULL, 'M' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while (!bad && (c = getopt_long(argc, argv, "m:p:n:t:r:h", lo,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'm': o.model = optarg; break;
+		case 'M': o.use_mmap = 1; break;
+		case 'p': bad = opt_long("-p", optarg, 1, 1 << 20, &o.n_prompt,
+		    cause); break;
+		case 'n': bad = opt_long("-n", optarg, 1, 1 << 20, &o.n_gen,
+		    cause); break;
+		case 't': bad = opt_long("-t", optarg, 1, 512, &o.n_threads,
+		    cause); break;
+		case 'r': bad = opt_long("-r", optarg, 1, 1000, &o.reps,
+		    cause); break;
+		case 'b': bad = opt_float("--bw", optarg, 0.1, 1e4, &o.bw,
+		    cause); break;
+		case 'h':
+			printf("usage: sinkd-bench speed -m MODEL [-p 512] "
+			    "[-n 128] [-t THREADS] [-r REPS] [--bw GB/s] "
+			    "[--mmap]\n");
+			return 0;
+		default: bad = err_set(cause, "bad usage (see --help)");
+		}
+	}
+	if (!bad && o.model == NULL && (o.model = opt_default_model()) == NULL)
+		bad = err_set(cause, "%s", opt_no_model_hint);
+	if (bad || speed_run(&o, cause) != 0) {
+		fprintf(stderr, "sinkd-bench: %s\n", cause);
+		return bad ? 2 : 1;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *what;
+} commands[] = {
+	{ "speed", bench_speed, "prompt and generation tokens/s" },
+	{ "bandwidth", bench_bandwidth, "memory read bandwidth" },
+};
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: sinkd-bench COMMAND [options]  (COMMAND --help "
+	    "for its options)\n");
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	blas_prepare(argv);
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "sinkd-bench: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

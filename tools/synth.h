@@ -1,0 +1,32 @@
+/*
+ * synth: writes synthetic llama / qwen2 GGUF models with seeded random
+ * weights at real shapes, for benchmarks and test fixtures.  The same
+ * options and seed always give the same file.
+ */
+#ifndef SINKD_SYNTH_H
+#define SINKD_SYNTH_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+struct synth_opts {
+	const char *arch;	/* "llama" or "qwen2" */
+	uint32_t type;		/* type of the 2-D weights (quant.h) */
+	int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
+	float rope_base;
+	int tied;		/* no output.weight: reuse token_embd */
+	int output_type;	/* type of output.weight; 0: as the others.
+				 * Types sinkd cannot compute are written
+				 * as zeros (to test their refusal). */
+	uint64_t seed;
+	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
+};
+
+/* Fills a named shape ("tinyllama-1.1b", "llama2-7b", "tiny"); -1 if unknown. */
+int synth_shape(struct synth_opts *, const char *name, char *cause);
+/* Checks the options for consistency, naming the first bad one. */
+int synth_check(const struct synth_opts *, char *cause);
+int synth_write(const struct synth_opts *, const char *path, char *cause);
+
+#endif

@@ -1,0 +1,37 @@
+#!/bin/sh
+# The whole test suite: installs dependencies, builds and runs `make check`
+# in build/, then again under AddressSanitizer + UndefinedBehaviorSanitizer
+# in build-asan/.  Prints every test's summary; exits non-zero on failure.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/tools/setup-debian.sh" || exit 1
+status=0
+
+run_suite() { # DIR [configure options]
+	dir=$1
+	shift
+	echo "=== $dir: build" >&2
+	"$top/tools/build.sh" "$dir" "$@" || return 1
+	echo "=== $dir: make check" >&2
+	rc=0
+	make -s -C "$top/$dir" -j"$(nproc)" check >/dev/null 2>&1 || rc=1
+	# Every test's own summary lines, then automake's totals.
+	for log in "$top/$dir"/tests/*.log; do
+		[ -f "$log" ] || continue
+		echo "--- $(basename "$log" .log)"
+		grep -E '^[0-9]+%: Checks|^SKIP|^FAIL|failed|passed|:[A-Z]:' "$log" | head -40
+	done
+	grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR)' \
+	    "$top/$dir/test-suite.log" 2>/dev/null || true
+	[ $rc -eq 0 ] || cat "$top/$dir/test-suite.log"
+	return $rc
+}
+
+run_suite build || status=1
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS UBSAN_OPTIONS
+run_suite build-asan --enable-sanitizers || status=1
+[ $status -eq 0 ] && echo "test-all: all suites passed" ||
+	echo "test-all: FAILED" >&2
+exit $status
