@@ -33,45 +33,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf_int.h"
 #include "quant.h"
 
 #define GGUF_MAGIC	0x46554747u	/* "GGUF" read as little-endian */
 #define HEADER_BYTES	24
 #define NAME_MAX_LEN	65535
 #define DEFAULT_ALIGN	32
-#define N_VTYPES	13
 /* Smallest encodings: name length + 1 byte + type + 1-byte value ... */
 #define KV_MIN_BYTES	14
 /* ... and name length + 1 byte + n_dims + one ne + type + offset. */
 #define TENSOR_MIN_BYTES 33
-#define SHOW_MAX	48
 
-static const uint8_t vtype_sizes[N_VTYPES] = {
-	1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8
-};
 
-static const char *const vtype_names[N_VTYPES] = {
-	"UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-	"BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"
-};
 
-struct gguf_file {
-	char *path;
-	void *map;
-	size_t size;
-	uint32_t version;
-	uint32_t alignment;
-	size_t data_start;
-	uint64_t n_kv;
-	uint64_t n_tensors;
-	uint64_t n_strs;
-	struct gguf_kv *kvs;
-	struct gguf_tensor *tensors;
-	struct gguf_str *strs; /* the elements of every string array */
-	const struct gguf_kv **kv_by_name;
-	const struct gguf_tensor **t_by_name;
-	size_t heap;
-};
 
 struct parse {
 	const char *path;
@@ -86,10 +61,6 @@ struct parse {
 	uint32_t alignment;
 };
 
-/* A name as shown in messages: bounded, control bytes masked. */
-struct shown {
-	char s[SHOW_MAX + 4];
-};
 
 static int fail(const struct parse *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
@@ -110,8 +81,8 @@ fail(const struct parse *p, const char *fmt, ...)
 	return err_set(p->cause, "%s: %s", p->path, msg);
 }
 
-static struct shown
-show(struct gguf_str n)
+struct shown
+gguf_show(struct gguf_str n)
 {
 	struct shown r;
 	size_t i, m;
@@ -141,7 +112,7 @@ tfail(const struct parse *p, uint64_t i, const struct gguf_tensor *t,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return fail(p, "tensor %" PRIu64 " ('%s'): %s", i, show(t->name).s,
+	return fail(p, "tensor %" PRIu64 " ('%s'): %s", i, gguf_show(t->name).s,
 	    msg);
 }
 
@@ -229,10 +200,10 @@ get_name(struct parse *p, struct gguf_str *s, const char *what, uint64_t i)
 }
 
 /* Decodes one fixed-size element of type t at b into kv's value. */
-static void
-decode(uint32_t t, const unsigned char *b, struct gguf_kv *kv)
+void
+gguf_decode_value(uint32_t t, const unsigned char *b, struct gguf_kv *kv)
 {
-	size_t n = vtype_sizes[t];
+	size_t n = gguf_vtype_size_tab[t];
 	uint64_t u = load_le(b, n);
 	uint32_t u32;
 	float f;
@@ -263,7 +234,7 @@ decode(uint32_t t, const unsigned char *b, struct gguf_kv *kv)
 static int
 parse_scalar(struct parse *p, uint64_t i, struct gguf_kv *kv)
 {
-	struct shown k = show(kv->key);
+	struct shown k = gguf_show(kv->key);
 	const unsigned char *b;
 
 	if (kv->type == GGUF_STRING) {
@@ -275,13 +246,13 @@ parse_scalar(struct parse *p, uint64_t i, struct gguf_kv *kv)
 	if (kv->type >= N_VTYPES)
 		return fail(p, "key %" PRIu64 " ('%s') has unknown value type %"
 		    PRIu32, i, k.s, kv->type);
-	if ((b = take(p, vtype_sizes[kv->type])) == NULL)
+	if ((b = take(p, gguf_vtype_size_tab[kv->type])) == NULL)
 		return fail(p, "truncated in key %" PRIu64 " ('%s') %s value",
-		    i, k.s, vtype_names[kv->type]);
+		    i, k.s, gguf_vtype_name(kv->type));
 	if (kv->type == GGUF_BOOL && b[0] > 1)
 		return fail(p, "key %" PRIu64 " ('%s'): BOOL value %u is not "
 		    "0 or 1", i, k.s, b[0]);
-	decode(kv->type, b, kv);
+	gguf_decode_value(kv->type, b, kv);
 	return 0;
 }
 
@@ -315,7 +286,7 @@ parse_str_array(struct parse *p, uint64_t i, struct gguf_kv *kv,
 static int
 parse_array(struct parse *p, uint64_t i, struct gguf_kv *kv)
 {
-	struct shown k = show(kv->key);
+	struct shown k = gguf_show(kv->key);
 	const unsigned char *b;
 	uint64_t j;
 	size_t es;
@@ -331,11 +302,11 @@ parse_array(struct parse *p, uint64_t i, struct gguf_kv *kv)
 		    "element type %" PRIu32, i, k.s, kv->arr_type);
 	if (kv->arr_type == GGUF_STRING)
 		return parse_str_array(p, i, kv, k.s);
-	es = vtype_sizes[kv->arr_type];
+	es = gguf_vtype_size_tab[kv->arr_type];
 	if (kv->arr_n > left(p) / es)
 		return fail(p, "truncated in key %" PRIu64 " ('%s'): array of %"
 		    PRIu64 " %s needs more than the %zu bytes left", i, k.s,
-		    kv->arr_n, vtype_names[kv->arr_type], left(p));
+		    kv->arr_n, gguf_vtype_name(kv->arr_type), left(p));
 	b = take(p, kv->arr_n * es);
 	for (j = 0; kv->arr_type == GGUF_BOOL && j < kv->arr_n; j++) {
 		if (b[j] > 1)
@@ -369,7 +340,7 @@ parse_kv(struct parse *p, uint64_t i, struct gguf_kv *kv)
 		return -1;
 	if (get_u32(p, &kv->type) == -1)
 		return fail(p, "truncated in key %" PRIu64 " ('%s') type", i,
-		    show(kv->key).s);
+		    gguf_show(kv->key).s);
 	if (kv->type == GGUF_ARRAY)
 		rc = parse_array(p, i, kv);
 	else
@@ -414,7 +385,7 @@ parse_tensor(struct parse *p, uint64_t i, struct gguf_tensor *t)
 		return -1;
 	if (get_u32(p, &t->n_dims) == -1)
 		return fail(p, "truncated in tensor %" PRIu64 " ('%s') n_dims",
-		    i, show(t->name).s);
+		    i, gguf_show(t->name).s);
 	if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
 		return tfail(p, i, t, "%" PRIu32 " dimensions, expected 1 to %d",
 		    t->n_dims, GGUF_MAX_DIMS);
@@ -423,16 +394,16 @@ parse_tensor(struct parse *p, uint64_t i, struct gguf_tensor *t)
 	for (d = 0; d < t->n_dims; d++) {
 		if (get_u64(p, &t->ne[d]) == -1)
 			return fail(p, "truncated in tensor %" PRIu64 " ('%s') "
-			    "ne[%" PRIu32 "]", i, show(t->name).s, d);
+			    "ne[%" PRIu32 "]", i, gguf_show(t->name).s, d);
 		if (t->ne[d] == 0)
 			return tfail(p, i, t, "ne[%" PRIu32 "] is 0", d);
 	}
 	if (get_u32(p, &t->type) == -1)
 		return fail(p, "truncated in tensor %" PRIu64 " ('%s') type", i,
-		    show(t->name).s);
+		    gguf_show(t->name).s);
 	if (get_u64(p, &t->offset) == -1)
 		return fail(p, "truncated in tensor %" PRIu64 " ('%s') offset",
-		    i, show(t->name).s);
+		    i, gguf_show(t->name).s);
 	return tensor_size(p, i, t);
 }
 
@@ -491,8 +462,8 @@ parse_meta(struct parse *p)
 	return 0;
 }
 
-static int
-cmp_bytes(const char *a, uint64_t alen, const char *b, uint64_t blen)
+int
+gguf_cmp_bytes(const char *a, uint64_t alen, const char *b, uint64_t blen)
 {
 	size_t m = alen < blen ? (size_t)alen : (size_t)blen;
 	int c = m > 0 ? memcmp(a, b, m) : 0;
@@ -508,7 +479,7 @@ cmp_kv(const void *a, const void *b)
 	const struct gguf_kv *x = *(const struct gguf_kv *const *)a;
 	const struct gguf_kv *y = *(const struct gguf_kv *const *)b;
 
-	return cmp_bytes(x->key.ptr, x->key.len, y->key.ptr, y->key.len);
+	return gguf_cmp_bytes(x->key.ptr, x->key.len, y->key.ptr, y->key.len);
 }
 
 static int
@@ -517,7 +488,7 @@ cmp_tensor(const void *a, const void *b)
 	const struct gguf_tensor *x = *(const struct gguf_tensor *const *)a;
 	const struct gguf_tensor *y = *(const struct gguf_tensor *const *)b;
 
-	return cmp_bytes(x->name.ptr, x->name.len, y->name.ptr, y->name.len);
+	return gguf_cmp_bytes(x->name.ptr, x->name.len, y->name.ptr, y->name.len);
 }
 
 static int
@@ -568,7 +539,7 @@ check_keys(struct gguf_file *f, const struct parse *p)
 	for (i = 1; i < f->n_kv; i++) {
 		if (cmp_kv(&s[i - 1], &s[i]) == 0)
 			return fail(p, "duplicate key '%s'",
-			    show(s[i]->key).s);
+			    gguf_show(s[i]->key).s);
 	}
 	return 0;
 }
@@ -588,8 +559,8 @@ check_overlaps(struct gguf_file *f, const struct parse *p)
 		if (a->offset + a->nbytes > b->offset)
 			return fail(p, "tensors '%s' (offset %" PRIu64 ", %"
 			    PRIu64 " bytes) and '%s' (offset %" PRIu64 ") "
-			    "overlap", show(a->name).s, a->offset, a->nbytes,
-			    show(b->name).s, b->offset);
+			    "overlap", gguf_show(a->name).s, a->offset, a->nbytes,
+			    gguf_show(b->name).s, b->offset);
 	}
 	return 0;
 }
@@ -625,7 +596,7 @@ check_tensors(struct gguf_file *f, const struct parse *p)
 	for (i = 1; i < f->n_tensors; i++) {
 		if (cmp_tensor(&s[i - 1], &s[i]) == 0)
 			return fail(p, "duplicate tensor name '%s'",
-			    show(s[i]->name).s);
+			    gguf_show(s[i]->name).s);
 	}
 	return 0;
 }
@@ -727,263 +698,4 @@ gguf_close(struct gguf_file *f)
 	free(f->strs);
 	free(f->path);
 	free(f);
-}
-
-uint32_t
-gguf_version(const struct gguf_file *f)
-{
-	return f->version;
-}
-
-size_t
-gguf_file_size(const struct gguf_file *f)
-{
-	return f->size;
-}
-
-uint32_t
-gguf_alignment(const struct gguf_file *f)
-{
-	return f->alignment;
-}
-
-size_t
-gguf_heap_bytes(const struct gguf_file *f)
-{
-	return f->heap;
-}
-
-uint64_t
-gguf_n_kv(const struct gguf_file *f)
-{
-	return f->n_kv;
-}
-
-const struct gguf_kv *
-gguf_kv_at(const struct gguf_file *f, uint64_t i)
-{
-	return i < f->n_kv ? &f->kvs[i] : NULL;
-}
-
-uint64_t
-gguf_n_tensors(const struct gguf_file *f)
-{
-	return f->n_tensors;
-}
-
-const struct gguf_tensor *
-gguf_tensor_at(const struct gguf_file *f, uint64_t i)
-{
-	return i < f->n_tensors ? &f->tensors[i] : NULL;
-}
-
-static int
-search_kv(const void *key, const void *elem)
-{
-	const struct gguf_str *k = key;
-	const struct gguf_kv *kv = *(const struct gguf_kv *const *)elem;
-
-	return cmp_bytes(k->ptr, k->len, kv->key.ptr, kv->key.len);
-}
-
-static int
-search_tensor(const void *key, const void *elem)
-{
-	const struct gguf_str *k = key;
-	const struct gguf_tensor *t = *(const struct gguf_tensor *const *)elem;
-
-	return cmp_bytes(k->ptr, k->len, t->name.ptr, t->name.len);
-}
-
-const struct gguf_kv *
-gguf_find_kv(const struct gguf_file *f, const char *key)
-{
-	struct gguf_str k = { key, strlen(key) };
-	const struct gguf_kv *const *r;
-
-	if (f->n_kv == 0)
-		return NULL;
-	r = bsearch(&k, f->kv_by_name, f->n_kv, sizeof *f->kv_by_name,
-	    search_kv);
-	return r != NULL ? *r : NULL;
-}
-
-const struct gguf_tensor *
-gguf_find_tensor(const struct gguf_file *f, const char *name)
-{
-	struct gguf_str k = { name, strlen(name) };
-	const struct gguf_tensor *const *r;
-
-	if (f->n_tensors == 0)
-		return NULL;
-	r = bsearch(&k, f->t_by_name, f->n_tensors, sizeof *f->t_by_name,
-	    search_tensor);
-	return r != NULL ? *r : NULL;
-}
-
-static int
-is_int(uint32_t type)
-{
-	return type <= GGUF_INT32 || type == GGUF_UINT64 ||
-	    type == GGUF_INT64;
-}
-
-static int
-is_signed(uint32_t type)
-{
-	return type == GGUF_INT8 || type == GGUF_INT16 ||
-	    type == GGUF_INT32 || type == GGUF_INT64;
-}
-
-static int
-wrong_type(const struct gguf_file *f, const struct gguf_kv *kv,
-    const char *want, char *cause)
-{
-	if (kv->type == GGUF_ARRAY)
-		return err_set(cause, "%s: key '%s' is an array of %s, "
-		    "expected %s", f->path, show(kv->key).s,
-		    gguf_vtype_name(kv->arr_type), want);
-	return err_set(cause, "%s: key '%s' has type %s, expected %s",
-	    f->path, show(kv->key).s, gguf_vtype_name(kv->type), want);
-}
-
-int
-gguf_get_u32(const struct gguf_file *f, const char *key, uint32_t *out,
-    char *cause)
-{
-	const struct gguf_kv *kv = gguf_find_kv(f, key);
-
-	if (kv == NULL)
-		return 1;
-	if (!is_int(kv->type))
-		return wrong_type(f, kv, "an integer", cause);
-	if (is_signed(kv->type) && kv->v.i64 < 0)
-		return err_set(cause, "%s: key '%s' value %" PRId64 " is "
-		    "negative", f->path, key, kv->v.i64);
-	if (kv->v.u64 > UINT32_MAX)
-		return err_set(cause, "%s: key '%s' value %" PRIu64 " does not "
-		    "fit in 32 bits", f->path, key, kv->v.u64);
-	*out = (uint32_t)kv->v.u64;
-	return 0;
-}
-
-int
-gguf_get_f64(const struct gguf_file *f, const char *key, double *out,
-    char *cause)
-{
-	const struct gguf_kv *kv = gguf_find_kv(f, key);
-
-	if (kv == NULL)
-		return 1;
-	if (kv->type != GGUF_FLOAT32 && kv->type != GGUF_FLOAT64)
-		return wrong_type(f, kv, "FLOAT32 or FLOAT64", cause);
-	*out = kv->v.f64;
-	return 0;
-}
-
-int
-gguf_get_bool(const struct gguf_file *f, const char *key, int *out,
-    char *cause)
-{
-	const struct gguf_kv *kv = gguf_find_kv(f, key);
-
-	if (kv == NULL)
-		return 1;
-	if (kv->type != GGUF_BOOL)
-		return wrong_type(f, kv, "BOOL", cause);
-	*out = kv->v.u64 != 0;
-	return 0;
-}
-
-int
-gguf_get_str(const struct gguf_file *f, const char *key,
-    struct gguf_str *out, char *cause)
-{
-	const struct gguf_kv *kv = gguf_find_kv(f, key);
-
-	if (kv == NULL)
-		return 1;
-	if (kv->type != GGUF_STRING)
-		return wrong_type(f, kv, "STRING", cause);
-	*out = kv->v.str;
-	return 0;
-}
-
-int
-gguf_get_arr(const struct gguf_file *f, const char *key, uint32_t elem_type,
-    const struct gguf_kv **out, char *cause)
-{
-	const struct gguf_kv *kv = gguf_find_kv(f, key);
-	char want[64];
-
-	if (kv == NULL)
-		return 1;
-	if (kv->type != GGUF_ARRAY || kv->arr_type != elem_type) {
-		snprintf(want, sizeof want, "an array of %s",
-		    gguf_vtype_name(elem_type));
-		return wrong_type(f, kv, want, cause);
-	}
-	*out = kv;
-	return 0;
-}
-
-int
-gguf_str_eq(struct gguf_str s, const char *c)
-{
-	size_t n = strlen(c);
-
-	return s.len == n && (n == 0 || memcmp(s.ptr, c, n) == 0);
-}
-
-const char *
-gguf_vtype_name(uint32_t type)
-{
-	return type < N_VTYPES ? vtype_names[type] : "unknown";
-}
-
-size_t
-gguf_vtype_size(uint32_t type)
-{
-	return type < N_VTYPES ? vtype_sizes[type] : 0;
-}
-
-/* Decodes element i of a fixed-size array; -1 when there is none. */
-static int
-arr_elem(const struct gguf_kv *kv, uint64_t i, struct gguf_kv *out)
-{
-	size_t es;
-
-	if (kv->type != GGUF_ARRAY || i >= kv->arr_n ||
-	    (es = gguf_vtype_size(kv->arr_type)) == 0)
-		return -1;
-	decode(kv->arr_type, (const unsigned char *)kv->arr_data + i * es,
-	    out);
-	return 0;
-}
-
-int64_t
-gguf_arr_int(const struct gguf_kv *kv, uint64_t i)
-{
-	struct gguf_kv e;
-
-	if (arr_elem(kv, i, &e) == -1 || !(is_int(kv->arr_type) ||
-	    kv->arr_type == GGUF_BOOL))
-		return 0;
-	if (is_signed(kv->arr_type))
-		return e.v.i64;
-	return e.v.u64 > INT64_MAX ? INT64_MAX : (int64_t)e.v.u64;
-}
-
-double
-gguf_arr_float(const struct gguf_kv *kv, uint64_t i)
-{
-	struct gguf_kv e;
-
-	if (arr_elem(kv, i, &e) == -1)
-		return 0;
-	if (kv->arr_type == GGUF_FLOAT32 || kv->arr_type == GGUF_FLOAT64)
-		return e.v.f64;
-	if (is_signed(kv->arr_type))
-		return (double)e.v.i64;
-	return (double)e.v.u64;
 }

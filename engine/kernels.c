@@ -126,23 +126,38 @@ is_quantized(uint32_t wtype)
 	return wtype == QT_Q8_0 || wtype == QT_Q4_0;
 }
 
+/* Bytes of q: Q4_0 pads an odd last block with a zero partner. */
+static size_t
+q_bytes(uint32_t wtype, size_t n)
+{
+	size_t nb = n / QK;
+
+	return wtype == QT_Q4_0 ? (nb + 1) / 2 * 2 * QK : n;
+}
+
+/* Slack to align q to XQ_ALIGN whatever the caller's buffer. */
+#define XQ_ALIGN 64
+
 size_t
 kern_xq_bytes(uint32_t wtype, size_t n)
 {
 	if (is_quantized(wtype))
-		return n + n / QK * (sizeof(float) + sizeof(int32_t));
+		return XQ_ALIGN + q_bytes(wtype, n) +
+		    n / QK * (sizeof(float) + sizeof(int32_t));
 	return n * sizeof(float);
 }
 
 struct kern_xq
-kern_xq_view(const void *xq, size_t n)
+kern_xq_view(const void *xq, uint32_t wtype, size_t n)
 {
 	const uint8_t *p = xq;
 	struct kern_xq v;
 
+	p += (XQ_ALIGN - (uintptr_t)p % XQ_ALIGN) % XQ_ALIGN;
 	v.q = (const int8_t *)p;
-	v.d = (const float *)(const void *)(p + n);
-	v.hc = (const int32_t *)(const void *)(p + n + n / QK * sizeof(float));
+	p += q_bytes(wtype, n);
+	v.d = (const float *)(const void *)p;
+	v.c = (const int32_t *)(const void *)(p + n / QK * sizeof(float));
 	return v;
 }
 
@@ -157,30 +172,42 @@ round_q(float v)
 	return (int8_t)lrintf(v);
 }
 
+/* Quantizes one block; returns the sum of its q. */
+static int32_t
+quantize_block(const float *x, int8_t *q, float *dp)
+{
+	float amax = 0.0f, d;
+	int32_t sum = 0;
+	int j;
+
+	for (j = 0; j < QK; j++)
+		amax = fmaxf(amax, fabsf(x[j]));
+	d = amax / 127.0f;
+	for (j = 0; j < QK; j++) {
+		q[j] = d != 0.0f ? round_q(x[j] / d) : 0;
+		sum += q[j];
+	}
+	*dp = d;
+	return sum;
+}
+
 static void
 prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 {
-	struct kern_xq v = kern_xq_view(xq, n);
-	int8_t *q = (int8_t *)v.q;
-	float *dv = (float *)v.d;
-	int32_t *hc = (int32_t *)v.hc;
-	int32_t off = wtype == QT_Q8_0 ? 128 : 8;
-	size_t b, j;
+	struct kern_xq v = kern_xq_view(xq, wtype, n);
+	size_t nb = n / QK, b, j, slot;
+	int8_t q[QK];
+	float d;
+	int32_t sum;
 
-	for (b = 0; b < n / QK; b++) {
-		const float *xb = x + b * QK;
-		float amax = 0.0f, d;
-		int32_t sum = 0;
-
+	memset((int8_t *)v.q, 0, q_bytes(wtype, n));
+	for (b = 0; b < nb; b++) {
+		sum = quantize_block(x + b * QK, q, &d);
 		for (j = 0; j < QK; j++)
-			amax = fmaxf(amax, fabsf(xb[j]));
-		d = amax / 127.0f;
-		for (j = 0; j < QK; j++) {
-			q[b * QK + j] = d != 0.0f ? round_q(xb[j] / d) : 0;
-			sum += q[b * QK + j];
-		}
-		dv[b] = d;
-		hc[b] = -off * sum / 2;
+			((int8_t *)v.q)[kern_xq_qpos(wtype, b * QK + j)] = q[j];
+		slot = kern_xq_slot(wtype, nb, b);
+		((float *)v.d)[slot] = d;
+		((int32_t *)v.c)[slot] = wtype == QT_Q8_0 ? -64 * sum : -8 * sum;
 	}
 }
 
@@ -274,16 +301,17 @@ block_dot_q8(const uint8_t *blk, const int8_t *xq)
 	return s;
 }
 
+/* xlo and xhi: x of the block's elements 0..15 and 16..31. */
 static int32_t
-block_dot_q4(const uint8_t *blk, const int8_t *xq)
+block_dot_q4(const uint8_t *blk, const int8_t *xlo, const int8_t *xhi)
 {
 	const uint8_t *nib = blk + 2;
 	int32_t s = 0;
 	int j;
 
 	for (j = 0; j < QK / 2; j++) {
-		s += ((nib[j] & 15) - 8) * xq[j];
-		s += ((nib[j] >> 4) - 8) * xq[j + QK / 2];
+		s += ((nib[j] & 15) - 8) * xlo[j];
+		s += ((nib[j] >> 4) - 8) * xhi[j];
 	}
 	return s;
 }
@@ -291,21 +319,24 @@ block_dot_q4(const uint8_t *blk, const int8_t *xq)
 static float
 row_quant(uint32_t wtype, const uint8_t *row, size_t n, const void *xq)
 {
-	struct kern_xq v = kern_xq_view(xq, n);
+	struct kern_xq v = kern_xq_view(xq, wtype, n);
 	size_t bsize = wtype == QT_Q8_0 ? sizeof(struct block_q8_0) :
 	    sizeof(struct block_q4_0);
+	size_t nb = n / QK, b, i;
 	float acc = 0.0f;
-	size_t b;
 	int32_t s;
 
-	for (b = 0; b < n / QK; b++) {
+	for (b = 0; b < nb; b++) {
 		const uint8_t *blk = row + b * bsize;
 
+		i = b * QK;
 		if (wtype == QT_Q8_0)
-			s = block_dot_q8(blk, v.q + b * QK);
+			s = block_dot_q8(blk, v.q + i);
 		else
-			s = block_dot_q4(blk, v.q + b * QK);
-		acc += (float)s * (fp16_to_f32(ld_u16(blk)) * v.d[b]);
+			s = block_dot_q4(blk, v.q + kern_xq_qpos(wtype, i),
+			    v.q + kern_xq_qpos(wtype, i + QK / 2));
+		acc += (float)s * (fp16_to_f32(ld_u16(blk)) *
+		    v.d[kern_xq_slot(wtype, nb, b)]);
 	}
 	return acc;
 }

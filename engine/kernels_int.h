@@ -4,17 +4,28 @@
  * entry points.
  *
  * A prepared activation for a quantized weight type (n elements, nb = n/32
- * blocks) is three arrays back to back, so that SIMD code loads each one
- * with plain vector loads:
+ * blocks) is three arrays back to back, q 64-byte aligned inside the
+ * buffer so that SIMD loads of it never straddle cache lines:
  *
- *	int8_t  q[n];	x[i] ~= d[i / 32] * q[i], |q| <= 127
- *	float   d[nb];
- *	int32_t hc[nb];	half correction, see below
+ *	int8_t  q[];	x quantized per block: x[i] ~= d * q, |q| <= 127
+ *	float   d[nb];	the block scales
+ *	int32_t c[nb];	integer corrections, see below
  *
  * The SIMD kernels dot the weights as unsigned bytes (Q8_0 flipped by
- * +128, Q4_0 nibbles 0..15 without the -8) and reduce each block to two
- * half sums; adding hc to each half gives back the exact signed dot:
- * hc = -off * sum(q of the block) / 2 with off = 128 (Q8_0) or 8 (Q4_0).
+ * +128, Q4_0 nibbles 0..15 without the -8); adding c gives back the exact
+ * signed block dot.  With s the sum of a block's q:
+ *
+ * Q8_0: q, d and c in block order; c = -64 * s, added to each of the two
+ * half-block sums the kernels reduce a block to.
+ *
+ * Q4_0: the order suits nibbles, whose low halves hold elements 0..15 of
+ * a block and high halves 16..31.  q is stored by pairs of blocks (A, B) as
+ * A[0..15] B[0..15] A[16..31] B[16..31], so one 32-byte load of x matches
+ * the low (or high) nibbles of two blocks; a last unpaired block has a
+ * zero partner.  c = -8 * s is the whole block's correction.  Within every
+ * full group of eight blocks, d and c are in the order the kernels' sums
+ * come out: 0 2 4 6 1 3 5 7 (kern_xq_slot).
+ *
  * For float weight types the prepared activation is x itself as f32.
  */
 #ifndef SINKD_KERNELS_INT_H
@@ -24,15 +35,38 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "quant.h"
 
 struct kern_xq {
 	const int8_t *q;
 	const float *d;
-	const int32_t *hc;
+	const int32_t *c;
 };
 
 /* Views a prepared quantized activation of n elements. */
-struct kern_xq kern_xq_view(const void *xq, size_t n);
+struct kern_xq kern_xq_view(const void *xq, uint32_t wtype, size_t n);
+
+/* Where block b's d and c are. */
+static inline size_t
+kern_xq_slot(uint32_t wtype, size_t nb, size_t b)
+{
+	size_t j = b % 8;
+
+	if (wtype != QT_Q4_0 || b >= nb / 8 * 8)
+		return b;
+	return b - j + (j % 2) * 4 + j / 2;
+}
+
+/* Where element i of x is in q. */
+static inline size_t
+kern_xq_qpos(uint32_t wtype, size_t i)
+{
+	size_t b = i / QK, j = i % QK;
+
+	if (wtype != QT_Q4_0)
+		return i;
+	return b / 2 * 2 * QK + j / 16 * 32 + b % 2 * 16 + j % 16;
+}
 
 /*
  * One ISA's kernels.  matvec computes nrows rows starting at w (row r at

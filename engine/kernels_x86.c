@@ -26,6 +26,7 @@
     "avx512vl,avx512vnni")))
 #define INLINE static inline __attribute__((always_inline))
 
+size_t kpf; int kph, kpl = 3;
 #define Q8_BYTES 34
 #define Q4_BYTES 18
 
@@ -38,35 +39,22 @@ ld_u16(const uint8_t *p)
 	return h;
 }
 
-/* The fp16 scales of four blocks, as [d0 d1 d2 d3 d0 d1 d2 d3]. */
-T_AVX2 INLINE __m256
-scales4(const uint8_t *p, size_t bs)
-{
-	uint64_t h;
-
-	h = ld_u16(p) | ld_u16(p + bs) << 16 | ld_u16(p + 2 * bs) << 32 |
-	    ld_u16(p + 3 * bs) << 48;
-	return _mm256_cvtph_ps(_mm_set1_epi64x((long long)h));
-}
-
-/* Blocks [a b c d] of eight lanes each -> half sums, as scales4(). */
-T_AVX2 INLINE __m256i
-reduce4(__m256i a, __m256i b, __m256i c, __m256i d)
-{
-	return _mm256_hadd_epi32(_mm256_hadd_epi32(a, b),
-	    _mm256_hadd_epi32(c, d));
-}
-
 T_AVX2 INLINE __m256i
 ld256(const void *p)
 {
 	return _mm256_loadu_si256((const __m256i *)p);
 }
 
+T_AVX2 INLINE __m128i
+ld128(const void *p)
+{
+	return _mm_loadu_si128((const __m128i *)p);
+}
+
 T_AVX2 INLINE __m256i
 ld128x2(const void *p)
 {
-	return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+	return _mm256_broadcastsi128_si256(ld128(p));
 }
 
 T_AVX2 INLINE float
@@ -81,128 +69,221 @@ hsum_avx2(__m256 v)
 }
 
 T_AVX2 INLINE int32_t
-hsum_i32_avx2(__m256i v)
+hsum_i32x4(__m128i s)
 {
-	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v),
-	    _mm256_extracti128_si256(v, 1));
-
 	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
 	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
 	return _mm_cvtsi128_si32(s);
 }
 
-/* A block that does not fill a group of four: s is its exact dot. */
+T_AVX2 INLINE int32_t
+hsum_i32_avx2(__m256i v)
+{
+	return hsum_i32x4(_mm_add_epi32(_mm256_castsi256_si128(v),
+	    _mm256_extracti128_si256(v, 1)));
+}
+
+/* A block outside the groups the loops take: s is its exact dot. */
 static float
-tail_block(int32_t s, const uint8_t *blk, struct kern_xq v, size_t b)
+tail_block(int32_t s, const uint8_t *blk, float dx)
 {
-	return (float)s * (fp16_to_f32((uint16_t)ld_u16(blk)) * v.d[b]);
+	return (float)s * (fp16_to_f32((uint16_t)ld_u16(blk)) * dx);
 }
 
-/* Block dot of AVX2: unsigned * signed byte pairs, then pairs of words. */
+/*
+ * Q8_0: four blocks a step, each dotted into eight lanes and reduced with
+ * the others to per-block half sums [a b c d | a b c d] (low halves, then
+ * high), matching scales_q8().
+ */
+T_AVX2 INLINE __m256
+scales_q8(const uint8_t *p)
+{
+	uint64_t h;
+
+	h = ld_u16(p) | ld_u16(p + Q8_BYTES) << 16 |
+	    ld_u16(p + 2 * Q8_BYTES) << 32 | ld_u16(p + 3 * Q8_BYTES) << 48;
+	return _mm256_cvtph_ps(_mm_set1_epi64x((long long)h));
+}
+
 T_AVX2 INLINE __m256i
-block_avx2(int q4, const uint8_t *blk, const int8_t *x)
+reduce_q8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
-	__m256i u, s, xv = ld256(x);
-
-	if (q4) {
-		/* [q & 15 | q >> 4]: shift the high half's dwords by 4 */
-		u = _mm256_srlv_epi32(ld128x2(blk + 2),
-		    _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
-		u = _mm256_and_si256(u, _mm256_set1_epi8(15));
-		s = xv;
-	} else {
-		__m256i w = ld256(blk + 2);
-
-		u = _mm256_abs_epi8(w);
-		s = _mm256_sign_epi8(xv, w);
-	}
-	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
-	    _mm256_set1_epi16(1));
+	return _mm256_hadd_epi32(_mm256_hadd_epi32(a, b),
+	    _mm256_hadd_epi32(c, d));
 }
 
-T_AVX2 INLINE float
-row_q_avx2(int q4, const uint8_t *row, size_t nb, struct kern_xq v)
+/* AVX2 has no unsigned * signed dot: move w's signs onto x instead. */
+T_AVX2 INLINE __m256i
+block_q8_avx2(const uint8_t *blk, const int8_t *x)
 {
-	size_t bs = q4 ? Q4_BYTES : Q8_BYTES, b;
-	__m256 acc = _mm256_setzero_ps();
-	const uint8_t *p;
-	const int8_t *x;
-	__m256i h;
-	int32_t s;
-	float sum;
+	__m256i w = ld256(blk + 2);
 
-	for (b = 0; b + 4 <= nb; b += 4) {
-		p = row + b * bs;
-		x = v.q + b * QK;
-		h = reduce4(block_avx2(q4, p, x),
-		    block_avx2(q4, p + bs, x + QK),
-		    block_avx2(q4, p + 2 * bs, x + 2 * QK),
-		    block_avx2(q4, p + 3 * bs, x + 3 * QK));
-		if (q4) /* nibbles were dotted unsigned */
-			h = _mm256_add_epi32(h, ld128x2(v.hc + b));
-		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),
-		    _mm256_mul_ps(scales4(p, bs),
-		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);
-	}
-	sum = hsum_avx2(acc);
-	for (; b < nb; b++) {
-		p = row + b * bs;
-		s = hsum_i32_avx2(block_avx2(q4, p, v.q + b * QK));
-		sum += tail_block(q4 ? s + 2 * v.hc[b] : s, p, v, b);
-	}
-	return sum;
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w),
+	    _mm256_sign_epi8(ld256(x), w)), _mm256_set1_epi16(1));
 }
 
-/* AVX-512 Q4_0 nibbles: [q & 15 | (q >> 4) * 16], the high half 16 times. */
+/* w + 128 is unsigned; c takes the 128 * sum(x) back out. */
 T_AVX512 INLINE __m256i
-block_avx512(int q4, const uint8_t *blk, const int8_t *x)
+block_q8_avx512(const uint8_t *blk, const int8_t *x)
 {
-	__m256i u;
+	__m256i u = _mm256_xor_si256(ld256(blk + 2), _mm256_set1_epi8(-128));
 
-	if (q4)
-		u = _mm256_and_si256(ld128x2(blk + 2), _mm256_set_epi64x(
-		    (long long)0xf0f0f0f0f0f0f0f0ull,
-		    (long long)0xf0f0f0f0f0f0f0f0ull,
-		    0x0f0f0f0f0f0f0f0fll, 0x0f0f0f0f0f0f0f0fll));
-	else
-		u = _mm256_xor_si256(ld256(blk + 2), _mm256_set1_epi8(-128));
 	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, ld256(x));
 }
 
-T_AVX512 INLINE float
-row_q_avx512(int q4, const uint8_t *row, size_t nb, struct kern_xq v)
-{
-	size_t bs = q4 ? Q4_BYTES : Q8_BYTES, b;
-	__m256 acc = _mm256_setzero_ps();
-	const __m256i sh = _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0);
-	const uint8_t *p;
-	const int8_t *x;
-	__m256i h;
-	float sum;
+#define ROW_Q8(BLOCK, CORRECT) do {					\
+	__m256 acc = _mm256_setzero_ps();				\
+	const uint8_t *p;						\
+	const int8_t *x;						\
+	__m256i h;							\
+	size_t b;							\
+	float sum;							\
+									\
+	for (b = 0; b + 4 <= nb; b += 4) {				\
+		p = row + b * Q8_BYTES;					\
+		x = v.q + b * QK;					\
+		if (kpf) { if (kph == 0) { _mm_prefetch((const char *)p + kpf, _MM_HINT_T0); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_T0); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_T0);} else if (kph == 1) { _mm_prefetch((const char *)p + kpf, _MM_HINT_T1); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_T1); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_T1);} else { _mm_prefetch((const char *)p + kpf, _MM_HINT_NTA); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_NTA); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_NTA);} } \
+		h = reduce_q8(BLOCK(p, x), BLOCK(p + Q8_BYTES, x + QK),	\
+		    BLOCK(p + 2 * Q8_BYTES, x + 2 * QK),		\
+		    BLOCK(p + 3 * Q8_BYTES, x + 3 * QK));		\
+		if (CORRECT)						\
+			h = _mm256_add_epi32(h, ld128x2(v.c + b));	\
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),		\
+		    _mm256_mul_ps(scales_q8(p),				\
+		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);	\
+	}								\
+	sum = hsum_avx2(acc);						\
+	for (; b < nb; b++) {						\
+		p = row + b * Q8_BYTES;					\
+		sum += tail_block(hsum_i32_avx2(BLOCK(p, v.q + b * QK)) +	\
+		    (CORRECT ? 2 * v.c[b] : 0), p, v.d[b]);		\
+	}								\
+	return sum;							\
+} while (0)
 
-	for (b = 0; b + 4 <= nb; b += 4) {
-		p = row + b * bs;
-		x = v.q + b * QK;
-		h = reduce4(block_avx512(q4, p, x),
-		    block_avx512(q4, p + bs, x + QK),
-		    block_avx512(q4, p + 2 * bs, x + 2 * QK),
-		    block_avx512(q4, p + 3 * bs, x + 3 * QK));
-		if (q4) /* exact: the high half is a multiple of 16 */
-			h = _mm256_srav_epi32(h, sh);
-		h = _mm256_add_epi32(h, ld128x2(v.hc + b));
-		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),
-		    _mm256_mul_ps(scales4(p, bs),
-		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);
-	}
-	sum = hsum_avx2(acc);
-	for (; b < nb; b++) {
-		p = row + b * bs;
-		h = block_avx512(q4, p, v.q + b * QK);
-		if (q4)
-			h = _mm256_srav_epi32(h, sh);
-		sum += tail_block(hsum_i32_avx2(h) + 2 * v.hc[b], p, v, b);
-	}
-	return sum;
+T_AVX2 INLINE float
+row_q8_avx2(const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	ROW_Q8(block_q8_avx2, 0);
+}
+
+T_AVX512 INLINE float
+row_q8_avx512(const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	ROW_Q8(block_q8_avx512, 1);
+}
+
+/*
+ * Q4_0: blocks go in pairs (A, B) whose low nibbles share one vector and
+ * high nibbles another, against x stored to match (kernels_int.h); each
+ * pair leaves four lanes per block, small enough (8 * 15 * 127) to reduce
+ * four pairs with saturating packs that never saturate.  The result is
+ * per-block sums in the order 0 2 4 6 1 3 5 7, as d, c and scales_q4().
+ */
+T_AVX2 INLINE __m256
+scales_q4(const uint8_t *p)
+{
+	const size_t bs = Q4_BYTES;
+	uint64_t e, o;
+
+	e = ld_u16(p) | ld_u16(p + 2 * bs) << 16 | ld_u16(p + 4 * bs) << 32 |
+	    ld_u16(p + 6 * bs) << 48;
+	o = ld_u16(p + bs) | ld_u16(p + 3 * bs) << 16 |
+	    ld_u16(p + 5 * bs) << 32 | ld_u16(p + 7 * bs) << 48;
+	return _mm256_cvtph_ps(_mm_set_epi64x((long long)o, (long long)e));
+}
+
+T_AVX2 INLINE __m256i
+reduce_q4(__m256i ab, __m256i cd, __m256i ef, __m256i gh)
+{
+	const __m256i one = _mm256_set1_epi16(1);
+	__m256i t, u;
+
+	t = _mm256_madd_epi16(_mm256_packs_epi32(ab, cd), one);
+	u = _mm256_madd_epi16(_mm256_packs_epi32(ef, gh), one);
+	return _mm256_madd_epi16(_mm256_packs_epi32(t, u), one);
+}
+
+/* [A | B] nibbles of the pair at p, or [A | A] for a last lone block. */
+T_AVX2 INLINE __m256i
+pair_q4(const uint8_t *p, int lone)
+{
+	if (lone)
+		return ld128x2(p + 2);
+	return _mm256_inserti128_si256(_mm256_castsi128_si256(ld128(p + 2)),
+	    ld128(p + 2 + Q4_BYTES), 1);
+}
+
+T_AVX2 INLINE __m256i
+pair_q4_avx2(const uint8_t *p, const int8_t *x, int lone)
+{
+	const __m256i m = _mm256_set1_epi8(15);
+	__m256i q = pair_q4(p, lone), lo, hi;
+
+	lo = _mm256_maddubs_epi16(_mm256_and_si256(q, m), ld256(x));
+	hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4),
+	    m), ld256(x + 32));
+	return _mm256_madd_epi16(_mm256_add_epi16(lo, hi),
+	    _mm256_set1_epi16(1));
+}
+
+T_AVX512 INLINE __m256i
+pair_q4_avx512(const uint8_t *p, const int8_t *x, int lone)
+{
+	const __m256i m = _mm256_set1_epi8(15);
+	__m256i q = pair_q4(p, lone), s;
+
+	s = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+	    _mm256_and_si256(q, m), ld256(x));
+	return _mm256_dpbusd_epi32(s,
+	    _mm256_and_si256(_mm256_srli_epi16(q, 4), m), ld256(x + 32));
+}
+
+#define ROW_Q4(PAIR) do {						\
+	__m256 acc = _mm256_setzero_ps();				\
+	const uint8_t *p;						\
+	const int8_t *x;						\
+	__m256i h;							\
+	size_t b;							\
+	float sum;							\
+									\
+	for (b = 0; b + 8 <= nb; b += 8) {				\
+		p = row + b * Q4_BYTES;					\
+		x = v.q + b * QK;					\
+		if (kpf) { if (kph == 0) { _mm_prefetch((const char *)p + kpf, _MM_HINT_T0); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_T0); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_T0);} else if (kph == 1) { _mm_prefetch((const char *)p + kpf, _MM_HINT_T1); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_T1); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_T1);} else { _mm_prefetch((const char *)p + kpf, _MM_HINT_NTA); _mm_prefetch((const char *)p + kpf + 64, _MM_HINT_NTA); if (kpl > 2) _mm_prefetch((const char *)p + kpf + 128, _MM_HINT_NTA);} } \
+		h = reduce_q4(PAIR(p, x, 0),				\
+		    PAIR(p + 2 * Q4_BYTES, x + 2 * QK, 0),		\
+		    PAIR(p + 4 * Q4_BYTES, x + 4 * QK, 0),		\
+		    PAIR(p + 6 * Q4_BYTES, x + 6 * QK, 0));		\
+		h = _mm256_add_epi32(h, ld256(v.c + b));		\
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),		\
+		    _mm256_mul_ps(scales_q4(p), _mm256_loadu_ps(v.d + b)),	\
+		    acc);						\
+	}								\
+	sum = hsum_avx2(acc);						\
+	for (; b < nb; b += 2) {					\
+		p = row + b * Q4_BYTES;					\
+		h = PAIR(p, v.q + b * QK, b + 1 == nb);			\
+		sum += tail_block(hsum_i32x4(_mm256_castsi256_si128(h)) +	\
+		    v.c[b], p, v.d[b]);					\
+		if (b + 1 < nb)						\
+			sum += tail_block(hsum_i32x4(			\
+			    _mm256_extracti128_si256(h, 1)) + v.c[b + 1],	\
+			    p + Q4_BYTES, v.d[b + 1]);			\
+	}								\
+	return sum;							\
+} while (0)
+
+T_AVX2 INLINE float
+row_q4_avx2(const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	ROW_Q4(pair_q4_avx2);
+}
+
+T_AVX512 INLINE float
+row_q4_avx512(const uint8_t *row, size_t nb, struct kern_xq v)
+{
+	ROW_Q4(pair_q4_avx512);
 }
 
 /* Float weights as f32, 8 at element i. */
@@ -263,17 +344,17 @@ T_AVX2 static void
 matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
     const void *xq, float *y, size_t nrows)
 {
-	struct kern_xq v = kern_xq_view(xq, n);
+	struct kern_xq v = kern_xq_view(xq, wtype, n);
 	size_t r;
 
 	/* One row at a time: a single sequential stream prefetches best. */
 	for (r = 0; r < nrows; r++, w += rb) {
 		switch (wtype) {
 		case QT_Q8_0:
-			y[r] = row_q_avx2(0, w, n / QK, v);
+			y[r] = row_q8_avx2(w, n / QK, v);
 			break;
 		case QT_Q4_0:
-			y[r] = row_q_avx2(1, w, n / QK, v);
+			y[r] = row_q4_avx2(w, n / QK, v);
 			break;
 		case QT_F32:
 		case QT_F16:
@@ -328,16 +409,16 @@ T_AVX512 static void
 matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
     const void *xq, float *y, size_t nrows)
 {
-	struct kern_xq v = kern_xq_view(xq, n);
+	struct kern_xq v = kern_xq_view(xq, wtype, n);
 	size_t r;
 
 	for (r = 0; r < nrows; r++, w += rb) {
 		switch (wtype) {
 		case QT_Q8_0:
-			y[r] = row_q_avx512(0, w, n / QK, v);
+			y[r] = row_q8_avx512(w, n / QK, v);
 			break;
 		case QT_Q4_0:
-			y[r] = row_q_avx512(1, w, n / QK, v);
+			y[r] = row_q4_avx512(w, n / QK, v);
 			break;
 		case QT_F32:
 		case QT_F16:

@@ -1,11 +1,12 @@
 /*
  * matmul: the only caller of cblas.  Decode (n small) uses kern_matvec
- * split by rows across the pool; prefill dequantizes MM_CHUNK_FLOATS of
- * weights at a time (in parallel) and hands them to sgemm.
+ * split by rows across the pool; prefill splits rows the same way and
+ * runs single-threaded sgemm on each thread's dequantized rows.
  */
 #include "matmul.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +21,6 @@
 #define MM_CHUNK_FLOATS (512 * 1024)
 
 void openblas_set_num_threads(int);
-
-void
-matmul_set_blas_threads(int n)
-{
-	openblas_set_num_threads(n);
-}
 
 static int
 scratch_reserve(struct matmul_scratch *s, size_t n, char *cause)
@@ -95,54 +90,73 @@ matmul_rows(struct pool *pool, const struct wmat *W, const float *X,
 	return 0;
 }
 
-struct dequant_job {
+/*
+ * Prefill: each pool thread takes its own slice of W's rows, dequantizes
+ * MM_CHUNK_FLOATS of them at a time into its own buffer and runs a
+ * single-threaded sgemm on them.  OpenBLAS's own threads stay off: on
+ * two cores they fought our workers for the CPU and spun in sched_yield.
+ */
+struct gemm_job {
 	const struct wmat *W;
-	long r0, nr;
-	float *dst;
+	const float *X;
+	size_t n, ldy;
+	float *Y;
+	float *bufs; /* per thread: chunk * cols floats */
+	long chunk;
 };
 
 static void
-dequant_slice(void *arg, int ith, int nth)
+gemm_slice(void *arg, int ith, int nth)
 {
-	struct dequant_job *j = arg;
-	const char *src = j->W->data;
-	long lo, hi, r;
+	struct gemm_job *j = arg;
+	const struct wmat *W = j->W;
+	long cols = W->cols, lo, hi, r0, nr, r;
+	float *buf = j->bufs + (size_t)ith * (size_t)j->chunk * (size_t)cols;
+	const float *B;
 
-	pool_split(j->nr, ith, nth, 1, &lo, &hi);
-	for (r = lo; r < hi; r++)
-		quant_dequantize_row(j->W->type,
-		    src + (size_t)(j->r0 + r) * j->W->row_bytes,
-		    j->dst + (size_t)r * (size_t)j->W->cols, (size_t)j->W->cols);
+	pool_split(W->rows, ith, nth, 16, &lo, &hi);
+	for (r0 = lo; r0 < hi; r0 += nr) {
+		nr = hi - r0 < j->chunk ? hi - r0 : j->chunk;
+		if (W->type == QT_F32) {
+			B = (const float *)((const char *)W->data +
+			    (size_t)r0 * W->row_bytes);
+		} else {
+			for (r = 0; r < nr; r++)
+				quant_dequantize_row(W->type,
+				    (const char *)W->data + (size_t)(r0 + r) *
+				    W->row_bytes, buf + (size_t)r * (size_t)cols,
+				    (size_t)cols);
+			B = buf;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n,
+		    (int)nr, (int)cols, 1.0f, j->X, (int)cols, B, (int)cols,
+		    0.0f, j->Y + r0, (int)j->ldy);
+	}
+}
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void
+blas_single_threaded(void)
+{
+	openblas_set_num_threads(1);
 }
 
 static int
 matmul_gemm(struct pool *pool, const struct wmat *W, const float *X,
     size_t n, float *Y, size_t ldy, struct matmul_scratch *s, char *cause)
 {
-	long cols = W->cols, chunk, r0;
-	struct dequant_job j = { .W = W };
+	struct gemm_job j = { .W = W, .X = X, .n = n, .Y = Y, .ldy = ldy };
+	size_t nth = (size_t)pool_threads(pool);
 
-	if (W->type == QT_F32) {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n,
-		    (int)W->rows, (int)cols, 1.0f, X, (int)cols, W->data,
-		    (int)cols, 0.0f, Y, (int)ldy);
-		return 0;
-	}
-	chunk = MM_CHUNK_FLOATS / cols;
-	chunk = chunk < 16 ? 16 : chunk;
-	chunk = chunk > W->rows ? W->rows : chunk;
-	if (scratch_reserve(s, (size_t)chunk * (size_t)cols * sizeof(float),
-	    cause) != 0)
+	pthread_once(&blas_once, blas_single_threaded);
+	j.chunk = MM_CHUNK_FLOATS / W->cols;
+	j.chunk = j.chunk < 16 ? 16 : j.chunk;
+	if (W->type != QT_F32 && scratch_reserve(s, nth * (size_t)j.chunk *
+	    (size_t)W->cols * sizeof(float), cause) != 0)
 		return -1;
-	j.dst = s->buf;
-	for (r0 = 0; r0 < W->rows; r0 += chunk) {
-		j.r0 = r0;
-		j.nr = W->rows - r0 < chunk ? W->rows - r0 : chunk;
-		pool_run(pool, dequant_slice, &j);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n,
-		    (int)j.nr, (int)cols, 1.0f, X, (int)cols, j.dst, (int)cols,
-		    0.0f, Y + r0, (int)ldy);
-	}
+	j.bufs = s->buf;
+	pool_run(pool, gemm_slice, &j);
 	return 0;
 }
 

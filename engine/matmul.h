@@ -26,7 +26,4 @@ int matmul(struct pool *, const struct wmat *W, const float *X, size_t n,
     float *Y, size_t ldy, struct matmul_scratch *, char *cause);
 void matmul_scratch_free(struct matmul_scratch *);
 
-/* Number of OpenBLAS threads; call before the first matmul. */
-void matmul_set_blas_threads(int n);
-
 #endif

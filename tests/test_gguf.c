@@ -902,52 +902,70 @@ START_TEST(test_versions)
 }
 END_TEST
 
+struct span {
+	uintptr_t base;
+	size_t size;
+	unsigned sum;
+};
+
+/* Reads n bytes at p, which must lie inside the mapped file. */
+static void
+touch(struct span *sp, const void *p, uint64_t n)
+{
+	const unsigned char *b = p;
+	uint64_t i;
+
+	if (n == 0)
+		return;
+	ck_assert((uintptr_t)b >= sp->base && n <= sp->size &&
+	    (uintptr_t)b - sp->base <= sp->size - n);
+	for (i = 0; i < n; i++)
+		sp->sum += b[i];
+}
+
+static void
+touch_kv(struct span *sp, const struct gguf_kv *kv)
+{
+	uint64_t j;
+
+	touch(sp, kv->key.ptr, kv->key.len);
+	if (kv->type == GGUF_STRING)
+		touch(sp, kv->v.str.ptr, kv->v.str.len);
+	if (kv->type != GGUF_ARRAY)
+		return;
+	if (kv->arr_type != GGUF_STRING) {
+		touch(sp, kv->arr_data,
+		    kv->arr_n * gguf_vtype_size(kv->arr_type));
+		return;
+	}
+	for (j = 0; j < kv->arr_n; j++)
+		touch(sp, kv->arr_strs[j].ptr, kv->arr_strs[j].len);
+}
+
 /* Reads everything an opened file exposes, checking it lies in the map. */
 static void
 exercise(const struct gguf_file *f)
 {
 	const struct gguf_tensor *t;
-	const struct gguf_kv *kv;
-	volatile unsigned sum = 0;
-	size_t size = gguf_file_size(f);
-	uintptr_t base = 0;
-	uint64_t i, j;
+	struct span sp = { 0, gguf_file_size(f), 0 };
+	uint64_t i;
 
-	ck_assert_msg(gguf_heap_bytes(f) <= 2 * size + 4096,
-	    "index of %zu bytes for a %zu-byte file", gguf_heap_bytes(f), size);
+	ck_assert_msg(gguf_heap_bytes(f) <= 2 * sp.size + 4096,
+	    "index of %zu bytes for a %zu-byte file", gguf_heap_bytes(f),
+	    sp.size);
 	/* The first name's bytes follow the 24-byte header and its length. */
 	if (gguf_n_kv(f) > 0)
-		base = (uintptr_t)gguf_kv_at(f, 0)->key.ptr - 32;
+		sp.base = (uintptr_t)gguf_kv_at(f, 0)->key.ptr - 32;
 	else if (gguf_n_tensors(f) > 0)
-		base = (uintptr_t)gguf_tensor_at(f, 0)->name.ptr - 32;
-#define TOUCH(p, n) do {						\
-	const unsigned char *b_ = (const void *)(p);			\
-	uint64_t n_ = (n), k_;						\
-	ck_assert(n_ == 0 || ((uintptr_t)b_ >= base && n_ <= size &&	\
-	    (uintptr_t)b_ - base <= size - n_));			\
-	for (k_ = 0; k_ < n_; k_++)					\
-		sum += b_[k_];						\
-} while (0)
-	for (i = 0; i < gguf_n_kv(f); i++) {
-		kv = gguf_kv_at(f, i);
-		TOUCH(kv->key.ptr, kv->key.len);
-		if (kv->type == GGUF_STRING)
-			TOUCH(kv->v.str.ptr, kv->v.str.len);
-		if (kv->type == GGUF_ARRAY && kv->arr_type == GGUF_STRING) {
-			for (j = 0; j < kv->arr_n; j++)
-				TOUCH(kv->arr_strs[j].ptr, kv->arr_strs[j].len);
-		} else if (kv->type == GGUF_ARRAY)
-			TOUCH(kv->arr_data,
-			    kv->arr_n * gguf_vtype_size(kv->arr_type));
-	}
+		sp.base = (uintptr_t)gguf_tensor_at(f, 0)->name.ptr - 32;
+	for (i = 0; i < gguf_n_kv(f); i++)
+		touch_kv(&sp, gguf_kv_at(f, i));
 	for (i = 0; i < gguf_n_tensors(f); i++) {
 		t = gguf_tensor_at(f, i);
-		TOUCH(t->name.ptr, t->name.len);
-		TOUCH(t->data, t->nbytes);
+		touch(&sp, t->name.ptr, t->name.len);
+		touch(&sp, t->data, t->nbytes);
 		ck_assert(t->n_dims >= 1 && t->n_dims <= GGUF_MAX_DIMS);
 	}
-#undef TOUCH
-	(void)sum;
 }
 
 struct tally {

@@ -60,7 +60,6 @@ setup(void)
 	    shared != NULL ? shared : "../shared");
 	have_stories = access(stories, R_OK) == 0;
 	pool = pool_new(2, NULL);
-	matmul_set_blas_threads(2);
 }
 
 static void

@@ -225,7 +225,6 @@ speed_run(const struct speed_opts *o, char *cause)
 	    (m = model_open(o->model, &mo, cause)) == NULL ||
 	    (p = pool_new((int)o->n_threads, cause)) == NULL)
 		goto out;
-	matmul_set_blas_threads((int)o->n_threads);
 	printf("model: %s\nweights: %.1f MiB read per decoded token; load "
 	    "%.1f s\nthreads: %ld, kernels: %s, OpenBLAS: %s\n", m->desc,
 	    decode_bytes(m) / 1048576.0, opt_now() - t0, o->n_threads,

@@ -2,9 +2,11 @@
  * bench_kernels_quick: a rough single-thread measure of kern_matvec's
  * weight streaming rate (GB/s of weight bytes) per ISA and weight type,
  * on a TinyLlama-sized matrix (5632 x 2048) cycled through enough
- * copies (~1 GB) that nothing stays in cache.  A development tool, not
- * part of the product.
+ * copies (~1 GB) that nothing stays in cache.  With -t N, N threads
+ * split the rows of each matrix and the rate is their total.  A
+ * development tool, not part of the product.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,48 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct job {
+	uint32_t t;
+	const unsigned char *w;
+	size_t rb, mb, nmat, r0, r1;
+	const void *xq;
+	float *y;
+	enum kern_isa isa;
+};
+
+static void *
+run_job(void *arg)
+{
+	struct job *j = arg;
+	size_t k;
+
+	kern_use_isa(j->isa);
+	for (k = 0; k < j->nmat; k++)
+		kern_matvec(j->t, j->w + k * j->mb, j->rb, COLS, j->xq,
+		    j->y + j->r0, j->r0, j->r1);
+	return NULL;
+}
+
+/* One pass over all matrices with nthr threads; seconds taken. */
+static double
+pass(struct job *proto, int nthr)
+{
+	pthread_t tid[16];
+	struct job jobs[16];
+	double t0 = now();
+	int i;
+
+	for (i = 0; i < nthr; i++) {
+		jobs[i] = *proto;
+		jobs[i].r0 = ROWS * (size_t)i / (size_t)nthr;
+		jobs[i].r1 = ROWS * (size_t)(i + 1) / (size_t)nthr;
+		pthread_create(&tid[i], NULL, run_job, &jobs[i]);
+	}
+	for (i = 0; i < nthr; i++)
+		pthread_join(tid[i], NULL);
+	return now() - t0;
 }
 
 static float
@@ -55,7 +99,7 @@ make_mats(uint32_t t, size_t rb, size_t nmat)
 }
 
 static void
-bench(uint32_t t)
+bench(uint32_t t, int nthr)
 {
 	uint64_t rb64;
 	size_t rb, mb, nmat, k;
@@ -75,38 +119,45 @@ bench(uint32_t t)
 		x[k] = frand(&seed);
 	kern_prepare_x(t, x, COLS, xq);
 	for (isa = 0; isa <= (int)kern_best_isa(); isa++) {
-		double best = 0, t0, gbs;
+		struct job j = { t, w, rb, mb, nmat, 0, ROWS, xq, y,
+		    (enum kern_isa)isa };
+		double best = 0, gbs;
 		int rep;
 
-		kern_use_isa((enum kern_isa)isa);
-		for (rep = 0; rep < 3; rep++) {
-			t0 = now();
-			for (k = 0; k < nmat; k++)
-				kern_matvec(t, w + k * mb, rb, COLS, xq, y, 0,
-				    ROWS);
-			gbs = (double)(mb * nmat) / (now() - t0) / 1e9;
+		for (rep = 0; rep < (isa == 0 ? 1 : 5); rep++) {
+			gbs = (double)(mb * nmat) / pass(&j, nthr) / 1e9;
 			best = gbs > best ? gbs : best;
-			if (isa == 0)
-				break; /* slow; one pass is enough */
 		}
-		printf("%-5s %-8s %6.2f GB/s  (y[1]=%g)\n", qtype_name(t),
-		    kern_isa_name((enum kern_isa)isa), best, (double)y[1]);
+		printf("%-5s %-8s %d thread%s %6.2f GB/s\n", qtype_name(t),
+		    kern_isa_name((enum kern_isa)isa), nthr, nthr > 1 ? "s" : "",
+		    best);
 	}
 	free(w);
 	free(y);
 	free(xq);
 }
 
+/* bench_kernels_quick [-t threads] [TYPE,...] */
 int
 main(int argc, char **argv)
 {
 	uint32_t types[] = { QT_Q8_0, QT_Q4_0, QT_F16, QT_BF16, QT_F32 };
-	size_t i;
+	const char *only = NULL;
+	int nthr = 1, i;
+	size_t k;
 
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (argc > 1 && strstr(argv[1], qtype_name(types[i])) == NULL)
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc)
+			nthr = atoi(argv[++i]);
+		else
+			only = argv[i];
+	}
+	if (nthr < 1 || nthr > 16)
+		nthr = 1;
+	for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+		if (only != NULL && strstr(only, qtype_name(types[k])) == NULL)
 			continue;
-		bench(types[i]);
+		bench(types[k], nthr);
 	}
 	return 0;
 }

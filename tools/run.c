@@ -336,7 +336,6 @@ run_setup(struct run *r, const struct run_opts *o, char *cause)
 
 	r->o = o;
 	r->n_vocab = (size_t)r->m->hp.n_vocab;
-	matmul_set_blas_threads((int)o->n_threads);
 	if ((r->pool = pool_new((int)o->n_threads, cause)) == NULL ||
 	    (r->seq = seq_new(r->m, &so, cause)) == NULL ||
 	    (r->smp = sampler_new(&o->sp, r->m->hp.n_vocab, cause)) == NULL)

@@ -1,0 +1,560 @@
+/*
+ * test_kernels: every ISA the CPU has against the portable kernels and
+ * against double-precision references built from quant.c's dequantized
+ * rows; exact agreement where all values are small integers; ISA
+ * selection; the f32 helpers.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "kernels_int.h"
+#include "quant.h"
+
+static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0 };
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+static const size_t lens[] = { 32, 64, 96, 2048, 5632 };
+static const size_t nrows_list[] = { 1, 3, 5, 17 };
+
+#define CANARY 12345.0f
+
+/* xorshift: the same numbers on every run and platform. */
+static uint32_t
+rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Uniform in [-1, 1). */
+static float
+frnd(uint32_t *s)
+{
+	return (float)(rnd(s) >> 8) / 8388608.0f - 1.0f;
+}
+
+static int
+is_quant(uint32_t t)
+{
+	return t == QT_Q8_0 || t == QT_Q4_0;
+}
+
+struct mat {
+	uint8_t *buf;
+	uint8_t *w;	/* buf + 2: rows only 2-byte aligned, as in a mapping */
+	size_t rb;
+	size_t rows;
+	size_t n;
+	float *deq;	/* rows * n, quant_dequantize_row of each row */
+};
+
+static void
+mat_alloc(struct mat *m, uint32_t t, size_t n, size_t rows)
+{
+	uint64_t rb;
+
+	ck_assert_int_eq(qtype_row_bytes(t, n, &rb), 0);
+	m->rb = (size_t)rb;
+	m->rows = rows;
+	m->n = n;
+	m->buf = malloc(m->rb * rows + 2);
+	m->deq = malloc(rows * n * sizeof(float));
+	ck_assert_ptr_nonnull(m->buf);
+	ck_assert_ptr_nonnull(m->deq);
+	m->w = m->buf + 2;
+}
+
+static void
+mat_dequantize(struct mat *m, uint32_t t)
+{
+	size_t r;
+
+	for (r = 0; r < m->rows; r++)
+		quant_dequantize_row(t, m->w + r * m->rb, m->deq + r * m->n,
+		    m->n);
+}
+
+/* Rows of random magnitude quantized by quant.c. */
+static void
+mat_random(struct mat *m, uint32_t t, size_t n, size_t rows, uint32_t seed)
+{
+	float *row = malloc(n * sizeof(float));
+	size_t r, i;
+	float mag;
+
+	ck_assert_ptr_nonnull(row);
+	mat_alloc(m, t, n, rows);
+	for (r = 0; r < rows; r++) {
+		mag = ldexpf(1.0f, (int)(rnd(&seed) % 9) - 4);
+		for (i = 0; i < n; i++)
+			row[i] = mag * frnd(&seed);
+		quant_quantize_row(t, row, m->w + r * m->rb, n);
+	}
+	mat_dequantize(m, t);
+	free(row);
+}
+
+static void
+mat_free(struct mat *m)
+{
+	free(m->buf);
+	free(m->deq);
+}
+
+/* Random x with an all-zero block (scale 0) and an outlier. */
+static float *
+x_random(size_t n, uint32_t seed)
+{
+	float *x = malloc(n * sizeof(float));
+	size_t i;
+
+	ck_assert_ptr_nonnull(x);
+	for (i = 0; i < n; i++)
+		x[i] = 3.0f * frnd(&seed);
+	if (n >= 64)
+		memset(x + 32, 0, 32 * sizeof(float));
+	x[n / 2] = 40.0f;
+	return x;
+}
+
+/* The scale of element i of a prepared activation. */
+static float
+xq_d(uint32_t t, struct kern_xq v, size_t n, size_t i)
+{
+	return v.d[kern_xq_slot(t, n / QK, i / QK)];
+}
+
+/* The activation the kernels actually see, as floats. */
+static void
+xq_dequantize(uint32_t t, const void *xq, size_t n, float *out)
+{
+	struct kern_xq v;
+	size_t i;
+
+	if (!is_quant(t)) {
+		memcpy(out, xq, n * sizeof(float));
+		return;
+	}
+	v = kern_xq_view(xq, t, n);
+	for (i = 0; i < n; i++)
+		out[i] = xq_d(t, v, n, i) * (float)v.q[kern_xq_qpos(t, i)];
+}
+
+/* Bound on |dot(w, x) - dot(w, x as prepared)|: sum |w| * step / 2. */
+static double
+xq_bound(uint32_t t, const float *w, const void *xq, size_t n)
+{
+	struct kern_xq v;
+	double bound = 0.0;
+	size_t i;
+
+	if (!is_quant(t))
+		return 0.0;
+	v = kern_xq_view(xq, t, n);
+	for (i = 0; i < n; i++)
+		bound += fabs((double)w[i]) * (double)xq_d(t, v, n, i) * 0.5;
+	return bound * (1.0 + 1e-6);
+}
+
+static void
+ref_dot(const float *w, const float *x, size_t n, double *dot, double *mag)
+{
+	size_t i;
+
+	*dot = 0.0;
+	*mag = 0.0;
+	for (i = 0; i < n; i++) {
+		*dot += (double)w[i] * (double)x[i];
+		*mag += fabs((double)w[i] * (double)x[i]);
+	}
+}
+
+static void *
+xq_prepare(uint32_t t, const float *x, size_t n)
+{
+	void *xq = malloc(kern_xq_bytes(t, n));
+
+	ck_assert_ptr_nonnull(xq);
+	kern_prepare_x(t, x, n, xq);
+	return xq;
+}
+
+/* Runs rows [r0, r0 + nr) and checks nothing past y[nr) is written. */
+static void
+run_matvec(uint32_t t, const struct mat *m, const void *xq, size_t r0,
+    size_t nr, float *y)
+{
+	size_t i;
+
+	for (i = 0; i <= nr; i++)
+		y[i] = CANARY;
+	kern_matvec(t, m->w, m->rb, m->n, xq, y, r0, r0 + nr);
+	ck_assert_float_eq(y[nr], CANARY);
+}
+
+/* One type, length and row count on every ISA the CPU has. */
+static void
+check_case(uint32_t t, size_t n, size_t nr, uint32_t seed)
+{
+	struct mat m;
+	size_t r0 = nr > 1 ? 2 : 0, r, isa;
+	float *x = x_random(n, seed), *xd = malloc(n * sizeof(float));
+	float ref[20], y[20];
+	void *xq = xq_prepare(t, x, n);
+	double dot, mag, xdot, xmag;
+
+	ck_assert_ptr_nonnull(xd);
+	mat_random(&m, t, n, r0 + nr, seed * 7 + 1);
+	xq_dequantize(t, xq, n, xd);
+	ck_assert_int_eq(kern_use_isa(KERN_ISA_PORTABLE), 0);
+	run_matvec(t, &m, xq, r0, nr, ref);
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		run_matvec(t, &m, xq, r0, nr, y);
+		for (r = 0; r < nr; r++) {
+			const float *w = m.deq + (r0 + r) * n;
+
+			ref_dot(w, xd, n, &dot, &mag);
+			ck_assert_msg(fabs(y[r] - ref[r]) <= 1e-5 * mag + 1e-30,
+			    "%s n=%zu row %zu isa %s: %.9g vs portable %.9g",
+			    qtype_name(t), n, r0 + r,
+			    kern_isa_name((enum kern_isa)isa), y[r], ref[r]);
+			ck_assert_msg(fabs(y[r] - dot) <= 1e-5 * mag + 1e-30,
+			    "%s n=%zu row %zu isa %s: %.9g vs exact %.9g",
+			    qtype_name(t), n, r0 + r,
+			    kern_isa_name((enum kern_isa)isa), y[r], dot);
+			/*
+			 * Quantizing x costs at most half a step per
+			 * element, and on long rows little overall.
+			 */
+			ref_dot(w, x, n, &xdot, &xmag);
+			ck_assert_msg(fabs(y[r] - xdot) <= xq_bound(t, w, xq,
+			    n) + 1e-5 * mag + 1e-30,
+			    "%s n=%zu row %zu: %.9g vs unquantized x %.9g",
+			    qtype_name(t), n, r0 + r, y[r], xdot);
+			ck_assert(n < 2048 || fabs(y[r] - xdot) <= 0.01 * xmag);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+	mat_free(&m);
+	free(x);
+	free(xd);
+	free(xq);
+}
+
+START_TEST(test_matvec_type)
+{
+	uint32_t t = types[_i];
+	size_t li, ri;
+
+	for (li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
+		for (ri = 0; ri < sizeof(nrows_list) / sizeof(size_t); ri++)
+			check_case(t, lens[li], nrows_list[ri],
+			    (uint32_t)(1 + 100 * li + ri + 1000 * _i));
+}
+END_TEST
+
+/* Float weights take any length, not only whole blocks. */
+START_TEST(test_matvec_odd_lengths)
+{
+	static const size_t odd[] = { 1, 7, 15, 17, 45, 100 };
+	uint32_t t = types[_i];
+	size_t k;
+
+	if (is_quant(t))
+		return;
+	for (k = 0; k < sizeof(odd) / sizeof(odd[0]); k++)
+		check_case(t, odd[k], 5, (uint32_t)(77 + k));
+}
+END_TEST
+
+/*
+ * Raw weight bytes of every value (Q8_0's -128 too, which quant.c never
+ * writes), scales of exactly 1, and x of small integers with 127 in every
+ * block so that x's scale is exactly 1: every sum is an integer below
+ * 2^24, so every ISA must give exactly the integer dot product.
+ */
+static void
+exact_case(uint32_t t, size_t n, uint32_t seed)
+{
+	enum { ROWS = 6 };
+	size_t bs = qtype_block_bytes(t), r, i, b, isa;
+	float *x = malloc(n * sizeof(float)), y[ROWS + 1];
+	struct mat m;
+	void *xq;
+	double dot, mag;
+
+	ck_assert_ptr_nonnull(x);
+	mat_alloc(&m, t, n, ROWS);
+	for (i = 0; i < m.rb * ROWS; i++)
+		m.w[i] = (uint8_t)rnd(&seed);
+	for (r = 0; r < ROWS; r++)
+		for (b = 0; b < n / QK; b++)
+			memcpy(m.w + r * m.rb + b * bs, &(uint16_t){ 0x3c00 },
+			    2);
+	mat_dequantize(&m, t);
+	for (i = 0; i < n; i++)
+		x[i] = (float)((int)(rnd(&seed) % 255) - 127);
+	for (b = 0; b < n / QK; b++)
+		x[b * QK + rnd(&seed) % QK] = (b & 1) ? 127.0f : -127.0f;
+	xq = xq_prepare(t, x, n);
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		run_matvec(t, &m, xq, 0, ROWS, y);
+		for (r = 0; r < ROWS; r++) {
+			ref_dot(m.deq + r * n, x, n, &dot, &mag);
+			ck_assert_msg(y[r] == (float)dot,
+			    "%s n=%zu row %zu isa %s: %.9g, exact %.9g",
+			    qtype_name(t), n, r,
+			    kern_isa_name((enum kern_isa)isa), y[r], dot);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+	mat_free(&m);
+	free(x);
+	free(xq);
+}
+
+START_TEST(test_matvec_exact_integers)
+{
+	static const size_t ns[] = { 32, 96, 128, 160, 512 };
+	size_t k;
+
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+		exact_case(QT_Q8_0, ns[k], (uint32_t)(11 + k));
+		exact_case(QT_Q4_0, ns[k], (uint32_t)(31 + k));
+	}
+}
+END_TEST
+
+/* Small integer weights are exact in every float type. */
+START_TEST(test_matvec_exact_float_types)
+{
+	enum { ROWS = 5, N = 333 };
+	float row[N], x[N], y[ROWS + 1];
+	uint32_t t = types[_i], seed = 5;
+	struct mat m;
+	size_t r, i, isa;
+	double dot, mag;
+	void *xq;
+
+	if (is_quant(t))
+		return;
+	mat_alloc(&m, t, N, ROWS);
+	for (r = 0; r < ROWS; r++) {
+		for (i = 0; i < N; i++)
+			row[i] = (float)((int)(rnd(&seed) % 61) - 30);
+		quant_quantize_row(t, row, m.w + r * m.rb, N);
+	}
+	mat_dequantize(&m, t);
+	for (i = 0; i < N; i++)
+		x[i] = (float)((int)(rnd(&seed) % 41) - 20);
+	xq = xq_prepare(t, x, N);
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		run_matvec(t, &m, xq, 0, ROWS, y);
+		for (r = 0; r < ROWS; r++) {
+			ref_dot(m.deq + r * N, x, N, &dot, &mag);
+			ck_assert_float_eq(y[r], (float)dot);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+	mat_free(&m);
+	free(xq);
+}
+END_TEST
+
+/*
+ * The prepared activation: round to nearest of x / (absmax / 127), in the
+ * layout kernels_int.h describes, for lengths with and without a last
+ * unpaired block and a partial group of eight.
+ */
+static void
+check_prepared(uint32_t t, size_t n)
+{
+	float *x = x_random(n, (uint32_t)(99 + n));
+	void *xq = malloc(kern_xq_bytes(t, n) + 1);
+	struct kern_xq v;
+	size_t i, b, nb = n / QK, slot;
+	int32_t sum, amax, q;
+	float d;
+
+	ck_assert_ptr_nonnull(xq);
+	/* Any alignment of the caller's buffer. */
+	kern_prepare_x(t, x, n, (char *)xq + 1);
+	v = kern_xq_view((char *)xq + 1, t, n);
+	ck_assert_uint_eq((uintptr_t)v.q % 64, 0);
+	for (b = 0; b < nb; b++) {
+		slot = kern_xq_slot(t, nb, b);
+		d = v.d[slot];
+		sum = amax = 0;
+		for (i = b * QK; i < (b + 1) * QK; i++) {
+			q = v.q[kern_xq_qpos(t, i)];
+			ck_assert_int_le(abs(q), 127);
+			ck_assert_float_le(fabsf(x[i] - d * (float)q),
+			    0.5001f * d + 1e-30f);
+			sum += q;
+			amax = abs(q) > amax ? abs(q) : amax;
+		}
+		ck_assert_int_eq(amax, d == 0.0f ? 0 : 127);
+		ck_assert_int_eq(v.c[slot], (t == QT_Q8_0 ? -64 : -8) * sum);
+	}
+	if (n >= 128) /* the all-zero block (x_random) */
+		ck_assert_float_eq(v.d[kern_xq_slot(t, nb, 1)], 0.0f);
+	if (t == QT_Q4_0 && nb % 2) /* the zero partner */
+		for (i = 0; i < 16; i++)
+			ck_assert(v.q[(nb - 1) * QK + 16 + i] == 0 &&
+			    v.q[(nb - 1) * QK + 48 + i] == 0);
+	free(x);
+	free(xq);
+}
+
+START_TEST(test_prepare_x)
+{
+	static const size_t ns[] = { 32, 64, 96, 256, 288, 2048, 2080 };
+	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	size_t k, i, j;
+	void *xq;
+
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+		check_prepared(t, ns[k]);
+	/* The layout helpers are permutations of the right size. */
+	for (i = 0; i < 32; i++)
+		for (j = 0; j < i; j++)
+			ck_assert_uint_ne(kern_xq_slot(t, 32, i),
+			    kern_xq_slot(t, 32, j));
+	for (i = 0; i < 256; i++)
+		ck_assert_uint_lt(kern_xq_qpos(t, i), 256);
+	xq = malloc(kern_xq_bytes(QT_F16, 2));
+	ck_assert_ptr_nonnull(xq);
+	kern_prepare_x(QT_F16, (float[]){ 1.5f, -2.0f }, 2, xq);
+	ck_assert_float_eq(((float *)xq)[0], 1.5f);
+	ck_assert_float_eq(((float *)xq)[1], -2.0f);
+	free(xq);
+}
+END_TEST
+
+/* NaN and inf in x must not reach undefined conversions. */
+START_TEST(test_prepare_nonfinite)
+{
+	float x[64];
+	void *xq = malloc(kern_xq_bytes(QT_Q8_0, 64));
+	struct kern_xq v = kern_xq_view(xq, QT_Q8_0, 64);
+	size_t i;
+
+	ck_assert_ptr_nonnull(xq);
+	for (i = 0; i < 64; i++)
+		x[i] = 1.0f;
+	x[3] = NAN;
+	x[40] = INFINITY;
+	kern_prepare_x(QT_Q8_0, x, 64, xq);
+	ck_assert_int_eq(v.q[3], 0);
+	ck_assert_int_eq(v.q[0], 127);
+	ck_assert_int_le(abs(v.q[41]), 127);
+	free(xq);
+}
+END_TEST
+
+START_TEST(test_isa_selection)
+{
+	enum kern_isa best = kern_best_isa();
+	int isa;
+
+#if defined(__x86_64__) || defined(__i386__)
+	/* libgcc checks the OS state too; the ISA must match what it saw. */
+	if (__builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") &&
+	    __builtin_cpu_supports("avx512vnni"))
+		ck_assert_int_eq(best, KERN_ISA_AVX512);
+	else if (__builtin_cpu_supports("avx2") &&
+	    __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+		ck_assert_int_eq(best, KERN_ISA_AVX2);
+	else
+		ck_assert_int_eq(best, KERN_ISA_PORTABLE);
+#endif
+	printf("kernels: best ISA %s\n", kern_isa_name(best));
+	for (isa = KERN_ISA_PORTABLE; isa <= KERN_ISA_AVX512; isa++) {
+		ck_assert_str_ne(kern_isa_name((enum kern_isa)isa), "unknown");
+		if (isa <= (int)best) {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+			ck_assert_int_eq(kern_current_isa(), isa);
+		} else {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), -1);
+			ck_assert_int_eq(kern_current_isa(), best);
+		}
+	}
+	ck_assert_int_eq(kern_use_isa((enum kern_isa)3), -1);
+	ck_assert_int_eq(kern_use_isa((enum kern_isa)-1), -1);
+	ck_assert_int_eq(kern_current_isa(), best);
+	ck_assert_int_eq(kern_best_isa(), best);
+}
+END_TEST
+
+START_TEST(test_dot_axpy)
+{
+	static const size_t ns[] = { 0, 1, 7, 8, 15, 16, 17, 31, 33, 100, 1000 };
+	float a[1001], b[1001], y[1001], y0[1001], alpha = 0.75f;
+	uint32_t seed = 3;
+	size_t k, i, isa;
+	double dot, mag;
+
+	for (i = 0; i < 1001; i++) {
+		a[i] = frnd(&seed);
+		b[i] = frnd(&seed);
+		y0[i] = frnd(&seed);
+	}
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
+			ref_dot(a, b, ns[k], &dot, &mag);
+			ck_assert(fabs(kern_dot_f32(a, b, ns[k]) - dot) <=
+			    1e-6 * mag);
+			memcpy(y, y0, sizeof y);
+			kern_axpy_f32(alpha, a, y, ns[k]);
+			for (i = 0; i < ns[k]; i++)
+				ck_assert(fabsf(y[i] - (y0[i] + alpha * a[i])) <=
+				    1e-6f * (fabsf(y0[i]) + fabsf(a[i])));
+			ck_assert_float_eq(y[ns[k]], y0[ns[k]]);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+}
+END_TEST
+
+static Suite *
+kernels_suite(void)
+{
+	Suite *s = suite_create("kernels");
+	TCase *tc = tcase_create("kernels");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_isa_selection);
+	tcase_add_loop_test(tc, test_matvec_type, 0, NTYPES);
+	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
+	tcase_add_test(tc, test_matvec_exact_integers);
+	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
+	tcase_add_loop_test(tc, test_prepare_x, 0, 2);
+	tcase_add_test(tc, test_prepare_nonfinite);
+	tcase_add_test(tc, test_dot_axpy);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(kernels_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
