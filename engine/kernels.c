@@ -24,17 +24,21 @@ static enum kern_isa isa_best = KERN_ISA_PORTABLE; /* written once */
 static int isa_cur = -1; /* atomic; -1 until selected */
 
 #ifdef KERN_HAVE_X86
-/* XCR0 bits the OS must have enabled: SSE, AVX, and the AVX-512 state. */
+/*
+ * Straight from CPUID (gcc's and clang's __builtin_cpu_supports do not
+ * agree on feature names), and XCR0 for the register state the OS saves:
+ * SSE and AVX, plus the opmask and upper ZMM state for AVX-512.
+ */
 #define XCR0_AVX	0x06u
 #define XCR0_AVX512	0xe6u
+#define LEAF1_AVX2	(bit_AVX | bit_FMA | bit_F16C | bit_OSXSAVE)
+#define LEAF7_AVX512	(bit_AVX512F | bit_AVX512BW | bit_AVX512VL)
 
 static uint32_t
 os_xcr0(void)
 {
-	unsigned int a, b, c, d, lo, hi;
+	unsigned int lo, hi;
 
-	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
-		return 0;
 	__asm__ volatile ("xgetbv" : "=a" (lo), "=d" (hi) : "c" (0));
 	(void)hi;
 	return lo;
@@ -43,19 +47,19 @@ os_xcr0(void)
 static void
 isa_detect(void)
 {
-	uint32_t xcr0 = os_xcr0();
+	unsigned int a, b1, c1, d, b7, c7;
+	uint32_t xcr0;
 
-	__builtin_cpu_init();
-	if ((xcr0 & XCR0_AVX) != XCR0_AVX ||
-	    !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-	    !__builtin_cpu_supports("f16c"))
+	if (!__get_cpuid(1, &a, &b1, &c1, &d) ||
+	    (c1 & LEAF1_AVX2) != LEAF1_AVX2 ||
+	    !__get_cpuid_count(7, 0, &a, &b7, &c7, &d))
+		return;
+	xcr0 = os_xcr0();
+	if ((xcr0 & XCR0_AVX) != XCR0_AVX || !(b7 & bit_AVX2))
 		return;
 	isa_best = KERN_ISA_AVX2;
 	if ((xcr0 & XCR0_AVX512) != XCR0_AVX512 ||
-	    !__builtin_cpu_supports("avx512f") ||
-	    !__builtin_cpu_supports("avx512bw") ||
-	    !__builtin_cpu_supports("avx512vl") ||
-	    !__builtin_cpu_supports("avx512vnni"))
+	    (b7 & LEAF7_AVX512) != LEAF7_AVX512 || !(c7 & bit_AVX512VNNI))
 		return;
 	isa_best = KERN_ISA_AVX512;
 }
@@ -207,7 +211,7 @@ prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 			((int8_t *)v.q)[kern_xq_qpos(wtype, b * QK + j)] = q[j];
 		slot = kern_xq_slot(wtype, nb, b);
 		((float *)v.d)[slot] = d;
-		((int32_t *)v.c)[slot] = wtype == QT_Q8_0 ? -64 * sum : -8 * sum;
+		((int32_t *)v.c)[slot] = (wtype == QT_Q8_0 ? -64 : -8) * sum;
 	}
 }
 
@@ -262,31 +266,34 @@ ld_u16(const uint8_t *p)
 	return h;
 }
 
+/* Eight partial sums keep float rounding small and independent of n. */
+#define ROW_FLOAT(ELEM) do {						\
+	float acc[8] = { 0 }, sum = 0.0f;				\
+	size_t i;							\
+									\
+	for (i = 0; i < n; i++)						\
+		acc[i % 8] += (ELEM) * x[i];				\
+	for (i = 0; i < 8; i++)						\
+		sum += acc[i];						\
+	return sum;							\
+} while (0)
+
 static float
-welem(uint32_t wtype, const uint8_t *row, size_t i)
+row_f32(const uint8_t *row, size_t n, const float *x)
 {
-	switch (wtype) {
-	case QT_F32:
-		return ld_f32(row + 4 * i);
-	case QT_F16:
-		return fp16_to_f32(ld_u16(row + 2 * i));
-	default:
-		return bf16_to_f32(ld_u16(row + 2 * i));
-	}
+	ROW_FLOAT(ld_f32(row + 4 * i));
 }
 
-/* Eight partial sums keep float rounding small and independent of n. */
 static float
-row_float(uint32_t wtype, const uint8_t *row, size_t n, const float *x)
+row_f16(const uint8_t *row, size_t n, const float *x)
 {
-	float acc[8] = { 0 }, sum = 0.0f;
-	size_t i;
+	ROW_FLOAT(fp16_to_f32(ld_u16(row + 2 * i)));
+}
 
-	for (i = 0; i < n; i++)
-		acc[i % 8] += welem(wtype, row, i) * x[i];
-	for (i = 0; i < 8; i++)
-		sum += acc[i];
-	return sum;
+static float
+row_bf16(const uint8_t *row, size_t n, const float *x)
+{
+	ROW_FLOAT(bf16_to_f32(ld_u16(row + 2 * i)));
 }
 
 static int32_t
@@ -352,9 +359,13 @@ portable_matvec(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
 
 		switch (wtype) {
 		case QT_F32:
+			y[r] = row_f32(row, n, xq);
+			break;
 		case QT_F16:
+			y[r] = row_f16(row, n, xq);
+			break;
 		case QT_BF16:
-			y[r] = row_float(wtype, row, n, xq);
+			y[r] = row_bf16(row, n, xq);
 			break;
 		case QT_Q8_0:
 		case QT_Q4_0:

@@ -2,7 +2,7 @@
  * kernels: the single-token hot loops.  Matrix-vector products of weight
  * rows (any supported type) with an activation vector, in a portable C
  * version and SIMD versions (AVX2, AVX-512 with VNNI) chosen at run time.
- * This and matmul.c are the only places with SIMD intrinsics.
+ * kernels_x86.c and matmul.c are the only places with SIMD intrinsics.
  *
  * Quantized weights are dotted against an activation quantized to 8 bits
  * per block of 32 (integer dot products); float weights against f32.

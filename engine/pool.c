@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,10 @@ pool_wait_job(struct pool *p, unsigned seen)
 		g = atomic_load_explicit(&p->gen, memory_order_acquire);
 		if (g != seen)
 			return g;
-		cpu_relax();
+		if (i % 1024 == 1023)
+			sched_yield();
+		else
+			cpu_relax();
 	}
 	pthread_mutex_lock(&p->lock);
 	atomic_fetch_add(&p->sleepers, 1);
@@ -149,6 +153,24 @@ pool_threads(const struct pool *p)
 	return p->n_threads;
 }
 
+/*
+ * Spins for the stragglers, yielding now and then: when the machine is
+ * busier than our thread count, a worker may have lost its core, and
+ * pure spinning would keep it from getting one back.
+ */
+static void
+pool_wait_done(struct pool *p)
+{
+	unsigned i = 0;
+
+	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+		if (++i % 1024 == 0)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+}
+
 void
 pool_run(struct pool *p, pool_fn fn, void *arg)
 {
@@ -162,8 +184,7 @@ pool_run(struct pool *p, pool_fn fn, void *arg)
 	    memory_order_relaxed);
 	pool_publish(p);
 	fn(arg, 0, p->n_threads);
-	while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
-		cpu_relax();
+	pool_wait_done(p);
 }
 
 void

@@ -2,9 +2,10 @@
  * bench_kernels_quick: a rough single-thread measure of kern_matvec's
  * weight streaming rate (GB/s of weight bytes) per ISA and weight type,
  * on a TinyLlama-sized matrix (5632 x 2048) cycled through enough
- * copies (~1 GB) that nothing stays in cache.  With -t N, N threads
- * split the rows of each matrix and the rate is their total.  A
- * development tool, not part of the product.
+ * copies (~1 GB) that nothing stays in cache; best of 5 passes.  With
+ * -t N, N threads split the rows of each matrix and the rate is their
+ * total.  A development tool, not part of the product; it prints instead
+ * of failing politely.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ pass(struct job *proto, int nthr)
 {
 	pthread_t tid[16];
 	struct job jobs[16];
+	int started[16];
 	double t0 = now();
 	int i;
 
@@ -63,10 +65,14 @@ pass(struct job *proto, int nthr)
 		jobs[i] = *proto;
 		jobs[i].r0 = ROWS * (size_t)i / (size_t)nthr;
 		jobs[i].r1 = ROWS * (size_t)(i + 1) / (size_t)nthr;
-		pthread_create(&tid[i], NULL, run_job, &jobs[i]);
+		started[i] = pthread_create(&tid[i], NULL, run_job,
+		    &jobs[i]) == 0;
+		if (!started[i])
+			run_job(&jobs[i]);
 	}
 	for (i = 0; i < nthr; i++)
-		pthread_join(tid[i], NULL);
+		if (started[i])
+			pthread_join(tid[i], NULL);
 	return now() - t0;
 }
 
@@ -113,8 +119,12 @@ bench(uint32_t t, int nthr)
 	rb = (size_t)rb64;
 	mb = rb * ROWS;
 	nmat = (size_t)(TOTAL / (double)mb) + 1;
-	if ((w = make_mats(t, rb, nmat)) == NULL || y == NULL || xq == NULL)
+	if (y == NULL || xq == NULL || (w = make_mats(t, rb, nmat)) == NULL) {
+		fprintf(stderr, "out of memory\n");
+		free(y);
+		free(xq);
 		return;
+	}
 	for (k = 0; k < COLS; k++)
 		x[k] = frand(&seed);
 	kern_prepare_x(t, x, COLS, xq);
@@ -129,12 +139,27 @@ bench(uint32_t t, int nthr)
 			best = gbs > best ? gbs : best;
 		}
 		printf("%-5s %-8s %d thread%s %6.2f GB/s\n", qtype_name(t),
-		    kern_isa_name((enum kern_isa)isa), nthr, nthr > 1 ? "s" : "",
-		    best);
+		    kern_isa_name((enum kern_isa)isa), nthr,
+		    nthr > 1 ? "s" : "", best);
 	}
 	free(w);
 	free(y);
 	free(xq);
+}
+
+/* Whether name is one of the comma-separated names in list. */
+static int
+listed(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p;
+
+	for (p = list; (p = strstr(p, name)) != NULL; p += len) {
+		if ((p == list || p[-1] == ',') && (p[len] == '\0' ||
+		    p[len] == ','))
+			return 1;
+	}
+	return 0;
 }
 
 /* bench_kernels_quick [-t threads] [TYPE,...] */
@@ -155,7 +180,7 @@ main(int argc, char **argv)
 	if (nthr < 1 || nthr > 16)
 		nthr = 1;
 	for (k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
-		if (only != NULL && strstr(only, qtype_name(types[k])) == NULL)
+		if (only != NULL && !listed(only, qtype_name(types[k])))
 			continue;
 		bench(types[k], nthr);
 	}
