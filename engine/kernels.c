@@ -184,8 +184,9 @@ quantize_block(const float *x, int8_t *q, float *dp)
 	int32_t sum = 0;
 	int j;
 
+	/* Not fmaxf: it is a library call; a NaN is skipped, then zeroed. */
 	for (j = 0; j < QK; j++)
-		amax = fmaxf(amax, fabsf(x[j]));
+		amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
 	d = amax / 127.0f;
 	for (j = 0; j < QK; j++) {
 		q[j] = d != 0.0f ? round_q(x[j] / d) : 0;

@@ -57,10 +57,20 @@ matmul_scratch_free(struct matmul_scratch *s)
  */
 #define MV_CHUNK_ROWS 64
 
+/*
+ * Several matrices with the same input (Q, K, V; gate, up) share one
+ * prepared activation and one fork-join.  Each matrix's rows sit at an
+ * offset of the shared counter rounded up to a whole chunk, so no chunk
+ * spans two matrices.
+ */
+#define MV_MAX 4
+
 struct matvec_job {
-	const struct wmat *W;
+	int nw;
+	const struct wmat *W[MV_MAX];
+	float *y[MV_MAX];
+	long off[MV_MAX + 1]; /* chunk-aligned start of each matrix */
 	const void *xq;
-	float *y;
 	atomic_long next;
 };
 
@@ -68,35 +78,63 @@ static void
 matvec_slice(void *arg, int ith, int nth)
 {
 	struct matvec_job *j = arg;
-	long rows = j->W->rows, lo, hi;
+	const struct wmat *W;
+	long lo, hi;
+	int m = 0;
 
 	(void)ith;
 	(void)nth;
 	while ((lo = atomic_fetch_add_explicit(&j->next, MV_CHUNK_ROWS,
-	    memory_order_relaxed)) < rows) {
-		hi = lo + MV_CHUNK_ROWS < rows ? lo + MV_CHUNK_ROWS : rows;
-		kern_matvec(j->W->type, j->W->data, j->W->row_bytes,
-		    (size_t)j->W->cols, j->xq, j->y + lo, (size_t)lo,
-		    (size_t)hi);
+	    memory_order_relaxed)) < j->off[j->nw]) {
+		while (lo >= j->off[m + 1])
+			m++;
+		W = j->W[m];
+		lo -= j->off[m];
+		hi = lo + MV_CHUNK_ROWS < W->rows ? lo + MV_CHUNK_ROWS : W->rows;
+		if (lo < hi)
+			kern_matvec(W->type, W->data, W->row_bytes,
+			    (size_t)W->cols, j->xq, j->y[m] + lo, (size_t)lo,
+			    (size_t)hi);
 	}
 }
 
+/* 1 when the matrices can share a prepared activation. */
 static int
-matmul_rows(struct pool *pool, const struct wmat *W, const float *X,
-    size_t n, float *Y, size_t ldy, struct matmul_scratch *s, char *cause)
+same_input(int nw, const struct wmat *const *W)
 {
-	struct matvec_job j = { .W = W };
-	size_t xb = kern_xq_bytes(W->type, (size_t)W->cols), i;
+	int i;
 
-	if (scratch_reserve(s, xb, cause) != 0)
+	for (i = 1; i < nw; i++) {
+		if (W[i]->type != W[0]->type || W[i]->cols != W[0]->cols)
+			return 0;
+	}
+	return nw <= MV_MAX;
+}
+
+static int
+matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *s, char *cause)
+{
+	struct matvec_job j = { .nw = nw };
+	size_t cols = (size_t)W[0]->cols, bytes = 0, i;
+	int m;
+
+	if (scratch_reserve(s, kern_xq_bytes(W[0]->type, cols), cause) != 0)
 		return -1;
+	for (m = 0; m < nw; m++) {
+		j.W[m] = W[m];
+		j.off[m + 1] = j.off[m] + (W[m]->rows + MV_CHUNK_ROWS - 1) /
+		    MV_CHUNK_ROWS * MV_CHUNK_ROWS;
+		bytes += (size_t)W[m]->rows * W[m]->row_bytes;
+	}
+	j.xq = s->buf;
 	for (i = 0; i < n; i++) {
-		kern_prepare_x(W->type, X + i * (size_t)W->cols,
-		    (size_t)W->cols, s->buf);
-		j.xq = s->buf;
-		j.y = Y + i * ldy;
+		kern_prepare_x(W[0]->type, X + i * cols, cols, s->buf);
+		for (m = 0; m < nw; m++)
+			j.y[m] = Y[m] + i * ldy[m];
 		atomic_init(&j.next, 0);
-		if ((size_t)W->rows * W->row_bytes < MM_PARALLEL_MIN_BYTES)
+		if (bytes < MM_PARALLEL_MIN_BYTES)
 			matvec_slice(&j, 0, 1);
 		else
 			pool_run(pool, matvec_slice, &j);
@@ -175,10 +213,26 @@ matmul_gemm(struct pool *pool, const struct wmat *W, const float *X,
 }
 
 int
+matmul_many(struct pool *pool, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *s, char *cause)
+{
+	int m;
+
+	if (n < MM_GEMM_MIN_ROWS && same_input(nw, W))
+		return matmul_rows(pool, nw, W, X, n, Y, ldy, s, cause);
+	for (m = 0; m < nw; m++) {
+		if (matmul(pool, W[m], X, n, Y[m], ldy[m], s, cause) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
 matmul(struct pool *pool, const struct wmat *W, const float *X, size_t n,
     float *Y, size_t ldy, struct matmul_scratch *s, char *cause)
 {
 	if (n < MM_GEMM_MIN_ROWS)
-		return matmul_rows(pool, W, X, n, Y, ldy, s, cause);
+		return matmul_rows(pool, 1, &W, X, n, &Y, &ldy, s, cause);
 	return matmul_gemm(pool, W, X, n, Y, ldy, s, cause);
 }

@@ -24,6 +24,13 @@ struct matmul_scratch {
  */
 int matmul(struct pool *, const struct wmat *W, const float *X, size_t n,
     float *Y, size_t ldy, struct matmul_scratch *, char *cause);
+/*
+ * Y[m] = X * W[m]^T for up to 4 matrices of one input (Q, K, V; gate,
+ * up): decode prepares the activation once and forks once for all.
+ */
+int matmul_many(struct pool *, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *, char *cause);
 void matmul_scratch_free(struct matmul_scratch *);
 
 #endif

@@ -308,11 +308,15 @@ layer_forward(struct seq *s, struct pool *pool, int il, size_t n,
 	const struct model_hparams *hp = &s->m->hp;
 	const struct model_layer *ly = &s->m->layers[il];
 	size_t e = (size_t)hp->n_embd, f = (size_t)hp->n_ff, i;
+	const struct wmat *qkv_w[3] = { &ly->wq, &ly->wk, &ly->wv };
+	const struct wmat *ffn_w[2] = { &ly->w_gate, &ly->w_up };
+	float *qkv_y[3] = { s->q, s->kc, s->vc }, *ffn_y[2] = { s->g, s->u };
+	size_t qkv_ld[3] = { (size_t)s->q_dim, (size_t)s->kv_dim,
+		(size_t)s->kv_dim }, ffn_ld[2] = { f, f };
 
 	rmsnorm_rows(s->x, ly->attn_norm, s->xn, n, hp->n_embd, hp->rms_eps);
-	if (matmul(pool, &ly->wq, s->xn, n, s->q, s->q_dim, &s->mm, cause) ||
-	    matmul(pool, &ly->wk, s->xn, n, s->kc, s->kv_dim, &s->mm, cause) ||
-	    matmul(pool, &ly->wv, s->xn, n, s->vc, s->kv_dim, &s->mm, cause))
+	if (matmul_many(pool, 3, qkv_w, s->xn, n, qkv_y, qkv_ld, &s->mm,
+	    cause) != 0)
 		return -1;
 	add_bias(s->q, ly->bq, n, s->q_dim);
 	add_bias(s->kc, ly->bk, n, s->kv_dim);
@@ -323,8 +327,8 @@ layer_forward(struct seq *s, struct pool *pool, int il, size_t n,
 	for (i = 0; i < n * e; i++)
 		s->x[i] += s->xn[i];
 	rmsnorm_rows(s->x, ly->ffn_norm, s->xn, n, hp->n_embd, hp->rms_eps);
-	if (matmul(pool, &ly->w_gate, s->xn, n, s->g, f, &s->mm, cause) ||
-	    matmul(pool, &ly->w_up, s->xn, n, s->u, f, &s->mm, cause))
+	if (matmul_many(pool, 2, ffn_w, s->xn, n, ffn_y, ffn_ld, &s->mm,
+	    cause) != 0)
 		return -1;
 	for (i = 0; i < n * f; i++)
 		s->g[i] = s->g[i] / (1.0f + expf(-s->g[i])) * s->u[i];
