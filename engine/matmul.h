@@ -33,4 +33,15 @@ int matmul_many(struct pool *, int nw, const struct wmat *const *W,
     struct matmul_scratch *, char *cause);
 void matmul_scratch_free(struct matmul_scratch *);
 
+/*
+ * Causal attention of one head for a chunk of n queries, through sgemm:
+ * out[t] = softmax(scale * Q[t] . K[0..first+t]) V[0..first+t], where Q
+ * is n x hd (rows ldq apart), K and V are L = first + n rows (ldk apart),
+ * out rows are ldo apart and S is n x L floats of scratch.  Single-
+ * threaded: callers run heads in parallel.
+ */
+void matmul_attn_head(const float *Q, size_t ldq, const float *K,
+    const float *V, size_t ldk, size_t n, size_t L, size_t first, size_t hd,
+    float scale, float *out, size_t ldo, float *S);
+
 #endif

@@ -28,8 +28,9 @@ struct seq {
 	float *g, *u;	/* [n_batch][n_ff] */
 	float *rope;	/* [n_batch][n_rot/2][2]: cos, sin */
 	double *inv_freq; /* [n_rot/2] */
-	float *scores;	/* [threads][n_ctx] */
+	float *scores;	/* [threads][scores_per_thread] */
 	int scores_threads;
+	size_t scores_per_thread; /* n_ctx, or n_batch * n_ctx for sgemm */
 	struct matmul_scratch mm;
 };
 
@@ -229,6 +230,9 @@ add_bias(float *y, const float *b, size_t n, int dim)
 			y[t * dim + i] += b[i];
 }
 
+/* From this many tokens on, attention runs per head through sgemm. */
+#define ATTN_GEMM_MIN 8
+
 struct attn_job {
 	struct seq *s;
 	int layer;
@@ -264,6 +268,29 @@ attn_one(struct seq *s, int layer, size_t t, int h, float *scores)
 		    (size_t)hd);
 }
 
+/* Whole heads through sgemm, for chunks of many tokens. */
+static void
+attn_gemm_slice(void *arg, int ith, int nth)
+{
+	struct attn_job *j = arg;
+	struct seq *s = j->s;
+	const struct model_hparams *hp = &s->m->hp;
+	size_t hd = (size_t)hp->head_dim, L = (size_t)s->n_past + j->n;
+	size_t base = (size_t)j->layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
+	long lo, hi, h, kvh;
+
+	pool_split(hp->n_head, ith, nth, 1, &lo, &hi);
+	for (h = lo; h < hi; h++) {
+		kvh = h / (hp->n_head / hp->n_head_kv);
+		matmul_attn_head(s->q + (size_t)h * hd, (size_t)s->q_dim,
+		    s->k + base + (size_t)kvh * hd, s->v + base +
+		    (size_t)kvh * hd, (size_t)s->kv_dim, j->n, L,
+		    (size_t)s->n_past, hd, 1.0f / sqrtf((float)hd),
+		    s->att + (size_t)h * hd, (size_t)s->q_dim,
+		    s->scores + (size_t)ith * s->scores_per_thread);
+	}
+}
+
 static void
 attn_slice(void *arg, int ith, int nth)
 {
@@ -274,7 +301,7 @@ attn_slice(void *arg, int ith, int nth)
 	pool_split((long)j->n * n_head, ith, nth, 1, &lo, &hi);
 	for (i = lo; i < hi; i++)
 		attn_one(s, j->layer, (size_t)(i / n_head), (int)(i % n_head),
-		    s->scores + (size_t)ith * (size_t)s->n_ctx);
+		    s->scores + (size_t)ith * s->scores_per_thread);
 }
 
 static int
@@ -284,12 +311,15 @@ attention(struct seq *s, struct pool *pool, int layer, size_t n, char *cause)
 	size_t off = ((size_t)layer * (size_t)s->n_ctx + (size_t)s->n_past) *
 	    (size_t)s->kv_dim;
 	struct attn_job j = { .s = s, .layer = layer, .n = n };
-	int nth = pool_threads(pool);
+	int nth = pool_threads(pool), gemm = n >= ATTN_GEMM_MIN;
+	size_t per = gemm ? (size_t)s->n_batch * (size_t)s->n_ctx :
+	    (size_t)s->n_ctx;
 
-	if (s->scores_threads < nth) {
+	if (s->scores_threads < nth || s->scores_per_thread < per) {
 		free(s->scores);
-		s->scores = zalloc_floats((size_t)nth * (size_t)s->n_ctx);
+		s->scores = zalloc_floats((size_t)nth * per);
 		s->scores_threads = s->scores != NULL ? nth : 0;
+		s->scores_per_thread = s->scores != NULL ? per : 0;
 		if (s->scores == NULL)
 			return err_set(cause, "out of memory for attention");
 	}
@@ -297,7 +327,7 @@ attention(struct seq *s, struct pool *pool, int layer, size_t n, char *cause)
 	rope_apply(s, s->kc, n, hp->n_head_kv);
 	memcpy(s->k + off, s->kc, n * (size_t)s->kv_dim * sizeof(float));
 	memcpy(s->v + off, s->vc, n * (size_t)s->kv_dim * sizeof(float));
-	pool_run(pool, attn_slice, &j);
+	pool_run(pool, gemm ? attn_gemm_slice : attn_slice, &j);
 	return 0;
 }
 
