@@ -417,6 +417,14 @@ model_open(const char *path, const struct model_opts *opts, char *cause)
 	if ((m->tok = tok_open(m->gguf, why)) == NULL)
 		goto fail;
 	m->hp.n_vocab = tok_n_vocab(m->tok);
+	/* Each block has 9+ tensors: a block count the file cannot back is
+	 * refused before it sizes an allocation. */
+	if ((uint64_t)m->hp.n_layer * 9 > gguf_n_tensors(m->gguf)) {
+		err_set(why, "block_count %d needs at least %lld tensors, the "
+		    "file has %llu", m->hp.n_layer, 9LL * m->hp.n_layer,
+		    (unsigned long long)gguf_n_tensors(m->gguf));
+		goto fail;
+	}
 	m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
 	if (m->layers == NULL) {
 		err_set(why, "out of memory");
