@@ -58,6 +58,8 @@ expect_error "bad -n" "not a whole number" "$run" -m "$tmp/tiny.gguf" -n x
 expect_error "bad --temp" "outside" "$run" -m "$tmp/tiny.gguf" --temp -1
 expect_error "missing prompt file" "No such file" \
 	"$run" -m "$tmp/tiny.gguf" -f "$tmp/nothing.txt"
+expect_error "endless prompt file" "larger than" \
+	"$run" -m "$tmp/tiny.gguf" -f /dev/zero
 expect_error "stray argument" "unexpected argument" "$run" -m "$tmp/tiny.gguf" hi
 expect_error "bad token id" "not a token id" sh -c \
 	"echo 1 2 99999 | '$run' -m '$tmp/tiny.gguf' --detokenize"

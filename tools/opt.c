@@ -113,6 +113,9 @@ opt_default_model(void)
 	return model_near_exe();
 }
 
+/* Prompts and id lists beyond this are a mistake (or /dev/zero). */
+#define OPT_READ_MAX (256 << 20)
+
 char *
 opt_read_all(const char *path, size_t *len, char *cause)
 {
@@ -127,6 +130,11 @@ opt_read_all(const char *path, size_t *len, char *cause)
 	}
 	for (;;) {
 		if (buf == NULL || n + 1 >= cap) {
+			if (buf != NULL && cap >= OPT_READ_MAX) {
+				err_set(cause, "%s: larger than %d MiB", path,
+				    OPT_READ_MAX >> 20);
+				goto fail;
+			}
 			cap = buf == NULL ? cap : cap * 2;
 			if ((nb = realloc(buf, cap)) == NULL) {
 				err_set(cause, "%s: out of memory", path);

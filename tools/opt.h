@@ -26,7 +26,10 @@ const char *opt_default_model(void);
 /* The one line that says how to get a model. */
 extern const char opt_no_model_hint[];
 
-/* Reads all of fd or path ("-" = stdin) into a malloc'd, NUL-terminated buffer. */
+/*
+ * Reads all of path ("-" = stdin) into a malloc'd, NUL-terminated
+ * buffer; refuses more than 256 MiB.
+ */
 char *opt_read_all(const char *path, size_t *len, char *cause);
 
 double opt_now(void); /* monotonic seconds */
