@@ -216,6 +216,45 @@ prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 	}
 }
 
+size_t
+kern_xs_stride(uint32_t wtype, size_t n)
+{
+	size_t b = n + n / QK * (sizeof(float) + sizeof(int32_t));
+
+	return is_quantized(wtype) ? (b + XQ_ALIGN - 1) / XQ_ALIGN * XQ_ALIGN :
+	    0;
+}
+
+struct kern_xq
+kern_xs_view(const void *xs, uint32_t wtype, size_t n, size_t t)
+{
+	const uint8_t *p = (const uint8_t *)xs + t * kern_xs_stride(wtype, n);
+	struct kern_xq v;
+
+	v.q = (const int8_t *)p;
+	v.d = (const float *)(const void *)(p + n);
+	v.c = (const int32_t *)(const void *)(p + n + n / QK * sizeof(float));
+	return v;
+}
+
+void
+kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
+    size_t m, void *xs)
+{
+	struct kern_xq v;
+	size_t t, b;
+	int32_t off = wtype == QT_Q8_0 ? -128 : -8;
+
+	if (!is_quantized(wtype))
+		return;
+	for (t = 0; t < m; t++) {
+		v = kern_xs_view(xs, wtype, n, t);
+		for (b = 0; b < n / QK; b++)
+			((int32_t *)v.c)[b] = off * quantize_block(x + t * ldx +
+			    b * QK, (int8_t *)v.q + b * QK, (float *)v.d + b);
+	}
+}
+
 void
 kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq)
 {
@@ -233,6 +272,16 @@ kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
 		return;
 	impl()->matvec(wtype, (const uint8_t *)w + r0 * row_bytes, row_bytes,
 	    n, xq, y, r1 - r0);
+}
+
+void
+kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
+    const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1)
+{
+	if (r1 <= r0 || m == 0 || !is_quantized(wtype))
+		return;
+	impl()->gemm(wtype, (const uint8_t *)w + r0 * row_bytes, row_bytes,
+	    n, xs, m, y + r0, ldy, r1 - r0);
 }
 
 float
@@ -324,10 +373,12 @@ block_dot_q4(const uint8_t *blk, const int8_t *xlo, const int8_t *xhi)
 	return s;
 }
 
+/* natural: x as kern_prepare_xs lays it out, else as kern_prepare_x. */
 static float
-row_quant(uint32_t wtype, const uint8_t *row, size_t n, const void *xq)
+row_quant(uint32_t wtype, const uint8_t *row, size_t n, struct kern_xq v,
+    int natural)
 {
-	struct kern_xq v = kern_xq_view(xq, wtype, n);
+	uint32_t lay = natural ? QT_Q8_0 : wtype;
 	size_t bsize = wtype == QT_Q8_0 ? sizeof(struct block_q8_0) :
 	    sizeof(struct block_q4_0);
 	size_t nb = n / QK, b, i;
@@ -341,10 +392,10 @@ row_quant(uint32_t wtype, const uint8_t *row, size_t n, const void *xq)
 		if (wtype == QT_Q8_0)
 			s = block_dot_q8(blk, v.q + i);
 		else
-			s = block_dot_q4(blk, v.q + kern_xq_qpos(wtype, i),
-			    v.q + kern_xq_qpos(wtype, i + QK / 2));
+			s = block_dot_q4(blk, v.q + kern_xq_qpos(lay, i),
+			    v.q + kern_xq_qpos(lay, i + QK / 2));
 		acc += (float)s * (fp16_to_f32(ld_u16(blk)) *
-		    v.d[kern_xq_slot(wtype, nb, b)]);
+		    v.d[kern_xq_slot(lay, nb, b)]);
 	}
 	return acc;
 }
@@ -370,13 +421,26 @@ portable_matvec(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
 			break;
 		case QT_Q8_0:
 		case QT_Q4_0:
-			y[r] = row_quant(wtype, row, n, xq);
+			y[r] = row_quant(wtype, row, n,
+			    kern_xq_view(xq, wtype, n), 0);
 			break;
 		default:
 			y[r] = 0.0f;
 			break;
 		}
 	}
+}
+
+static void
+portable_gemm(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
+    const void *xs, size_t m, float *y, size_t ldy, size_t nrows)
+{
+	size_t t, r;
+
+	for (t = 0; t < m; t++)
+		for (r = 0; r < nrows; r++)
+			y[t * ldy + r] = row_quant(wtype, w + r * row_bytes, n,
+			    kern_xs_view(xs, wtype, n, t), 1);
 }
 
 static float
@@ -402,5 +466,5 @@ portable_axpy(float a, const float *x, float *y, size_t n)
 }
 
 const struct kern_impl kern_impl_portable = {
-	portable_matvec, portable_dot, portable_axpy,
+	portable_matvec, portable_gemm, portable_dot, portable_axpy,
 };

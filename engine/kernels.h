@@ -1,6 +1,7 @@
 /*
- * kernels: the single-token hot loops.  Matrix-vector products of weight
- * rows (any supported type) with an activation vector, in a portable C
+ * kernels: the hot loops.  Matrix-vector products of weight rows (any
+ * supported type) with an activation vector, and for quantized weights
+ * products with many activations at once (prefill), in a portable C
  * version and SIMD versions (AVX2, AVX-512 with VNNI) chosen at run time.
  * kernels_x86.c and matmul.c are the only places with SIMD intrinsics.
  *
@@ -38,6 +39,23 @@ void kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq);
  */
 void kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xq, float *y, size_t r0, size_t r1);
+
+/*
+ * Many tokens at once (prefill), for quantized weights only.  The m
+ * activations are prepared together, each quantized exactly as by
+ * kern_prepare_x, into kern_xs_stride bytes apart (a 64-byte multiple:
+ * give xs 64-byte alignment for speed).  x is m rows, ldx floats apart.
+ */
+size_t kern_xs_stride(uint32_t wtype, size_t n);
+void kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
+    size_t m, void *xs);
+/*
+ * y[t * ldy + r] = dot(row r of w, x_t) for t in [0, m), r in [r0, r1):
+ * y is indexed by the absolute row, like matmul's Y[t][row].  Agrees with
+ * kern_matvec on the same x within float rounding.
+ */
+void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
+    const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1);
 
 /* Plain f32 helpers for attention and norms. */
 float kern_dot_f32(const float *a, const float *b, size_t n);

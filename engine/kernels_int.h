@@ -27,6 +27,16 @@
  * come out: 0 2 4 6 1 3 5 7 (kern_xq_slot).
  *
  * For float weight types the prepared activation is x itself as f32.
+ *
+ * The prepared activations of kern_gemm keep every block in natural
+ * order, one token every kern_xs_stride bytes:
+ *
+ *	int8_t  q[n];	as above
+ *	float   d[nb];
+ *	int32_t c[nb];	-128 * s for Q8_0, -8 * s for Q4_0
+ *
+ * c is the whole block's correction for weights dotted as w + 128 (Q8_0)
+ * or as the bare nibbles (Q4_0).
  */
 #ifndef SINKD_KERNELS_INT_H
 #define SINKD_KERNELS_INT_H
@@ -45,6 +55,10 @@ struct kern_xq {
 
 /* Views a prepared quantized activation of n elements. */
 struct kern_xq kern_xq_view(const void *xq, uint32_t wtype, size_t n);
+
+/* Views the prepared activation of token t of xs. */
+struct kern_xq kern_xs_view(const void *xs, uint32_t wtype, size_t n,
+    size_t t);
 
 /* Where block b's d and c are. */
 static inline size_t
@@ -70,11 +84,15 @@ kern_xq_qpos(uint32_t wtype, size_t i)
 
 /*
  * One ISA's kernels.  matvec computes nrows rows starting at w (row r at
- * w + r * row_bytes) into y[0..nrows).
+ * w + r * row_bytes) into y[0..nrows); gemm the same rows for m tokens
+ * into y[t * ldy + r].
  */
 struct kern_impl {
 	void (*matvec)(uint32_t wtype, const uint8_t *w, size_t row_bytes,
 	    size_t n, const void *xq, float *y, size_t nrows);
+	void (*gemm)(uint32_t wtype, const uint8_t *w, size_t row_bytes,
+	    size_t n, const void *xs, size_t m, float *y, size_t ldy,
+	    size_t nrows);
 	float (*dot_f32)(const float *, const float *, size_t);
 	void (*axpy_f32)(float, const float *, float *, size_t);
 };

@@ -1,7 +1,8 @@
 /*
  * matmul: the only caller of cblas.  Decode (n small) uses kern_matvec
  * split by rows across the pool; prefill splits rows the same way and
- * runs single-threaded sgemm on each thread's dequantized rows.
+ * runs kern_gemm on quantized weights (8-bit activations, as decode),
+ * single-threaded sgemm on each thread's rows of float weights.
  */
 #include "matmul.h"
 
@@ -100,6 +101,12 @@ matvec_slice(void *arg, int ith, int nth)
 	}
 }
 
+static int
+is_quantized(uint32_t type)
+{
+	return type == QT_Q8_0 || type == QT_Q4_0;
+}
+
 /* 1 when the matrices can share a prepared activation. */
 static int
 same_input(int nw, const struct wmat *const *W)
@@ -190,6 +197,85 @@ gemm_slice(void *arg, int ith, int nth)
 	}
 }
 
+/*
+ * Prefill with quantized weights: the n activations are quantized once
+ * for all the matrices of one input (split by tokens across the pool),
+ * then threads take chunks of rows from a shared counter as matvec_slice
+ * does and run the integer GEMM kernel over all n tokens.
+ */
+#define QG_CHUNK_ROWS 64
+
+struct qgemm_job {
+	struct matvec_job mv; /* W, off and next as for matvec */
+	float *const *Y;
+	const size_t *ldy;
+	const float *X;
+	size_t n;
+	void *xs;
+};
+
+static void
+qgemm_prepare(void *arg, int ith, int nth)
+{
+	struct qgemm_job *j = arg;
+	uint32_t t = j->mv.W[0]->type;
+	size_t cols = (size_t)j->mv.W[0]->cols;
+	size_t lo = j->n * (size_t)ith / (size_t)nth;
+	size_t hi = j->n * (size_t)(ith + 1) / (size_t)nth;
+
+	kern_prepare_xs(t, j->X + lo * cols, cols, cols, hi - lo,
+	    (char *)j->xs + lo * kern_xs_stride(t, cols));
+}
+
+static void
+qgemm_slice(void *arg, int ith, int nth)
+{
+	struct qgemm_job *j = arg;
+	const struct wmat *W;
+	long lo, hi;
+	int m = 0;
+
+	(void)ith;
+	(void)nth;
+	while ((lo = atomic_fetch_add_explicit(&j->mv.next, QG_CHUNK_ROWS,
+	    memory_order_relaxed)) < j->mv.off[j->mv.nw]) {
+		while (lo >= j->mv.off[m + 1])
+			m++;
+		W = j->mv.W[m];
+		lo -= j->mv.off[m];
+		hi = lo + QG_CHUNK_ROWS < W->rows ? lo + QG_CHUNK_ROWS :
+		    W->rows;
+		if (lo < hi)
+			kern_gemm(W->type, W->data, W->row_bytes,
+			    (size_t)W->cols, j->xs, j->n, j->Y[m], j->ldy[m],
+			    (size_t)lo, (size_t)hi);
+	}
+}
+
+static int
+matmul_qgemm(struct pool *pool, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *s, char *cause)
+{
+	struct qgemm_job j = { .mv = { .nw = nw }, .Y = Y, .ldy = ldy,
+	    .X = X, .n = n };
+	int m;
+
+	if (scratch_reserve(s, n * kern_xs_stride(W[0]->type,
+	    (size_t)W[0]->cols), cause) != 0)
+		return -1;
+	j.xs = s->buf;
+	for (m = 0; m < nw; m++) {
+		j.mv.W[m] = W[m];
+		j.mv.off[m + 1] = j.mv.off[m] + (W[m]->rows + QG_CHUNK_ROWS -
+		    1) / QG_CHUNK_ROWS * QG_CHUNK_ROWS;
+	}
+	atomic_init(&j.mv.next, 0);
+	pool_run(pool, qgemm_prepare, &j);
+	pool_run(pool, qgemm_slice, &j);
+	return 0;
+}
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -229,6 +315,8 @@ matmul_many(struct pool *pool, int nw, const struct wmat *const *W,
 
 	if (n < MM_GEMM_MIN_ROWS && same_input(nw, W))
 		return matmul_rows(pool, nw, W, X, n, Y, ldy, s, cause);
+	if (is_quantized(W[0]->type) && same_input(nw, W))
+		return matmul_qgemm(pool, nw, W, X, n, Y, ldy, s, cause);
 	for (m = 0; m < nw; m++) {
 		if (matmul(pool, W[m], X, n, Y[m], ldy[m], s, cause) != 0)
 			return -1;
@@ -242,6 +330,8 @@ matmul(struct pool *pool, const struct wmat *W, const float *X, size_t n,
 {
 	if (n < MM_GEMM_MIN_ROWS)
 		return matmul_rows(pool, 1, &W, X, n, &Y, &ldy, s, cause);
+	if (is_quantized(W->type))
+		return matmul_qgemm(pool, 1, &W, X, n, &Y, &ldy, s, cause);
 	return matmul_gemm(pool, W, X, n, Y, ldy, s, cause);
 }
 

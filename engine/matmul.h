@@ -2,8 +2,10 @@
  * matmul: Y = X * W^T for a weight matrix of any supported type, run on
  * a thread pool.  One row of X (decode) goes through the SIMD matvec
  * kernels, which stream the weights once at memory speed; many rows
- * (prefill) go through OpenBLAS sgemm on weights dequantized a block of
- * rows at a time, which is bound by arithmetic instead.
+ * (prefill) are bound by arithmetic instead: quantized weights go through
+ * the integer GEMM kernel against activations quantized as for decode,
+ * float weights through OpenBLAS sgemm on rows converted to f32 a block
+ * at a time.
  */
 #ifndef SINKD_MATMUL_H
 #define SINKD_MATMUL_H

@@ -1,8 +1,8 @@
 /*
  * test_kernels: every ISA the CPU has against the portable kernels and
  * against double-precision references built from quant.c's dequantized
- * rows; exact agreement where all values are small integers; ISA
- * selection; the f32 helpers.
+ * rows; exact agreement where all values are small integers; the
+ * quantized GEMM against matvec; ISA selection; the f32 helpers.
  */
 #include <check.h>
 #include <math.h>
@@ -288,6 +288,67 @@ START_TEST(test_matvec_odd_lengths)
 }
 END_TEST
 
+/* kern_prepare_xs of m tokens, rows of x ldx apart (0: m copies). */
+static void *
+xs_prepare(uint32_t t, const float *x, size_t ldx, size_t n, size_t m)
+{
+	void *xs = aligned_alloc(64, kern_xs_stride(t, n) * m);
+
+	ck_assert_ptr_nonnull(xs);
+	ck_assert_uint_eq(kern_xs_stride(t, n) % 64, 0);
+	kern_prepare_xs(t, x, ldx, n, m, xs);
+	return xs;
+}
+
+/*
+ * kern_gemm of rows [r0, r0 + nr) for m tokens into y (m rows of ldy =
+ * r0 + nr + 2): checks nothing outside the rows' columns is written.
+ */
+static float *
+run_gemm(uint32_t t, const struct mat *w, const void *xs, size_t m,
+    size_t r0, size_t nr)
+{
+	size_t ldy = r0 + nr + 2, i, c;
+	float *y = malloc(m * ldy * sizeof(float));
+
+	ck_assert_ptr_nonnull(y);
+	for (i = 0; i < m * ldy; i++)
+		y[i] = CANARY;
+	kern_gemm(t, w->w, w->rb, w->n, xs, m, y, ldy, r0, r0 + nr);
+	for (i = 0; i < m; i++)
+		for (c = 0; c < ldy; c++)
+			if (c < r0 || c >= r0 + nr)
+				ck_assert_float_eq(y[i * ldy + c], CANARY);
+	return y;
+}
+
+/* Integer data as exact_case: every token of every ISA exactly. */
+static void
+exact_gemm(uint32_t t, const struct mat *w, const float *x)
+{
+	enum { M = 11 };
+	void *xs = xs_prepare(t, x, 0, w->n, M);
+	size_t r, i, isa;
+	double dot, mag;
+	float *y;
+
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		y = run_gemm(t, w, xs, M, 1, w->rows - 1);
+		for (r = 1; r < w->rows; r++) {
+			ref_dot(w->deq + r * w->n, x, w->n, &dot, &mag);
+			for (i = 0; i < M; i++)
+				ck_assert_msg(y[i * (w->rows + 2) + r] ==
+				    (float)dot, "gemm %s n=%zu isa %s",
+				    qtype_name(t), w->n,
+				    kern_isa_name((enum kern_isa)isa));
+		}
+		free(y);
+	}
+	kern_use_isa(kern_best_isa());
+	free(xs);
+}
+
 /*
  * Raw weight bytes of every value (Q8_0's -128 too, which quant.c never
  * writes), scales of exactly 1, and x of small integers with 127 in every
@@ -330,6 +391,7 @@ exact_case(uint32_t t, size_t n, uint32_t seed)
 		}
 	}
 	kern_use_isa(kern_best_isa());
+	exact_gemm(t, &m, x);
 	mat_free(&m);
 	free(x);
 	free(xq);
@@ -384,11 +446,103 @@ START_TEST(test_matvec_exact_float_types)
 }
 END_TEST
 
+/* m tokens of x (n + 3 floats apart) through kern_gemm on every ISA. */
+static void
+gemm_case(uint32_t t, size_t n, size_t m, size_t nr, uint32_t seed)
+{
+	size_t r0 = 3, ldx = n + 3, ldy = r0 + nr + 2, i, r, isa;
+	float *x = x_random(ldx * m, seed), *xd = malloc(n * sizeof(float));
+	float *ref = malloc(m * nr * sizeof(float)), *y;
+	void *xs = xs_prepare(t, x, ldx, n, m), *xq;
+	double dot, mag;
+	struct mat w;
+
+	ck_assert(xd != NULL && ref != NULL);
+	mat_random(&w, t, n, r0 + nr, seed * 3 + 1);
+	ck_assert_int_eq(kern_use_isa(KERN_ISA_PORTABLE), 0);
+	for (i = 0; i < m; i++) {
+		xq = xq_prepare(t, x + i * ldx, n);
+		kern_matvec(t, w.w, w.rb, n, xq, ref + i * nr, r0, r0 + nr);
+		free(xq);
+	}
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		y = run_gemm(t, &w, xs, m, r0, nr);
+		for (i = 0; i < m; i++) {
+			xq = xq_prepare(t, x + i * ldx, n);
+			xq_dequantize(t, xq, n, xd);
+			free(xq);
+			for (r = 0; r < nr; r++) {
+				ref_dot(w.deq + (r0 + r) * n, xd, n, &dot,
+				    &mag);
+				ck_assert_msg(fabs(y[i * ldy + r0 + r] -
+				    ref[i * nr + r]) <= 1e-5 * mag + 1e-30,
+				    "gemm %s n=%zu m=%zu row %zu token %zu "
+				    "isa %s: %.9g vs matvec %.9g",
+				    qtype_name(t), n, m, r, i,
+				    kern_isa_name((enum kern_isa)isa),
+				    y[i * ldy + r0 + r], ref[i * nr + r]);
+			}
+		}
+		free(y);
+	}
+	kern_use_isa(kern_best_isa());
+	mat_free(&w);
+	free(x);
+	free(xd);
+	free(ref);
+	free(xs);
+}
+
+/* Lengths across the repacking chunk, every token tile, partial panels. */
+START_TEST(test_gemm_matches_matvec)
+{
+	static const size_t ns[] = { 32, 96, 1024, 1056, 2080 };
+	static const size_t ms[] = { 1, 2, 3, 8, 15, 21 };
+	static const size_t nrs[] = { 1, 7, 16, 37 };
+	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	size_t a, b, c;
+
+	for (a = 0; a < sizeof(ns) / sizeof(ns[0]); a++)
+		for (b = 0; b < sizeof(ms) / sizeof(ms[0]); b++)
+			for (c = 0; c < sizeof(nrs) / sizeof(nrs[0]); c++)
+				gemm_case(t, ns[a], ms[b], nrs[c],
+				    (uint32_t)(7 + 100 * a + 10 * b + c));
+}
+END_TEST
+
 /*
  * The prepared activation: round to nearest of x / (absmax / 127), in the
  * layout kernels_int.h describes, for lengths with and without a last
  * unpaired block and a partial group of eight.
  */
+/* kern_prepare_xs: the same numbers as v in natural order, 2 tokens. */
+static void
+check_prepared_xs(uint32_t t, size_t n, const float *x, struct kern_xq v)
+{
+	void *xs = xs_prepare(t, x, 0, n, 2);
+	size_t i, b, nb = n / QK, k, slot;
+	struct kern_xq s;
+	int32_t sum;
+
+	for (k = 0; k < 2; k++) {
+		s = kern_xs_view(xs, t, n, k);
+		for (b = 0; b < nb; b++) {
+			slot = kern_xq_slot(t, nb, b);
+			ck_assert_float_eq(s.d[b], v.d[slot]);
+			sum = 0;
+			for (i = b * QK; i < (b + 1) * QK; i++) {
+				ck_assert_int_eq(s.q[i],
+				    v.q[kern_xq_qpos(t, i)]);
+				sum += s.q[i];
+			}
+			ck_assert_int_eq(s.c[b], (t == QT_Q8_0 ? -128 : -8) *
+			    sum);
+		}
+	}
+	free(xs);
+}
+
 static void
 check_prepared(uint32_t t, size_t n)
 {
@@ -425,6 +579,7 @@ check_prepared(uint32_t t, size_t n)
 		for (i = 0; i < 16; i++)
 			ck_assert(v.q[(nb - 1) * QK + 16 + i] == 0 &&
 			    v.q[(nb - 1) * QK + 48 + i] == 0);
+	check_prepared_xs(t, n, x, v);
 	free(x);
 	free(xq);
 }
@@ -562,6 +717,7 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_type, 0, NTYPES);
 	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
 	tcase_add_test(tc, test_matvec_exact_integers);
+	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, 2);
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
 	tcase_add_loop_test(tc, test_prepare_x, 0, 2);
 	tcase_add_test(tc, test_prepare_nonfinite);

@@ -135,6 +135,7 @@ bench_bandwidth(int argc, char **argv)
 struct speed_opts {
 	const char *model;
 	long n_prompt, n_gen, n_threads, reps;
+	long depth; /* context already in the cache when decoding starts */
 	float bw; /* GB/s for the bandwidth bound; 0: measure */
 	int use_mmap;
 };
@@ -170,29 +171,40 @@ argmax(const float *v, int32_t n)
 	return b;
 }
 
-/* One repetition: prefill n_prompt tokens, then decode n_gen. */
+/*
+ * One repetition: prefill n_prompt tokens into an empty cache; then, like
+ * llama-bench's tg test, reset and decode n_gen tokens one at a time
+ * after `depth` tokens of context (0 by default).
+ */
 static int
 speed_once(struct model *m, struct pool *p, const struct speed_opts *o,
     double *pp, double *tg, char *cause)
 {
-	struct seq_opts so = { .n_ctx = (int32_t)(o->n_prompt + o->n_gen + 1) };
+	long need = o->depth + o->n_gen + 1, nid;
+	struct seq_opts so = { .n_ctx = (int32_t)(o->n_prompt > need ?
+	    o->n_prompt : need) };
 	struct seq *s = seq_new(m, &so, cause);
-	int32_t *ids = malloc((size_t)o->n_prompt * sizeof *ids), id;
+	int32_t *ids, id;
 	float *lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
 	double t;
 	long i;
 	int rc = -1;
 
+	nid = o->n_prompt > o->depth ? o->n_prompt : o->depth;
+	ids = malloc((size_t)(nid + 1) * sizeof *ids);
 	if (s == NULL || ids == NULL || lg == NULL) {
 		err_set(cause, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < o->n_prompt; i++) /* fixed, varied, in range */
+	for (i = 0; i <= nid; i++) /* fixed, varied, in range */
 		ids[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
 	t = opt_now();
 	if (seq_eval(s, p, ids, (size_t)o->n_prompt, lg, 0, cause) != 0)
 		goto out;
 	*pp = (double)o->n_prompt / (opt_now() - t);
+	seq_reset(s);
+	if (seq_eval(s, p, ids, (size_t)o->depth + 1, lg, 0, cause) != 0)
+		goto out;
 	t = opt_now();
 	for (i = 0; i < o->n_gen; i++) {
 		id = argmax(lg, m->hp.n_vocab);
@@ -243,7 +255,8 @@ speed_run(const struct speed_opts *o, char *cause)
 	printf("prefill  (%4ld tokens): median %8.1f tok/s  (min %.1f, max "
 	    "%.1f)\n", o->n_prompt, sp.median, sp.min, sp.max);
 	printf("decode   (%4ld tokens): median %8.1f tok/s  (min %.1f, max "
-	    "%.1f)\n", o->n_gen, sg.median, sg.min, sg.max);
+	    "%.1f) after %ld tokens of context\n", o->n_gen, sg.median,
+	    sg.min, sg.max, o->depth + 1);
 	bw.max = o->bw;
 	if (o->bw <= 0 && bw_measure((int)o->n_threads, (size_t)1 << 30, 5,
 	    &bw, cause) != 0)
@@ -270,6 +283,7 @@ bench_speed(int argc, char **argv)
 	int c, bad = 0;
 	static const struct option lo[] = {
 		{ "bw", required_argument, NULL, 'b' },
+		{ "depth", required_argument, NULL, 'd' },
 		{ "mmap", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -290,10 +304,15 @@ bench_speed(int argc, char **argv)
 		    cause); break;
 		case 'b': bad = opt_float("--bw", optarg, 0.1, 1e4, &o.bw,
 		    cause); break;
+		case 'd': bad = opt_long("--depth", optarg, 0, 1 << 24,
+		    &o.depth, cause); break;
 		case 'h':
 			printf("usage: sinkd-bench speed -m MODEL [-p 512] "
-			    "[-n 128] [-t THREADS] [-r REPS] [--bw GB/s] "
-			    "[--mmap]\n");
+			    "[-n 128] [-t THREADS] [-r REPS] [--depth D]\n"
+			    "                         [--bw GB/s] [--mmap]\n"
+			    "Prefill of -p tokens into an empty cache; decode "
+			    "of -n tokens after D tokens\nof context (default "
+			    "0, as llama-bench's tg test).\n");
 			return 0;
 		default: bad = err_set(cause, "bad usage (see --help)");
 		}
