@@ -381,6 +381,7 @@ run_generate(struct run *r, double t_load, char *cause)
 		return -1;
 	if (r->o->n_logits == 0)
 		printf("\n");
+	fflush(stdout); /* the text ends before the statistics start */
 	if (!r->o->quiet)
 		fprintf(stderr, "sinkd-run: %s, %s kernels, %ld threads\n"
 		    "load: %.0f ms\nprompt: %zu tokens in %.1f ms (%.1f tok/s)\n"
