@@ -1,7 +1,8 @@
 /*
  * kernels: ISA detection and selection, activation preparation, and the
  * portable kernels that define what every SIMD version must compute.
- * The SIMD versions live in kernels_x86.c.
+ * The SIMD versions live in kernels_x86.c, kernels_gemm_x86.c and
+ * kernels_attn_x86.c.
  *
  * The selected ISA is the one process-wide setting (kern_use_isa);
  * everything else is a function of its arguments.
@@ -296,6 +297,48 @@ kern_axpy_f32(float a, const float *x, float *y, size_t n)
 	impl()->axpy_f32(a, x, y, n);
 }
 
+void
+kern_attn(const float *q, size_t n_q, size_t q_stride, const float *k,
+    const float *v, size_t kv_stride, size_t hd, size_t len, float scale,
+    float *scores, float *out, size_t out_stride)
+{
+	struct kern_attn_args a = { .q = q, .k = k, .v = v, .n_q = n_q,
+		.q_stride = q_stride, .kv_stride = kv_stride, .hd = hd,
+		.len = len, .out_stride = out_stride, .scale = scale,
+		.scores = scores, .out = out };
+	size_t i;
+
+	if (len == 0) {
+		for (i = 0; i < n_q; i++)
+			memset(out + i * out_stride, 0, hd * sizeof(float));
+		return;
+	}
+	impl()->attn(&a);
+}
+
+/* Subtracting the max keeps every exponent <= 0: no overflow. */
+void
+kern_softmax_rows(float *scores, size_t n_q, size_t len)
+{
+	float *s, max, sum, inv;
+	size_t i, j;
+
+	for (i = 0; i < n_q; i++) {
+		s = scores + i * len;
+		max = s[0];
+		for (j = 1; j < len; j++)
+			max = s[j] > max ? s[j] : max;
+		sum = 0.0f;
+		for (j = 0; j < len; j++) {
+			s[j] = expf(s[j] - max);
+			sum += s[j];
+		}
+		inv = 1.0f / sum;
+		for (j = 0; j < len; j++)
+			s[j] *= inv;
+	}
+}
+
 /* Portable kernels: the reference the SIMD ones are tested against. */
 
 static float
@@ -465,6 +508,30 @@ portable_axpy(float a, const float *x, float *y, size_t n)
 		y[i] += a * x[i];
 }
 
+static void
+portable_attn(const struct kern_attn_args *a)
+{
+	const float *q;
+	float *o;
+	size_t i, j;
+
+	for (i = 0; i < a->n_q; i++) {
+		q = a->q + i * a->q_stride;
+		for (j = 0; j < a->len; j++)
+			a->scores[i * a->len + j] = portable_dot(q,
+			    a->k + j * a->kv_stride, a->hd) * a->scale;
+	}
+	kern_softmax_rows(a->scores, a->n_q, a->len);
+	for (i = 0; i < a->n_q; i++) {
+		o = a->out + i * a->out_stride;
+		memset(o, 0, a->hd * sizeof(float));
+		for (j = 0; j < a->len; j++)
+			portable_axpy(a->scores[i * a->len + j],
+			    a->v + j * a->kv_stride, o, a->hd);
+	}
+}
+
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot, portable_axpy,
+	portable_attn,
 };

@@ -3,7 +3,7 @@
  * supported type) with an activation vector, and for quantized weights
  * products with many activations at once (prefill), in a portable C
  * version and SIMD versions (AVX2, AVX-512 with VNNI) chosen at run time.
- * kernels_x86.c and matmul.c are the only places with SIMD intrinsics.
+ * kernels*_x86.c and matmul.c are the only places with SIMD intrinsics.
  *
  * Quantized weights are dotted against an activation quantized to 8 bits
  * per block of 32 (integer dot products); float weights against f32.
@@ -61,5 +61,17 @@ void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
 float kern_dot_f32(const float *a, const float *b, size_t n);
 /* y += a * x */
 void kern_axpy_f32(float a, const float *x, float *y, size_t n);
+
+/*
+ * Attention of n_q query heads that share one KV head (grouped-query
+ * attention) over len cached positions: for each i < n_q,
+ *   out_i = softmax(scale * q_i . K[0..len)^T) V[0..len)
+ * with q_i at q + i * q_stride, out_i at out + i * out_stride, and the
+ * rows of K and V (hd floats each) kv_stride floats apart.  scores is
+ * scratch for n_q * len floats.  len 0 gives zero outputs.
+ */
+void kern_attn(const float *q, size_t n_q, size_t q_stride, const float *k,
+    const float *v, size_t kv_stride, size_t hd, size_t len, float scale,
+    float *scores, float *out, size_t out_stride);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * kernels_int: what kernels.c shares with the SIMD file kernels_x86.c and
- * with nothing else: the layout of a prepared activation and the per-ISA
- * entry points.
+ * kernels_int: what kernels.c shares with the SIMD files kernels*_x86.c
+ * and with nothing else: the layout of a prepared activation and the
+ * per-ISA entry points.
  *
  * A prepared activation for a quantized weight type (n elements, nb = n/32
  * blocks) is three arrays back to back, q 64-byte aligned inside the
@@ -82,6 +82,20 @@ kern_xq_qpos(uint32_t wtype, size_t i)
 	return b / 2 * 2 * QK + j / 16 * 32 + b % 2 * 16 + j % 16;
 }
 
+/* The arguments of kern_attn; scores[i * len + j] for query i, key j. */
+struct kern_attn_args {
+	const float *q, *k, *v;
+	size_t n_q, q_stride, kv_stride, hd, len, out_stride;
+	float scale;
+	float *scores, *out;
+};
+
+/*
+ * Turns each query's len scores (already scaled) into softmax weights
+ * that sum to 1, in place.
+ */
+void kern_softmax_rows(float *scores, size_t n_q, size_t len);
+
 /*
  * One ISA's kernels.  matvec computes nrows rows starting at w (row r at
  * w + r * row_bytes) into y[0..nrows); gemm the same rows for m tokens
@@ -95,6 +109,7 @@ struct kern_impl {
 	    size_t nrows);
 	float (*dot_f32)(const float *, const float *, size_t);
 	void (*axpy_f32)(float, const float *, float *, size_t);
+	void (*attn)(const struct kern_attn_args *);
 };
 
 extern const struct kern_impl kern_impl_portable;

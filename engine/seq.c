@@ -237,35 +237,26 @@ struct attn_job {
 	struct seq *s;
 	int layer;
 	size_t n; /* tokens in the chunk */
+	long per; /* query heads per job (attn_slice) */
 };
 
-/* Causal attention of one query head of one chunk token over the cache. */
+/*
+ * Causal attention over the cache of the query heads [h0, h0 + nh) of
+ * chunk token t, which share one KV head.
+ */
 static void
-attn_one(struct seq *s, int layer, size_t t, int h, float *scores)
+attn_heads(struct seq *s, int layer, size_t t, int h0, int nh, float *scores)
 {
 	const struct model_hparams *hp = &s->m->hp;
-	int hd = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv);
-	int32_t len = s->n_past + (int32_t)t + 1, j;
+	size_t hd = (size_t)hp->head_dim, kvh = (size_t)(h0 /
+	    (hp->n_head / hp->n_head_kv));
 	size_t base = (size_t)layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
-	const float *q = s->q + (t * (size_t)hp->n_head + (size_t)h) * hd;
-	const float *kp = s->k + base + (size_t)kvh * hd;
-	const float *vp = s->v + base + (size_t)kvh * hd;
-	float *out = s->att + (t * (size_t)hp->n_head + (size_t)h) * hd;
-	float scale = 1.0f / sqrtf((float)hd), max = -INFINITY, sum = 0.0f;
+	size_t qo = (t * (size_t)hp->n_head + (size_t)h0) * hd;
 
-	for (j = 0; j < len; j++) {
-		scores[j] = kern_dot_f32(q, kp + (size_t)j * s->kv_dim,
-		    (size_t)hd) * scale;
-		max = scores[j] > max ? scores[j] : max;
-	}
-	for (j = 0; j < len; j++) {
-		scores[j] = expf(scores[j] - max);
-		sum += scores[j];
-	}
-	memset(out, 0, (size_t)hd * sizeof(float));
-	for (j = 0; j < len; j++)
-		kern_axpy_f32(scores[j] / sum, vp + (size_t)j * s->kv_dim, out,
-		    (size_t)hd);
+	kern_attn(s->q + qo, (size_t)nh, hd, s->k + base + kvh * hd,
+	    s->v + base + kvh * hd, (size_t)s->kv_dim, hd,
+	    (size_t)s->n_past + t + 1, 1.0f / sqrtf((float)hd), scores,
+	    s->att + qo, hd);
 }
 
 /* Whole heads through sgemm, for chunks of many tokens. */
@@ -291,17 +282,35 @@ attn_gemm_slice(void *arg, int ith, int nth)
 	}
 }
 
+/*
+ * Per-token attention, one job per (token, KV head) so that each cached
+ * key and value row is read once for all the heads sharing it.  With
+ * fewer such jobs than threads, a group's heads are split further.
+ */
 static void
 attn_slice(void *arg, int ith, int nth)
 {
 	struct attn_job *j = arg;
 	struct seq *s = j->s;
-	long lo, hi, i, n_head = s->m->hp.n_head;
+	long lo, hi, i, n_kv = s->m->hp.n_head_kv, per = j->per, sub;
 
-	pool_split((long)j->n * n_head, ith, nth, 1, &lo, &hi);
+	sub = (s->m->hp.n_head / n_kv) / per;
+	pool_split((long)j->n * n_kv * sub, ith, nth, 1, &lo, &hi);
 	for (i = lo; i < hi; i++)
-		attn_one(s, j->layer, (size_t)(i / n_head), (int)(i % n_head),
+		attn_heads(s, j->layer, (size_t)(i / (n_kv * sub)),
+		    (int)(i % (n_kv * sub) * per), (int)per,
 		    s->scores + (size_t)ith * s->scores_per_thread);
+}
+
+/* Heads per attn_slice job: the whole group unless threads would idle. */
+static long
+attn_per_job(const struct model_hparams *hp, size_t n, int nth)
+{
+	long per = hp->n_head / hp->n_head_kv;
+
+	while (per % 2 == 0 && (long)n * hp->n_head / per < nth)
+		per /= 2;
+	return per;
 }
 
 static int
@@ -312,8 +321,10 @@ attention(struct seq *s, struct pool *pool, int layer, size_t n, char *cause)
 	    (size_t)s->kv_dim;
 	struct attn_job j = { .s = s, .layer = layer, .n = n };
 	int nth = pool_threads(pool), gemm = n >= ATTN_GEMM_MIN;
-	size_t per = gemm ? (size_t)s->n_batch * (size_t)s->n_ctx :
-	    (size_t)s->n_ctx;
+	size_t per;
+
+	j.per = attn_per_job(hp, n, nth);
+	per = (size_t)s->n_ctx * (gemm ? (size_t)s->n_batch : (size_t)j.per);
 
 	if (s->scores_threads < nth || s->scores_per_thread < per) {
 		free(s->scores);

@@ -2,7 +2,8 @@
  * test_kernels: every ISA the CPU has against the portable kernels and
  * against double-precision references built from quant.c's dequantized
  * rows; exact agreement where all values are small integers; the
- * quantized GEMM against matvec; ISA selection; the f32 helpers.
+ * quantized GEMM against matvec; ISA selection; the f32 helpers and
+ * attention.
  */
 #include <check.h>
 #include <math.h>
@@ -706,6 +707,133 @@ START_TEST(test_dot_axpy)
 }
 END_TEST
 
+/* Attention of query i over the len rows of k and v, in double. */
+static void
+ref_attn(const float *q, const float *k, const float *v, size_t kvs,
+    size_t hd, size_t len, double scale, double *out)
+{
+	double max = -INFINITY, sum = 0.0, *p;
+	size_t j, d;
+
+	p = calloc(len, sizeof(double));
+	ck_assert_ptr_nonnull(p);
+	for (j = 0; j < len; j++) {
+		for (d = 0; d < hd; d++)
+			p[j] += (double)q[d] * k[j * kvs + d];
+		p[j] *= scale;
+		max = p[j] > max ? p[j] : max;
+	}
+	for (j = 0; j < len; j++)
+		sum += p[j] = exp(p[j] - max);
+	for (d = 0; d < hd; d++)
+		out[d] = 0.0;
+	for (j = 0; j < len; j++)
+		for (d = 0; d < hd; d++)
+			out[d] += p[j] / sum * v[j * kvs + d];
+	free(p);
+}
+
+struct attn_case {
+	size_t n_q, hd, len, qs, kvs, os;
+	float *q, *k, *v, *scores, *out;
+};
+
+static void
+attn_check(const struct attn_case *c, enum kern_isa isa)
+{
+	double ref[160];
+	size_t i, d;
+
+	for (i = 0; i < c->n_q * c->os + 1; i++)
+		c->out[i] = CANARY;
+	c->scores[c->n_q * c->len] = CANARY;
+	kern_attn(c->q, c->n_q, c->qs, c->k, c->v, c->kvs, c->hd, c->len,
+	    1.0f / sqrtf((float)c->hd), c->scores, c->out, c->os);
+	for (i = 0; i < c->n_q; i++) {
+		ref_attn(c->q + i * c->qs, c->k, c->v, c->kvs, c->hd, c->len,
+		    1.0 / sqrt((double)c->hd), ref);
+		for (d = 0; d < c->hd; d++)
+			ck_assert_msg(fabs(c->out[i * c->os + d] - ref[d]) <=
+			    2e-6, "attn isa %s n_q=%zu hd=%zu len=%zu q %zu "
+			    "[%zu]: %.9g vs %.9g", kern_isa_name(isa), c->n_q,
+			    c->hd, c->len, i, d, c->out[i * c->os + d], ref[d]);
+		for (d = c->hd; d < c->os && i + 1 < c->n_q; d++)
+			ck_assert_float_eq(c->out[i * c->os + d], CANARY);
+	}
+	ck_assert_float_eq(c->out[(c->n_q - 1) * c->os + c->hd], CANARY);
+	ck_assert_float_eq(c->scores[c->n_q * c->len], CANARY);
+}
+
+START_TEST(test_attn)
+{
+	static const size_t nqs[] = { 1, 2, 3, 4, 5, 8 };
+	static const size_t hds[] = { 8, 20, 64, 128 };
+	static const size_t lens_a[] = { 1, 2, 7, 16, 33, 301 };
+	struct attn_case c;
+	size_t a, b, l, i, isa, n = 8 * 160 * 301;
+	uint32_t seed = 11;
+
+	c.q = malloc(8 * 160 * sizeof(float));
+	c.k = malloc(n * sizeof(float));
+	c.v = malloc(n * sizeof(float));
+	c.scores = malloc((8 * 301 + 1) * sizeof(float));
+	c.out = malloc((8 * 160 + 1) * sizeof(float));
+	ck_assert(c.q && c.k && c.v && c.scores && c.out);
+	/* Queries of 4 units give scores of a few units: a peaked softmax. */
+	for (i = 0; i < 8 * 160; i++)
+		c.q[i] = 4.0f * frnd(&seed);
+	for (i = 0; i < n; i++) {
+		c.k[i] = frnd(&seed);
+		c.v[i] = frnd(&seed);
+	}
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		for (a = 0; a < sizeof(nqs) / sizeof(nqs[0]); a++)
+		for (b = 0; b < sizeof(hds) / sizeof(hds[0]); b++)
+		for (l = 0; l < sizeof(lens_a) / sizeof(lens_a[0]); l++) {
+			c.n_q = nqs[a];
+			c.hd = hds[b];
+			c.len = lens_a[l];
+			c.qs = c.hd + 3;
+			c.kvs = 2 * c.hd + 5;
+			c.os = c.hd + 2;
+			attn_check(&c, (enum kern_isa)isa);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+	free(c.q);
+	free(c.k);
+	free(c.v);
+	free(c.scores);
+	free(c.out);
+}
+END_TEST
+
+/* One key: the output is its value row; len 0: zeros. */
+START_TEST(test_attn_edges)
+{
+	float q[16], k[16], v[16], out[16], sc[2];
+	size_t i, isa;
+	uint32_t seed = 5;
+
+	for (i = 0; i < 16; i++) {
+		q[i] = frnd(&seed);
+		k[i] = frnd(&seed);
+		v[i] = frnd(&seed);
+	}
+	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
+		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+		kern_attn(q, 1, 16, k, v, 16, 16, 1, 100.0f, sc, out, 16);
+		for (i = 0; i < 16; i++)
+			ck_assert_float_eq_tol(out[i], v[i], 1e-7f);
+		kern_attn(q, 1, 16, k, v, 16, 16, 0, 1.0f, sc, out, 16);
+		for (i = 0; i < 16; i++)
+			ck_assert_float_eq(out[i], 0.0f);
+	}
+	kern_use_isa(kern_best_isa());
+}
+END_TEST
+
 static Suite *
 kernels_suite(void)
 {
@@ -722,6 +850,8 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_prepare_x, 0, 2);
 	tcase_add_test(tc, test_prepare_nonfinite);
 	tcase_add_test(tc, test_dot_axpy);
+	tcase_add_test(tc, test_attn);
+	tcase_add_test(tc, test_attn_edges);
 	suite_add_tcase(s, tc);
 	return s;
 }
