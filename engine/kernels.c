@@ -292,12 +292,6 @@ kern_dot_f32(const float *a, const float *b, size_t n)
 }
 
 void
-kern_axpy_f32(float a, const float *x, float *y, size_t n)
-{
-	impl()->axpy_f32(a, x, y, n);
-}
-
-void
 kern_attn(const float *q, size_t n_q, size_t q_stride, const float *k,
     const float *v, size_t kv_stride, size_t hd, size_t len, float scale,
     float *scores, float *out, size_t out_stride)
@@ -532,6 +526,6 @@ portable_attn(const struct kern_attn_args *a)
 }
 
 const struct kern_impl kern_impl_portable = {
-	portable_matvec, portable_gemm, portable_dot, portable_axpy,
+	portable_matvec, portable_gemm, portable_dot,
 	portable_attn,
 };

@@ -57,10 +57,8 @@ void kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1);
 
-/* Plain f32 helpers for attention and norms. */
+/* Plain f32 dot product (sinkd-bench's bandwidth probe streams with it). */
 float kern_dot_f32(const float *a, const float *b, size_t n);
-/* y += a * x */
-void kern_axpy_f32(float a, const float *x, float *y, size_t n);
 
 /*
  * Attention of n_q query heads that share one KV head (grouped-query

@@ -108,7 +108,6 @@ struct kern_impl {
 	    size_t n, const void *xs, size_t m, float *y, size_t ldy,
 	    size_t nrows);
 	float (*dot_f32)(const float *, const float *, size_t);
-	void (*axpy_f32)(float, const float *, float *, size_t);
 	void (*attn)(const struct kern_attn_args *);
 };
 

@@ -478,19 +478,6 @@ dot_avx2(const float *a, const float *b, size_t n)
 	return sum;
 }
 
-T_AVX2 static void
-axpy_avx2(float a, const float *x, float *y, size_t n)
-{
-	__m256 av = _mm256_set1_ps(a);
-	size_t i;
-
-	for (i = 0; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av,
-		    _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-	for (; i < n; i++)
-		y[i] += a * x[i];
-}
-
 T_AVX512 static float
 dot_avx512(const float *a, const float *b, size_t n)
 {
@@ -512,28 +499,13 @@ dot_avx512(const float *a, const float *b, size_t n)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-T_AVX512 static void
-axpy_avx512(float a, const float *x, float *y, size_t n)
-{
-	__m512 av = _mm512_set1_ps(a);
-	__mmask16 m;
-	size_t i;
-
-	for (i = 0; i < n; i += 16) {
-		m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av,
-		    _mm512_maskz_loadu_ps(m, x + i),
-		    _mm512_maskz_loadu_ps(m, y + i)));
-	}
-}
-
 const struct kern_impl kern_impl_avx2 = {
-	matvec_avx2, kern_gemm_avx2, dot_avx2, axpy_avx2,
+	matvec_avx2, kern_gemm_avx2, dot_avx2,
 	kern_attn_avx2,
 };
 
 const struct kern_impl kern_impl_avx512 = {
-	matvec_avx512, kern_gemm_avx512, dot_avx512, axpy_avx512,
+	matvec_avx512, kern_gemm_avx512, dot_avx512,
 	kern_attn_avx512,
 };
 

@@ -16,7 +16,7 @@
 #include "kernels.h"
 #include "quant.h"
 
-/* Below this many rows of X, per-row matvec beats dequantize + sgemm. */
+/* Below this many rows of X, per-row matvec beats the GEMM paths. */
 #define MM_GEMM_MIN_ROWS 4
 /* Matrices smaller than this are not worth waking other threads for. */
 #define MM_PARALLEL_MIN_BYTES (128 * 1024)
