@@ -292,19 +292,17 @@ kern_dot_f32(const float *a, const float *b, size_t n)
 }
 
 void
-kern_attn(const float *q, size_t n_q, size_t q_stride, const float *k,
-    const float *v, size_t kv_stride, size_t hd, size_t len, float scale,
-    float *scores, float *out, size_t out_stride)
+kern_attn(const struct kern_attn_args *in)
 {
-	struct kern_attn_args a = { .q = q, .k = k, .v = v, .n_q = n_q,
-		.q_stride = q_stride, .kv_stride = kv_stride, .hd = hd,
-		.len = len, .out_stride = out_stride, .scale = scale,
-		.scores = scores, .out = out };
+	struct kern_attn_args a = *in;
 	size_t i;
 
-	if (len == 0) {
-		for (i = 0; i < n_q; i++)
-			memset(out + i * out_stride, 0, hd * sizeof(float));
+	a.len = 0;
+	for (i = 0; i < a.n_span; i++)
+		a.len += a.span[i].len;
+	if (a.len == 0) {
+		for (i = 0; i < a.n_q; i++)
+			memset(a.out + i * a.out_stride, 0, a.hd * sizeof(float));
 		return;
 	}
 	impl()->attn(&a);
@@ -502,26 +500,51 @@ portable_axpy(float a, const float *x, float *y, size_t n)
 		y[i] += a * x[i];
 }
 
+/* Row j of a span's K or V as f32 in buf (or in place). */
+static const float *
+portable_row(const struct kern_attn_args *a, const void *m, size_t j,
+    float *buf)
+{
+	const uint16_t *h;
+	size_t d;
+
+	if (!a->kv_f16)
+		return (const float *)m + j * a->kv_stride;
+	h = (const uint16_t *)m + j * a->kv_stride;
+	for (d = 0; d < a->hd; d++)
+		buf[d] = fp16_to_f32(h[d]);
+	return buf;
+}
+
 static void
 portable_attn(const struct kern_attn_args *a)
 {
-	const float *q;
-	float *o;
-	size_t i, j;
+	const struct kern_attn_span *sp;
+	float row[KERN_ATTN_ROW_MAX], *o;
+	size_t i, j, s, off;
 
-	for (i = 0; i < a->n_q; i++) {
-		q = a->q + i * a->q_stride;
-		for (j = 0; j < a->len; j++)
-			a->scores[i * a->len + j] = portable_dot(q,
-			    a->k + j * a->kv_stride, a->hd) * a->scale;
+	for (s = 0, off = 0; s < a->n_span; off += a->span[s++].len) {
+		sp = &a->span[s];
+		for (j = 0; j < sp->len; j++) {
+			const float *k = portable_row(a, sp->k, j, row);
+			for (i = 0; i < a->n_q; i++)
+				a->scores[i * a->len + off + j] = portable_dot(
+				    sp->q + i * a->q_stride, k, a->hd) * a->scale;
+		}
 	}
 	kern_softmax_rows(a->scores, a->n_q, a->len);
-	for (i = 0; i < a->n_q; i++) {
-		o = a->out + i * a->out_stride;
-		memset(o, 0, a->hd * sizeof(float));
-		for (j = 0; j < a->len; j++)
-			portable_axpy(a->scores[i * a->len + j],
-			    a->v + j * a->kv_stride, o, a->hd);
+	for (i = 0; i < a->n_q; i++)
+		memset(a->out + i * a->out_stride, 0, a->hd * sizeof(float));
+	for (s = 0, off = 0; s < a->n_span; off += a->span[s++].len) {
+		sp = &a->span[s];
+		for (j = 0; j < sp->len; j++) {
+			const float *v = portable_row(a, sp->v, j, row);
+			for (i = 0; i < a->n_q; i++) {
+				o = a->out + i * a->out_stride;
+				portable_axpy(a->scores[i * a->len + off + j], v,
+				    o, a->hd);
+			}
+		}
 	}
 }
 

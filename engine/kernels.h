@@ -62,14 +62,36 @@ float kern_dot_f32(const float *a, const float *b, size_t n);
 
 /*
  * Attention of n_q query heads that share one KV head (grouped-query
- * attention) over len cached positions: for each i < n_q,
- *   out_i = softmax(scale * q_i . K[0..len)^T) V[0..len)
- * with q_i at q + i * q_stride, out_i at out + i * out_stride, and the
- * rows of K and V (hd floats each) kv_stride floats apart.  scores is
- * scratch for n_q * len floats.  len 0 gives zero outputs.
+ * attention) over cached rows given as spans.  Each span is a run of len
+ * key and value rows, kv_stride elements apart, of f32 or (kv_f16) IEEE
+ * half floats, with its own queries: the StreamingLLM cache scores its
+ * sinks and its window with queries rotated to different positions.
+ * For each query i < n_q, over all rows j of all spans in order,
+ *   out_i = softmax_j(scale * q_span(j),i . k_j) v_j
+ * with query i of a span at span.q + i * q_stride and out_i at
+ * out + i * out_stride.  scores is scratch for n_q * (total rows) floats,
+ * which on return hold the softmax weights, query by query.  No rows
+ * give zero outputs.
  */
-void kern_attn(const float *q, size_t n_q, size_t q_stride, const float *k,
-    const float *v, size_t kv_stride, size_t hd, size_t len, float scale,
-    float *scores, float *out, size_t out_stride);
+struct kern_attn_span {
+	const void *k, *v;
+	size_t len;
+	const float *q;
+};
+
+#define KERN_ATTN_MAX_SPANS 4
+#define KERN_ATTN_ROW_MAX 1024 /* largest head size (model.c checks) */
+
+struct kern_attn_args {
+	const struct kern_attn_span *span;
+	size_t n_span;	 /* at most KERN_ATTN_MAX_SPANS */
+	size_t n_q, q_stride, kv_stride, hd, out_stride;
+	int kv_f16;
+	float scale;
+	float *scores, *out;
+	size_t len;	 /* total rows: set by kern_attn */
+};
+
+void kern_attn(const struct kern_attn_args *);
 
 #endif

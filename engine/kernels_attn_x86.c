@@ -24,9 +24,9 @@
 #define ATTN_PV 8 /* queries per value-row pass */
 #define ATTN_AHEAD 16
 
-/* Prefetches floats [c, c + n) of row j + ATTN_AHEAD of m, if any. */
+/* Prefetches bytes [c, c + n) of row j + ATTN_AHEAD of m, if any. */
 INLINE void
-attn_prefetch(const float *m, size_t stride, size_t len, size_t j, size_t c,
+attn_prefetch(const void *m, size_t stride, size_t len, size_t j, size_t c,
     size_t n)
 {
 	const char *p;
@@ -34,8 +34,8 @@ attn_prefetch(const float *m, size_t stride, size_t len, size_t j, size_t c,
 
 	if (j + ATTN_AHEAD >= len)
 		return;
-	p = (const char *)(m + (j + ATTN_AHEAD) * stride + c);
-	for (b = 0; b < n * sizeof(float); b += 64)
+	p = (const char *)m + (j + ATTN_AHEAD) * stride + c;
+	for (b = 0; b < n; b += 64)
 		_mm_prefetch(p + b, _MM_HINT_T0);
 }
 
@@ -56,9 +56,9 @@ mask_avx2(size_t left)
 	    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* Stores scale * r[i] as the score of query i0 + i for key j. */
+/* Stores scale * r[i] as query i0 + i's score of (all-span) row col. */
 INLINE void
-put_scores(const struct kern_attn_args *a, size_t i0, size_t j, __m128 r,
+put_scores(const struct kern_attn_args *a, size_t i0, size_t col, __m128 r,
     const int nq)
 {
 	float f[4];
@@ -66,13 +66,46 @@ put_scores(const struct kern_attn_args *a, size_t i0, size_t j, __m128 r,
 
 	memcpy(f, &r, sizeof f);
 	for (i = 0; i < nq; i++)
-		a->scores[(i0 + (size_t)i) * a->len + j] = f[i] * a->scale;
+		a->scores[(i0 + (size_t)i) * a->len + col] = f[i] * a->scale;
+}
+
+/* Elements [off, off + min(left, 8)) of a row of f32 or f16. */
+T_AVX2 INLINE __m256
+load8_avx2(const void *row, size_t off, size_t left, const int f16)
+{
+	uint16_t t[8];
+
+	if (!f16)
+		return _mm256_maskload_ps((const float *)row + off,
+		    mask_avx2(left));
+	if (left >= 8)
+		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(
+		    (const uint16_t *)row + off)));
+	memset(t, 0, sizeof t);
+	memcpy(t, (const uint16_t *)row + off, left * sizeof(uint16_t));
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* The bytes of one K or V row. */
+INLINE size_t
+row_bytes(const struct kern_attn_args *a, const int f16)
+{
+	return a->kv_stride * (f16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+INLINE const void *
+row_at(const struct kern_attn_args *a, const void *m, size_t j, const int f16)
+{
+	return (const char *)m + j * row_bytes(a, f16);
 }
 
 T_AVX2 INLINE void
-qk_avx2(const struct kern_attn_args *a, size_t i0, size_t j, const int nq)
+qk_avx2(const struct kern_attn_args *a, size_t i0,
+    const struct kern_attn_span *sp, size_t col, size_t j, const int f16,
+    const int nq)
 {
-	const float *kr = a->k + j * a->kv_stride, *q = a->q + i0 * a->q_stride;
+	const void *kr = row_at(a, sp->k, j, f16);
+	const float *q = sp->q + i0 * a->q_stride;
 	__m256 acc[ATTN_QK], kc;
 	__m256i m;
 	size_t c;
@@ -82,39 +115,47 @@ qk_avx2(const struct kern_attn_args *a, size_t i0, size_t j, const int nq)
 		acc[i] = _mm256_setzero_ps();
 	for (c = 0; c < a->hd; c += 8) {
 		m = mask_avx2(a->hd - c);
-		kc = _mm256_maskload_ps(kr + c, m);
+		kc = load8_avx2(kr, c, a->hd - c, f16);
 #pragma GCC unroll 8
 		for (i = 0; i < nq; i++)
 			acc[i] = _mm256_fmadd_ps(kc, _mm256_maskload_ps(q +
 			    (size_t)i * a->q_stride + c, m), acc[i]);
 	}
-	put_scores(a, i0, j, reduce4_avx2(acc[0], acc[1], acc[2], acc[3]), nq);
+	put_scores(a, i0, col + j, reduce4_avx2(acc[0], acc[1], acc[2],
+	    acc[3]), nq);
 }
 
 T_AVX2 INLINE void
-pv_avx2(const struct kern_attn_args *a, size_t i0, size_t c, const int nq)
+pv_avx2(const struct kern_attn_args *a, size_t i0, size_t c, const int f16,
+    const int nq)
 {
-	const float *p = a->scores + i0 * a->len;
-	__m256i m = mask_avx2(a->hd - c);
+	const struct kern_attn_span *sp;
+	const float *p;
 	__m256 acc[ATTN_PV], vj;
-	size_t j;
+	size_t j, s, col;
 	int i;
 
 #pragma GCC unroll 8
 	for (i = 0; i < nq; i++)
 		acc[i] = _mm256_setzero_ps();
-	for (j = 0; j < a->len; j++) {
-		attn_prefetch(a->v, a->kv_stride, a->len, j, c, 1);
-		vj = _mm256_maskload_ps(a->v + j * a->kv_stride + c, m);
+	for (s = 0, col = 0; s < a->n_span; col += a->span[s++].len) {
+		sp = &a->span[s];
+		p = a->scores + i0 * a->len + col;
+		for (j = 0; j < sp->len; j++) {
+			attn_prefetch(sp->v, row_bytes(a, f16), sp->len, j,
+			    c * (f16 ? 2 : 4), 1);
+			vj = load8_avx2(row_at(a, sp->v, j, f16), c, a->hd - c,
+			    f16);
 #pragma GCC unroll 8
-		for (i = 0; i < nq; i++)
-			acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p +
-			    (size_t)i * a->len + j), vj, acc[i]);
+			for (i = 0; i < nq; i++)
+				acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(p +
+				    (size_t)i * a->len + j), vj, acc[i]);
+		}
 	}
 #pragma GCC unroll 8
 	for (i = 0; i < nq; i++)
 		_mm256_maskstore_ps(a->out + (i0 + (size_t)i) * a->out_stride +
-		    c, m, acc[i]);
+		    c, mask_avx2(a->hd - c), acc[i]);
 }
 
 /* The passes for a runtime number of queries, as fixed-size groups. */
@@ -257,18 +298,31 @@ softmax_avx512(float *scores, size_t n_q, size_t len)
 	}
 }
 
+/* Scores of every span's rows, softmax, then the values. */
+#define ATTN_BODY(QK, PV, SOFTMAX, VEC, f16) do {			\
+	const struct kern_attn_span *sp_;				\
+	size_t s_, col_, j_, c_;					\
+									\
+	for (s_ = 0, col_ = 0; s_ < a->n_span; col_ += sp_->len, s_++) {\
+		sp_ = &a->span[s_];					\
+		for (j_ = 0; j_ < sp_->len; j_++) {			\
+			attn_prefetch(sp_->k, row_bytes(a, f16),	\
+			    sp_->len, j_, 0, a->hd * (f16 ? 2 : 4));	\
+			ATTN_GROUPS(QK, ATTN_QK, sp_, col_, j_, f16);	\
+		}							\
+	}								\
+	SOFTMAX(a->scores, a->n_q, a->len);				\
+	for (c_ = 0; c_ < a->hd; c_ += VEC)				\
+		ATTN_GROUPS(PV, ATTN_PV, c_, f16);			\
+} while (0)
+
 T_AVX2 void
 kern_attn_avx2(const struct kern_attn_args *a)
 {
-	size_t j, c;
-
-	for (j = 0; j < a->len; j++) {
-		attn_prefetch(a->k, a->kv_stride, a->len, j, 0, a->hd);
-		ATTN_GROUPS(qk_avx2, ATTN_QK, j);
-	}
-	softmax_avx2(a->scores, a->n_q, a->len);
-	for (c = 0; c < a->hd; c += 8)
-		ATTN_GROUPS(pv_avx2, ATTN_PV, c);
+	if (a->kv_f16)
+		ATTN_BODY(qk_avx2, pv_avx2, softmax_avx2, 8, 1);
+	else
+		ATTN_BODY(qk_avx2, pv_avx2, softmax_avx2, 8, 0);
 }
 
 T_AVX512 INLINE __m256
@@ -278,10 +332,23 @@ fold_avx512(__m512 v)
 	    _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-T_AVX512 INLINE void
-qk_avx512(const struct kern_attn_args *a, size_t i0, size_t j, const int nq)
+/* Elements [off, off + 16) under mask m of a row of f32 or f16. */
+T_AVX512 INLINE __m512
+load16_avx512(const void *row, size_t off, __mmask16 m, const int f16)
 {
-	const float *kr = a->k + j * a->kv_stride, *q = a->q + i0 * a->q_stride;
+	if (f16)
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m,
+		    (const uint16_t *)row + off));
+	return _mm512_maskz_loadu_ps(m, (const float *)row + off);
+}
+
+T_AVX512 INLINE void
+qk_avx512(const struct kern_attn_args *a, size_t i0,
+    const struct kern_attn_span *sp, size_t col, size_t j, const int f16,
+    const int nq)
+{
+	const void *kr = row_at(a, sp->k, j, f16);
+	const float *q = sp->q + i0 * a->q_stride;
 	__m512 acc[ATTN_QK], kc;
 	__mmask16 m;
 	size_t c;
@@ -291,35 +358,42 @@ qk_avx512(const struct kern_attn_args *a, size_t i0, size_t j, const int nq)
 		acc[i] = _mm512_setzero_ps();
 	for (c = 0; c < a->hd; c += 16) {
 		m = mask_avx512(a->hd - c);
-		kc = _mm512_maskz_loadu_ps(m, kr + c);
+		kc = load16_avx512(kr, c, m, f16);
 #pragma GCC unroll 8
 		for (i = 0; i < nq; i++)
 			acc[i] = _mm512_fmadd_ps(kc, _mm512_maskz_loadu_ps(m,
 			    q + (size_t)i * a->q_stride + c), acc[i]);
 	}
-	put_scores(a, i0, j, reduce4_avx2(fold_avx512(acc[0]),
+	put_scores(a, i0, col + j, reduce4_avx2(fold_avx512(acc[0]),
 	    fold_avx512(acc[1]), fold_avx512(acc[2]), fold_avx512(acc[3])), nq);
 }
 
 T_AVX512 INLINE void
-pv_avx512(const struct kern_attn_args *a, size_t i0, size_t c, const int nq)
+pv_avx512(const struct kern_attn_args *a, size_t i0, size_t c, const int f16,
+    const int nq)
 {
-	const float *p = a->scores + i0 * a->len;
+	const struct kern_attn_span *sp;
 	__mmask16 m = mask_avx512(a->hd - c);
+	const float *p;
 	__m512 acc[ATTN_PV], vj;
-	size_t j;
+	size_t j, s, col;
 	int i;
 
 #pragma GCC unroll 8
 	for (i = 0; i < nq; i++)
 		acc[i] = _mm512_setzero_ps();
-	for (j = 0; j < a->len; j++) {
-		attn_prefetch(a->v, a->kv_stride, a->len, j, c, 1);
-		vj = _mm512_maskz_loadu_ps(m, a->v + j * a->kv_stride + c);
+	for (s = 0, col = 0; s < a->n_span; col += a->span[s++].len) {
+		sp = &a->span[s];
+		p = a->scores + i0 * a->len + col;
+		for (j = 0; j < sp->len; j++) {
+			attn_prefetch(sp->v, row_bytes(a, f16), sp->len, j,
+			    c * (f16 ? 2 : 4), 1);
+			vj = load16_avx512(row_at(a, sp->v, j, f16), c, m, f16);
 #pragma GCC unroll 8
-		for (i = 0; i < nq; i++)
-			acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)i *
-			    a->len + j]), vj, acc[i]);
+			for (i = 0; i < nq; i++)
+				acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[
+				    (size_t)i * a->len + j]), vj, acc[i]);
+		}
 	}
 #pragma GCC unroll 8
 	for (i = 0; i < nq; i++)
@@ -330,15 +404,10 @@ pv_avx512(const struct kern_attn_args *a, size_t i0, size_t c, const int nq)
 T_AVX512 void
 kern_attn_avx512(const struct kern_attn_args *a)
 {
-	size_t j, c;
-
-	for (j = 0; j < a->len; j++) {
-		attn_prefetch(a->k, a->kv_stride, a->len, j, 0, a->hd);
-		ATTN_GROUPS(qk_avx512, ATTN_QK, j);
-	}
-	softmax_avx512(a->scores, a->n_q, a->len);
-	for (c = 0; c < a->hd; c += 16)
-		ATTN_GROUPS(pv_avx512, ATTN_PV, c);
+	if (a->kv_f16)
+		ATTN_BODY(qk_avx512, pv_avx512, softmax_avx512, 16, 1);
+	else
+		ATTN_BODY(qk_avx512, pv_avx512, softmax_avx512, 16, 0);
 }
 
 #endif /* KERN_HAVE_X86 */

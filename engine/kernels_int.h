@@ -82,13 +82,6 @@ kern_xq_qpos(uint32_t wtype, size_t i)
 	return b / 2 * 2 * QK + j / 16 * 32 + b % 2 * 16 + j % 16;
 }
 
-/* The arguments of kern_attn; scores[i * len + j] for query i, key j. */
-struct kern_attn_args {
-	const float *q, *k, *v;
-	size_t n_q, q_stride, kv_stride, hd, len, out_stride;
-	float scale;
-	float *scores, *out;
-};
 
 /*
  * Turns each query's len scores (already scaled) into softmax weights

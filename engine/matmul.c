@@ -295,6 +295,17 @@ blas_single_threaded(void)
 	openblas_set_num_threads(1);
 }
 
+/* Rows per sgemm job: small enough that each thread gets several. */
+static long
+gemm_chunk(const struct wmat *W, size_t nth)
+{
+	long chunk = MM_CHUNK_FLOATS / W->cols;
+
+	if (chunk > W->rows / ((long)nth * 4))
+		chunk = W->rows / ((long)nth * 4);
+	return chunk < 16 ? 16 : chunk / 16 * 16;
+}
+
 static int
 matmul_gemm(struct pool *pool, const struct wmat *W, const float *X,
     size_t n, float *Y, size_t ldy, struct matmul_scratch *s, char *cause)
@@ -303,11 +314,7 @@ matmul_gemm(struct pool *pool, const struct wmat *W, const float *X,
 	size_t nth = (size_t)pool_threads(pool);
 
 	pthread_once(&blas_once, blas_single_threaded);
-	/* Chunks small enough that each thread gets several, for balance. */
-	j.chunk = MM_CHUNK_FLOATS / W->cols;
-	if (j.chunk > W->rows / ((long)nth * 4))
-		j.chunk = W->rows / ((long)nth * 4);
-	j.chunk = j.chunk < 16 ? 16 : j.chunk / 16 * 16;
+	j.chunk = gemm_chunk(W, nth);
 	atomic_init(&j.next, 0);
 	if (W->type != QT_F32 && scratch_reserve(s, nth * (size_t)j.chunk *
 	    (size_t)W->cols * sizeof(float), cause) != 0)
@@ -315,6 +322,20 @@ matmul_gemm(struct pool *pool, const struct wmat *W, const float *X,
 	j.bufs = s->buf;
 	pool_run(pool, gemm_slice, &j);
 	return 0;
+}
+
+int
+matmul_reserve(struct matmul_scratch *s, const struct wmat *W, size_t n,
+    int nth, char *cause)
+{
+	size_t need = kern_xq_bytes(W->type, (size_t)W->cols), g = 0;
+
+	if (n >= MM_GEMM_MIN_ROWS && is_quantized(W->type))
+		g = n * kern_xs_stride(W->type, (size_t)W->cols);
+	else if (n >= MM_GEMM_MIN_ROWS && W->type != QT_F32)
+		g = (size_t)nth * (size_t)gemm_chunk(W, (size_t)nth) *
+		    (size_t)W->cols * sizeof(float);
+	return scratch_reserve(s, need > g ? need : g, cause);
 }
 
 int
@@ -346,31 +367,47 @@ matmul(struct pool *pool, const struct wmat *W, const float *X, size_t n,
 	return matmul_gemm(pool, W, X, n, Y, ldy, s, cause);
 }
 
-void
-matmul_attn_head(const float *Q, size_t ldq, const float *K, const float *V,
-    size_t ldk, size_t n, size_t L, size_t first, size_t hd, float scale,
-    float *out, size_t ldo, float *S)
+/* Softmax over row[0, ns) and row[lo, hi); every other entry zeroed. */
+static void
+band_softmax(float *row, size_t L, size_t ns, size_t lo, size_t hi)
 {
-	size_t t, j, len;
-	float max, sum, *row;
+	float max = -INFINITY, sum = 0.0f, inv;
+	size_t j;
 
-	pthread_once(&blas_once, blas_single_threaded);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)L,
-	    (int)hd, scale, Q, (int)ldq, K, (int)ldk, 0.0f, S, (int)L);
-	for (t = 0; t < n; t++) {
-		row = S + t * L;
-		len = first + t + 1;
-		max = row[0];
-		for (j = 1; j < len; j++)
+	for (j = 0; j < L; j++) {
+		if (j < ns || (j >= lo && j < hi))
 			max = row[j] > max ? row[j] : max;
-		sum = 0.0f;
-		for (j = 0; j < len; j++)
+	}
+	for (j = 0; j < L; j++) {
+		if (j < ns || (j >= lo && j < hi))
 			sum += row[j] = expf(row[j] - max);
-		for (j = 0; j < len; j++)
-			row[j] /= sum;
-		for (; j < L; j++) /* the causal mask */
+		else
 			row[j] = 0.0f;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)hd,
-	    (int)L, 1.0f, S, (int)L, V, (int)ldk, 0.0f, out, (int)ldo);
+	inv = 1.0f / sum;
+	for (j = 0; j < ns; j++)
+		row[j] *= inv;
+	for (j = lo; j < hi; j++)
+		row[j] *= inv;
+}
+
+void
+matmul_attn_band(const struct matmul_band *b)
+{
+	size_t t;
+
+	pthread_once(&blas_once, blas_single_threaded);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->n,
+	    (int)b->L, (int)b->hd, b->scale, b->Q, (int)b->ldq, b->K,
+	    (int)b->ldk, 0.0f, b->S, (int)b->L);
+	if (b->Qs != NULL && b->n_sink > 0)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->n,
+		    (int)b->n_sink, (int)b->hd, b->scale, b->Qs, (int)b->ldq,
+		    b->K, (int)b->ldk, 0.0f, b->S, (int)b->L);
+	for (t = 0; t < b->n; t++)
+		band_softmax(b->S + t * b->L, b->L, (size_t)b->ns[t],
+		    (size_t)b->lo[t], (size_t)b->hi[t]);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b->n,
+	    (int)b->hd, (int)b->L, 1.0f, b->S, (int)b->L, b->V, (int)b->ldk,
+	    0.0f, b->out, (int)b->ldo);
 }

@@ -11,6 +11,7 @@
 #define SINKD_MATMUL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 #include "pool.h"
@@ -33,17 +34,31 @@ int matmul(struct pool *, const struct wmat *W, const float *X, size_t n,
 int matmul_many(struct pool *, int nw, const struct wmat *const *W,
     const float *X, size_t n, float *const *Y, const size_t *ldy,
     struct matmul_scratch *, char *cause);
+/*
+ * Grows the scratch to what any call on W with up to n rows and nth
+ * threads needs, so that a caller can fail before it changes anything.
+ */
+int matmul_reserve(struct matmul_scratch *, const struct wmat *W, size_t n,
+    int nth, char *cause);
 void matmul_scratch_free(struct matmul_scratch *);
 
 /*
- * Causal attention of one head for a chunk of n queries, through sgemm:
- * out[t] = softmax(scale * Q[t] . K[0..first+t]) V[0..first+t], where Q
- * is n x hd (rows ldq apart), K and V are L = first + n rows (ldk apart),
- * out rows are ldo apart and S is n x L floats of scratch.  Single-
- * threaded: callers run heads in parallel.
+ * Attention of one head for a chunk of n queries through sgemm, over L
+ * gathered rows of K and V (hd floats, ldk apart) whose first n_sink are
+ * the cache's sinks.  Query t sees rows [0, ns[t]) scored with Qs[t]
+ * (or Q[t] when Qs is NULL) and rows [lo[t], hi[t]) scored with Q[t]:
+ *   out[t] = softmax(scale * scores) V
+ * Q and Qs rows are ldq apart, out rows ldo; S is n x L floats of
+ * scratch.  Single-threaded: callers run heads in parallel.
  */
-void matmul_attn_head(const float *Q, size_t ldq, const float *K,
-    const float *V, size_t ldk, size_t n, size_t L, size_t first, size_t hd,
-    float scale, float *out, size_t ldo, float *S);
+struct matmul_band {
+	const float *Q, *Qs, *K, *V;
+	size_t ldq, ldk, n, L, n_sink, hd, ldo;
+	const int32_t *ns, *lo, *hi;
+	float scale;
+	float *out, *S;
+};
+
+void matmul_attn_band(const struct matmul_band *);
 
 #endif

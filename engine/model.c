@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "quant.h"
 
 static const char *const arch_names[] = {
@@ -141,6 +142,9 @@ check_hparams(const struct model_hparams *hp, char *cause)
 	if (hp->n_head_kv < 1 || hp->n_head % hp->n_head_kv != 0)
 		return err_set(cause, "head count %d is not a multiple of the "
 		    "KV head count %d", hp->n_head, hp->n_head_kv);
+	if (hp->head_dim > KERN_ATTN_ROW_MAX)
+		return err_set(cause, "head size %d is over the supported %d",
+		    hp->head_dim, KERN_ATTN_ROW_MAX);
 	if (hp->n_rot < 2 || hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
 		return err_set(cause, "rope dimension count %d must be even and "
 		    "at most the head size %d", hp->n_rot, hp->head_dim);

@@ -1,41 +1,218 @@
 /*
- * seq: the forward pass of a llama-family transformer for one sequence.
- *
- * For a chunk of n tokens at positions p0..p0+n-1, every layer does
- *   h = x + Wo * attn(rope(Wq*norm(x)), rope(Wk*norm(x)), Wv*norm(x))
- *   x = h + Wdown * (silu(Wgate*norm(h)) * Wup*norm(h))
- * with causal attention over the cache.  Keys are cached already rotated
- * at their position.  Rotation angles are computed in double precision
- * from integer positions, so they stay exact however long the stream.
+ * seq: a sequence's cache policy and stream.  Checks the options, owns
+ * the cache (kv.c) and the rope tables, cuts input into chunks the
+ * forward pass (seq_fwd.c) takes, and runs the recompute baseline.
  */
 #include "seq.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "kernels.h"
-#include "matmul.h"
 #include "quant.h"
+#include "seq_int.h"
 
-struct seq {
-	const struct model *m;
-	int32_t n_ctx, n_batch, n_past;
-	int32_t q_dim, kv_dim;
-	float *k, *v;	/* [n_layer][n_ctx][kv_dim] */
-	float *x, *xn;	/* [n_batch][n_embd] */
-	float *q, *kc, *vc, *att; /* [n_batch][q_dim or kv_dim] */
-	float *g, *u;	/* [n_batch][n_ff] */
-	float *rope;	/* [n_batch][n_rot/2][2]: cos, sin */
-	double *inv_freq; /* [n_rot/2] */
-	float *scores;	/* [threads][scores_per_thread] */
-	int scores_threads;
-	size_t scores_per_thread; /* n_ctx, or n_batch * n_ctx for sgemm */
-	struct matmul_scratch mm;
+static const char *const mode_names[] = {
+	[SEQ_STREAMING] = "streaming",
+	[SEQ_WINDOW] = "window",
+	[SEQ_RECOMPUTE] = "recompute",
+	[SEQ_DENSE] = "dense",
 };
 
+void
+seq_opts_default(struct seq_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->mode = SEQ_STREAMING;
+	o->n_sink = -1;
+	o->kv_type = KV_F32;
+}
+
+int
+seq_mode_parse(const char *s, enum seq_mode *m)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++) {
+		if (strcasecmp(s, mode_names[i]) == 0) {
+			*m = (enum seq_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+seq_mode_name(enum seq_mode m)
+{
+	return (unsigned)m < sizeof mode_names / sizeof mode_names[0] ?
+	    mode_names[m] : "?";
+}
+
+int
+seq_kv_parse(const char *s, enum kv_type *t)
+{
+	if (strcasecmp(s, "f32") == 0)
+		*t = KV_F32;
+	else if (strcasecmp(s, "f16") == 0)
+		*t = KV_F16;
+	else
+		return -1;
+	return 0;
+}
+
+const char *
+seq_kv_name(enum kv_type t)
+{
+	return t == KV_F16 ? "f16" : "f32";
+}
+
+/* Options with defaults filled in; n_sink becomes the sinks in effect. */
+static void
+resolve(const struct seq_opts *in, struct seq_opts *o)
+{
+	if (in != NULL)
+		*o = *in;
+	else
+		seq_opts_default(o);
+	if (o->n_cache == 0)
+		o->n_cache = SEQ_DEFAULT_CACHE;
+	if (o->n_sink == -1)
+		o->n_sink = o->mode == SEQ_STREAMING ? SEQ_DEFAULT_SINKS : 0;
+	if (o->mode == SEQ_DENSE)
+		o->n_sink = o->n_pin = 0; /* nothing is evicted: no sinks */
+	else if (o->n_pin > o->n_sink && o->n_sink >= 0)
+		o->n_sink = o->n_pin;
+}
+
+static uint64_t
+default_max_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || size <= 0)
+		return (uint64_t)1 << 32;
+	return (uint64_t)pages * (uint64_t)size / 2;
+}
+
+static int
+check_shape(const struct seq_opts *in, const struct seq_opts *o,
+    char *cause)
+{
+	if (o->n_cache < 1 || o->n_cache > SEQ_MAX_CACHE)
+		return err_set(cause, "cache size %d is out of range (1 to %d "
+		    "tokens)", o->n_cache, SEQ_MAX_CACHE);
+	if (in->n_sink < -1)
+		return err_set(cause, "sink count %d is negative", in->n_sink);
+	if (in->n_pin < 0)
+		return err_set(cause, "pinned prefix %d is negative", in->n_pin);
+	if (o->mode == SEQ_WINDOW && (in->n_sink > 0 || in->n_pin > 0))
+		return err_set(cause, "window mode keeps no sinks and no pinned "
+		    "prefix; use streaming mode for them");
+	if (in->n_pin > 0 && in->n_pin >= o->n_cache)
+		return err_set(cause, "a pinned prefix of %d tokens does not "
+		    "fit a cache of %d (at least one window slot is needed)",
+		    in->n_pin, o->n_cache);
+	if (o->n_sink >= o->n_cache)
+		return err_set(cause, "%d sinks do not fit a cache of %d: the "
+		    "cache must hold the sinks and at least one window token",
+		    o->n_sink, o->n_cache);
+	return 0;
+}
+
+int
+seq_check_opts(const struct model *m, const struct seq_opts *in,
+    char *cause)
+{
+	struct seq_opts o, def;
+	uint64_t bytes, max;
+
+	if (in == NULL) {
+		seq_opts_default(&def);
+		in = &def;
+	}
+	if ((unsigned)in->mode > SEQ_DENSE)
+		return err_set(cause, "unknown cache mode %d", (int)in->mode);
+	if (in->kv_type != KV_F32 && in->kv_type != KV_F16)
+		return err_set(cause, "unknown KV type %d", (int)in->kv_type);
+	resolve(in, &o);
+	if (check_shape(in, &o, cause) != 0)
+		return -1;
+	bytes = kv_total_bytes(&m->hp, o.kv_type, o.n_cache);
+	max = o.max_bytes != 0 ? o.max_bytes : default_max_bytes();
+	if (bytes > max)
+		return err_set(cause, "a cache of %d tokens needs %.1f MiB, over "
+		    "the limit of %.1f MiB", o.n_cache, (double)bytes /
+		    (1 << 20), (double)max / (1 << 20));
+	return 0;
+}
+
+struct seq *
+seq_new(const struct model *m, const struct seq_opts *in, char *cause)
+{
+	struct seq_opts o;
+	struct seq *s;
+
+	if (seq_check_opts(m, in, cause) != 0)
+		return NULL;
+	resolve(in, &o);
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		err_set(cause, "out of memory");
+		return NULL;
+	}
+	s->m = m;
+	s->mode = o.mode;
+	if (rope_init(&s->rope, &m->hp, cause) != 0 ||
+	    kv_init(&s->kv, &m->hp, o.kv_type, o.n_cache, o.n_sink,
+	    o.mode != SEQ_DENSE, cause) != 0) {
+		seq_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+seq_free(struct seq *s)
+{
+	if (s == NULL)
+		return;
+	kv_free(&s->kv);
+	rope_free(&s->rope);
+	free(s);
+}
+
+void
+seq_get_info(const struct seq *s, struct seq_info *i)
+{
+	memset(i, 0, sizeof *i);
+	i->mode = s->mode;
+	i->kv_type = s->kv.type;
+	i->n_cache = s->kv.cap;
+	i->n_sink = s->kv.n_sink;
+	i->n_cached = kv_n_cached(&s->kv);
+	i->n_seen = s->kv.n_seen;
+	i->n_evicted = kv_n_evicted(&s->kv);
+	i->token_layer_bytes = kv_token_layer_bytes(&s->m->hp, s->kv.type);
+	i->bytes = kv_total_bytes(&s->m->hp, s->kv.type, s->kv.cap);
+}
+
+void
+seq_reset(struct seq *s)
+{
+	kv_clear(&s->kv);
+}
+
+void
+seq_set_probe(struct seq *s, seq_probe_fn *fn, void *arg)
+{
+	s->probe = fn;
+	s->probe_arg = arg;
+}
+
 static void *
-zalloc_floats(size_t n)
+alloc_floats(size_t n)
 {
 	void *p;
 
@@ -45,408 +222,261 @@ zalloc_floats(size_t n)
 	return p;
 }
 
-static void
-seq_init_rope(struct seq *s)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	int i;
-
-	for (i = 0; i < hp->n_rot / 2; i++)
-		s->inv_freq[i] = pow(hp->rope_base, -2.0 * i / hp->n_rot) /
-		    hp->rope_scale;
-}
-
 static int
-seq_alloc(struct seq *s)
+work_alloc(struct seq_work *w, const struct model_hparams *hp)
 {
-	const struct model_hparams *hp = &s->m->hp;
-	size_t nb = (size_t)s->n_batch, cache;
+	size_t nb = (size_t)w->n_batch;
 
-	cache = (size_t)hp->n_layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
-	s->k = zalloc_floats(cache);
-	s->v = zalloc_floats(cache);
-	s->x = zalloc_floats(nb * (size_t)hp->n_embd);
-	s->xn = zalloc_floats(nb * (size_t)hp->n_embd);
-	s->q = zalloc_floats(nb * (size_t)s->q_dim);
-	s->att = zalloc_floats(nb * (size_t)s->q_dim);
-	s->kc = zalloc_floats(nb * (size_t)s->kv_dim);
-	s->vc = zalloc_floats(nb * (size_t)s->kv_dim);
-	s->g = zalloc_floats(nb * (size_t)hp->n_ff);
-	s->u = zalloc_floats(nb * (size_t)hp->n_ff);
-	s->rope = zalloc_floats(nb * (size_t)hp->n_rot);
-	s->inv_freq = calloc((size_t)hp->n_rot / 2, sizeof(double));
-	return s->k && s->v && s->x && s->xn && s->q && s->att && s->kc &&
-	    s->vc && s->g && s->u && s->rope && s->inv_freq ? 0 : -1;
+	w->x = alloc_floats(nb * (size_t)hp->n_embd);
+	w->xn = alloc_floats(nb * (size_t)hp->n_embd);
+	w->q = alloc_floats(nb * (size_t)w->q_dim);
+	w->qs = alloc_floats(nb * (size_t)w->q_dim);
+	w->att = alloc_floats(nb * (size_t)w->q_dim);
+	w->kc = alloc_floats(nb * (size_t)w->kv_dim);
+	w->vc = alloc_floats(nb * (size_t)w->kv_dim);
+	w->g = alloc_floats(nb * (size_t)hp->n_ff);
+	w->u = alloc_floats(nb * (size_t)hp->n_ff);
+	w->cs = alloc_floats(nb * (size_t)hp->n_rot);
+	w->cs_sink = alloc_floats(nb * (size_t)hp->n_rot);
+	w->pos = calloc(nb, sizeof(int64_t));
+	w->ns = calloc(nb, sizeof(int32_t));
+	w->lo = calloc(nb, sizeof(int32_t));
+	w->hi = calloc(nb, sizeof(int32_t));
+	return w->x && w->xn && w->q && w->qs && w->att && w->kc && w->vc &&
+	    w->g && w->u && w->cs && w->cs_sink && w->pos && w->ns && w->lo &&
+	    w->hi ? 0 : -1;
 }
 
-struct seq *
-seq_new(const struct model *m, const struct seq_opts *o, char *cause)
+struct seq_work *
+seq_work_new(const struct model *m, int32_t n_batch, char *cause)
 {
-	const struct model_hparams *hp = &m->hp;
-	struct seq *s;
+	struct seq_work *w;
 
-	if ((s = calloc(1, sizeof *s)) == NULL) {
+	if (n_batch < 0 || n_batch > 65536) {
+		err_set(cause, "batch size %d is out of range (1 to 65536)",
+		    n_batch);
+		return NULL;
+	}
+	if ((w = calloc(1, sizeof *w)) == NULL) {
 		err_set(cause, "out of memory");
 		return NULL;
 	}
-	s->m = m;
-	s->n_ctx = o != NULL && o->n_ctx > 0 ? o->n_ctx :
-	    hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-	s->n_batch = o != NULL && o->n_batch > 0 ? o->n_batch : 512;
-	if (s->n_batch > s->n_ctx)
-		s->n_batch = s->n_ctx;
-	s->q_dim = hp->n_head * hp->head_dim;
-	s->kv_dim = hp->n_head_kv * hp->head_dim;
-	if (s->n_ctx > (1 << 24)) {
-		err_set(cause, "context of %d tokens is too large", s->n_ctx);
-		seq_free(s);
+	w->m = m;
+	w->n_batch = n_batch > 0 ? n_batch : 512;
+	w->q_dim = m->hp.n_head * m->hp.head_dim;
+	w->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+	if (work_alloc(w, &m->hp) != 0) {
+		err_set(cause, "out of memory for a %d-token batch",
+		    w->n_batch);
+		seq_work_free(w);
 		return NULL;
 	}
-	if (seq_alloc(s) != 0) {
-		err_set(cause, "out of memory for a %d-token context", s->n_ctx);
-		seq_free(s);
-		return NULL;
-	}
-	seq_init_rope(s);
-	return s;
+	return w;
 }
 
 void
-seq_free(struct seq *s)
+seq_work_free(struct seq_work *w)
 {
-	if (s == NULL)
+	if (w == NULL)
 		return;
-	free(s->k);
-	free(s->v);
-	free(s->x);
-	free(s->xn);
-	free(s->q);
-	free(s->att);
-	free(s->kc);
-	free(s->vc);
-	free(s->g);
-	free(s->u);
-	free(s->rope);
-	free(s->inv_freq);
-	free(s->scores);
-	matmul_scratch_free(&s->mm);
-	free(s);
+	free(w->x);
+	free(w->xn);
+	free(w->q);
+	free(w->qs);
+	free(w->att);
+	free(w->kc);
+	free(w->vc);
+	free(w->g);
+	free(w->u);
+	free(w->cs);
+	free(w->cs_sink);
+	free(w->pos);
+	free(w->ns);
+	free(w->lo);
+	free(w->hi);
+	free(w->kg);
+	free(w->vg);
+	free(w->scores);
+	free(w->rtok);
+	matmul_scratch_free(&w->mm);
+	free(w);
 }
 
-int32_t
-seq_n_past(const struct seq *s)
+/*
+ * Tokens in the next chunk.  Chunks that evict gather the window before
+ * them, so they stay near the window's size: a chunk much longer than
+ * the window would compute scores mostly outside every token's band.
+ */
+static size_t
+next_chunk(const struct seq *s, const struct seq_work *w, size_t left)
 {
-	return s->n_past;
+	size_t c = left < (size_t)w->n_batch ? left : (size_t)w->n_batch;
+	size_t lim = s->kv.n_win > 32 ? (size_t)s->kv.n_win : 32;
+
+	if (s->probe != NULL)
+		return 1;
+	if (s->kv.evict && s->kv.n_seen + (int64_t)c > s->kv.cap && c > lim)
+		c = lim;
+	return c;
 }
 
-int32_t
-seq_n_ctx(const struct seq *s)
+static float *
+logits_at(float *logits, int all, size_t i, size_t c, size_t n, size_t nv)
 {
-	return s->n_ctx;
+	if (logits == NULL)
+		return NULL;
+	if (all)
+		return logits + i * nv;
+	return i + c == n ? logits : NULL;
 }
 
-void
-seq_reset(struct seq *s)
-{
-	s->n_past = 0;
-}
-
+/*
+ * One token past a full cache, the recompute way: the cached tokens
+ * (sinks, then the window's newest n_win - 1) and the new one are
+ * encoded from scratch at positions 0..cap-1; then the token ring is
+ * put back in stream order for the next step.
+ */
 static void
-rmsnorm(const float *x, const float *w, float *out, int n, float eps)
+recompute_one(struct seq *s, struct seq_work *w, struct pool *pool,
+    int32_t token, float *logits)
 {
-	double ss = 0.0;
-	float scale;
-	int i;
+	struct kv *kv = &s->kv;
+	int64_t a = kv->n_seen, b;
+	size_t n = (size_t)kv->cap, i, c;
 
-	for (i = 0; i < n; i++)
-		ss += (double)x[i] * x[i];
-	scale = (float)(1.0 / sqrt(ss / n + eps));
-	for (i = 0; i < n; i++)
-		out[i] = x[i] * scale * w[i];
+	for (b = 0; b < kv->n_sink; b++)
+		w->rtok[b] = kv->tok[b];
+	for (b = a - kv->n_win + 1; b < a; b++)
+		w->rtok[kv->n_sink + (b - (a - kv->n_win + 1))] =
+		    kv->tok[kv_slot(kv, b)];
+	w->rtok[n - 1] = token;
+	kv->n_seen = 0;
+	for (i = 0; i < n; i += c) {
+		c = n - i < (size_t)w->n_batch ? n - i : (size_t)w->n_batch;
+		seq_fwd_chunk(s, w, pool, w->rtok + i, c, i + c == n ? logits :
+		    NULL, 0);
+	}
+	kv->n_seen = a + 1;
+	kv_put_tokens(kv, a - kv->n_win + 1, w->rtok + kv->n_sink,
+	    (size_t)kv->n_win);
 }
 
-static void
-rmsnorm_rows(const float *x, const float *w, float *out, size_t n, int dim,
-    float eps)
+static int
+eval_recompute(struct seq *s, struct seq_work *w, struct pool *pool,
+    const int32_t *tokens, size_t n, float *logits, int all, char *cause)
 {
+	size_t nv = (size_t)s->m->hp.n_vocab, i, c, cap = (size_t)s->kv.cap;
+	size_t nb = (size_t)w->n_batch;
+
+	if (seq_fwd_reserve(s, w, pool, nb < cap ? nb : cap, cause) != 0)
+		return -1;
+	if (w->rtok_cap < cap) {
+		free(w->rtok);
+		w->rtok_cap = 0;
+		if ((w->rtok = calloc(cap, sizeof(int32_t))) == NULL)
+			return err_set(cause, "out of memory");
+		w->rtok_cap = cap;
+	}
+	for (i = 0; i < n; i += c) {
+		if (s->kv.n_seen < s->kv.cap) {
+			/* Until the cache is full, recompute is dense. */
+			c = next_chunk(s, w, n - i);
+			if (c > cap - (size_t)s->kv.n_seen)
+				c = cap - (size_t)s->kv.n_seen;
+			seq_fwd_chunk(s, w, pool, tokens + i, c,
+			    logits_at(logits, all, i, c, n, nv), all);
+			continue;
+		}
+		c = 1;
+		recompute_one(s, w, pool, tokens[i], logits_at(logits, all, i,
+		    1, n, nv));
+	}
+	return 0;
+}
+
+static int
+check_input(const struct seq *s, const struct seq_work *w,
+    const int32_t *tokens, size_t n, char *cause)
+{
+	int32_t nv = s->m->hp.n_vocab;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		rmsnorm(x + i * dim, w, out + i * dim, dim, eps);
-}
-
-/* cos/sin for every token of the chunk, once for all layers. */
-static void
-rope_table(struct seq *s, size_t n)
-{
-	int half = s->m->hp.n_rot / 2, i;
-	size_t t;
-
-	for (t = 0; t < n; t++) {
-		double pos = (double)(s->n_past + (int32_t)t);
-		float *cs = s->rope + t * (size_t)half * 2;
-		for (i = 0; i < half; i++) {
-			double a = pos * s->inv_freq[i];
-			cs[2 * i] = (float)cos(a);
-			cs[2 * i + 1] = (float)sin(a);
-		}
+	if (w->m != s->m)
+		return err_set(cause, "work area made for another model");
+	if (n == 0)
+		return err_set(cause, "no tokens to evaluate");
+	for (i = 0; i < n; i++) {
+		if (tokens[i] < 0 || tokens[i] >= nv)
+			return err_set(cause, "token id %d is outside the "
+			    "vocabulary (0..%d)", tokens[i], nv - 1);
 	}
-}
-
-/* Rotates every head of n rows of vectors (n_heads * head_dim wide). */
-static void
-rope_apply(const struct seq *s, float *v, size_t n, int n_heads)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	int half = hp->n_rot / 2, h, i;
-	int stride = hp->rope_neox ? 1 : 2, off = hp->rope_neox ? half : 1;
-	size_t t;
-
-	for (t = 0; t < n; t++) {
-		const float *cs = s->rope + t * (size_t)half * 2;
-		for (h = 0; h < n_heads; h++) {
-			float *p = v + (t * (size_t)n_heads + (size_t)h) *
-			    (size_t)hp->head_dim;
-			for (i = 0; i < half; i++) {
-				float *a = p + i * stride, *b = a + off;
-				float x0 = *a, x1 = *b;
-				*a = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
-				*b = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
-			}
-		}
-	}
-}
-
-static void
-add_bias(float *y, const float *b, size_t n, int dim)
-{
-	size_t t;
-	int i;
-
-	if (b == NULL)
-		return;
-	for (t = 0; t < n; t++)
-		for (i = 0; i < dim; i++)
-			y[t * dim + i] += b[i];
-}
-
-/* From this many tokens on, attention runs per head through sgemm. */
-#define ATTN_GEMM_MIN 8
-
-struct attn_job {
-	struct seq *s;
-	int layer;
-	size_t n; /* tokens in the chunk */
-	long per; /* query heads per job (attn_slice) */
-};
-
-/*
- * Causal attention over the cache of the query heads [h0, h0 + nh) of
- * chunk token t, which share one KV head.
- */
-static void
-attn_heads(struct seq *s, int layer, size_t t, int h0, int nh, float *scores)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	size_t hd = (size_t)hp->head_dim, kvh = (size_t)(h0 /
-	    (hp->n_head / hp->n_head_kv));
-	size_t base = (size_t)layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
-	size_t qo = (t * (size_t)hp->n_head + (size_t)h0) * hd;
-
-	kern_attn(s->q + qo, (size_t)nh, hd, s->k + base + kvh * hd,
-	    s->v + base + kvh * hd, (size_t)s->kv_dim, hd,
-	    (size_t)s->n_past + t + 1, 1.0f / sqrtf((float)hd), scores,
-	    s->att + qo, hd);
-}
-
-/* Whole heads through sgemm, for chunks of many tokens. */
-static void
-attn_gemm_slice(void *arg, int ith, int nth)
-{
-	struct attn_job *j = arg;
-	struct seq *s = j->s;
-	const struct model_hparams *hp = &s->m->hp;
-	size_t hd = (size_t)hp->head_dim, L = (size_t)s->n_past + j->n;
-	size_t base = (size_t)j->layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
-	long lo, hi, h, kvh;
-
-	pool_split(hp->n_head, ith, nth, 1, &lo, &hi);
-	for (h = lo; h < hi; h++) {
-		kvh = h / (hp->n_head / hp->n_head_kv);
-		matmul_attn_head(s->q + (size_t)h * hd, (size_t)s->q_dim,
-		    s->k + base + (size_t)kvh * hd, s->v + base +
-		    (size_t)kvh * hd, (size_t)s->kv_dim, j->n, L,
-		    (size_t)s->n_past, hd, 1.0f / sqrtf((float)hd),
-		    s->att + (size_t)h * hd, (size_t)s->q_dim,
-		    s->scores + (size_t)ith * s->scores_per_thread);
-	}
-}
-
-/*
- * Per-token attention, one job per (token, KV head) so that each cached
- * key and value row is read once for all the heads sharing it.  With
- * fewer such jobs than threads, a group's heads are split further.
- */
-static void
-attn_slice(void *arg, int ith, int nth)
-{
-	struct attn_job *j = arg;
-	struct seq *s = j->s;
-	long lo, hi, i, n_kv = s->m->hp.n_head_kv, per = j->per, sub;
-
-	sub = (s->m->hp.n_head / n_kv) / per;
-	pool_split((long)j->n * n_kv * sub, ith, nth, 1, &lo, &hi);
-	for (i = lo; i < hi; i++)
-		attn_heads(s, j->layer, (size_t)(i / (n_kv * sub)),
-		    (int)(i % (n_kv * sub) * per), (int)per,
-		    s->scores + (size_t)ith * s->scores_per_thread);
-}
-
-/* Heads per attn_slice job: the whole group unless threads would idle. */
-static long
-attn_per_job(const struct model_hparams *hp, size_t n, int nth)
-{
-	long per = hp->n_head / hp->n_head_kv;
-
-	while (per % 2 == 0 && (long)n * hp->n_head / per < nth)
-		per /= 2;
-	return per;
-}
-
-static int
-attention(struct seq *s, struct pool *pool, int layer, size_t n, char *cause)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	size_t off = ((size_t)layer * (size_t)s->n_ctx + (size_t)s->n_past) *
-	    (size_t)s->kv_dim;
-	struct attn_job j = { .s = s, .layer = layer, .n = n };
-	int nth = pool_threads(pool), gemm = n >= ATTN_GEMM_MIN;
-	size_t per;
-
-	j.per = attn_per_job(hp, n, nth);
-	per = (size_t)s->n_ctx * (gemm ? (size_t)s->n_batch : (size_t)j.per);
-
-	if (s->scores_threads < nth || s->scores_per_thread < per) {
-		free(s->scores);
-		s->scores = zalloc_floats((size_t)nth * per);
-		s->scores_threads = s->scores != NULL ? nth : 0;
-		s->scores_per_thread = s->scores != NULL ? per : 0;
-		if (s->scores == NULL)
-			return err_set(cause, "out of memory for attention");
-	}
-	rope_apply(s, s->q, n, hp->n_head);
-	rope_apply(s, s->kc, n, hp->n_head_kv);
-	memcpy(s->k + off, s->kc, n * (size_t)s->kv_dim * sizeof(float));
-	memcpy(s->v + off, s->vc, n * (size_t)s->kv_dim * sizeof(float));
-	pool_run(pool, gemm ? attn_gemm_slice : attn_slice, &j);
+	if (!s->kv.evict && n > (size_t)(s->kv.cap - s->kv.n_seen))
+		return err_set(cause, "the dense cache is full: %zu more tokens "
+		    "do not fit, %lld of its %d are used (dense mode never "
+		    "evicts; use streaming or a larger cache)", n,
+		    (long long)s->kv.n_seen, s->kv.cap);
 	return 0;
-}
-
-static int
-layer_forward(struct seq *s, struct pool *pool, int il, size_t n,
-    char *cause)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	const struct model_layer *ly = &s->m->layers[il];
-	size_t e = (size_t)hp->n_embd, f = (size_t)hp->n_ff, i;
-	const struct wmat *qkv_w[3] = { &ly->wq, &ly->wk, &ly->wv };
-	const struct wmat *ffn_w[2] = { &ly->w_gate, &ly->w_up };
-	float *qkv_y[3] = { s->q, s->kc, s->vc }, *ffn_y[2] = { s->g, s->u };
-	size_t qkv_ld[3] = { (size_t)s->q_dim, (size_t)s->kv_dim,
-		(size_t)s->kv_dim }, ffn_ld[2] = { f, f };
-
-	rmsnorm_rows(s->x, ly->attn_norm, s->xn, n, hp->n_embd, hp->rms_eps);
-	if (matmul_many(pool, 3, qkv_w, s->xn, n, qkv_y, qkv_ld, &s->mm,
-	    cause) != 0)
-		return -1;
-	add_bias(s->q, ly->bq, n, s->q_dim);
-	add_bias(s->kc, ly->bk, n, s->kv_dim);
-	add_bias(s->vc, ly->bv, n, s->kv_dim);
-	if (attention(s, pool, il, n, cause) != 0 ||
-	    matmul(pool, &ly->wo, s->att, n, s->xn, e, &s->mm, cause))
-		return -1;
-	for (i = 0; i < n * e; i++)
-		s->x[i] += s->xn[i];
-	rmsnorm_rows(s->x, ly->ffn_norm, s->xn, n, hp->n_embd, hp->rms_eps);
-	if (matmul_many(pool, 2, ffn_w, s->xn, n, ffn_y, ffn_ld, &s->mm,
-	    cause) != 0)
-		return -1;
-	for (i = 0; i < n * f; i++)
-		s->g[i] = s->g[i] / (1.0f + expf(-s->g[i])) * s->u[i];
-	if (matmul(pool, &ly->w_down, s->g, n, s->xn, e, &s->mm, cause))
-		return -1;
-	for (i = 0; i < n * e; i++)
-		s->x[i] += s->xn[i];
-	return 0;
-}
-
-static void
-embed(struct seq *s, const int32_t *tokens, size_t n)
-{
-	const struct wmat *w = &s->m->tok_embd;
-	size_t t;
-
-	for (t = 0; t < n; t++)
-		quant_dequantize_row(w->type, (const char *)w->data +
-		    (size_t)tokens[t] * w->row_bytes, s->x + t * (size_t)w->cols,
-		    (size_t)w->cols);
-}
-
-/* One chunk of at most n_batch tokens. */
-static int
-eval_chunk(struct seq *s, struct pool *pool, const int32_t *tokens, size_t n,
-    float *logits, int all, char *cause)
-{
-	const struct model_hparams *hp = &s->m->hp;
-	const float *last;
-	int il;
-
-	embed(s, tokens, n);
-	rope_table(s, n);
-	for (il = 0; il < hp->n_layer; il++) {
-		if (layer_forward(s, pool, il, n, cause) != 0)
-			return -1;
-	}
-	if (logits == NULL)
-		return 0;
-	if (all) {
-		rmsnorm_rows(s->x, s->m->output_norm, s->xn, n, hp->n_embd,
-		    hp->rms_eps);
-		return matmul(pool, &s->m->output, s->xn, n, logits,
-		    (size_t)hp->n_vocab, &s->mm, cause);
-	}
-	last = s->x + (n - 1) * (size_t)hp->n_embd;
-	rmsnorm(last, s->m->output_norm, s->xn, hp->n_embd, hp->rms_eps);
-	return matmul(pool, &s->m->output, s->xn, 1, logits,
-	    (size_t)hp->n_vocab, &s->mm, cause);
 }
 
 int
-seq_eval(struct seq *s, struct pool *pool, const int32_t *tokens, size_t n,
-    float *logits, int all, char *cause)
+seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
+    const int32_t *tokens, size_t n, float *logits, int all, char *cause)
 {
-	int32_t n_past0 = s->n_past;
-	size_t i, c, nv = (size_t)s->m->hp.n_vocab;
+	size_t nv = (size_t)s->m->hp.n_vocab, i, c;
 
-	if (n == 0)
-		return err_set(cause, "no tokens to evaluate");
-	if (n > (size_t)(s->n_ctx - s->n_past))
-		return err_set(cause, "%zu more tokens do not fit: %d of the "
-		    "context's %d are used", n, s->n_past, s->n_ctx);
-	for (i = 0; i < n; i++) {
-		if (tokens[i] < 0 || tokens[i] >= (int32_t)nv)
-			return err_set(cause, "token id %d is outside the "
-			    "vocabulary (0..%zu)", tokens[i], nv - 1);
-	}
+	if (check_input(s, w, tokens, n, cause) != 0)
+		return -1;
+	if (s->mode == SEQ_RECOMPUTE)
+		return eval_recompute(s, w, pool, tokens, n, logits, all,
+		    cause);
+	if (seq_fwd_reserve(s, w, pool, next_chunk(s, w, n), cause) != 0)
+		return -1;
 	for (i = 0; i < n; i += c) {
-		c = n - i < (size_t)s->n_batch ? n - i : (size_t)s->n_batch;
-		if (eval_chunk(s, pool, tokens + i, c,
-		    logits == NULL ? NULL : all ? logits + i * nv :
-		    i + c == n ? logits : NULL, all, cause) != 0) {
-			s->n_past = n_past0;
-			return -1;
-		}
-		s->n_past += (int32_t)c;
+		c = next_chunk(s, w, n - i);
+		seq_fwd_chunk(s, w, pool, tokens + i, c, logits_at(logits, all,
+		    i, c, n, nv), all);
 	}
+	return 0;
+}
+
+/* Rotates one stored row (f32 or f16) by the angles in cs. */
+static void
+rotate_row(const struct seq *s, void *row, const float *cs)
+{
+	float buf[KERN_ATTN_ROW_MAX];
+	uint16_t *h = row;
+	int32_t d, hd = s->kv.head_dim;
+
+	if (s->kv.type == KV_F32) {
+		rope_apply(&s->rope, cs, row, 1, (size_t)hd, 1);
+		return;
+	}
+	for (d = 0; d < hd; d++)
+		buf[d] = fp16_to_f32(h[d]);
+	rope_apply(&s->rope, cs, buf, 1, (size_t)hd, 1);
+	for (d = 0; d < hd; d++)
+		h[d] = f32_to_fp16(buf[d]);
+}
+
+int
+seq_shift_stream(struct seq *s, int64_t d, char *cause)
+{
+	struct kv *kv = &s->kv;
+	float cs[2 * KERN_ATTN_ROW_MAX];
+	int32_t l, h, slot;
+
+	if (!kv->evict || s->mode == SEQ_RECOMPUTE || kv->n_seen < kv->cap)
+		return err_set(cause, "only a full streaming or window cache "
+		    "can be shifted");
+	if (d <= 0 || d % kv->n_win != 0)
+		return err_set(cause, "shift %lld is not a positive multiple of "
+		    "the window %d", (long long)d, kv->n_win);
+	rope_table(&s->rope, &d, 1, cs);
+	for (l = 0; l < kv->n_layer; l++)
+		for (h = 0; h < kv->n_head_kv; h++)
+			for (slot = kv->n_sink; slot < kv->cap; slot++)
+				rotate_row(s, (void *)(uintptr_t)kv_k_row(kv, l,
+				    h, slot), cs);
+	kv->n_seen += d;
 	return 0;
 }

@@ -1,7 +1,9 @@
 /*
- * seq: one sequence's state over a shared model: its KV cache, its
- * position, and the scratch its forward pass needs.  Cheap to create; many
- * sequences share one read-only struct model.
+ * seq: one sequence (a conversation's stream of tokens) over a shared
+ * model: its attention-sink KV cache, its cache policy, and its forward
+ * pass.  Many sequences share one read-only struct model; the scratch
+ * of a forward pass lives in a struct seq_work, one per thread that
+ * evaluates, so that idle sequences hold nothing but their cache.
  */
 #ifndef SINKD_SEQ_H
 #define SINKD_SEQ_H
@@ -9,32 +11,95 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv.h"
 #include "model.h"
 #include "pool.h"
 
+/*
+ * Cache policies.  streaming: sinks plus a rolling window, positions by
+ * place in the cache (StreamingLLM).  window: the same without sinks.
+ * recompute: each token past a full cache re-encodes the cached tokens
+ * from scratch (the paper's sliding window with re-computation baseline;
+ * exact but O(cache) forward passes per token).  dense: no eviction.
+ */
+enum seq_mode { SEQ_STREAMING, SEQ_WINDOW, SEQ_RECOMPUTE, SEQ_DENSE };
+
+#define SEQ_DEFAULT_CACHE 1024
+#define SEQ_DEFAULT_SINKS 4
+#define SEQ_MAX_CACHE (1 << 26)
+
 struct seq_opts {
-	int32_t n_ctx;	 /* cache capacity in tokens; 0: min(train ctx, 4096) */
-	int32_t n_batch; /* tokens per forward chunk; 0: 512 */
+	enum seq_mode mode;
+	int32_t n_cache;    /* sinks + window, tokens; 0: 1024 */
+	int32_t n_sink;     /* -1: 4 for streaming, else 0 */
+	int32_t n_pin;	    /* keep the first n_pin tokens as sinks too */
+	enum kv_type kv_type;
+	uint64_t max_bytes; /* cache memory cap; 0: half the machine's RAM */
+};
+
+/* The settings a sequence runs with, and where its stream stands. */
+struct seq_info {
+	enum seq_mode mode;
+	enum kv_type kv_type;
+	int32_t n_cache, n_sink; /* n_sink: sinks in effect, pin included */
+	int32_t n_cached;	 /* tokens in the cache now */
+	int64_t n_seen;		 /* tokens taken since creation or reset */
+	int64_t n_evicted;
+	size_t token_layer_bytes; /* K and V of one token in one layer */
+	uint64_t bytes;		  /* the whole cache, fixed at creation */
 };
 
 struct seq;
+struct seq_work;
 
+void seq_opts_default(struct seq_opts *);
+int seq_mode_parse(const char *, enum seq_mode *);
+const char *seq_mode_name(enum seq_mode);
+int seq_kv_parse(const char *, enum kv_type *);
+const char *seq_kv_name(enum kv_type);
+
+/* Checks opts against the model, names what is wrong; 0 or -1. */
+int seq_check_opts(const struct model *, const struct seq_opts *,
+    char *cause);
 struct seq *seq_new(const struct model *, const struct seq_opts *,
     char *cause);
 void seq_free(struct seq *);
 
-int32_t seq_n_past(const struct seq *);
-int32_t seq_n_ctx(const struct seq *);
+void seq_get_info(const struct seq *, struct seq_info *);
 void seq_reset(struct seq *);
 
+/* Scratch for forward passes of up to n_batch tokens per chunk (0: 512). */
+struct seq_work *seq_work_new(const struct model *, int32_t n_batch,
+    char *cause);
+void seq_work_free(struct seq_work *);
+
 /*
- * Appends n tokens and runs them through the model.  With logits non-NULL
- * it receives the next-token logits: n_vocab floats for the last token,
- * or, with all, n_vocab floats for each of the n tokens in order.
- * 0, or -1 with cause (bad token id, cache full, out of memory); on error
- * the sequence is left as it was before the call.
+ * Appends n tokens and runs them through the model, evicting as the
+ * policy says.  With logits non-NULL it receives the next-token logits:
+ * n_vocab floats for the last token, or, with all, n_vocab floats for
+ * each of the n tokens in order.  0, or -1 with cause (bad token id,
+ * dense cache full, out of memory); on error the sequence is left as it
+ * was before the call.
  */
-int seq_eval(struct seq *, struct pool *, const int32_t *tokens, size_t n,
-    float *logits, int all, char *cause);
+int seq_eval(struct seq *, struct seq_work *, struct pool *,
+    const int32_t *tokens, size_t n, float *logits, int all, char *cause);
+
+/*
+ * For analysis tools: called during decode (one token per call) with the
+ * attention weights of each layer's query head over the cache slots;
+ * weights[j] belongs to slot j (slots [0, n_sink) are the sinks; without
+ * eviction slot j holds position j).  Evaluation goes token by token
+ * while a probe is set.
+ */
+typedef void seq_probe_fn(void *arg, int layer, int head,
+    const float *weights, int32_t n_slots);
+void seq_set_probe(struct seq *, seq_probe_fn *, void *arg);
+
+/*
+ * For tests: moves the whole stream d tokens later (keys re-rotated),
+ * as if d more tokens had been seen and evicted.  Only on a full,
+ * evicting cache.  The logits that follow must not change.
+ */
+int seq_shift_stream(struct seq *, int64_t d, char *cause);
 
 #endif

@@ -292,3 +292,126 @@ ref_forward(struct ref_model *m, const int32_t *tok, size_t n, double *logits,
 	free(g); free(u);
 	return 0;
 }
+
+struct ref_stream {
+	struct ref_model *m;
+	int cap, n_sink, f16, len;
+	double **K, **V; /* per layer: [cap][kvd], raw, in cache order */
+};
+
+struct ref_stream *
+ref_stream_new(struct ref_model *m, int cap, int n_sink, int f16)
+{
+	struct ref_stream *rs = calloc(1, sizeof *rs);
+	size_t kvd = (size_t)m->n_kv * (size_t)m->hd;
+
+	rs->m = m;
+	rs->cap = cap;
+	rs->n_sink = n_sink;
+	rs->f16 = f16;
+	rs->K = calloc((size_t)m->n_layer, sizeof *rs->K);
+	rs->V = calloc((size_t)m->n_layer, sizeof *rs->V);
+	for (int il = 0; il < m->n_layer; il++) {
+		rs->K[il] = calloc((size_t)cap * kvd, sizeof(double));
+		rs->V[il] = calloc((size_t)cap * kvd, sizeof(double));
+	}
+	return rs;
+}
+
+void
+ref_stream_free(struct ref_stream *rs)
+{
+	if (rs == NULL)
+		return;
+	for (int il = 0; il < rs->m->n_layer; il++) {
+		free(rs->K[il]);
+		free(rs->V[il]);
+	}
+	free(rs->K);
+	free(rs->V);
+	free(rs);
+}
+
+static void
+round_f16(double *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		v[i] = fp16_to_f32(f32_to_fp16((float)v[i]));
+}
+
+/*
+ * Stores the new token's raw K and V of one layer at the cache's end,
+ * first shifting out the oldest window entry when the cache is full.
+ */
+static void
+stream_put(struct ref_stream *rs, int il, const double *k, const double *v)
+{
+	size_t kvd = (size_t)rs->m->n_kv * (size_t)rs->m->hd;
+	size_t at = (size_t)rs->len, s = (size_t)rs->n_sink;
+
+	if (rs->len == rs->cap) {
+		at = (size_t)rs->cap - 1;
+		memmove(rs->K[il] + s * kvd, rs->K[il] + (s + 1) * kvd,
+		    (at - s) * kvd * sizeof(double));
+		memmove(rs->V[il] + s * kvd, rs->V[il] + (s + 1) * kvd,
+		    (at - s) * kvd * sizeof(double));
+	}
+	memcpy(rs->K[il] + at * kvd, k, kvd * sizeof(double));
+	memcpy(rs->V[il] + at * kvd, v, kvd * sizeof(double));
+	if (rs->f16) {
+		round_f16(rs->K[il] + at * kvd, kvd);
+		round_f16(rs->V[il] + at * kvd, kvd);
+	}
+}
+
+int
+ref_stream_step(struct ref_stream *rs, int32_t token, double *logits)
+{
+	struct ref_model *m = rs->m;
+	int e = m->n_embd, kvd = m->n_kv * m->hd, qd = m->n_head * m->hd;
+	int n = rs->len < rs->cap ? rs->len + 1 : rs->cap;
+
+	if (token < 0 || token >= m->n_vocab)
+		return -1;
+	double *x = calloc((size_t)e, 8), *xn = calloc((size_t)e, 8);
+	double *q = calloc((size_t)qd, 8), *att = calloc((size_t)qd, 8);
+	double *k = calloc((size_t)kvd, 8), *v = calloc((size_t)kvd, 8);
+	double *Kr = calloc((size_t)n * (size_t)kvd, 8);
+	double *tmp = calloc((size_t)e, 8), *g = calloc((size_t)m->n_ff, 8);
+	double *u = calloc((size_t)m->n_ff, 8);
+
+	memcpy(x, m->embd + (size_t)token * e, e * sizeof *x);
+	for (int il = 0; il < m->n_layer; il++) {
+		const struct ref_layer *l = &m->L[il];
+		norm(x, l->attn_norm, xn, e, m->eps);
+		mv(l->wk, l->bk, xn, k, kvd, e);
+		mv(l->wv, l->bv, xn, v, kvd, e);
+		stream_put(rs, il, k, v);
+		/* Every cached key rotated to its place, every step. */
+		memcpy(Kr, rs->K[il], (size_t)n * kvd * sizeof *Kr);
+		for (int j = 0; j < n; j++)
+			for (int h = 0; h < m->n_kv; h++)
+				rope(m, Kr + (size_t)j * kvd + h * m->hd, j);
+		mv(l->wq, l->bq, xn, q, qd, e);
+		for (int h = 0; h < m->n_head; h++)
+			rope(m, q + h * m->hd, n - 1);
+		attend(m, q, Kr, rs->V[il], (size_t)n - 1, att);
+		mv(l->wo, NULL, att, tmp, e, qd);
+		for (int i = 0; i < e; i++)
+			x[i] += tmp[i];
+		norm(x, l->ffn_norm, xn, e, m->eps);
+		mv(l->wg, NULL, xn, g, m->n_ff, e);
+		mv(l->wu, NULL, xn, u, m->n_ff, e);
+		for (int i = 0; i < m->n_ff; i++)
+			g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+		mv(l->wd, NULL, g, tmp, e, m->n_ff);
+		for (int i = 0; i < e; i++)
+			x[i] += tmp[i];
+	}
+	rs->len = n;
+	norm(x, m->out_norm, xn, e, m->eps);
+	mv(m->out, NULL, xn, logits, m->n_vocab, e);
+	free(x); free(xn); free(q); free(att); free(k); free(v); free(Kr);
+	free(tmp); free(g); free(u);
+	return 0;
+}

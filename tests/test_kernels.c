@@ -697,10 +697,15 @@ START_TEST(test_dot)
 }
 END_TEST
 
-/* Attention of query i over the len rows of k and v, in double. */
+/*
+ * Attention of one query over the len rows of k and v, in double, with
+ * rows [0, split) scored by q0 and the rest by q1 (the sinks' and the
+ * window's queries of the StreamingLLM cache).
+ */
 static void
-ref_attn(const float *q, const float *k, const float *v, size_t kvs,
-    size_t hd, size_t len, double scale, double *out)
+ref_attn(const float *q0, const float *q1, size_t split, const float *k,
+    const float *v, size_t kvs, size_t hd, size_t len, double scale,
+    double *out)
 {
 	double max = -INFINITY, sum = 0.0, *p;
 	size_t j, d;
@@ -709,7 +714,7 @@ ref_attn(const float *q, const float *k, const float *v, size_t kvs,
 	ck_assert_ptr_nonnull(p);
 	for (j = 0; j < len; j++) {
 		for (d = 0; d < hd; d++)
-			p[j] += (double)q[d] * k[j * kvs + d];
+			p[j] += (double)(j < split ? q0 : q1)[d] * k[j * kvs + d];
 		p[j] *= scale;
 		max = p[j] > max ? p[j] : max;
 	}
@@ -724,9 +729,39 @@ ref_attn(const float *q, const float *k, const float *v, size_t kvs,
 }
 
 struct attn_case {
-	size_t n_q, hd, len, qs, kvs, os;
-	float *q, *k, *v, *scores, *out;
+	size_t n_q, hd, len, qs, kvs, os, split;
+	int f16;
+	float *q, *q1, *k, *v, *scores, *out;
+	uint16_t *kh, *vh; /* k and v as halves, for f16 cases */
 };
+
+/*
+ * Runs kern_attn over the rows cut into spans at split and in the
+ * middle of the rest, the first span with queries q, the others q1.
+ */
+static void
+attn_run(const struct attn_case *c)
+{
+	struct kern_attn_span sp[3];
+	struct kern_attn_args a = { .span = sp, .n_q = c->n_q,
+		.q_stride = c->qs, .kv_stride = c->kvs, .hd = c->hd,
+		.out_stride = c->os, .kv_f16 = c->f16,
+		.scale = 1.0f / sqrtf((float)c->hd), .scores = c->scores,
+		.out = c->out };
+	size_t cut[4] = { 0, c->split, c->split + (c->len - c->split) / 2,
+		c->len }, i, es = c->f16 ? 2 : 4;
+	const char *k = c->f16 ? (const char *)c->kh : (const char *)c->k;
+	const char *v = c->f16 ? (const char *)c->vh : (const char *)c->v;
+
+	for (i = 0; i < 3; i++) {
+		sp[i].k = k + cut[i] * c->kvs * es;
+		sp[i].v = v + cut[i] * c->kvs * es;
+		sp[i].len = cut[i + 1] - cut[i];
+		sp[i].q = i == 0 ? c->q : c->q1;
+	}
+	a.n_span = 3;
+	kern_attn(&a);
+}
 
 static void
 attn_check(const struct attn_case *c, enum kern_isa isa)
@@ -737,16 +772,16 @@ attn_check(const struct attn_case *c, enum kern_isa isa)
 	for (i = 0; i < c->n_q * c->os + 1; i++)
 		c->out[i] = CANARY;
 	c->scores[c->n_q * c->len] = CANARY;
-	kern_attn(c->q, c->n_q, c->qs, c->k, c->v, c->kvs, c->hd, c->len,
-	    1.0f / sqrtf((float)c->hd), c->scores, c->out, c->os);
+	attn_run(c);
 	for (i = 0; i < c->n_q; i++) {
-		ref_attn(c->q + i * c->qs, c->k, c->v, c->kvs, c->hd, c->len,
-		    1.0 / sqrt((double)c->hd), ref);
+		ref_attn(c->q + i * c->qs, c->q1 + i * c->qs, c->split, c->k,
+		    c->v, c->kvs, c->hd, c->len, 1.0 / sqrt((double)c->hd), ref);
 		for (d = 0; d < c->hd; d++)
 			ck_assert_msg(fabs(c->out[i * c->os + d] - ref[d]) <=
-			    2e-6, "attn isa %s n_q=%zu hd=%zu len=%zu q %zu "
-			    "[%zu]: %.9g vs %.9g", kern_isa_name(isa), c->n_q,
-			    c->hd, c->len, i, d, c->out[i * c->os + d], ref[d]);
+			    2e-6, "attn isa %s f16 %d n_q=%zu hd=%zu len=%zu "
+			    "split %zu q %zu [%zu]: %.9g vs %.9g",
+			    kern_isa_name(isa), c->f16, c->n_q, c->hd, c->len,
+			    c->split, i, d, c->out[i * c->os + d], ref[d]);
 		for (d = c->hd; d < c->os && i + 1 < c->n_q; d++)
 			ck_assert_float_eq(c->out[i * c->os + d], CANARY);
 	}
@@ -754,55 +789,93 @@ attn_check(const struct attn_case *c, enum kern_isa isa)
 	ck_assert_float_eq(c->scores[c->n_q * c->len], CANARY);
 }
 
-START_TEST(test_attn)
+/* Keys and values exactly representable as halves, for f16 cases. */
+static void
+attn_fill(struct attn_case *c, size_t n, uint32_t *seed)
+{
+	size_t i;
+
+	for (i = 0; i < 8 * 160; i++) {
+		c->q[i] = 4.0f * frnd(seed);
+		c->q1[i] = 4.0f * frnd(seed);
+	}
+	for (i = 0; i < n; i++) {
+		c->kh[i] = f32_to_fp16(frnd(seed));
+		c->vh[i] = f32_to_fp16(frnd(seed));
+		c->k[i] = fp16_to_f32(c->kh[i]);
+		c->v[i] = fp16_to_f32(c->vh[i]);
+	}
+}
+
+static void
+attn_cases(struct attn_case *c, enum kern_isa isa)
 {
 	static const size_t nqs[] = { 1, 2, 3, 4, 5, 8 };
 	static const size_t hds[] = { 8, 20, 64, 128 };
 	static const size_t lens_a[] = { 1, 2, 7, 16, 33, 301 };
+	size_t a, b, l, f;
+
+	for (f = 0; f < 2; f++)
+	for (a = 0; a < sizeof(nqs) / sizeof(nqs[0]); a++)
+	for (b = 0; b < sizeof(hds) / sizeof(hds[0]); b++)
+	for (l = 0; l < sizeof(lens_a) / sizeof(lens_a[0]); l++) {
+		c->f16 = (int)f;
+		c->n_q = nqs[a];
+		c->hd = hds[b];
+		c->len = lens_a[l];
+		c->split = c->len < 4 ? c->len / 2 : 4;
+		c->qs = c->hd + 3;
+		c->kvs = 2 * c->hd + 5;
+		c->os = c->hd + 2;
+		attn_check(c, isa);
+	}
+}
+
+START_TEST(test_attn)
+{
 	struct attn_case c;
-	size_t a, b, l, i, isa, n = 8 * 160 * 301;
+	size_t isa, n = 8 * 160 * 301;
 	uint32_t seed = 11;
 
 	c.q = malloc(8 * 160 * sizeof(float));
+	c.q1 = malloc(8 * 160 * sizeof(float));
 	c.k = malloc(n * sizeof(float));
 	c.v = malloc(n * sizeof(float));
+	c.kh = malloc(n * sizeof(uint16_t));
+	c.vh = malloc(n * sizeof(uint16_t));
 	c.scores = malloc((8 * 301 + 1) * sizeof(float));
 	c.out = malloc((8 * 160 + 1) * sizeof(float));
-	ck_assert(c.q && c.k && c.v && c.scores && c.out);
+	ck_assert(c.q && c.q1 && c.k && c.v && c.kh && c.vh && c.scores &&
+	    c.out);
 	/* Queries of 4 units give scores of a few units: a peaked softmax. */
-	for (i = 0; i < 8 * 160; i++)
-		c.q[i] = 4.0f * frnd(&seed);
-	for (i = 0; i < n; i++) {
-		c.k[i] = frnd(&seed);
-		c.v[i] = frnd(&seed);
-	}
+	attn_fill(&c, n, &seed);
 	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
 		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
-		for (a = 0; a < sizeof(nqs) / sizeof(nqs[0]); a++)
-		for (b = 0; b < sizeof(hds) / sizeof(hds[0]); b++)
-		for (l = 0; l < sizeof(lens_a) / sizeof(lens_a[0]); l++) {
-			c.n_q = nqs[a];
-			c.hd = hds[b];
-			c.len = lens_a[l];
-			c.qs = c.hd + 3;
-			c.kvs = 2 * c.hd + 5;
-			c.os = c.hd + 2;
-			attn_check(&c, (enum kern_isa)isa);
-		}
+		attn_cases(&c, (enum kern_isa)isa);
 	}
 	kern_use_isa(kern_best_isa());
 	free(c.q);
+	free(c.q1);
 	free(c.k);
 	free(c.v);
+	free(c.kh);
+	free(c.vh);
 	free(c.scores);
 	free(c.out);
 }
 END_TEST
 
-/* One key: the output is its value row; len 0: zeros. */
+/*
+ * One key: the output is its value row and the weight left in scores is
+ * 1; no rows at all: zeros.
+ */
 START_TEST(test_attn_edges)
 {
 	float q[16], k[16], v[16], out[16], sc[2];
+	struct kern_attn_span sp = { k, v, 1, q };
+	struct kern_attn_args a = { .span = &sp, .n_span = 1, .n_q = 1,
+		.q_stride = 16, .kv_stride = 16, .hd = 16, .out_stride = 16,
+		.scale = 100.0f, .scores = sc, .out = out };
 	size_t i, isa;
 	uint32_t seed = 5;
 
@@ -813,10 +886,13 @@ START_TEST(test_attn_edges)
 	}
 	for (isa = 0; isa <= (size_t)kern_best_isa(); isa++) {
 		ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
-		kern_attn(q, 1, 16, k, v, 16, 16, 1, 100.0f, sc, out, 16);
+		sp.len = 1;
+		kern_attn(&a);
 		for (i = 0; i < 16; i++)
 			ck_assert_float_eq_tol(out[i], v[i], 1e-7f);
-		kern_attn(q, 1, 16, k, v, 16, 16, 0, 1.0f, sc, out, 16);
+		ck_assert_float_eq_tol(sc[0], 1.0f, 1e-7f);
+		sp.len = 0;
+		kern_attn(&a);
 		for (i = 0; i < 16; i++)
 			ck_assert_float_eq(out[i], 0.0f);
 	}

@@ -90,6 +90,20 @@ open_model(const char *path)
 	return m;
 }
 
+/* seq_eval with a work area made for the call. */
+static int
+eval_on(struct model *m, struct seq *s, const int32_t *ids, size_t n,
+    float *lg, int all, char *cause)
+{
+	struct seq_work *w = seq_work_new(m, 0, cause);
+	int rc;
+
+	ck_assert_ptr_nonnull(w);
+	rc = seq_eval(s, w, pool, ids, n, lg, all, cause);
+	seq_work_free(w);
+	return rc;
+}
+
 /* Engine logits for every position of ids, in one prefill. */
 static float *
 engine_logits(struct model *m, const int32_t *ids, size_t n)
@@ -99,7 +113,7 @@ engine_logits(struct model *m, const int32_t *ids, size_t n)
 	char cause[ERR_LEN] = "";
 
 	ck_assert_ptr_nonnull(s);
-	ck_assert_msg(seq_eval(s, pool, ids, n, lg, 1, cause) == 0, "%s", cause);
+	ck_assert_msg(eval_on(m, s, ids, n, lg, 1, cause) == 0, "%s", cause);
 	seq_free(s);
 	return lg;
 }
@@ -176,6 +190,7 @@ START_TEST(stories_greedy_matches_reference)
 	struct model *m;
 	struct ref_model *r;
 	struct seq *s;
+	struct seq_work *w;
 	int32_t *ids, all[256], id;
 	size_t n, nv, i;
 	float *lg;
@@ -193,7 +208,8 @@ START_TEST(stories_greedy_matches_reference)
 	s = seq_new(m, NULL, NULL);
 	lg = malloc(nv * sizeof *lg);
 	rl = malloc((n + GEN) * nv * sizeof *rl);
-	ck_assert_int_eq(seq_eval(s, pool, ids, n, lg, 0, NULL), 0);
+	w = seq_work_new(m, 0, NULL);
+	ck_assert_int_eq(seq_eval(s, w, pool, ids, n, lg, 0, NULL), 0);
 	for (i = 0; i < GEN; i++) {
 		ck_assert_int_eq(ref_forward(r, all, n + i, rl, NULL), 0);
 		id = argmax_f(lg, nv);
@@ -204,8 +220,9 @@ START_TEST(stories_greedy_matches_reference)
 		piece[len] = '\0';
 		strncat(text, piece, sizeof text - strlen(text) - 1);
 		all[n + i] = id;
-		ck_assert_int_eq(seq_eval(s, pool, &id, 1, lg, 0, NULL), 0);
+		ck_assert_int_eq(seq_eval(s, w, pool, &id, 1, lg, 0, NULL), 0);
 	}
+	seq_work_free(w);
 	printf("greedy: Once upon a time%s\n", text);
 	free(lg);
 	free(rl);
@@ -221,12 +238,14 @@ static float *
 stepwise_logits(struct model *m, const int32_t *ids, size_t n)
 {
 	struct seq *s = seq_new(m, NULL, NULL);
+	struct seq_work *w = seq_work_new(m, 0, NULL);
 	size_t nv = (size_t)m->hp.n_vocab, i;
 	float *lg = malloc(n * nv * sizeof *lg);
 
 	for (i = 0; i < n; i++)
-		ck_assert_int_eq(seq_eval(s, pool, ids + i, 1, lg + i * nv, 0,
+		ck_assert_int_eq(seq_eval(s, w, pool, ids + i, 1, lg + i * nv, 0,
 		    NULL), 0);
+	seq_work_free(w);
 	seq_free(s);
 	return lg;
 }
@@ -383,25 +402,32 @@ END_TEST
 
 START_TEST(seq_refuses_bad_tokens_and_overflow)
 {
-	struct seq_opts so = { .n_ctx = 8 };
+	struct seq_opts so;
 	char path[512], cause[ERR_LEN] = "";
 	struct model *m;
 	struct seq *s;
+	struct seq_info si;
 	int32_t ids[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 }, bad = 100000;
 
 	make_synth("llama", QT_F32, path, sizeof path);
 	m = open_model(path);
+	seq_opts_default(&so);
+	so.mode = SEQ_DENSE;
+	so.n_cache = 8;
 	s = seq_new(m, &so, NULL);
-	ck_assert_int_eq(seq_eval(s, pool, &bad, 1, NULL, 0, cause), -1);
+	ck_assert_int_eq(eval_on(m, s, &bad, 1, NULL, 0, cause), -1);
 	ck_assert_ptr_nonnull(strstr(cause, "outside the vocabulary"));
-	ck_assert_int_eq(seq_eval(s, pool, ids, 9, NULL, 0, cause), -1);
-	ck_assert_ptr_nonnull(strstr(cause, "do not fit"));
-	ck_assert_int_eq(seq_n_past(s), 0);
-	ck_assert_int_eq(seq_eval(s, pool, ids, 8, NULL, 0, cause), 0);
-	ck_assert_int_eq(seq_n_past(s), 8);
-	ck_assert_int_eq(seq_eval(s, pool, ids, 1, NULL, 0, cause), -1);
+	ck_assert_int_eq(eval_on(m, s, ids, 9, NULL, 0, cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "dense cache is full"));
+	seq_get_info(s, &si);
+	ck_assert_int_eq(si.n_seen, 0);
+	ck_assert_int_eq(eval_on(m, s, ids, 8, NULL, 0, cause), 0);
+	seq_get_info(s, &si);
+	ck_assert_int_eq(si.n_seen, 8);
+	ck_assert_int_eq(eval_on(m, s, ids, 1, NULL, 0, cause), -1);
 	seq_reset(s);
-	ck_assert_int_eq(seq_n_past(s), 0);
+	seq_get_info(s, &si);
+	ck_assert_int_eq(si.n_seen, 0);
 	seq_free(s);
 	model_close(m);
 }

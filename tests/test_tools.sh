@@ -52,8 +52,33 @@ expect_error "truncated model" "trunc.gguf" "$run" -m "$tmp/trunc.gguf" -p hi
 : >"$tmp/empty.gguf"
 expect_error "empty file" "empty.gguf" "$run" -m "$tmp/empty.gguf" -p hi
 expect_error "empty prompt" "empty prompt" "$run" -m "$tmp/tiny.gguf" -p ""
-expect_error "prompt past context" "context holds" \
-	"$run" -m "$tmp/tiny.gguf" --ctx 8 -p "a b c d e f g h i j k l m n"
+expect_error "prompt past a dense cache" "dense cache holds" \
+	"$run" -m "$tmp/tiny.gguf" --mode dense --cache 8 -p "a b c d e f g h i j"
+expect_error "unknown mode" "unknown --mode 'fast'" \
+	"$run" -m "$tmp/tiny.gguf" --mode fast -p hi
+expect_error "cache smaller than sinks + 1" "do not fit a cache of 4" \
+	"$run" -m "$tmp/tiny.gguf" --cache 4 --sinks 4 -p hi
+expect_error "more sinks than cache" "9 sinks do not fit a cache of 8" \
+	"$run" -m "$tmp/tiny.gguf" --cache 8 --sinks 9 -p hi
+expect_error "pinned prefix too long" "pinned prefix of 16 tokens" \
+	"$run" -m "$tmp/tiny.gguf" --cache 16 --pin 16 -p hi
+expect_error "window mode with sinks" "window mode keeps no sinks" \
+	"$run" -m "$tmp/tiny.gguf" --mode window --sinks 2 -p hi
+expect_error "unknown kv type" "unknown --kv 'q8'" \
+	"$run" -m "$tmp/tiny.gguf" --kv q8 -p hi
+expect_error "zero cache" "--cache" "$run" -m "$tmp/tiny.gguf" --cache 0 -p hi
+# A stream far past the cache in every evicting mode, and the cache report.
+for mode in streaming window recompute; do
+	if "$run" -m "$tmp/tiny.gguf" --mode $mode --cache 12 -n 40 --temp 0 \
+	    --ignore-eos -p "a b c d e f g h i j k l m n o p" \
+	    >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q "cache: $mode, 12 tokens" "$tmp/err" &&
+	    grep -q "evicted" "$tmp/err"; then
+		ok "--mode $mode streams past its cache"
+	else
+		bad "--mode $mode: $(head -c 300 "$tmp/err")"
+	fi
+done
 expect_error "bad -n" "not a whole number" "$run" -m "$tmp/tiny.gguf" -n x
 expect_error "bad --temp" "outside" "$run" -m "$tmp/tiny.gguf" --temp -1
 expect_error "missing prompt file" "No such file" \

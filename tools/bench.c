@@ -1,8 +1,9 @@
 /*
- * sinkd-bench: measurements that back the project's speed claims.
+ * sinkd-bench: measurements that back the project's speed claims and
+ * reproduce the StreamingLLM paper's evaluation.
  *   speed      prompt-processing and generation tokens/s of a model
  *   bandwidth  this machine's memory read bandwidth, 1 and all threads
- * Every figure is the median over repetitions after a warm-up, with the
+ * Every speed is the median over repetitions after a warm-up, with the
  * spread (min..max) beside it: machines here are noisy.
  */
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "blas.h"
 #include "kernels.h"
 #include "matmul.h"
@@ -18,10 +20,6 @@
 #include "opt.h"
 #include "pool.h"
 #include "seq.h"
-
-struct stats {
-	double median, min, max;
-};
 
 static int
 cmp_double(const void *a, const void *b)
@@ -31,7 +29,7 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static struct stats
+struct stats
 stats_of(double *v, int n)
 {
 	struct stats s;
@@ -138,6 +136,7 @@ struct speed_opts {
 	long depth; /* context already in the cache when decoding starts */
 	float bw; /* GB/s for the bandwidth bound; 0: measure */
 	int use_mmap;
+	enum kv_type kv_type;
 };
 
 /* Bytes of weights one decoded token reads: every matrix once. */
@@ -181,40 +180,48 @@ speed_once(struct model *m, struct pool *p, const struct speed_opts *o,
     double *pp, double *tg, char *cause)
 {
 	long need = o->depth + o->n_gen + 1, nid;
-	struct seq_opts so = { .n_ctx = (int32_t)(o->n_prompt > need ?
-	    o->n_prompt : need) };
-	struct seq *s = seq_new(m, &so, cause);
+	struct seq_opts so;
+	struct seq *s;
+	struct seq_work *w = seq_work_new(m, 512, cause);
 	int32_t *ids, id;
 	float *lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
 	double t;
 	long i;
 	int rc = -1;
 
+	seq_opts_default(&so);
+	so.mode = SEQ_DENSE;
+	so.n_cache = (int32_t)(o->n_prompt > need ? o->n_prompt : need);
+	so.kv_type = o->kv_type;
+	s = seq_new(m, &so, cause);
 	nid = o->n_prompt > o->depth ? o->n_prompt : o->depth;
 	ids = malloc((size_t)(nid + 1) * sizeof *ids);
-	if (s == NULL || ids == NULL || lg == NULL) {
+	if (s == NULL || w == NULL)
+		goto out;
+	if (ids == NULL || lg == NULL) {
 		err_set(cause, "out of memory");
 		goto out;
 	}
 	for (i = 0; i <= nid; i++) /* fixed, varied, in range */
 		ids[i] = (int32_t)((i * 7919 + 13) % m->hp.n_vocab);
 	t = opt_now();
-	if (seq_eval(s, p, ids, (size_t)o->n_prompt, lg, 0, cause) != 0)
+	if (seq_eval(s, w, p, ids, (size_t)o->n_prompt, lg, 0, cause) != 0)
 		goto out;
 	*pp = (double)o->n_prompt / (opt_now() - t);
 	seq_reset(s);
-	if (seq_eval(s, p, ids, (size_t)o->depth + 1, lg, 0, cause) != 0)
+	if (seq_eval(s, w, p, ids, (size_t)o->depth + 1, lg, 0, cause) != 0)
 		goto out;
 	t = opt_now();
 	for (i = 0; i < o->n_gen; i++) {
 		id = argmax(lg, m->hp.n_vocab);
-		if (seq_eval(s, p, &id, 1, lg, 0, cause) != 0)
+		if (seq_eval(s, w, p, &id, 1, lg, 0, cause) != 0)
 			goto out;
 	}
 	*tg = (double)o->n_gen / (opt_now() - t);
 	rc = 0;
 out:
 	seq_free(s);
+	seq_work_free(w);
 	free(ids);
 	free(lg);
 	return rc;
@@ -285,6 +292,7 @@ bench_speed(int argc, char **argv)
 		{ "bw", required_argument, NULL, 'b' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "mmap", no_argument, NULL, 'M' },
+		{ "kv", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -294,6 +302,11 @@ bench_speed(int argc, char **argv)
 		switch (c) {
 		case 'm': o.model = optarg; break;
 		case 'M': o.use_mmap = 1; break;
+		case 'k':
+			if (seq_kv_parse(optarg, &o.kv_type) != 0)
+				bad = err_set(cause, "unknown --kv '%s' (f32 or "
+				    "f16)", optarg);
+			break;
 		case 'p': bad = opt_long("-p", optarg, 1, 1 << 20, &o.n_prompt,
 		    cause); break;
 		case 'n': bad = opt_long("-n", optarg, 1, 1 << 20, &o.n_gen,
@@ -309,7 +322,7 @@ bench_speed(int argc, char **argv)
 		case 'h':
 			printf("usage: sinkd-bench speed -m MODEL [-p 512] "
 			    "[-n 128] [-t THREADS] [-r REPS] [--depth D]\n"
-			    "                         [--bw GB/s] [--mmap]\n"
+			    "                         [--bw GB/s] [--mmap] [--kv f32|f16]\n"
 			    "Prefill of -p tokens into an empty cache; decode "
 			    "of -n tokens after D tokens\nof context (default "
 			    "0, as llama-bench's tg test).\n");

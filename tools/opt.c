@@ -173,3 +173,46 @@ opt_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+int
+opt_long_list(const char *opt, const char *arg, long min, long max,
+    long *out, int max_n, int *n, char *cause)
+{
+	char buf[32];
+	const char *p = arg, *comma;
+	size_t len;
+
+	*n = 0;
+	for (;;) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (len == 0 || len >= sizeof buf)
+			return err_set(cause, "%s: '%s' is not a list of numbers "
+			    "like 64,128", opt, arg);
+		if (*n == max_n)
+			return err_set(cause, "%s: more than %d values", opt,
+			    max_n);
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		if (opt_long(opt, buf, min, max, &out[*n], cause) != 0)
+			return -1;
+		(*n)++;
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+uint64_t
+opt_rss(void)
+{
+	unsigned long size, resident;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int ok;
+
+	if (f == NULL)
+		return 0;
+	ok = fscanf(f, "%lu %lu", &size, &resident) == 2;
+	fclose(f);
+	return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}

@@ -18,6 +18,13 @@ int opt_float(const char *opt, const char *arg, double min, double max,
     float *out, char *cause);
 
 /*
+ * A comma-separated list of up to max_n numbers in [min, max] ("64,128"):
+ * *n of them into out.
+ */
+int opt_long_list(const char *opt, const char *arg, long min, long max,
+    long *out, int max_n, int *n, char *cause);
+
+/*
  * The model to use when -m is not given: $SINKD_MODEL, then
  * ../shared/models/stories260K.gguf beside the working directory or the
  * executable.  NULL when none exists.
@@ -33,5 +40,7 @@ extern const char opt_no_model_hint[];
 char *opt_read_all(const char *path, size_t *len, char *cause);
 
 double opt_now(void); /* monotonic seconds */
+/* This process's resident memory in bytes (/proc/self/statm); 0 if unknown. */
+uint64_t opt_rss(void);
 
 #endif

@@ -26,8 +26,8 @@ struct run_opts {
 	const char *prompt_file;
 	long n_predict;
 	long n_threads;
-	long n_ctx;
 	long n_logits;
+	struct seq_opts so;
 	int ignore_eos;
 	int no_bos;
 	int use_mmap;
@@ -43,7 +43,8 @@ usage(FILE *f)
 "usage: sinkd-run [-m MODEL] [-p PROMPT | -f FILE] [-n N] [--temp T]\n"
 "                 [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
 "                 [--repeat-last-n N] [--seed S] [-t THREADS] [--logits K]\n"
-"                 [--ctx N] [--ignore-eos] [--no-bos] [--mmap] [-q]\n"
+"                 [--mode M] [--cache N] [--sinks N] [--pin N] [--kv T]\n"
+"                 [--ignore-eos] [--no-bos] [--mmap] [-q]\n"
 "       sinkd-run [-m MODEL] --tokenize [--no-bos] < TEXT\n"
 "       sinkd-run [-m MODEL] --detokenize < IDS\n"
 "\n"
@@ -62,7 +63,15 @@ usage(FILE *f)
 "  --repeat-last-n N   history the penalty looks at (default 64)\n"
 "  --seed S            random seed (default 0); same seed, same output\n"
 "  -t THREADS          compute threads (default: number of cores)\n"
-"  --ctx N             context size in tokens (default min(model, 4096))\n"
+"  --mode M            cache policy: streaming (default: attention sinks\n"
+"                      plus a rolling window, for streams of any length),\n"
+"                      window (no sinks), recompute (re-encode the window\n"
+"                      for every token: exact, slow), dense (no eviction)\n"
+"  --cache N           cache size in tokens, sinks included (default 1024;\n"
+"                      --ctx is the same)\n"
+"  --sinks N           attention sinks kept (default 4 in streaming mode)\n"
+"  --pin N             also keep the first N tokens (a system prompt)\n"
+"  --kv T              cache storage: f32 (default) or f16\n"
 "  --logits K          instead of text, print the top-K logits at every\n"
 "                      prompt position and generated token\n"
 "  --ignore-eos        keep generating past end-of-sequence\n"
@@ -76,7 +85,7 @@ usage(FILE *f)
 enum {
 	OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPPEN, OPT_REPN,
 	OPT_SEED, OPT_LOGITS, OPT_IGNORE_EOS, OPT_TOKENIZE, OPT_DETOKENIZE,
-	OPT_NO_BOS, OPT_CTX, OPT_MMAP,
+	OPT_NO_BOS, OPT_CTX, OPT_MMAP, OPT_MODE, OPT_SINKS, OPT_PIN, OPT_KV,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +102,11 @@ static const struct option long_opts[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "logits", required_argument, NULL, OPT_LOGITS },
 	{ "ctx", required_argument, NULL, OPT_CTX },
+	{ "cache", required_argument, NULL, OPT_CTX },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "sinks", required_argument, NULL, OPT_SINKS },
+	{ "pin", required_argument, NULL, OPT_PIN },
+	{ "kv", required_argument, NULL, OPT_KV },
 	{ "ignore-eos", no_argument, NULL, OPT_IGNORE_EOS },
 	{ "no-bos", no_argument, NULL, OPT_NO_BOS },
 	{ "mmap", no_argument, NULL, OPT_MMAP },
@@ -101,6 +115,23 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+static int
+parse_cache_value(struct run_opts *o, int c, const char *arg, char *cause)
+{
+	long v;
+
+	if (opt_long(c == OPT_CTX ? "--cache" : c == OPT_SINKS ? "--sinks" :
+	    "--pin", arg, c == OPT_CTX ? 1 : 0, SEQ_MAX_CACHE, &v, cause) != 0)
+		return -1;
+	if (c == OPT_CTX)
+		o->so.n_cache = (int32_t)v;
+	else if (c == OPT_SINKS)
+		o->so.n_sink = (int32_t)v;
+	else
+		o->so.n_pin = (int32_t)v;
+	return 0;
+}
 
 static int
 parse_value(struct run_opts *o, int c, const char *arg, char *cause)
@@ -113,7 +144,19 @@ parse_value(struct run_opts *o, int c, const char *arg, char *cause)
 	case 't':
 		return opt_long("-t", arg, 1, 512, &o->n_threads, cause);
 	case OPT_CTX:
-		return opt_long("--ctx", arg, 1, 1 << 24, &o->n_ctx, cause);
+	case OPT_SINKS:
+	case OPT_PIN:
+		return parse_cache_value(o, c, arg, cause);
+	case OPT_MODE:
+		if (seq_mode_parse(arg, &o->so.mode) != 0)
+			return err_set(cause, "unknown --mode '%s' (streaming, "
+			    "window, recompute or dense)", arg);
+		return 0;
+	case OPT_KV:
+		if (seq_kv_parse(arg, &o->so.kv_type) != 0)
+			return err_set(cause, "unknown --kv '%s' (f32 or f16)",
+			    arg);
+		return 0;
 	case OPT_LOGITS:
 		return opt_long("--logits", arg, 1, 1 << 20, &o->n_logits, cause);
 	case OPT_TEMP:
@@ -151,6 +194,7 @@ parse_args(int argc, char **argv, struct run_opts *o, char *cause)
 	o->n_predict = 128;
 	o->n_threads = sysconf(_SC_NPROCESSORS_ONLN);
 	sampler_defaults(&o->sp);
+	seq_opts_default(&o->so);
 	while ((c = getopt_long(argc, argv, "m:p:f:n:t:qh", long_opts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -187,6 +231,7 @@ struct run {
 	struct model *m;
 	struct pool *pool;
 	struct seq *seq;
+	struct seq_work *work;
 	struct sampler *smp;
 	float *logits; /* [n_batch][n_vocab] with --logits, else [n_vocab] */
 	size_t n_vocab;
@@ -226,11 +271,12 @@ eval_prompt(struct run *r, const int32_t *ids, size_t n, char *cause)
 	size_t chunk = 512, i, c = 1, t;
 
 	if (r->o->n_logits == 0)
-		return seq_eval(r->seq, r->pool, ids, n, r->logits, 0, cause);
+		return seq_eval(r->seq, r->work, r->pool, ids, n, r->logits, 0,
+		    cause);
 	for (i = 0; i < n; i += c) {
 		c = n - i < chunk ? n - i : chunk;
-		if (seq_eval(r->seq, r->pool, ids + i, c, r->logits, 1,
-		    cause) != 0)
+		if (seq_eval(r->seq, r->work, r->pool, ids + i, c, r->logits,
+		    1, cause) != 0)
 			return -1;
 		for (t = 0; t < c; t++)
 			print_top_logits(r, (long)(i + t),
@@ -259,6 +305,7 @@ static long
 generate(struct run *r, int32_t prev, char *cause)
 {
 	int32_t eos = tok_eos(r->m->tok), id;
+	struct seq_info si;
 	long n;
 
 	for (n = 0; n < r->o->n_predict; n++) {
@@ -269,15 +316,18 @@ generate(struct run *r, int32_t prev, char *cause)
 		if (r->o->n_logits == 0)
 			emit(r, prev, id);
 		prev = id;
-		if (seq_n_past(r->seq) >= seq_n_ctx(r->seq)) {
-			fprintf(stderr, "\nsinkd-run: context full after %d "
-			    "tokens (--ctx)\n", seq_n_past(r->seq));
+		seq_get_info(r->seq, &si);
+		if (si.mode == SEQ_DENSE && si.n_cached >= si.n_cache) {
+			fprintf(stderr, "\nsinkd-run: the dense cache is full "
+			    "after %d tokens (see --cache, --mode)\n",
+			    si.n_cached);
 			return n + 1;
 		}
-		if (seq_eval(r->seq, r->pool, &id, 1, r->logits, 0, cause))
+		if (seq_eval(r->seq, r->work, r->pool, &id, 1, r->logits, 0,
+		    cause))
 			return -1;
 		if (r->o->n_logits > 0)
-			print_top_logits(r, seq_n_past(r->seq) - 1, r->logits);
+			print_top_logits(r, (long)si.n_seen, r->logits);
 	}
 	return n;
 }
@@ -309,6 +359,7 @@ prompt_tokens(const struct run *r, int32_t **ids, size_t *n, char *cause)
 {
 	const struct run_opts *o = r->o;
 	int add_bos = tok_add_bos(r->m->tok) && !o->no_bos;
+	struct seq_info si;
 	char *text;
 	size_t len;
 	int rc;
@@ -323,22 +374,26 @@ prompt_tokens(const struct run *r, int32_t **ids, size_t *n, char *cause)
 	if (*n == 0)
 		return err_set(cause, "no prompt and the model adds no BOS: "
 		    "give a prompt with -p or -f");
-	if (*n > (size_t)seq_n_ctx(r->seq))
-		return err_set(cause, "the prompt has %zu tokens but the "
-		    "context holds %d (see --ctx)", *n, seq_n_ctx(r->seq));
+	seq_get_info(r->seq, &si);
+	if (si.mode == SEQ_DENSE && *n > (size_t)si.n_cache) {
+		free(*ids);
+		return err_set(cause, "the prompt has %zu tokens but the dense "
+		    "cache holds %d (see --cache, or --mode streaming)", *n,
+		    si.n_cache);
+	}
 	return 0;
 }
 
 static int
 run_setup(struct run *r, const struct run_opts *o, char *cause)
 {
-	struct seq_opts so = { .n_ctx = (int32_t)o->n_ctx };
 	size_t rows;
 
 	r->o = o;
 	r->n_vocab = (size_t)r->m->hp.n_vocab;
 	if ((r->pool = pool_new((int)o->n_threads, cause)) == NULL ||
-	    (r->seq = seq_new(r->m, &so, cause)) == NULL ||
+	    (r->seq = seq_new(r->m, &o->so, cause)) == NULL ||
+	    (r->work = seq_work_new(r->m, 512, cause)) == NULL ||
 	    (r->smp = sampler_new(&o->sp, r->m->hp.n_vocab, cause)) == NULL)
 		return -1;
 	rows = o->n_logits > 0 ? 512 : 1;
@@ -352,8 +407,23 @@ run_free(struct run *r)
 {
 	free(r->logits);
 	sampler_free(r->smp);
+	seq_work_free(r->work);
 	seq_free(r->seq);
 	pool_free(r->pool);
+}
+
+static void
+print_cache(const struct run *r)
+{
+	struct seq_info si;
+
+	seq_get_info(r->seq, &si);
+	fprintf(stderr, "cache: %s, %d tokens (%d sinks), %s, %zu bytes per "
+	    "token per layer, %.2f MiB; %d held, %lld seen, %lld evicted\n",
+	    seq_mode_name(si.mode), si.n_cache, si.n_sink,
+	    seq_kv_name(si.kv_type), si.token_layer_bytes,
+	    (double)si.bytes / (1 << 20), si.n_cached,
+	    (long long)si.n_seen, (long long)si.n_evicted);
 }
 
 static int
@@ -382,7 +452,8 @@ run_generate(struct run *r, double t_load, char *cause)
 	if (r->o->n_logits == 0)
 		printf("\n");
 	fflush(stdout); /* the text ends before the statistics start */
-	if (!r->o->quiet)
+	if (!r->o->quiet) {
+		print_cache(r);
 		fprintf(stderr, "sinkd-run: %s, %s kernels, %ld threads\n"
 		    "load: %.0f ms\nprompt: %zu tokens in %.1f ms (%.1f tok/s)\n"
 		    "generation: %ld tokens in %.1f ms (%.1f tok/s)\n",
@@ -390,6 +461,7 @@ run_generate(struct run *r, double t_load, char *cause)
 		    r->o->n_threads, t_load * 1e3, n, (t1 - t0) * 1e3,
 		    n / (t1 - t0), gen, (t2 - t1) * 1e3,
 		    gen > 0 ? gen / (t2 - t1) : 0.0);
+	}
 	return 0;
 }
 

@@ -1,0 +1,492 @@
+/*
+ * seq_fwd: the forward pass of a llama-family transformer over a chunk
+ * of tokens, with attention over the attention-sink cache.  Every layer
+ * does
+ *   h = x + Wo * attn(rope(Wq*norm(x)), rope(Wk*norm(x)), Wv*norm(x))
+ *   x = h + Wdown * (silu(Wgate*norm(h)) * Wup*norm(h))
+ *
+ * Positions.  StreamingLLM places the tokens of the cache by their place
+ * in it: sinks at 0..S-1, the window after them in order, the query
+ * last.  Re-rotating every cached key on every step, as the reference
+ * implementation does, costs O(cache) per token.  But a RoPE score only
+ * depends on the difference of positions: R(p_q)q . R(p_k)k equals
+ * q . R(p_k - p_q)k.  A window token's position is its stream index
+ * minus the number of tokens evicted so far, the same offset for every
+ * window token and for the query; so window keys are rotated once, at
+ * their stream index, when they enter, and scored by the query rotated
+ * at its own stream index: the differences are exactly those of cache
+ * positions, however far the window has slid.  Sinks sit at positions
+ * 0..S-1, which are also their stream indices, so their keys are stored
+ * the same way; only their distance to the query differs from the
+ * stream's, so they are scored by a second copy of the query rotated at
+ * its cache position min(a, cap - 1).  That is two query rotations per
+ * token and head and nothing per cached key: O(1) in the cache size
+ * (below the O(n_sink) the paper asks for), and exact for any stream
+ * length because every angle comes from an integer position in double
+ * (rope.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+#include "seq_int.h"
+
+/* From this many tokens on, attention runs per head through sgemm. */
+#define ATTN_GEMM_MIN 8
+
+/* Where the rows a chunk's attention reads come from. */
+struct chunk {
+	int64_t a0;	/* stream index of the first token */
+	size_t n;
+	int sink_q;	/* sinks are scored by their own queries */
+	size_t n_sg;	/* gathered sink rows */
+	int64_t wlo;	/* first window stream index gathered */
+	size_t L;	/* rows gathered */
+};
+
+static void
+rmsnorm(const float *x, const float *w, float *out, int n, float eps)
+{
+	double ss = 0.0;
+	float scale;
+	int i;
+
+	for (i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	scale = (float)(1.0 / sqrt(ss / n + eps));
+	for (i = 0; i < n; i++)
+		out[i] = x[i] * scale * w[i];
+}
+
+static void
+rmsnorm_rows(const float *x, const float *w, float *out, size_t n, int dim,
+    float eps)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		rmsnorm(x + i * dim, w, out + i * dim, dim, eps);
+}
+
+static void
+add_bias(float *y, const float *b, size_t n, int dim)
+{
+	size_t t;
+	int i;
+
+	if (b == NULL)
+		return;
+	for (t = 0; t < n; t++)
+		for (i = 0; i < dim; i++)
+			y[t * dim + i] += b[i];
+}
+
+static int32_t
+min32(int64_t a, int64_t b)
+{
+	return (int32_t)(a < b ? a : b);
+}
+
+/*
+ * The chunk's rows and, per token t at stream index a, what it sees in
+ * gathered-row coordinates: sinks [0, ns) and window [lo, hi).  Rope
+ * tables for the stream indices and, once positions and indices part,
+ * for the cache positions.
+ */
+static void
+chunk_plan(const struct seq *s, struct seq_work *w, int64_t a0, size_t n,
+    struct chunk *ck)
+{
+	const struct kv *kv = &s->kv;
+	int64_t a, S = kv->n_sink, first_w;
+	size_t t;
+
+	ck->a0 = a0;
+	ck->n = n;
+	ck->n_sg = (size_t)min32(S, a0 + (int64_t)n);
+	first_w = a0 > S ? a0 : S;
+	ck->wlo = kv_win_lo(kv, first_w);
+	ck->L = ck->n_sg + (a0 + (int64_t)n > S ? (size_t)(a0 + (int64_t)n -
+	    ck->wlo) : 0);
+	ck->sink_q = S > 0 && kv_pos(kv, a0 + (int64_t)n - 1) !=
+	    a0 + (int64_t)n - 1;
+	for (t = 0; t < n; t++) {
+		a = a0 + (int64_t)t;
+		w->ns[t] = min32(S, a + 1);
+		w->lo[t] = w->hi[t] = 0;
+		if (a >= S) {
+			w->lo[t] = (int32_t)ck->n_sg + (int32_t)(kv_win_lo(kv,
+			    a) - ck->wlo);
+			w->hi[t] = (int32_t)ck->n_sg + (int32_t)(a - ck->wlo) +
+			    1;
+		}
+		w->pos[t] = a;
+	}
+	rope_table(&s->rope, w->pos, n, w->cs);
+	if (ck->sink_q) {
+		for (t = 0; t < n; t++)
+			w->pos[t] = kv_pos(kv, a0 + (int64_t)t);
+		rope_table(&s->rope, w->pos, n, w->cs_sink);
+	}
+}
+
+struct attn_job {
+	struct seq *s;
+	struct seq_work *w;
+	const struct chunk *ck;
+	int layer;
+	long per;	/* query heads per job */
+	size_t per_thread; /* scores floats per thread */
+};
+
+/* The sink queries of chunk token t, head h. */
+static const float *
+sink_q(const struct attn_job *j, size_t t, long h)
+{
+	const float *q = j->ck->sink_q ? j->w->qs : j->w->q;
+
+	return q + t * (size_t)j->w->q_dim + (size_t)h *
+	    (size_t)j->s->m->hp.head_dim;
+}
+
+static void
+run_probe(const struct attn_job *j, long h0, long nh, const float *scores,
+    size_t len)
+{
+	long i;
+
+	for (i = 0; i < nh; i++)
+		j->s->probe(j->s->probe_arg, j->layer, (int)(h0 + i),
+		    scores + (size_t)i * len, (int32_t)len);
+}
+
+/* Decode: one token's heads [h0, h0 + nh) straight from the cache. */
+static void
+attn_decode(const struct attn_job *j, long h0, long nh, float *scores)
+{
+	const struct kv *kv = &j->s->kv;
+	const struct model_hparams *hp = &j->s->m->hp;
+	long kvh = h0 / (hp->n_head / hp->n_head_kv);
+	int64_t a = j->ck->a0;
+	size_t hd = (size_t)hp->head_dim;
+	struct kern_attn_span sp[2];
+	struct kern_attn_args ar = { .span = sp, .n_span = 2, .n_q = (size_t)nh,
+		.q_stride = hd, .kv_stride = hd, .hd = hd, .out_stride = hd,
+		.kv_f16 = kv->type == KV_F16, .scale = 1.0f / sqrtf((float)hd),
+		.scores = scores, .out = j->w->att + (size_t)h0 * hd };
+
+	sp[0].k = kv_k_row(kv, j->layer, (int)kvh, 0);
+	sp[0].v = kv_v_row(kv, j->layer, (int)kvh, 0);
+	sp[0].len = (size_t)min32(kv->n_sink, a + 1);
+	sp[0].q = sink_q(j, 0, h0);
+	sp[1].k = kv_k_row(kv, j->layer, (int)kvh, kv->n_sink);
+	sp[1].v = kv_v_row(kv, j->layer, (int)kvh, kv->n_sink);
+	sp[1].len = a < kv->n_sink ? 0 : (size_t)min32(a - kv->n_sink + 1,
+	    kv->n_win);
+	sp[1].q = j->w->q + (size_t)h0 * hd;
+	kern_attn(&ar);
+	if (j->s->probe != NULL)
+		run_probe(j, h0, nh, scores, sp[0].len + sp[1].len);
+}
+
+/* A few tokens: token t's heads [h0, h0 + nh) over the gathered rows. */
+static void
+attn_rows(const struct attn_job *j, size_t t, long h0, long nh,
+    float *scores)
+{
+	const struct model_hparams *hp = &j->s->m->hp;
+	const struct seq_work *w = j->w;
+	long kvh = h0 / (hp->n_head / hp->n_head_kv);
+	size_t hd = (size_t)hp->head_dim, base = (size_t)kvh * w->g_rows * hd;
+	size_t qo = t * (size_t)w->q_dim + (size_t)h0 * hd;
+	struct kern_attn_span sp[2];
+	struct kern_attn_args ar = { .span = sp, .n_span = 2, .n_q = (size_t)nh,
+		.q_stride = hd, .kv_stride = hd, .hd = hd, .out_stride = hd,
+		.scale = 1.0f / sqrtf((float)hd), .scores = scores,
+		.out = w->att + qo };
+
+	sp[0].k = w->kg + base;
+	sp[0].v = w->vg + base;
+	sp[0].len = (size_t)w->ns[t];
+	sp[0].q = sink_q(j, t, h0);
+	sp[1].k = w->kg + base + (size_t)w->lo[t] * hd;
+	sp[1].v = w->vg + base + (size_t)w->lo[t] * hd;
+	sp[1].len = (size_t)(w->hi[t] - w->lo[t]);
+	sp[1].q = w->q + qo;
+	kern_attn(&ar);
+}
+
+/*
+ * Jobs of (token, KV head, part of its query heads): each cached row is
+ * read once for all the heads sharing it.
+ */
+static void
+attn_slice(void *arg, int ith, int nth)
+{
+	struct attn_job *j = arg;
+	const struct model_hparams *hp = &j->s->m->hp;
+	long lo, hi, i, n_kv = hp->n_head_kv, sub, per = j->per, h0;
+	float *scores = j->w->scores + (size_t)ith * j->per_thread;
+
+	sub = (hp->n_head / n_kv) / per;
+	pool_split((long)j->ck->n * n_kv * sub, ith, nth, 1, &lo, &hi);
+	for (i = lo; i < hi; i++) {
+		h0 = i % (n_kv * sub) * per;
+		if (j->ck->n == 1)
+			attn_decode(j, h0, per, scores);
+		else
+			attn_rows(j, (size_t)(i / (n_kv * sub)), h0, per,
+			    scores);
+	}
+}
+
+/* Whole heads through sgemm, for chunks of many tokens. */
+static void
+attn_gemm_slice(void *arg, int ith, int nth)
+{
+	struct attn_job *j = arg;
+	const struct seq_work *w = j->w;
+	const struct model_hparams *hp = &j->s->m->hp;
+	size_t hd = (size_t)hp->head_dim;
+	struct matmul_band b = { .ldq = (size_t)w->q_dim, .ldk = hd,
+		.n = j->ck->n, .L = j->ck->L, .n_sink = j->ck->n_sg, .hd = hd,
+		.ldo = (size_t)w->q_dim, .ns = w->ns, .lo = w->lo, .hi = w->hi,
+		.scale = 1.0f / sqrtf((float)hd),
+		.S = w->scores + (size_t)ith * j->per_thread };
+	long lo, hi, h, kvh;
+
+	pool_split(hp->n_head, ith, nth, 1, &lo, &hi);
+	for (h = lo; h < hi; h++) {
+		kvh = h / (hp->n_head / hp->n_head_kv);
+		b.Q = w->q + (size_t)h * hd;
+		b.Qs = j->ck->sink_q ? w->qs + (size_t)h * hd : NULL;
+		b.K = w->kg + (size_t)kvh * w->g_rows * hd;
+		b.V = w->vg + (size_t)kvh * w->g_rows * hd;
+		b.out = w->att + (size_t)h * hd;
+		matmul_attn_band(&b);
+	}
+}
+
+/* Heads per attn_slice job: the whole group unless threads would idle. */
+static long
+attn_per_job(const struct model_hparams *hp, size_t n, int nth)
+{
+	long per = hp->n_head / hp->n_head_kv;
+
+	while (per % 2 == 0 && (long)n * hp->n_head / per < nth)
+		per /= 2;
+	return per;
+}
+
+/* f16 caches round the chunk's own rows too, as decode reads them back. */
+static void
+put_gathered(const struct kv *kv, const float *src, float *dst)
+{
+	int32_t d;
+
+	if (kv->type == KV_F32) {
+		memcpy(dst, src, (size_t)kv->head_dim * sizeof(float));
+		return;
+	}
+	for (d = 0; d < kv->head_dim; d++)
+		dst[d] = fp16_to_f32(f32_to_fp16(src[d]));
+}
+
+/* The rows a chunk reads: the cache's, then the chunk's own. */
+static void
+gather(const struct seq *s, struct seq_work *w, int layer,
+    const struct chunk *ck)
+{
+	const struct kv *kv = &s->kv;
+	size_t hd = (size_t)kv->head_dim, t, row, o;
+	int64_t a, prior_s = min32(kv->n_sink, ck->a0);
+	int32_t h;
+
+	kv_gather(kv, layer, 0, prior_s, w->kg, w->vg, w->g_rows, 0);
+	if (ck->wlo < ck->a0)
+		kv_gather(kv, layer, ck->wlo, ck->a0, w->kg, w->vg, w->g_rows,
+		    ck->n_sg);
+	for (t = 0; t < ck->n; t++) {
+		a = ck->a0 + (int64_t)t;
+		row = a < kv->n_sink ? (size_t)a : ck->n_sg +
+		    (size_t)(a - ck->wlo);
+		for (h = 0; h < kv->n_head_kv; h++) {
+			o = ((size_t)h * w->g_rows + row) * hd;
+			put_gathered(kv, w->kc + t * (size_t)w->kv_dim +
+			    (size_t)h * hd, w->kg + o);
+			put_gathered(kv, w->vc + t * (size_t)w->kv_dim +
+			    (size_t)h * hd, w->vg + o);
+		}
+	}
+}
+
+static void
+attention(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
+    struct chunk *ck)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	int nth = pool_threads(pool);
+	struct attn_job j = { .s = s, .w = w, .ck = ck, .layer = layer };
+
+	j.per = attn_per_job(hp, ck->n, nth);
+	j.per_thread = w->scores_cap / (size_t)nth;
+	if (ck->sink_q) {
+		memcpy(w->qs, w->q, ck->n * (size_t)w->q_dim * sizeof(float));
+		rope_apply(&s->rope, w->cs_sink, w->qs, ck->n,
+		    (size_t)w->q_dim, hp->n_head);
+	}
+	rope_apply(&s->rope, w->cs, w->q, ck->n, (size_t)w->q_dim, hp->n_head);
+	rope_apply(&s->rope, w->cs, w->kc, ck->n, (size_t)w->kv_dim,
+	    hp->n_head_kv);
+	if (ck->n == 1) {
+		/* Decode reads the cache in place, its own row included. */
+		kv_write(&s->kv, layer, ck->a0, w->kc, w->vc, 1,
+		    (size_t)w->kv_dim);
+		pool_run(pool, attn_slice, &j);
+		return;
+	}
+	gather(s, w, layer, ck);
+	pool_run(pool, ck->n >= ATTN_GEMM_MIN ? attn_gemm_slice : attn_slice,
+	    &j);
+	kv_write(&s->kv, layer, ck->a0, w->kc, w->vc, ck->n, (size_t)w->kv_dim);
+}
+
+static void
+layer_forward(struct seq *s, struct seq_work *w, struct pool *pool, int il,
+    struct chunk *ck)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	const struct model_layer *ly = &s->m->layers[il];
+	size_t e = (size_t)hp->n_embd, f = (size_t)hp->n_ff, n = ck->n, i;
+	const struct wmat *qkv_w[3] = { &ly->wq, &ly->wk, &ly->wv };
+	const struct wmat *ffn_w[2] = { &ly->w_gate, &ly->w_up };
+	float *qkv_y[3] = { w->q, w->kc, w->vc }, *ffn_y[2] = { w->g, w->u };
+	size_t qkv_ld[3] = { (size_t)w->q_dim, (size_t)w->kv_dim,
+		(size_t)w->kv_dim }, ffn_ld[2] = { f, f };
+
+	/* Scratch was reserved for these shapes: the calls cannot fail. */
+	rmsnorm_rows(w->x, ly->attn_norm, w->xn, n, hp->n_embd, hp->rms_eps);
+	matmul_many(pool, 3, qkv_w, w->xn, n, qkv_y, qkv_ld, &w->mm, NULL);
+	add_bias(w->q, ly->bq, n, w->q_dim);
+	add_bias(w->kc, ly->bk, n, w->kv_dim);
+	add_bias(w->vc, ly->bv, n, w->kv_dim);
+	attention(s, w, pool, il, ck);
+	matmul(pool, &ly->wo, w->att, n, w->xn, e, &w->mm, NULL);
+	for (i = 0; i < n * e; i++)
+		w->x[i] += w->xn[i];
+	rmsnorm_rows(w->x, ly->ffn_norm, w->xn, n, hp->n_embd, hp->rms_eps);
+	matmul_many(pool, 2, ffn_w, w->xn, n, ffn_y, ffn_ld, &w->mm, NULL);
+	for (i = 0; i < n * f; i++)
+		w->g[i] = w->g[i] / (1.0f + expf(-w->g[i])) * w->u[i];
+	matmul(pool, &ly->w_down, w->g, n, w->xn, e, &w->mm, NULL);
+	for (i = 0; i < n * e; i++)
+		w->x[i] += w->xn[i];
+}
+
+static void
+embed(const struct seq *s, struct seq_work *w, const int32_t *tokens,
+    size_t n)
+{
+	const struct wmat *m = &s->m->tok_embd;
+	size_t t;
+
+	for (t = 0; t < n; t++)
+		quant_dequantize_row(m->type, (const char *)m->data +
+		    (size_t)tokens[t] * m->row_bytes, w->x + t * (size_t)m->cols,
+		    (size_t)m->cols);
+}
+
+void
+seq_fwd_chunk(struct seq *s, struct seq_work *w, struct pool *pool,
+    const int32_t *tokens, size_t n, float *logits, int all)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	struct chunk ck;
+	const float *last;
+	int il;
+
+	embed(s, w, tokens, n);
+	chunk_plan(s, w, s->kv.n_seen, n, &ck);
+	for (il = 0; il < hp->n_layer; il++)
+		layer_forward(s, w, pool, il, &ck);
+	kv_put_tokens(&s->kv, ck.a0, tokens, n);
+	s->kv.n_seen += (int64_t)n;
+	if (logits == NULL)
+		return;
+	if (all) {
+		rmsnorm_rows(w->x, s->m->output_norm, w->xn, n, hp->n_embd,
+		    hp->rms_eps);
+		matmul(pool, &s->m->output, w->xn, n, logits,
+		    (size_t)hp->n_vocab, &w->mm, NULL);
+		return;
+	}
+	last = w->x + (n - 1) * (size_t)hp->n_embd;
+	rmsnorm(last, s->m->output_norm, w->xn, hp->n_embd, hp->rms_eps);
+	matmul(pool, &s->m->output, w->xn, 1, logits, (size_t)hp->n_vocab,
+	    &w->mm, NULL);
+}
+
+static void *
+alloc_floats(size_t n)
+{
+	void *p;
+
+	if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0)
+		return NULL;
+	return p;
+}
+
+/* Every weight's matmul scratch for chunks of up to n rows. */
+static int
+reserve_matmul(const struct model *m, struct seq_work *w, size_t n, int nth,
+    char *cause)
+{
+	const struct model_layer *ly;
+	int il;
+
+	for (il = 0; il < m->hp.n_layer; il++) {
+		ly = &m->layers[il];
+		if (matmul_reserve(&w->mm, &ly->wq, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->wk, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->wv, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->wo, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->w_gate, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->w_up, n, nth, cause) ||
+		    matmul_reserve(&w->mm, &ly->w_down, n, nth, cause))
+			return -1;
+	}
+	if (matmul_reserve(&w->mm, &m->output, n, nth, cause) != 0)
+		return -1;
+	return matmul_reserve(&w->mm, &m->output, 1, nth, cause);
+}
+
+int
+seq_fwd_reserve(struct seq *s, struct seq_work *w, struct pool *pool,
+    size_t n, char *cause)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	size_t rows = (size_t)s->kv.cap + n, nth = (size_t)pool_threads(pool);
+	size_t group = (size_t)(hp->n_head / hp->n_head_kv), per;
+
+	per = (n >= ATTN_GEMM_MIN ? n : group) * rows;
+	if (w->g_rows < rows) {
+		free(w->kg);
+		free(w->vg);
+		w->g_rows = 0;
+		w->kg = alloc_floats(rows * (size_t)w->kv_dim);
+		w->vg = alloc_floats(rows * (size_t)w->kv_dim);
+		if (w->kg == NULL || w->vg == NULL)
+			return err_set(cause, "out of memory for attention");
+		w->g_rows = rows;
+	}
+	if (w->scores_cap < nth * per) {
+		free(w->scores);
+		w->scores_cap = 0;
+		if ((w->scores = alloc_floats(nth * per)) == NULL)
+			return err_set(cause, "out of memory for attention");
+		w->scores_cap = nth * per;
+	}
+	return reserve_matmul(s->m, w, n, (int)nth, cause);
+}
