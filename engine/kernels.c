@@ -308,6 +308,13 @@ kern_attn(const struct kern_attn_args *in)
 	impl()->attn(&a);
 }
 
+void
+kern_softmax(float *x, size_t n)
+{
+	if (n > 0)
+		impl()->softmax(x, 1, n);
+}
+
 /* Subtracting the max keeps every exponent <= 0: no overflow. */
 void
 kern_softmax_rows(float *scores, size_t n_q, size_t len)
@@ -550,5 +557,5 @@ portable_attn(const struct kern_attn_args *a)
 
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
-	portable_attn,
+	portable_attn, kern_softmax_rows,
 };

@@ -94,4 +94,10 @@ struct kern_attn_args {
 
 void kern_attn(const struct kern_attn_args *);
 
+/*
+ * x[0..n) = softmax(x[0..n)) in place, vectorized.  Entries of -inf
+ * come out as at most 2e-38: callers that mask zero them afterwards.
+ */
+void kern_softmax(float *x, size_t n);
+
 #endif

@@ -230,8 +230,8 @@ exp_avx512(__m512 x)
 }
 
 /* kern_softmax_rows, eight lanes at a time. */
-T_AVX2 static void
-softmax_avx2(float *scores, size_t n_q, size_t len)
+T_AVX2 void
+kern_softmax_avx2(float *scores, size_t n_q, size_t len)
 {
 	__m256 mx, sum, e;
 	__m256i m;
@@ -266,8 +266,8 @@ softmax_avx2(float *scores, size_t n_q, size_t len)
 	}
 }
 
-T_AVX512 static void
-softmax_avx512(float *scores, size_t n_q, size_t len)
+T_AVX512 void
+kern_softmax_avx512(float *scores, size_t n_q, size_t len)
 {
 	__m512 mx, sum, e;
 	__mmask16 m;
@@ -320,9 +320,9 @@ T_AVX2 void
 kern_attn_avx2(const struct kern_attn_args *a)
 {
 	if (a->kv_f16)
-		ATTN_BODY(qk_avx2, pv_avx2, softmax_avx2, 8, 1);
+		ATTN_BODY(qk_avx2, pv_avx2, kern_softmax_avx2, 8, 1);
 	else
-		ATTN_BODY(qk_avx2, pv_avx2, softmax_avx2, 8, 0);
+		ATTN_BODY(qk_avx2, pv_avx2, kern_softmax_avx2, 8, 0);
 }
 
 T_AVX512 INLINE __m256
@@ -405,9 +405,9 @@ T_AVX512 void
 kern_attn_avx512(const struct kern_attn_args *a)
 {
 	if (a->kv_f16)
-		ATTN_BODY(qk_avx512, pv_avx512, softmax_avx512, 16, 1);
+		ATTN_BODY(qk_avx512, pv_avx512, kern_softmax_avx512, 16, 1);
 	else
-		ATTN_BODY(qk_avx512, pv_avx512, softmax_avx512, 16, 0);
+		ATTN_BODY(qk_avx512, pv_avx512, kern_softmax_avx512, 16, 0);
 }
 
 #endif /* KERN_HAVE_X86 */

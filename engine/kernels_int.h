@@ -102,6 +102,7 @@ struct kern_impl {
 	    size_t nrows);
 	float (*dot_f32)(const float *, const float *, size_t);
 	void (*attn)(const struct kern_attn_args *);
+	void (*softmax)(float *scores, size_t n_q, size_t len);
 };
 
 extern const struct kern_impl kern_impl_portable;

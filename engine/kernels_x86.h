@@ -48,6 +48,9 @@ void kern_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
 /* kern_impl.attn for each ISA (kernels_attn_x86.c). */
 void kern_attn_avx2(const struct kern_attn_args *);
 void kern_attn_avx512(const struct kern_attn_args *);
+/* kern_softmax for each ISA (kernels_attn_x86.c). */
+void kern_softmax_avx2(float *scores, size_t n_q, size_t len);
+void kern_softmax_avx512(float *scores, size_t n_q, size_t len);
 
 #endif /* KERN_HAVE_X86 */
 

@@ -367,28 +367,25 @@ matmul(struct pool *pool, const struct wmat *W, const float *X, size_t n,
 	return matmul_gemm(pool, W, X, n, Y, ldy, s, cause);
 }
 
-/* Softmax over row[0, ns) and row[lo, hi); every other entry zeroed. */
+/*
+ * Softmax over row[0, ns) and row[lo, hi), ns <= lo; every other entry
+ * zeroed.  The gap is masked with -inf so one vectorized pass covers
+ * [0, hi).
+ */
 static void
 band_softmax(float *row, size_t L, size_t ns, size_t lo, size_t hi)
 {
-	float max = -INFINITY, sum = 0.0f, inv;
 	size_t j;
 
-	for (j = 0; j < L; j++) {
-		if (j < ns || (j >= lo && j < hi))
-			max = row[j] > max ? row[j] : max;
-	}
-	for (j = 0; j < L; j++) {
-		if (j < ns || (j >= lo && j < hi))
-			sum += row[j] = expf(row[j] - max);
-		else
-			row[j] = 0.0f;
-	}
-	inv = 1.0f / sum;
-	for (j = 0; j < ns; j++)
-		row[j] *= inv;
-	for (j = lo; j < hi; j++)
-		row[j] *= inv;
+	if (hi <= ns) /* a sink token: no window yet */
+		lo = hi = ns;
+	for (j = ns; j < lo; j++)
+		row[j] = -INFINITY;
+	kern_softmax(row, hi);
+	if (lo > ns)
+		memset(row + ns, 0, (lo - ns) * sizeof(float));
+	if (L > hi)
+		memset(row + hi, 0, (L - hi) * sizeof(float));
 }
 
 void

@@ -124,6 +124,73 @@ if [ -f "$stories" ]; then
 	# 5 prompt positions (with BOS) and 3 generated tokens.
 	[ "$n" -eq 8 ] && ok "--logits prints one line per position" ||
 		bad "--logits printed $n lines"
+	# The evaluation tools, on a short corpus.
+	bench="$bin/sinkd-bench"
+	"$bench" corpus -m "$stories" -o "$tmp/c1.txt" --tokens 3000 \
+	    --max-story 512 --seed 3 2>/dev/null
+	"$bench" corpus -m "$stories" -o "$tmp/c2.txt" --tokens 3000 \
+	    --max-story 512 --seed 3 2>/dev/null
+	lines=$(wc -l <"$tmp/c1.txt")
+	if [ "$lines" -ge 3 ] && cmp -s "$tmp/c1.txt" "$tmp/c2.txt" &&
+	    ! grep -q '<s>' "$tmp/c1.txt"; then
+		ok "corpus: $lines stories, repeatable, no BOS text"
+	else
+		bad "corpus: $lines lines, or not repeatable"
+	fi
+	if "$bench" ppl -m "$stories" -f "$tmp/c1.txt" --cache 48 --sinks 0,4 \
+	    --modes streaming,recompute,dense --csv "$tmp/p.csv" \
+	    --plot "$tmp/p.svg" -t 2 >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q '^streaming 48/4 ' "$tmp/out" &&
+	    grep -q '^recompute 48 ' "$tmp/out" &&
+	    grep -q 'streaming 48/0 .*overall' "$tmp/out" &&
+	    grep -q '</svg>' "$tmp/p.svg"; then
+		ok "ppl: table, comparison, plot"
+	else
+		bad "ppl: $(head -c 300 "$tmp/err") $(head -c 300 "$tmp/out")"
+	fi
+	ntok=$(tr -d '\n' <"$tmp/c1.txt" | wc -c)
+	rows=$(wc -l <"$tmp/p.csv")
+	cols=$(head -1 "$tmp/p.csv" | tr ',' '\n' | wc -l)
+	[ "$rows" -gt 2000 ] && [ "$cols" -eq 6 ] &&
+	    ok "ppl csv: $rows rows, $cols columns" ||
+	    bad "ppl csv: $rows rows, $cols columns"
+	# Streaming and recompute agree on a model trained longer than the cache.
+	awk '/^streaming 48\/4 /{s=$3} /^recompute 48 /{r=$3}
+	    END{exit !(s > 1 && r > 1 && s / r < 1.1 && r / s < 1.1)}' \
+	    "$tmp/out" && ok "ppl: streaming within 10% of recompute" ||
+	    bad "ppl: streaming vs recompute: $(grep -E '^(stream|recomp)' "$tmp/out")"
+	if "$bench" attn -m "$stories" -f "$tmp/c1.txt" --len 32 --segments 8 \
+	    --csv "$tmp/a.csv" --plot "$tmp/a.png" >"$tmp/out" 2>"$tmp/err" &&
+	    [ "$(wc -l <"$tmp/a.csv")" -eq 161 ] && [ -s "$tmp/a.png" ]; then
+		ok "attn: table, csv, heat map"
+	else
+		bad "attn: $(head -c 300 "$tmp/err")"
+	fi
+	if "$bench" latency -m "$stories" --cache 16,32 --decode 8 \
+	    --recompute-tokens 2 --tokens 3000 --samples 4 -t 1 \
+	    --csv "$tmp/l.csv" --plot "$tmp/l.svg" >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q 'ratio' "$tmp/out" && [ -s "$tmp/l-stream.svg" ] &&
+	    [ "$(grep -c '^cache,' "$tmp/l.csv")" -eq 4 ]; then
+		ok "latency: both parts, csv, plots"
+	else
+		bad "latency: $(head -c 300 "$tmp/err") $(head -c 300 "$tmp/out")"
+	fi
+	expect_error "latency sinks over cache" "do not fit" \
+	    "$bench" latency -m "$stories" --cache 4 --sinks 4 --tokens 0
+	expect_error "latency bad list" "--cache" \
+	    "$bench" latency -m "$stories" --cache x --tokens 0
+	expect_error "ppl without text" "-f TEXT" "$bench" ppl -m "$stories"
+	expect_error "ppl bad mode" "unknown mode 'fast'" \
+	    "$bench" ppl -m "$stories" -f "$tmp/c1.txt" --modes fast
+	expect_error "ppl sinks over cache" "streaming 8/8" \
+	    "$bench" ppl -m "$stories" -f "$tmp/c1.txt" --cache 8 --sinks 8
+	expect_error "ppl missing text" "No such file" \
+	    "$bench" ppl -m "$stories" -f "$tmp/none.txt"
+	expect_error "ppl bad list" "--cache" \
+	    "$bench" ppl -m "$stories" -f "$tmp/c1.txt" --cache 64,,128
+	expect_error "corpus without -o" "-o FILE" "$bench" corpus -m "$stories"
+	expect_error "attn short text" "fewer than one segment" \
+	    "$bench" attn -m "$stories" -f "$tmp/c1.txt" --len 100000
 	head -c 100000 "$stories" >"$tmp/cut.gguf"
 	expect_error "truncated real model" "cut.gguf" "$run" -m "$tmp/cut.gguf" -p hi
 else

@@ -3,6 +3,8 @@
  * reproduce the StreamingLLM paper's evaluation.
  *   speed      prompt-processing and generation tokens/s of a model
  *   bandwidth  this machine's memory read bandwidth, 1 and all threads
+ *   corpus, ppl, attn, latency: see bench_corpus.c, bench_ppl.c,
+ *              bench_attn.c and bench_latency.c
  * Every speed is the median over repetitions after a warm-up, with the
  * spread (min..max) beside it: machines here are noisy.
  */
@@ -346,6 +348,12 @@ static const struct {
 } commands[] = {
 	{ "speed", bench_speed, "prompt and generation tokens/s" },
 	{ "bandwidth", bench_bandwidth, "memory read bandwidth" },
+	{ "corpus", bench_corpus, "write an evaluation text sampled from a "
+	    "model" },
+	{ "ppl", bench_ppl, "perplexity along a long text per cache policy" },
+	{ "attn", bench_attn, "attention paid to the first tokens (sinks)" },
+	{ "latency", bench_latency, "decode latency and memory: streaming "
+	    "vs recompute" },
 };
 
 static void

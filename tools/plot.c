@@ -8,6 +8,7 @@
 #include "plot_int.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -85,6 +86,16 @@ plot_kind(const char *path, int *svg, char *cause)
 	return 0;
 }
 
+/* A half-written image goes; a device or anything not a plain file stays. */
+static void
+remove_partial(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+		remove(path);
+}
+
 /* Draws into path; a failed write removes what was written. */
 int
 plot_render(const char *path, int svg, int w, int h, plot_drawfn *draw,
@@ -118,7 +129,7 @@ plot_render(const char *path, int svg, int w, int h, plot_drawfn *draw,
 	if (rc == 0 && e != 0)
 		rc = err_set(cause, "cannot write %s: %s", path, strerror(e));
 	if (rc != 0)
-		remove(path);
+		remove_partial(path);
 	return rc;
 }
 

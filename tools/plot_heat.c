@@ -145,7 +145,7 @@ heat_layout(struct hchart *h, int svg)
 	h->bx = h->x0 + h->pw + 24;
 	h->w = h->bx + BAR_W + 8 + plot_text_width(bar_chars, TS) + 16;
 	title_w = m->title == NULL ? 0 :
-	    plot_text_width(plot_text_count(m->title), TS) + 24;
+	    plot_text_width(plot_text_count(m->title) + 1, TS) + 24;
 	if (h->w < title_w)
 		h->w = title_w < 1200 ? title_w : 1200;
 	below = 8 + (h->cvert ? plot_text_width((size_t)h->cchars, TS) :
