@@ -685,6 +685,20 @@ gguf_open(const char *path, char *cause)
 }
 
 void
+gguf_release_data(struct gguf_file *f)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t from;
+
+	if (f == NULL || f->map == NULL || page <= 0)
+		return;
+	from = (f->data_start + (size_t)page - 1) / (size_t)page *
+	    (size_t)page;
+	if (from < f->size)
+		madvise((char *)f->map + from, f->size - from, MADV_DONTNEED);
+}
+
+void
 gguf_close(struct gguf_file *f)
 {
 	if (f == NULL)

@@ -72,6 +72,12 @@ struct gguf_file;
 /* Maps and validates path.  NULL with cause filled on any problem. */
 struct gguf_file *gguf_open(const char *path, char *cause);
 void gguf_close(struct gguf_file *);
+/*
+ * Tells the kernel the tensor data will not be read again (the caller
+ * copied it): its pages leave this process's resident set.  Metadata
+ * stays mapped.  Reading tensor data afterwards still works, from disk.
+ */
+void gguf_release_data(struct gguf_file *);
 
 uint32_t gguf_version(const struct gguf_file *);
 size_t gguf_file_size(const struct gguf_file *);

@@ -436,6 +436,9 @@ model_open(const char *path, const struct model_opts *opts, char *cause)
 	}
 	if (place_weights(m, opts != NULL && opts->use_mmap, why) != 0)
 		goto fail;
+	/* The copies are what runs: the file's pages need not stay resident. */
+	if (opts == NULL || !opts->use_mmap)
+		gguf_release_data(m->gguf);
 	m->n_params = count_params(m);
 	describe(m);
 	return m;
