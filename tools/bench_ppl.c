@@ -648,8 +648,8 @@ draw(const struct ppl *p, const char *path, char *cause)
 		err_set(cause, "out of memory");
 		goto out;
 	}
-	snprintf(title, sizeof title, "%s: log perplexity along the stream "
-	    "(bins of %zu tokens)", p->m->desc, bin);
+	snprintf(title, sizeof title, "log perplexity along the stream, "
+	    "bins of %zu tokens", bin);
 	for (i = 0; i < p->n_st; i++) {
 		ser[i].label = p->st[i].label;
 		ser[i].x = xy + 2 * nb * (size_t)i;
