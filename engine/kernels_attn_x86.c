@@ -15,10 +15,14 @@
  * outputs held in registers.  K and V are read once per call, whatever
  * n_q; q, the scores and the outputs stay in L1.
  *
- * A head's part of a cache row is a few lines out of every kv_stride
- * floats, a pattern the hardware prefetchers follow poorly: without
- * help, decode at 1000 tokens of context spent half its attention time
- * waiting on key loads.  So the loops ask for the row ATTN_AHEAD ahead.
+ * The loops ask for the row ATTN_AHEAD ahead.  That halved attention
+ * time when the cache stored rows token-major (a head's part a few lines
+ * out of every kv_stride floats); with kv.c's head-major rows it is
+ * worth little but still no loss (TinyLlama Q4_0, one thread, 2000 tokens
+ * of context: 25.0 tok/s median with it, 24.3 without).
+ *
+ * Each span (the cache's sinks, its window) has its own queries, and
+ * rows may be f32 or f16 (converted as they are loaded).
  */
 #define ATTN_QK 4 /* queries per key-row pass */
 #define ATTN_PV 8 /* queries per value-row pass */
