@@ -236,6 +236,31 @@ attend(const struct ref_model *m, const double *q, const double *K,
 	free(p);
 }
 
+/*
+ * The rest of a layer after attention, for one position: the output
+ * projection and the residual, then the feed-forward block and its
+ * residual, into x.  xn, tmp, g and u are scratch.
+ */
+static void
+finish_layer(const struct ref_model *m, const struct ref_layer *l,
+    const double *att, double *x, double *xn, double *tmp, double *g,
+    double *u)
+{
+	int e = m->n_embd, qd = m->n_head * m->hd;
+
+	mv(l->wo, NULL, att, tmp, e, qd);
+	for (int i = 0; i < e; i++)
+		x[i] += tmp[i];
+	norm(x, l->ffn_norm, xn, e, m->eps);
+	mv(l->wg, NULL, xn, g, m->n_ff, e);
+	mv(l->wu, NULL, xn, u, m->n_ff, e);
+	for (int i = 0; i < m->n_ff; i++)
+		g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
+	mv(l->wd, NULL, g, tmp, e, m->n_ff);
+	for (int i = 0; i < e; i++)
+		x[i] += tmp[i];
+}
+
 int
 ref_forward(struct ref_model *m, const int32_t *tok, size_t n, double *logits,
     char *cause)
@@ -270,17 +295,7 @@ ref_forward(struct ref_model *m, const int32_t *tok, size_t n, double *logits,
 			for (int h = 0; h < m->n_head; h++)
 				rope(m, q + h * m->hd, (long)t);
 			attend(m, q, K, V, t, att);
-			mv(l->wo, NULL, att, tmp, e, qd);
-			for (int i = 0; i < e; i++)
-				xt[i] += tmp[i];
-			norm(xt, l->ffn_norm, xn, e, m->eps);
-			mv(l->wg, NULL, xn, g, m->n_ff, e);
-			mv(l->wu, NULL, xn, u, m->n_ff, e);
-			for (int i = 0; i < m->n_ff; i++)
-				g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-			mv(l->wd, NULL, g, tmp, e, m->n_ff);
-			for (int i = 0; i < e; i++)
-				xt[i] += tmp[i];
+			finish_layer(m, l, att, xt, xn, tmp, g, u);
 		}
 	}
 	for (size_t t = 0; t < n; t++) {
@@ -396,17 +411,7 @@ ref_stream_step(struct ref_stream *rs, int32_t token, double *logits)
 		for (int h = 0; h < m->n_head; h++)
 			rope(m, q + h * m->hd, n - 1);
 		attend(m, q, Kr, rs->V[il], (size_t)n - 1, att);
-		mv(l->wo, NULL, att, tmp, e, qd);
-		for (int i = 0; i < e; i++)
-			x[i] += tmp[i];
-		norm(x, l->ffn_norm, xn, e, m->eps);
-		mv(l->wg, NULL, xn, g, m->n_ff, e);
-		mv(l->wu, NULL, xn, u, m->n_ff, e);
-		for (int i = 0; i < m->n_ff; i++)
-			g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-		mv(l->wd, NULL, g, tmp, e, m->n_ff);
-		for (int i = 0; i < e; i++)
-			x[i] += tmp[i];
+		finish_layer(m, l, att, x, xn, tmp, g, u);
 	}
 	rs->len = n;
 	norm(x, m->out_norm, xn, e, m->eps);
