@@ -1,0 +1,367 @@
+/*
+ * conf: see conf.h.  sinkd.conf holds "key = value" lines; '#' starts
+ * a comment; keys are the long option names.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+
+enum conf_type { C_STR, C_LONG, C_LEVEL };
+
+struct conf_opt {
+	const char *name;
+	int short_opt;
+	enum conf_type type;
+	size_t off;
+	long min, max;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct conf, f)
+
+static const struct conf_opt conf_opts[] = {
+	{ "model", 'm', C_STR, OFF(model), 0, 0,
+	    "GGUF model file (required)" },
+	{ "socket", 's', C_STR, OFF(socket), 0, 0,
+	    "listening socket (default $XDG_RUNTIME_DIR/sinkd/sock)" },
+	{ "threads", 't', C_LONG, OFF(threads), 1, 512,
+	    "compute threads (default: cores)" },
+	{ "log", 0, C_STR, OFF(log_file), 0, 0,
+	    "log to this file instead of stderr (reopened on SIGHUP)" },
+	{ "log-level", 0, C_LEVEL, OFF(log_level), 0, 0,
+	    "error, warn, info (default) or debug" },
+	{ "group", 'g', C_STR, OFF(group), 0, 0,
+	    "also serve this group's members (socket mode 0660)" },
+	{ "max-sessions", 0, C_LONG, OFF(max_sessions), 1, 1000000,
+	    "sessions at most (default 256)" },
+	{ "max-clients", 0, C_LONG, OFF(max_clients), 1, 100000,
+	    "connections at most (default 64)" },
+	{ "max-frame", 0, C_LONG, OFF(max_frame), 1024, 64 << 20,
+	    "largest request frame in bytes (default 1 MiB)" },
+	{ "max-tokens", 0, C_LONG, OFF(max_tokens), 1, 1 << 24,
+	    "tokens one request may generate (default 4096)" },
+	{ "max-prompt", 0, C_LONG, OFF(max_prompt), 1, 64 << 20,
+	    "bytes of text in one request (default 1 MiB)" },
+	{ "max-queue", 0, C_LONG, OFF(max_queue), 0, 1024,
+	    "requests waiting per session before 'busy' (default 4)" },
+	{ "max-output", 0, C_LONG, OFF(max_output), 4096, 1L << 30,
+	    "bytes queued to one client before its request is cancelled "
+	    "(default 4 MiB)" },
+	{ "cache", 0, C_LONG, OFF(cache), 2, 1 << 26,
+	    "default cache size of new sessions, tokens (default 1024)" },
+	{ "sinks", 0, C_LONG, OFF(sinks), 0, 1 << 26,
+	    "default attention sinks of new sessions (default 4)" },
+	{ "mode", 0, C_STR, OFF(mode), 0, 0,
+	    "default cache mode: streaming, window, recompute, dense" },
+	{ "kv", 0, C_STR, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
+};
+
+#define N_OPTS (sizeof conf_opts / sizeof conf_opts[0])
+
+void
+conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->threads = sysconf(_SC_NPROCESSORS_ONLN);
+	c->log_level = LOG_INFO;
+	c->max_sessions = 256;
+	c->max_clients = 64;
+	c->max_frame = 1 << 20;
+	c->max_tokens = 4096;
+	c->max_prompt = 1 << 20;
+	c->max_queue = 4;
+	c->max_output = 4 << 20;
+	c->cache = 1024;
+	c->sinks = 4;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTS; i++) {
+		if (conf_opts[i].type == C_STR)
+			free(*(char **)(void *)((char *)c + conf_opts[i].off));
+	}
+	free(c->config);
+	memset(c, 0, sizeof *c);
+}
+
+void
+conf_usage(FILE *f)
+{
+	size_t i;
+	char name[40];
+
+	fprintf(f, "usage: sinkd -m MODEL [--socket PATH] [-t THREADS] "
+	    "[-c CONFIG] [-n] [-d] [options]\n"
+	    "  -c, --config FILE     settings file (default "
+	    "$XDG_CONFIG_HOME/sinkd/sinkd.conf if present)\n"
+	    "  -n, --check           check the settings and the model, then "
+	    "exit\n"
+	    "  -d, --daemon          detach from the terminal\n");
+	for (i = 0; i < N_OPTS; i++) {
+		if (conf_opts[i].short_opt != 0)
+			snprintf(name, sizeof name, "-%c, --%s",
+			    conf_opts[i].short_opt, conf_opts[i].name);
+		else
+			snprintf(name, sizeof name, "    --%s",
+			    conf_opts[i].name);
+		fprintf(f, "  %-21s %s\n", name, conf_opts[i].help);
+	}
+}
+
+/* Sets one option from text; cause names `where`. */
+static int
+conf_set(struct conf *c, const struct conf_opt *o, const char *v,
+    const char *where, char *cause)
+{
+	char *end, **sp;
+	long n;
+	enum log_level l;
+
+	switch (o->type) {
+	case C_STR:
+		sp = (char **)(void *)((char *)c + o->off);
+		free(*sp);
+		if ((*sp = strdup(v)) == NULL)
+			return err_set(cause, "out of memory");
+		return 0;
+	case C_LEVEL:
+		if (log_level_parse(v, &l) != 0)
+			return err_set(cause, "%s: '%s' is not a log level "
+			    "(error, warn, info, debug)", where, v);
+		*(long *)(void *)((char *)c + o->off) = (long)l;
+		return 0;
+	case C_LONG:
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (end == v || *end != '\0' || errno != 0 || n < o->min ||
+		    n > o->max)
+			return err_set(cause, "%s: '%s' is not a whole number "
+			    "from %ld to %ld", where, v, o->min, o->max);
+		*(long *)(void *)((char *)c + o->off) = n;
+		return 0;
+	}
+	return err_set(cause, "%s: bad option", where);
+}
+
+static const struct conf_opt *
+find_opt(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTS; i++) {
+		if (strlen(conf_opts[i].name) == len &&
+		    strncmp(conf_opts[i].name, name, len) == 0)
+			return &conf_opts[i];
+	}
+	return NULL;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* One "key = value" line of the config file. */
+static int
+conf_line(struct conf *c, char *line, const char *where, char *cause)
+{
+	const struct conf_opt *o;
+	char *eq, *key, *val;
+
+	if ((eq = strchr(line, '#')) != NULL)
+		*eq = '\0';
+	line = trim(line);
+	if (*line == '\0')
+		return 0;
+	if ((eq = strchr(line, '=')) == NULL)
+		return err_set(cause, "%s: expected 'key = value'", where);
+	*eq = '\0';
+	key = trim(line);
+	val = trim(eq + 1);
+	if ((o = find_opt(key, strlen(key))) == NULL)
+		return err_set(cause, "%s: unknown setting '%s'", where, key);
+	return conf_set(c, o, val, where, cause);
+}
+
+static int
+conf_file(struct conf *c, const char *path, int must_exist, char *cause)
+{
+	char line[4096], where[1024];
+	FILE *f = fopen(path, "r");
+	int n = 0, rc = 0;
+
+	if (f == NULL) {
+		if (!must_exist && errno == ENOENT)
+			return 0;
+		return err_set(cause, "config %s: %s", path, strerror(errno));
+	}
+	while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+		n++;
+		snprintf(where, sizeof where, "%s:%d", path, n);
+		if (strchr(line, '\n') == NULL && !feof(f))
+			rc = err_set(cause, "%s: line too long", where);
+		else
+			rc = conf_line(c, line, where, cause);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* $XDG_CONFIG_HOME/sinkd/sinkd.conf, or ~/.config/sinkd/sinkd.conf. */
+static void
+default_config(char *buf, size_t len)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *h = getenv("HOME");
+
+	if (x != NULL && *x == '/')
+		snprintf(buf, len, "%s/sinkd/sinkd.conf", x);
+	else if (h != NULL && *h == '/')
+		snprintf(buf, len, "%s/.config/sinkd/sinkd.conf", h);
+	else
+		buf[0] = '\0';
+}
+
+/* $XDG_RUNTIME_DIR/sinkd/sock, or /tmp/sinkd-UID/sock. */
+static int
+default_socket(struct conf *c, char *cause)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	char buf[512];
+
+	if (x != NULL && *x == '/')
+		snprintf(buf, sizeof buf, "%s/sinkd/sock", x);
+	else
+		snprintf(buf, sizeof buf, "/tmp/sinkd-%u/sock",
+		    (unsigned)geteuid());
+	if ((c->socket = strdup(buf)) == NULL)
+		return err_set(cause, "out of memory");
+	return 0;
+}
+
+static struct option *
+long_options(void)
+{
+	struct option *lo = calloc(N_OPTS + 6, sizeof *lo);
+	size_t i;
+
+	if (lo == NULL)
+		return NULL;
+	for (i = 0; i < N_OPTS; i++) {
+		lo[i].name = conf_opts[i].name;
+		lo[i].has_arg = required_argument;
+		lo[i].val = 256 + (int)i;
+	}
+	lo[i++] = (struct option){ "config", required_argument, NULL, 'c' };
+	lo[i++] = (struct option){ "check", no_argument, NULL, 'n' };
+	lo[i++] = (struct option){ "daemon", no_argument, NULL, 'd' };
+	lo[i++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[i++] = (struct option){ "version", no_argument, NULL, 'V' };
+	return lo;
+}
+
+static const struct conf_opt *
+by_short(int c)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTS; i++)
+		if (conf_opts[i].short_opt == c)
+			return &conf_opts[i];
+	return NULL;
+}
+
+/* Pass 1 finds -c, --help, --version; pass 2 applies the rest. */
+static int
+conf_argv(struct conf *c, int argc, char **argv, int pass,
+    const struct option *lo, char *cause)
+{
+	const struct conf_opt *o;
+	char where[64];
+	int ch;
+
+	optind = 1;
+	opterr = pass == 1;
+	while ((ch = getopt_long(argc, argv, "m:s:t:g:c:ndhV", lo, NULL)) !=
+	    -1) {
+		if (ch == '?')
+			return pass == 1 ? err_set(cause, "bad usage (see "
+			    "--help)") : 0;
+		if (pass == 1) {
+			if (ch == 'h' || ch == 'V')
+				return ch;
+			if (ch == 'c' && (free(c->config), c->config =
+			    strdup(optarg)) == NULL)
+				return err_set(cause, "out of memory");
+			continue;
+		}
+		if (ch == 'n' || ch == 'd' || ch == 'c') {
+			c->check_only |= ch == 'n';
+			c->daemonize |= ch == 'd';
+			continue;
+		}
+		o = ch >= 256 ? &conf_opts[ch - 256] : by_short(ch);
+		snprintf(where, sizeof where, "--%s", o->name);
+		if (conf_set(c, o, optarg, where, cause) != 0)
+			return -1;
+	}
+	if (optind < argc)
+		return err_set(cause, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+int
+conf_load(struct conf *c, int argc, char **argv, char *cause)
+{
+	struct option *lo = long_options();
+	char def[512];
+	int rc;
+
+	if (lo == NULL)
+		return err_set(cause, "out of memory");
+	rc = conf_argv(c, argc, argv, 1, lo, cause);
+	if (rc == 'h' || rc == 'V') {
+		if (rc == 'h')
+			conf_usage(stdout);
+		else
+			printf("sinkd %s (protocol %d.%d)\n", PACKAGE_VERSION,
+			    1, 0);
+		free(lo);
+		return 1;
+	}
+	default_config(def, sizeof def);
+	if (rc == 0 && (c->config != NULL || def[0] != '\0'))
+		rc = conf_file(c, c->config != NULL ? c->config : def,
+		    c->config != NULL, cause);
+	if (rc == 0)
+		rc = conf_argv(c, argc, argv, 2, lo, cause);
+	free(lo);
+	if (rc == 0 && c->socket == NULL)
+		rc = default_socket(c, cause);
+	if (rc == 0 && c->model == NULL)
+		rc = err_set(cause, "no model: give -m MODEL (or model = in "
+		    "sinkd.conf)");
+	return rc;
+}

@@ -1,0 +1,49 @@
+/*
+ * daemon: the state the loop thread shares among the daemon's modules,
+ * and the entry point that main.c calls.
+ */
+#ifndef SINKD_DAEMON_H
+#define SINKD_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "conf.h"
+#include "model.h"
+#include "session.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct worker;
+struct client;
+
+struct daemon {
+	struct conf *conf;
+	struct model *model;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *ev_worker, *ev_term, *ev_int, *ev_hup;
+	struct worker *worker;
+	struct sess_table sessions;
+	struct client *clients;
+	int n_clients;
+	uint64_t next_serial;
+	gid_t group;		/* -1: none */
+	time_t started;
+	uint64_t tokens_in, tokens_out, requests;
+	int n_jobs;		/* jobs submitted and not yet done */
+	int stopping;
+};
+
+int daemon_main(int argc, char **argv);
+
+/* Starts a session's next queued job, if it is idle (request.c). */
+void daemon_run_next(struct daemon *, struct session *);
+/* Asks every job to stop; the loop ends once they have (daemon.c). */
+void daemon_stop(struct daemon *, const char *why);
+/* This process's resident memory in bytes; 0 if unknown. */
+uint64_t daemon_rss(void);
+
+#endif

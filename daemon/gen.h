@@ -1,0 +1,37 @@
+/*
+ * gen: the steps of a job on the worker thread: formatting a turn for
+ * the model, prefill a chunk at a time, then sampling one token at a
+ * time with stop strings, and the usage figures at the end.
+ */
+#ifndef SINKD_GEN_H
+#define SINKD_GEN_H
+
+#include "job.h"
+#include "model.h"
+#include "pool.h"
+#include "seq.h"
+
+enum { GEN_MORE, GEN_DONE };
+
+/* The chat format of models without a template (sinkd-protocol(7)). */
+#define GEN_USER_HEAD "### User:\n"
+#define GEN_ASSISTANT_HEAD "\n### Assistant:\n"
+#define GEN_USER_STOP "\n### User:"
+#define GEN_SYSTEM_HEAD "### System:\n"
+
+typedef void gen_emit_fn(void *arg, const struct job *, enum proto_kind,
+    const char *text, size_t len, int32_t token);
+
+struct gen {
+	const struct model *m;
+	struct pool *pool;
+	struct seq_work *work;
+	int32_t n_batch;
+};
+
+int gen_init(struct gen *, const struct model *, int threads, char *cause);
+void gen_free(struct gen *);
+/* One step of j: GEN_MORE, or GEN_DONE with j's outcome filled in. */
+int gen_step(struct gen *, struct job *, gen_emit_fn *, void *arg);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * job: one request's work on a session, handed from the loop thread to
+ * the worker and back.  The loop fills the request part; the worker
+ * owns the rest while the job runs; `stop` is the one field both touch.
+ */
+#ifndef SINKD_JOB_H
+#define SINKD_JOB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "proto.h"
+#include "sampler.h"
+#include "seq.h"
+
+enum job_kind { JOB_CHAT, JOB_COMPLETE, JOB_FEED, JOB_PREFIX };
+
+/* Why a job was told to stop (job.stop). */
+enum job_stop { STOP_NONE, STOP_USER, STOP_GONE, STOP_OVERFLOW,
+	STOP_SHUTDOWN };
+
+#define JOB_MAX_STOPS 8
+
+struct session;
+
+struct job {
+	/* The request, filled by the loop. */
+	uint64_t client;	/* client serial; 0: internal */
+	uint64_t id;		/* request id */
+	enum job_kind kind;
+	struct session *s;
+	char *text;		/* owned */
+	size_t text_len;
+	int32_t *prefix;	/* JOB_PREFIX: tokens to feed (owned) */
+	size_t n_prefix;
+	int32_t max_tokens;
+	struct sampler_params sp;
+	int sp_override;	/* sample with sp this turn */
+	int ignore_eos;		/* generate max_tokens whatever */
+	char *stops[JOB_MAX_STOPS];
+	size_t n_stops;
+	atomic_int stop;	/* enum job_stop */
+
+	/* The worker's, while the job runs. */
+	int32_t *toks;
+	size_t n_toks, fed;
+	float *logits;
+	struct sampler *tmp_smp;
+	int32_t prev, generated;
+	char *reply;		/* generated text */
+	size_t reply_len, reply_cap, sent;
+	double t_start, t_prefill, t_decode;
+	size_t n_prompt;
+
+	/* The outcome, read by the loop after the done event. */
+	enum proto_finish finish;
+	int failed;
+	enum proto_err err_code;
+	char err[ERR_LEN];
+	struct seq_info info;
+	int chatted;		/* the session's chat state after the job */
+
+	struct job *next;	/* in a session's queue or the run queue */
+};
+
+void job_free(struct job *);
+
+#endif

@@ -1,0 +1,937 @@
+/*
+ * request: see request.h.  Every handler returns 0 once it has replied
+ * (or handed the request to the worker, which replies at the end), or
+ * -1 with an error code and message, which request_handle sends.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "daemon.h"
+#include "job.h"
+#include "log.h"
+#include "proto.h"
+#include "session.h"
+#include "gen.h"
+#include "worker.h"
+
+#define STOP_MAX_LEN 256
+
+struct req {
+	struct daemon *d;
+	struct client *c;
+	struct proto_msg *msg;
+	uint64_t id;
+	struct proto_out out;
+	enum proto_err code;
+	char cause[ERR_LEN];
+};
+
+typedef int req_fn(struct req *);
+
+static int
+req_err(struct req *r, enum proto_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->cause, sizeof r->cause, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Key errors from proto's accessors are bad requests. */
+static int
+bad(struct req *r)
+{
+	r->code = PROTO_E_BAD_REQUEST;
+	return -1;
+}
+
+static void
+send_out(struct client *c, struct proto_out *o)
+{
+	const char *data;
+	size_t len;
+	char cause[ERR_LEN];
+
+	if (proto_out_finish(o, PROTO_MAX_FRAME * 16, &data, &len, cause) != 0)
+		log_error("reply not sent: %s", cause);
+	else
+		client_send(c, data, len);
+}
+
+/* Starts an ok reply with n more pairs; reply() sends it. */
+static struct proto_out *
+ok(struct req *r, size_t n)
+{
+	proto_out_reset(&r->out);
+	proto_encode_head(&r->out, r->id, PROTO_K_OK, n);
+	return &r->out;
+}
+
+static int
+reply(struct req *r)
+{
+	send_out(r->c, &r->out);
+	return 0;
+}
+
+/* The named session, if this client may use it. */
+static int
+find_session(struct req *r, struct session **sp)
+{
+	const char *name;
+	size_t len;
+
+	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
+	    r->cause) != 0)
+		return bad(r);
+	*sp = sess_find(&r->d->sessions, name, len);
+	if (*sp == NULL || (*sp)->dead || ((*sp)->owner != r->c->uid &&
+	    r->c->uid != 0 && r->c->uid != geteuid()))
+		return req_err(r, PROTO_E_NO_SUCH_SESSION, "no session "
+		    "named '%.*s'", (int)(len > 64 ? 64 : len), name);
+	return 0;
+}
+
+static int
+op_hello(struct req *r)
+{
+	struct proto_out *o;
+	uint64_t v;
+
+	if (proto_get_u64(r->msg, "proto", 1, 0, UINT32_MAX, &v, r->cause))
+		return bad(r);
+	if (v != PROTO_MAJOR)
+		return req_err(r, PROTO_E_VERSION, "protocol %llu is not "
+		    "spoken here: this sinkd speaks %d.%d",
+		    (unsigned long long)v, PROTO_MAJOR, PROTO_MINOR);
+	o = ok(r, 5);
+	proto_pack_key(o, "proto");
+	proto_pack_u64(o, PROTO_MAJOR);
+	proto_pack_key(o, "minor");
+	proto_pack_u64(o, PROTO_MINOR);
+	proto_pack_key(o, "server");
+	proto_pack_cstr(o, "sinkd " PACKAGE_VERSION);
+	proto_pack_key(o, "model");
+	proto_pack_cstr(o, r->d->model->desc);
+	proto_pack_key(o, "ctx_train");
+	proto_pack_u64(o, (uint64_t)r->d->model->hp.n_ctx_train);
+	return reply(r);
+}
+
+/* The keys of a list entry: 11 pairs. */
+static void
+pack_summary(struct proto_out *o, const struct session *s)
+{
+	proto_pack_key(o, "name");
+	proto_pack_cstr(o, s->name);
+	proto_pack_key(o, "mode");
+	proto_pack_cstr(o, seq_mode_name(s->info.mode));
+	proto_pack_key(o, "cache");
+	proto_pack_u64(o, (uint64_t)s->info.n_cache);
+	proto_pack_key(o, "cached");
+	proto_pack_u64(o, (uint64_t)s->info.n_cached);
+	proto_pack_key(o, "seen");
+	proto_pack_u64(o, (uint64_t)s->info.n_seen);
+	proto_pack_key(o, "evicted");
+	proto_pack_u64(o, (uint64_t)s->info.n_evicted);
+	proto_pack_key(o, "turns");
+	proto_pack_u64(o, s->n_turns);
+	proto_pack_key(o, "created");
+	proto_pack_i64(o, (int64_t)s->created);
+	proto_pack_key(o, "used");
+	proto_pack_i64(o, (int64_t)s->used);
+	proto_pack_key(o, "busy");
+	proto_pack_bool(o, s->running != NULL);
+	proto_pack_key(o, "queued");
+	proto_pack_u64(o, (uint64_t)s->n_queued);
+}
+
+#define SUMMARY_PAIRS 11
+#define DETAIL_PAIRS 12
+
+static void
+pack_detail(struct proto_out *o, const struct session *s)
+{
+	proto_pack_map(o, SUMMARY_PAIRS + DETAIL_PAIRS);
+	pack_summary(o, s);
+	proto_pack_key(o, "sinks");
+	proto_pack_u64(o, (uint64_t)s->info.n_sink);
+	proto_pack_key(o, "kv");
+	proto_pack_cstr(o, seq_kv_name(s->info.kv_type));
+	proto_pack_key(o, "bytes");
+	proto_pack_u64(o, s->info.bytes);
+	proto_pack_key(o, "token_layer_bytes");
+	proto_pack_u64(o, s->info.token_layer_bytes);
+	proto_pack_key(o, "system");
+	if (s->system != NULL)
+		proto_pack_cstr(o, s->system);
+	else
+		proto_pack_nil(o);
+	proto_pack_key(o, "temp");
+	proto_pack_f64(o, s->sp.temp);
+	proto_pack_key(o, "top_k");
+	proto_pack_u64(o, (uint64_t)s->sp.top_k);
+	proto_pack_key(o, "top_p");
+	proto_pack_f64(o, s->sp.top_p);
+	proto_pack_key(o, "min_p");
+	proto_pack_f64(o, s->sp.min_p);
+	proto_pack_key(o, "repeat_penalty");
+	proto_pack_f64(o, s->sp.repeat_penalty);
+	proto_pack_key(o, "seed");
+	proto_pack_u64(o, s->sp.seed);
+	proto_pack_key(o, "max_tokens");
+	proto_pack_u64(o, (uint64_t)s->max_tokens);
+}
+
+static int
+visible(const struct req *r, const struct session *s)
+{
+	return !s->dead && (s->owner == r->c->uid || r->c->uid == 0 ||
+	    r->c->uid == geteuid());
+}
+
+static int
+op_list(struct req *r)
+{
+	struct proto_out *o = ok(r, 1);
+	struct sess_table *t = &r->d->sessions;
+	size_t i, n = 0;
+
+	for (i = 0; i < t->n; i++)
+		n += visible(r, t->v[i]);
+	proto_pack_key(o, "sessions");
+	proto_pack_array(o, n);
+	for (i = 0; i < t->n; i++) {
+		if (!visible(r, t->v[i]))
+			continue;
+		proto_pack_map(o, SUMMARY_PAIRS);
+		pack_summary(o, t->v[i]);
+	}
+	return reply(r);
+}
+
+static int
+op_info(struct req *r)
+{
+	struct session *s;
+	struct proto_out *o;
+	uint64_t k = 4;
+	size_t i, from;
+
+	if (find_session(r, &s) != 0)
+		return -1;
+	if (proto_get_u64(r->msg, "turns", 0, 0, 1000000, &k, r->cause) < 0)
+		return bad(r);
+	o = ok(r, 2);
+	proto_pack_key(o, "session");
+	pack_detail(o, s);
+	from = s->n_turns > k ? s->n_turns - (size_t)k : 0;
+	proto_pack_key(o, "recent");
+	proto_pack_array(o, s->n_turns - from);
+	for (i = from; i < s->n_turns; i++) {
+		proto_pack_map(o, 2);
+		proto_pack_key(o, "role");
+		proto_pack_cstr(o, role_name(s->turns[i].role));
+		proto_pack_key(o, "text");
+		proto_pack_cstr(o, s->turns[i].text);
+	}
+	return reply(r);
+}
+
+/* Sampling keys of create, chat and complete; *any set when one is given. */
+static int
+get_sampling(struct req *r, struct sampler_params *sp, int *any)
+{
+	double f;
+	uint64_t u;
+	int rc;
+
+	*any = 0;
+#define F(key, field, lo, hi) \
+	if ((rc = proto_get_f64(r->msg, key, 0, lo, hi, &f, r->cause)) < 0) \
+		return bad(r); \
+	if (rc == 0) { sp->field = (float)f; *any = 1; }
+	F("temp", temp, 0.0, 100.0)
+	F("top_p", top_p, 0.0, 1.0)
+	F("min_p", min_p, 0.0, 1.0)
+	F("repeat_penalty", repeat_penalty, 0.0, 100.0)
+#undef F
+	if ((rc = proto_get_u64(r->msg, "top_k", 0, 0, 1 << 24, &u,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc == 0) {
+		sp->top_k = (int32_t)u;
+		*any = 1;
+	}
+	if ((rc = proto_get_u64(r->msg, "seed", 0, 0, UINT64_MAX, &u,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc == 0) {
+		sp->seed = u;
+		*any = 1;
+	}
+	if (sampler_check(sp, r->cause) != 0)
+		return bad(r);
+	return 0;
+}
+
+static int
+get_cache_opts(struct req *r, struct seq_opts *so)
+{
+	const struct conf *cf = r->d->conf;
+	const char *s;
+	size_t len;
+	uint64_t u;
+	char buf[16];
+	int rc;
+
+	seq_opts_default(so);
+	so->n_cache = (int32_t)cf->cache;
+	if (cf->mode != NULL)
+		seq_mode_parse(cf->mode, &so->mode);
+	if (cf->kv != NULL)
+		seq_kv_parse(cf->kv, &so->kv_type);
+	if ((rc = proto_get_str(r->msg, "mode", 0, 15, &s, &len, r->cause)) < 0)
+		return bad(r);
+	if (rc == 0 && (snprintf(buf, sizeof buf, "%.*s", (int)len, s),
+	    seq_mode_parse(buf, &so->mode) != 0))
+		return req_err(r, PROTO_E_BAD_REQUEST, "unknown mode '%s' "
+		    "(streaming, window, recompute, dense)", buf);
+	if ((rc = proto_get_str(r->msg, "kv", 0, 15, &s, &len, r->cause)) < 0)
+		return bad(r);
+	if (rc == 0 && (snprintf(buf, sizeof buf, "%.*s", (int)len, s),
+	    seq_kv_parse(buf, &so->kv_type) != 0))
+		return req_err(r, PROTO_E_BAD_REQUEST, "unknown kv type '%s' "
+		    "(f32, f16)", buf);
+	if ((rc = proto_get_u64(r->msg, "cache", 0, 1, SEQ_MAX_CACHE, &u,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc == 0)
+		so->n_cache = (int32_t)u;
+	so->n_sink = so->mode == SEQ_STREAMING ? (int32_t)cf->sinks : -1;
+	if ((rc = proto_get_u64(r->msg, "sinks", 0, 0, SEQ_MAX_CACHE, &u,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc == 0)
+		so->n_sink = (int32_t)u;
+	return 0;
+}
+
+/* BOS, then the system prompt in the chat format: the pinned prefix. */
+static int
+system_tokens(struct req *r, const char *text, size_t len, int32_t **ids,
+    size_t *n)
+{
+	const struct tok *tk = r->d->model->tok;
+	size_t tl = strlen(GEN_SYSTEM_HEAD) + len + 2;
+	char *t = malloc(tl);
+	int rc;
+
+	if (t == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	tl = (size_t)snprintf(t, tl, "%s%.*s\n", GEN_SYSTEM_HEAD, (int)len,
+	    text);
+	rc = tok_encode(tk, t, tl, tok_add_bos(tk) && tok_bos(tk) >= 0, ids,
+	    n, r->cause);
+	free(t);
+	if (rc != 0)
+		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
+	return 0;
+}
+
+static struct job *
+job_new(struct req *r, struct session *s, enum job_kind kind)
+{
+	struct job *j = calloc(1, sizeof *j);
+
+	if (j == NULL)
+		return NULL;
+	j->client = r != NULL ? r->c->serial : 0;
+	j->id = r != NULL ? r->id : 0;
+	j->kind = kind;
+	j->s = s;
+	j->max_tokens = s->max_tokens;
+	atomic_init(&j->stop, STOP_NONE);
+	return j;
+}
+
+/* Queues j behind its session's running job; busy when the queue is full. */
+static int
+enqueue(struct req *r, struct job *j)
+{
+	struct session *s = j->s;
+
+	if ((s->running != NULL || s->queue != NULL) &&
+	    s->n_queued >= r->d->conf->max_queue) {
+		job_free(j);
+		return req_err(r, PROTO_E_BUSY, "session '%s' is busy (%d "
+		    "requests waiting)", s->name, s->n_queued);
+	}
+	if (s->queue_tail != NULL)
+		s->queue_tail->next = j;
+	else
+		s->queue = j;
+	s->queue_tail = j;
+	s->n_queued++;
+	daemon_run_next(r->d, s);
+	return 0;
+}
+
+static int
+new_session(struct req *r, const char *name, size_t len, int with_opts,
+    struct session **out)
+{
+	struct daemon *d = r->d;
+	struct seq_opts so;
+	struct sampler_params sp;
+	const char *sys = NULL;
+	size_t sys_len = 0, n_pin = 0;
+	int32_t *pin = NULL;
+	uint64_t mt = (uint64_t)d->conf->max_tokens;
+	char nm[PROTO_NAME_MAX + 1];
+	struct job *j;
+	int any;
+
+	if (!proto_session_name_ok(name, len))
+		return req_err(r, PROTO_E_INVALID_NAME, "session names are 1 "
+		    "to 64 ASCII letters, digits, '-', '_' and '.', not "
+		    "starting with '.'");
+	snprintf(nm, sizeof nm, "%.*s", (int)len, name);
+	if (sess_find(&d->sessions, name, len) != NULL)
+		return req_err(r, PROTO_E_EXISTS, "session '%s' exists", nm);
+	if (d->sessions.n >= (size_t)d->conf->max_sessions)
+		return req_err(r, PROTO_E_LIMIT, "%zu sessions: the limit "
+		    "(max-sessions)", d->sessions.n);
+	sampler_defaults(&sp);
+	if (get_cache_opts(r, &so) != 0)
+		return -1;
+	if (with_opts && (get_sampling(r, &sp, &any) != 0 ||
+	    proto_get_u64(r->msg, "max_tokens", 0, 1,
+	    (uint64_t)d->conf->max_tokens, &mt, r->cause) < 0 ||
+	    proto_get_str(r->msg, "system", 0, (size_t)d->conf->max_prompt,
+	    &sys, &sys_len, r->cause) < 0))
+		return bad(r);
+	if (sys_len > 0 && system_tokens(r, sys, sys_len, &pin, &n_pin) != 0)
+		return -1;
+	so.n_pin = (int32_t)(n_pin < SEQ_MAX_CACHE ? n_pin : SEQ_MAX_CACHE);
+	if (seq_check_opts(d->model, &so, r->cause) != 0) {
+		free(pin);
+		return bad(r);
+	}
+	*out = session_new(d->model, nm, r->c->uid, &so, &sp, (int32_t)mt,
+	    sys_len > 0 ? sys : NULL, r->cause);
+	if (*out == NULL || sess_add(&d->sessions, *out, r->cause) != 0) {
+		session_free(*out);
+		free(pin);
+		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
+	}
+	log_info("session '%s' created by uid %u", nm, (unsigned)r->c->uid);
+	if (pin == NULL)
+		return 0;
+	if ((j = job_new(NULL, *out, JOB_PREFIX)) == NULL) {
+		free(pin);
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	}
+	j->prefix = pin;
+	j->n_prefix = n_pin;
+	return enqueue(r, j);
+}
+
+static int
+op_create(struct req *r)
+{
+	struct session *s;
+	const char *name;
+	size_t len;
+
+	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
+	    r->cause) != 0)
+		return bad(r);
+	if (new_session(r, name, len, 1, &s) != 0)
+		return -1;
+	proto_pack_key(ok(r, 1), "session");
+	pack_detail(&r->out, s);
+	return reply(r);
+}
+
+/* Stops the running job; drops the queued ones with error cancelled. */
+void
+request_stop_session(struct daemon *d, struct session *s, int why)
+{
+	struct job *j, *n;
+	struct client *c;
+	struct proto_out o;
+
+	if (s->running != NULL)
+		atomic_store(&s->running->stop, why);
+	proto_out_init(&o);
+	for (j = s->queue; j != NULL; j = n) {
+		n = j->next;
+		if (j->client != 0 && (c = client_find(d, j->client)) != NULL) {
+			proto_encode_error(&o, j->id, PROTO_E_CANCELLED,
+			    "session '%s' was deleted, reset or shut down",
+			    s->name);
+			send_out(c, &o);
+		}
+		job_free(j);
+	}
+	proto_out_free(&o);
+	s->queue = s->queue_tail = NULL;
+	s->n_queued = 0;
+}
+
+static int
+op_delete(struct req *r)
+{
+	struct session *s;
+
+	if (find_session(r, &s) != 0)
+		return -1;
+	request_stop_session(r->d, s, STOP_USER);
+	log_info("session '%s' deleted", s->name);
+	if (s->running != NULL)
+		s->dead = 1; /* freed when its job ends */
+	else {
+		sess_remove(&r->d->sessions, s);
+		session_free(s);
+	}
+	ok(r, 0);
+	return reply(r);
+}
+
+static int
+op_reset(struct req *r)
+{
+	struct session *s;
+
+	if (find_session(r, &s) != 0)
+		return -1;
+	if (s->running != NULL)
+		return req_err(r, PROTO_E_BUSY, "session '%s' is running a "
+		    "request: cancel it first", s->name);
+	request_stop_session(r->d, s, STOP_USER);
+	session_reset(s);
+	s->used = time(NULL);
+	ok(r, 0);
+	return reply(r);
+}
+
+/* chat, complete and feed: a job for the worker; it replies at the end. */
+static int
+start_turn(struct req *r, enum job_kind kind)
+{
+	struct session *s = NULL;
+	const char *name, *text, *st[JOB_MAX_STOPS];
+	size_t len, tlen, sl[JOB_MAX_STOPS], ns = 0, i;
+	uint64_t mt;
+	int create = 0;
+	struct job *j;
+
+	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
+	    r->cause) != 0 || proto_get_bool(r->msg, "create", 0, &create,
+	    r->cause) < 0)
+		return bad(r);
+	if ((s = sess_find(&r->d->sessions, name, len)) == NULL && create &&
+	    new_session(r, name, len, 0, &s) != 0)
+		return -1;
+	if (find_session(r, &s) != 0)
+		return -1;
+	if (proto_get_str(r->msg, "text", 1, SIZE_MAX, &text, &tlen,
+	    r->cause) != 0)
+		return bad(r);
+	if (tlen > (size_t)r->d->conf->max_prompt)
+		return req_err(r, PROTO_E_TOO_LARGE, "text of %zu bytes: the "
+		    "limit is %ld (max-prompt)", tlen, r->d->conf->max_prompt);
+	if (tlen == 0)
+		return req_err(r, PROTO_E_BAD_REQUEST, "key 'text' is empty");
+	if ((j = job_new(r, s, kind)) == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	j->sp = s->sp;
+	mt = (uint64_t)s->max_tokens;
+	if (kind != JOB_FEED && (get_sampling(r, &j->sp, &j->sp_override) ||
+	    proto_get_u64(r->msg, "max_tokens", 0, 1,
+	    (uint64_t)r->d->conf->max_tokens, &mt, r->cause) < 0 ||
+	    proto_get_str_array(r->msg, "stop", JOB_MAX_STOPS, STOP_MAX_LEN,
+	    st, sl, &ns, r->cause) < 0 || proto_get_bool(r->msg,
+	    "ignore_eos", 0, &j->ignore_eos, r->cause) < 0)) {
+		job_free(j);
+		return bad(r);
+	}
+	j->max_tokens = (int32_t)mt;
+	for (i = 0; i < ns; i++) {
+		if (sl[i] == 0 || (j->stops[i] = strndup(st[i], sl[i])) ==
+		    NULL)
+			break;
+		j->n_stops++;
+	}
+	if ((j->text = malloc(tlen + 1)) == NULL || j->n_stops != ns) {
+		job_free(j);
+		return req_err(r, PROTO_E_BAD_REQUEST, "empty stop string or "
+		    "out of memory");
+	}
+	memcpy(j->text, text, tlen);
+	j->text[tlen] = '\0';
+	j->text_len = tlen;
+	return enqueue(r, j);
+}
+
+static int
+op_chat(struct req *r)
+{
+	return start_turn(r, JOB_CHAT);
+}
+
+static int
+op_complete(struct req *r)
+{
+	return start_turn(r, JOB_COMPLETE);
+}
+
+static int
+op_feed(struct req *r)
+{
+	return start_turn(r, JOB_FEED);
+}
+
+/*
+ * Removes this client's queued request `target` from whatever session
+ * holds it, telling it so; 1 if there was one.
+ */
+static int
+unqueue(struct req *r, uint64_t target)
+{
+	struct sess_table *t = &r->d->sessions;
+	struct job **pp, *j, *victim;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		struct session *s = t->v[i];
+		for (pp = &s->queue; (victim = *pp) != NULL;
+		    pp = &victim->next) {
+			if (victim->client != r->c->serial || victim->id != target)
+				continue;
+			*pp = victim->next;
+			s->n_queued--;
+			s->queue_tail = NULL;
+			for (j = s->queue; j != NULL; j = j->next)
+				s->queue_tail = j;
+			proto_encode_error(&r->out, target, PROTO_E_CANCELLED,
+			    "cancelled before it started");
+			send_out(r->c, &r->out);
+			job_free(victim);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+op_cancel(struct req *r)
+{
+	struct sess_table *t = &r->d->sessions;
+	struct session *s;
+	uint64_t target;
+	int rc, done = 0;
+	size_t i;
+
+	if ((rc = proto_get_u64(r->msg, "target", 0, 1, PROTO_ID_MAX, &target,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc == 1) { /* by session name: whatever it runs */
+		if (find_session(r, &s) != 0)
+			return -1;
+		if ((done = s->running != NULL))
+			atomic_store(&s->running->stop, STOP_USER);
+	} else {
+		for (i = 0; i < t->n && !done; i++) {
+			struct job *j = t->v[i]->running;
+			if (j != NULL && j->client == r->c->serial &&
+			    j->id == target) {
+				atomic_store(&j->stop, STOP_USER);
+				done = 1;
+			}
+		}
+		if (!done)
+			done = unqueue(r, target);
+	}
+	proto_pack_key(ok(r, 1), "cancelled");
+	proto_pack_bool(&r->out, done);
+	return reply(r);
+}
+
+static uint64_t
+cache_bytes(const struct daemon *d, int *busy)
+{
+	uint64_t b = 0;
+	size_t i;
+
+	*busy = 0;
+	for (i = 0; i < d->sessions.n; i++) {
+		b += d->sessions.v[i]->info.bytes;
+		*busy += d->sessions.v[i]->running != NULL;
+	}
+	return b;
+}
+
+static int
+op_status(struct req *r)
+{
+	struct daemon *d = r->d;
+	struct proto_out *o = ok(r, 10);
+	int busy;
+	uint64_t mem = cache_bytes(d, &busy);
+
+	proto_pack_key(o, "server");
+	proto_pack_cstr(o, "sinkd " PACKAGE_VERSION);
+	proto_pack_key(o, "model");
+	proto_pack_cstr(o, d->model->desc);
+	proto_pack_key(o, "uptime");
+	proto_pack_u64(o, (uint64_t)(time(NULL) - d->started));
+	proto_pack_key(o, "sessions");
+	proto_pack_u64(o, d->sessions.n);
+	proto_pack_key(o, "clients");
+	proto_pack_u64(o, (uint64_t)d->n_clients);
+	proto_pack_key(o, "busy");
+	proto_pack_u64(o, (uint64_t)busy);
+	proto_pack_key(o, "memory");
+	proto_pack_u64(o, mem);
+	proto_pack_key(o, "rss");
+	proto_pack_u64(o, daemon_rss());
+	proto_pack_key(o, "tokens_in");
+	proto_pack_u64(o, d->tokens_in);
+	proto_pack_key(o, "tokens_out");
+	proto_pack_u64(o, d->tokens_out);
+	return reply(r);
+}
+
+static int
+op_shutdown(struct req *r)
+{
+	ok(r, 0);
+	reply(r);
+	log_info("shutdown requested by uid %u", (unsigned)r->c->uid);
+	daemon_stop(r->d, "shutdown request");
+	return 0;
+}
+
+static const struct {
+	enum proto_op op;
+	req_fn *fn;
+} req_table[] = {
+	{ PROTO_OP_HELLO, op_hello },
+	{ PROTO_OP_CREATE, op_create },
+	{ PROTO_OP_LIST, op_list },
+	{ PROTO_OP_INFO, op_info },
+	{ PROTO_OP_DELETE, op_delete },
+	{ PROTO_OP_RESET, op_reset },
+	{ PROTO_OP_CHAT, op_chat },
+	{ PROTO_OP_COMPLETE, op_complete },
+	{ PROTO_OP_FEED, op_feed },
+	{ PROTO_OP_CANCEL, op_cancel },
+	{ PROTO_OP_STATUS, op_status },
+	{ PROTO_OP_SHUTDOWN, op_shutdown },
+};
+
+#define N_REQ (sizeof req_table / sizeof req_table[0])
+
+const char *const *
+request_ops(void)
+{
+	static const char *names[N_REQ + 1];
+	size_t i;
+
+	for (i = 0; i < N_REQ; i++)
+		names[i] = proto_op_name(req_table[i].op);
+	return names;
+}
+
+static int
+dispatch(struct req *r)
+{
+	const char *op;
+	size_t len, i;
+	enum proto_op o;
+
+	if (proto_get_u64(r->msg, "id", 1, 1, PROTO_ID_MAX, &r->id, r->cause))
+		return bad(r);
+	if (proto_get_str(r->msg, "op", 1, 32, &op, &len, r->cause) != 0)
+		return bad(r);
+	if (proto_op_parse(op, len, &o) != 0)
+		return req_err(r, PROTO_E_UNKNOWN_OP, "unknown op '%.*s'",
+		    (int)len, op);
+	if (r->d->stopping && o != PROTO_OP_STATUS)
+		return req_err(r, PROTO_E_INTERNAL, "sinkd is shutting down");
+	for (i = 0; i < N_REQ; i++)
+		if (req_table[i].op == o)
+			return req_table[i].fn(r);
+	return req_err(r, PROTO_E_UNKNOWN_OP, "op '%s' is not served here",
+	    proto_op_name(o));
+}
+
+void
+request_handle(struct client *c, const uint8_t *body, size_t len)
+{
+	struct proto_msg msg;
+	struct req r = { .d = c->d, .c = c, .msg = &msg };
+
+	proto_out_init(&r.out);
+	if (proto_msg_parse(&msg, body, len, r.cause) != 0) {
+		proto_out_free(&r.out);
+		client_fail(c, PROTO_E_BAD_REQUEST, r.cause);
+		return;
+	}
+	c->d->requests++;
+	if (dispatch(&r) != 0) {
+		proto_encode_error(&r.out, r.id, r.code, "%s", r.cause);
+		send_out(c, &r.out);
+	}
+	proto_msg_free(&msg);
+	proto_out_free(&r.out);
+}
+
+void
+request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
+    size_t len, int32_t token)
+{
+	struct client *c = j->client != 0 ? client_find(d, j->client) : NULL;
+	struct proto_out o;
+	char *t;
+
+	if (c == NULL || c->closing)
+		return;
+	if ((t = malloc(len + 1)) == NULL)
+		return;
+	if (len > 0)
+		memcpy(t, text, len);
+	proto_utf8_sanitize(t, len);
+	proto_out_init(&o);
+	proto_encode_head(&o, j->id, (enum proto_kind)kind, kind ==
+	    PROTO_K_TOKEN ? 2 : 1);
+	proto_pack_key(&o, kind == PROTO_K_TOKEN ? "text" : "message");
+	proto_pack_str(&o, t, len);
+	if (kind == PROTO_K_TOKEN) {
+		proto_pack_key(&o, "token");
+		proto_pack_i64(&o, token);
+		d->tokens_out++;
+	}
+	send_out(c, &o);
+	proto_out_free(&o);
+	free(t);
+	if (client_queued(c) > (size_t)d->conf->max_output &&
+	    atomic_load(&j->stop) == STOP_NONE) {
+		log_warn("client %llu reads too slowly: request %llu "
+		    "cancelled", (unsigned long long)c->serial,
+		    (unsigned long long)j->id);
+		atomic_store(&j->stop, STOP_OVERFLOW);
+	}
+}
+
+static void
+pack_usage(struct proto_out *o, const struct job *j)
+{
+	double pf = j->t_prefill > 0 ? j->t_prefill : 1e-9;
+	double dc = j->t_decode > 0 ? j->t_decode : 1e-9;
+
+	proto_pack_map(o, 9);
+	proto_pack_key(o, "prompt_tokens");
+	proto_pack_u64(o, j->fed);
+	proto_pack_key(o, "generated_tokens");
+	proto_pack_u64(o, (uint64_t)j->generated);
+	proto_pack_key(o, "cached_tokens");
+	proto_pack_u64(o, (uint64_t)j->info.n_cached);
+	proto_pack_key(o, "evicted_tokens");
+	proto_pack_u64(o, (uint64_t)j->info.n_evicted);
+	proto_pack_key(o, "seen_tokens");
+	proto_pack_u64(o, (uint64_t)j->info.n_seen);
+	proto_pack_key(o, "prefill_ms");
+	proto_pack_f64(o, j->t_prefill * 1e3);
+	proto_pack_key(o, "decode_ms");
+	proto_pack_f64(o, j->t_decode * 1e3);
+	proto_pack_key(o, "prefill_tps");
+	proto_pack_f64(o, (double)j->fed / pf);
+	proto_pack_key(o, "decode_tps");
+	proto_pack_f64(o, (double)j->generated / dc);
+}
+
+static void
+send_outcome(struct daemon *d, struct job *j)
+{
+	struct client *c = j->client != 0 ? client_find(d, j->client) : NULL;
+	struct proto_out o;
+
+	if (j->failed && j->client == 0)
+		log_error("session '%s': %s", j->s->name, j->err);
+	if (c == NULL)
+		return;
+	proto_out_init(&o);
+	if (j->failed)
+		proto_encode_error(&o, j->id, j->err_code, "%s", j->err);
+	else if (atomic_load(&j->stop) == STOP_OVERFLOW)
+		proto_encode_error(&o, j->id, PROTO_E_OVERFLOW, "more than "
+		    "%ld bytes of output went unread: the reply was cancelled",
+		    d->conf->max_output);
+	else {
+		proto_encode_head(&o, j->id, PROTO_K_DONE, 2);
+		proto_pack_key(&o, "finish");
+		proto_pack_cstr(&o, proto_finish_name(j->finish));
+		proto_pack_key(&o, "usage");
+		pack_usage(&o, j);
+	}
+	send_out(c, &o);
+	proto_out_free(&o);
+}
+
+/* The turn goes into the transcript, invalid UTF-8 masked. */
+static void
+record(struct session *s, const struct job *j)
+{
+	char *t;
+
+	if (j->kind == JOB_PREFIX)
+		return;
+	session_add_turn(s, j->kind == JOB_CHAT ? ROLE_USER : ROLE_CONTEXT,
+	    j->text, j->text_len, NULL);
+	if (j->kind == JOB_FEED || j->reply == NULL)
+		return;
+	if ((t = strndup(j->reply, j->reply_len)) == NULL)
+		return;
+	proto_utf8_sanitize(t, j->reply_len);
+	session_add_turn(s, ROLE_ASSISTANT, t, j->reply_len, NULL);
+	free(t);
+}
+
+void
+request_job_done(struct daemon *d, struct job *j)
+{
+	struct session *s = j->s;
+
+	s->running = NULL;
+	d->n_jobs--;
+	seq_get_info(s->seq, &s->info);
+	if (!j->failed) {
+		s->chatted = j->chatted;
+		record(s, j);
+	}
+	s->used = time(NULL);
+	d->tokens_in += j->fed;
+	send_outcome(d, j);
+	job_free(j);
+	if (!s->dead)
+		daemon_run_next(d, s);
+	else if (s->queue == NULL) {
+		sess_remove(&d->sessions, s);
+		session_free(s);
+	}
+}
