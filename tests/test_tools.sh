@@ -93,6 +93,33 @@ expect_error "mkmodel bad type" "Q9_9" "$mk" -o "$tmp/x.gguf" --type Q9_9
 expect_error "mkmodel bad shape" "unknown shape" "$mk" -o "$tmp/x.gguf" --shape huge
 expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
 
+# sinkd's settings: command line, sinkd.conf, -n.
+sd="$bin/sinkd"
+if "$sd" -m "$tmp/tiny.gguf" -n --socket "$tmp/s.sock" >"$tmp/out" 2>"$tmp/err" &&
+    grep -q "settings and model are fine" "$tmp/out"; then
+	ok "sinkd -n checks and exits"
+else
+	bad "sinkd -n: $(head -c 300 "$tmp/err")"
+fi
+expect_error "sinkd without a model" "no model" env XDG_CONFIG_HOME="$tmp" "$sd" -n
+printf 'model = %s\nthreads = 1\n# a comment\n\ncache = 2048\n' \
+    "$tmp/tiny.gguf" >"$tmp/good.conf"
+if "$sd" -c "$tmp/good.conf" -n >/dev/null 2>&1; then ok "sinkd.conf read"
+else bad "sinkd.conf: good file refused"; fi
+printf 'model = %s\nthreads = many\n' "$tmp/tiny.gguf" >"$tmp/bad.conf"
+expect_error "sinkd.conf bad value" "bad.conf:2" "$sd" -c "$tmp/bad.conf" -n
+printf 'modle = x\n' >"$tmp/typo.conf"
+expect_error "sinkd.conf unknown key" "unknown setting 'modle'" \
+    "$sd" -c "$tmp/typo.conf" -n
+expect_error "sinkd.conf missing" "nothing.conf" "$sd" -c "$tmp/nothing.conf" -n
+expect_error "sinkd bad option value" "--max-queue" \
+    "$sd" -m "$tmp/tiny.gguf" --max-queue x -n
+expect_error "sinkd bad model" "text.gguf" "$sd" -m "$tmp/text.gguf" -n
+expect_error "sinkd unknown group" "no group named" \
+    "$sd" -m "$tmp/tiny.gguf" --group no-such-group-here -n
+"$sd" --help | grep -q -- "--max-output" && ok "sinkd --help lists limits" ||
+	bad "sinkd --help"
+
 # No model anywhere: one line that says how to get one.
 mkdir -p "$tmp/bin"
 cp "$run" "$tmp/bin/"
