@@ -53,6 +53,17 @@ read_frames(struct client *c)
 	char cause[ERR_LEN];
 
 	while (!c->closing && evbuffer_get_length(in) >= 4) {
+		/* A client that does not read its replies gets no more. */
+		if (client_queued(c) > (size_t)c->d->conf->max_output) {
+			if (!c->paused)
+				log_debug("client %llu: %zu bytes of replies "
+				    "unread: not reading its requests",
+				    (unsigned long long)c->serial,
+				    client_queued(c));
+			c->paused = 1;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
 		evbuffer_copyout(in, hdr, 4);
 		body = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 |
 		    (size_t)hdr[2] << 8 | hdr[3];
@@ -88,8 +99,16 @@ write_cb(struct bufferevent *bev, void *arg)
 	struct client *c = arg;
 
 	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) ==
-	    0)
+	    0) {
 		client_free(c);
+		return;
+	}
+	if (c->paused && !c->closing && client_queued(c) <=
+	    (size_t)c->d->conf->max_output / 2) {
+		c->paused = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		read_frames(c);
+	}
 }
 
 static void
@@ -126,6 +145,9 @@ client_new(struct daemon *d, int fd, uid_t uid, gid_t gid, pid_t pid)
 	d->clients = c;
 	d->n_clients++;
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* write_cb runs as the output drains below half the cap. */
+	bufferevent_setwatermark(c->bev, EV_WRITE,
+	    (size_t)d->conf->max_output / 2, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("client %llu: uid %u pid %d", (unsigned long long)c->serial,
 	    (unsigned)uid, (int)pid);

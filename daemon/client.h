@@ -23,6 +23,7 @@ struct client {
 	gid_t gid;
 	pid_t pid;
 	int closing;	/* flush what is queued, then close */
+	int paused;	/* not reading: too much output is queued */
 	struct client *next;
 };
 

@@ -47,7 +47,7 @@ static const struct conf_opt conf_opts[] = {
 	    "sessions at most (default 256)" },
 	{ "max-clients", 0, C_LONG, OFF(max_clients), 1, 100000,
 	    "connections at most (default 64)" },
-	{ "max-frame", 0, C_LONG, OFF(max_frame), 1024, 64 << 20,
+	{ "max-frame", 0, C_LONG, OFF(max_frame), 1024, 16 << 20,
 	    "largest request frame in bytes (default 1 MiB)" },
 	{ "max-tokens", 0, C_LONG, OFF(max_tokens), 1, 1 << 24,
 	    "tokens one request may generate (default 4096)" },

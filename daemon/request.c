@@ -57,16 +57,29 @@ bad(struct req *r)
 	return -1;
 }
 
+/* The largest reply: far above any request, bounded all the same. */
+#define REPLY_MAX (PROTO_MAX_FRAME * 16)
+
+/*
+ * Sends a finished message about request id.  One that cannot be
+ * encoded (over REPLY_MAX: a huge transcript, say) becomes an error for
+ * the same id, so that the client is never left waiting.
+ */
 static void
-send_out(struct client *c, struct proto_out *o)
+send_out(struct client *c, struct proto_out *o, uint64_t id)
 {
 	const char *data;
 	size_t len;
 	char cause[ERR_LEN];
 
-	if (proto_out_finish(o, PROTO_MAX_FRAME * 16, &data, &len, cause) != 0)
-		log_error("reply not sent: %s", cause);
-	else
+	if (proto_out_finish(o, REPLY_MAX, &data, &len, cause) == 0) {
+		client_send(c, data, len);
+		return;
+	}
+	log_warn("reply to %llu not sent: %s", (unsigned long long)id, cause);
+	proto_encode_error(o, id, PROTO_E_TOO_LARGE, "the reply would be "
+	    "over %u bytes: ask for less", REPLY_MAX);
+	if (proto_out_finish(o, REPLY_MAX, &data, &len, NULL) == 0)
 		client_send(c, data, len);
 }
 
@@ -82,7 +95,7 @@ ok(struct req *r, size_t n)
 static int
 reply(struct req *r)
 {
-	send_out(r->c, &r->out);
+	send_out(r->c, &r->out, r->id);
 	return 0;
 }
 
@@ -483,7 +496,7 @@ request_stop_session(struct daemon *d, struct session *s, int why)
 			proto_encode_error(&o, j->id, PROTO_E_CANCELLED,
 			    "session '%s' was deleted, reset or shut down",
 			    s->name);
-			send_out(c, &o);
+			send_out(c, &o, j->id);
 		}
 		job_free(j);
 	}
@@ -629,7 +642,7 @@ unqueue(struct req *r, uint64_t target)
 				s->queue_tail = j;
 			proto_encode_error(&r->out, target, PROTO_E_CANCELLED,
 			    "cancelled before it started");
-			send_out(r->c, &r->out);
+			send_out(r->c, &r->out, target);
 			job_free(victim);
 			return 1;
 		}
@@ -795,7 +808,7 @@ request_handle(struct client *c, const uint8_t *body, size_t len)
 	c->d->requests++;
 	if (dispatch(&r) != 0) {
 		proto_encode_error(&r.out, r.id, r.code, "%s", r.cause);
-		send_out(c, &r.out);
+		send_out(c, &r.out, r.id);
 	}
 	proto_msg_free(&msg);
 	proto_out_free(&r.out);
@@ -826,7 +839,7 @@ request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
 		proto_pack_i64(&o, token);
 		d->tokens_out++;
 	}
-	send_out(c, &o);
+	send_out(c, &o, j->id);
 	proto_out_free(&o);
 	free(t);
 	if (client_queued(c) > (size_t)d->conf->max_output &&
@@ -889,7 +902,7 @@ send_outcome(struct daemon *d, struct job *j)
 		proto_pack_key(&o, "usage");
 		pack_usage(&o, j);
 	}
-	send_out(c, &o);
+	send_out(c, &o, j->id);
 	proto_out_free(&o);
 }
 

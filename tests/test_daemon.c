@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -542,6 +543,57 @@ START_TEST(slow_reader)
 }
 END_TEST
 
+/*
+ * A client that sends many requests and reads nothing: sinkd stops
+ * reading from it once its replies pile up, and resumes when the client
+ * reads; no reply is lost, none reordered.
+ */
+START_TEST(flood_without_reading)
+{
+	struct conn c;
+	struct proto_out o;
+	const char *data;
+	size_t len, off = 0, got = 0;
+	uint8_t *all = malloc(3000 * 64);
+	uint64_t i, n = 3000;
+	ssize_t w;
+
+	start_daemon("--max-output", "8192", NULL);
+	conn_open(&c);
+	ck_assert_ptr_nonnull(all);
+	for (i = 1, len = 0; i <= n; i++) { /* all the requests, one buffer */
+		const char *d;
+		size_t l;
+		proto_out_init(&o);
+		proto_encode_head(&o, i, PROTO_K_OK, 1); /* any map with id */
+		proto_pack_key(&o, "op");
+		proto_pack_cstr(&o, "status");
+		ck_assert_int_eq(proto_out_finish(&o, 1 << 20, &d, &l, NULL), 0);
+		memcpy(all + len, d, l);
+		len += l;
+		proto_out_free(&o);
+	}
+	/* Write without reading until the daemon stops taking them. */
+	fcntl(c.fd, F_SETFL, O_NONBLOCK);
+	while (off < len && (w = write(c.fd, all + off, len - off)) > 0)
+		off += (size_t)w;
+	sleep(1);
+	fcntl(c.fd, F_SETFL, 0);
+	/* Then read, writing the rest as the daemon takes it again. */
+	while (got < n) {
+		if (off < len && (w = send(c.fd, all + off, len - off,
+		    MSG_DONTWAIT)) > 0)
+			off += (size_t)w;
+		expect(&c, "ok", ++got);
+	}
+	ck_assert_uint_eq(off, len);
+	(void)data;
+	free(all);
+	conn_close(&c);
+	stop_daemon();
+}
+END_TEST
+
 /* Bad frames: an error, the connection closed, the daemon unharmed. */
 START_TEST(hostile_frames)
 {
@@ -671,6 +723,7 @@ daemon_suite(void)
 	tcase_add_test(tc, busy_and_cancel);
 	tcase_add_test(tc, vanishing_client);
 	tcase_add_test(tc, slow_reader);
+	tcase_add_test(tc, flood_without_reading);
 	tcase_add_test(tc, hostile_frames);
 	tcase_add_test(tc, sigterm_mid_reply);
 	tcase_add_test(tc, socket_ownership);
