@@ -651,6 +651,26 @@ START_TEST(sigterm_mid_reply)
 }
 END_TEST
 
+/* SIGHUP reopens the log file, after a rotation. */
+START_TEST(sighup_reopens_log)
+{
+	char log[700], old[720], cmd[1600];
+	int i;
+
+	snprintf(log, sizeof log, "%s/sinkd.log", tmpdir);
+	snprintf(old, sizeof old, "%s.1", log);
+	start_daemon("--log", log, NULL);
+	ck_assert_int_eq(rename(log, old), 0);
+	kill(daemon_pid, SIGHUP);
+	for (i = 0; i < 100 && access(log, F_OK) != 0; i++)
+		usleep(20000);
+	snprintf(cmd, sizeof cmd, "grep -q 'log reopened' %s && grep -q "
+	    "serving %s", log, old);
+	ck_assert_int_eq(system(cmd), 0);
+	stop_daemon();
+}
+END_TEST
+
 /* A second sinkd on the same socket is refused; a stale one replaced. */
 START_TEST(socket_ownership)
 {
@@ -727,6 +747,7 @@ daemon_suite(void)
 	tcase_add_test(tc, hostile_frames);
 	tcase_add_test(tc, sigterm_mid_reply);
 	tcase_add_test(tc, socket_ownership);
+	tcase_add_test(tc, sighup_reopens_log);
 	suite_add_tcase(s, tc);
 	return s;
 }
