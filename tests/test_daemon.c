@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -651,6 +652,38 @@ START_TEST(sigterm_mid_reply)
 }
 END_TEST
 
+/*
+ * A peer of another user is refused (SO_PEERCRED): only the daemon's
+ * user and root are served.  Needs root to become another user.
+ */
+START_TEST(other_users_refused)
+{
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0) {
+		printf("SKIP: other_users_refused needs root\n");
+		return;
+	}
+	start_daemon(NULL);
+	chmod(tmpdir, 0755);
+	chmod(sock, 0666); /* let the socket mode not be what refuses */
+	if ((pid = fork()) == 0) {
+		struct conn c;
+		char b[16];
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(3);
+		conn_open(&c);
+		rq(&c, "status", 1, "");
+		/* refused: closed without a reply */
+		_exit(read(c.fd, b, sizeof b) <= 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	stop_daemon();
+}
+END_TEST
+
 /* SIGHUP reopens the log file, after a rotation. */
 START_TEST(sighup_reopens_log)
 {
@@ -748,6 +781,7 @@ daemon_suite(void)
 	tcase_add_test(tc, sigterm_mid_reply);
 	tcase_add_test(tc, socket_ownership);
 	tcase_add_test(tc, sighup_reopens_log);
+	tcase_add_test(tc, other_users_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
