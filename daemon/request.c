@@ -24,6 +24,11 @@
 #include "worker.h"
 
 #define STOP_MAX_LEN 256
+/*
+ * System prompts are encoded on the loop thread (the pin count must be
+ * known to make the session): small enough to take a few milliseconds.
+ */
+#define SYSTEM_MAX 65536
 
 struct req {
 	struct daemon *d;
@@ -433,8 +438,8 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	if (with_opts && (get_sampling(r, &sp, &any) != 0 ||
 	    proto_get_u64(r->msg, "max_tokens", 0, 1,
 	    (uint64_t)d->conf->max_tokens, &mt, r->cause) < 0 ||
-	    proto_get_str(r->msg, "system", 0, (size_t)d->conf->max_prompt,
-	    &sys, &sys_len, r->cause) < 0))
+	    proto_get_str(r->msg, "system", 0, SYSTEM_MAX, &sys, &sys_len,
+	    r->cause) < 0))
 		return bad(r);
 	if (sys_len > 0 && system_tokens(r, sys, sys_len, &pin, &n_pin) != 0)
 		return -1;
