@@ -34,7 +34,8 @@ static const struct conf_opt conf_opts[] = {
 	{ "model", 'm', C_STR, OFF(model), 0, 0,
 	    "GGUF model file (required)" },
 	{ "socket", 's', C_STR, OFF(socket), 0, 0,
-	    "listening socket (default $XDG_RUNTIME_DIR/sinkd/sock)" },
+	    "listening socket (default $SINKD_SOCKET, then "
+	    "$XDG_RUNTIME_DIR/sinkd/sock)" },
 	{ "threads", 't', C_LONG, OFF(threads), 1, 512,
 	    "compute threads (default: cores)" },
 	{ "log", 0, C_STR, OFF(log_file), 0, 0,
@@ -244,14 +245,16 @@ default_config(char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-/* $XDG_RUNTIME_DIR/sinkd/sock, or /tmp/sinkd-UID/sock. */
+/* $SINKD_SOCKET, $XDG_RUNTIME_DIR/sinkd/sock, or /tmp/sinkd-UID/sock. */
 static int
 default_socket(struct conf *c, char *cause)
 {
-	const char *x = getenv("XDG_RUNTIME_DIR");
+	const char *x = getenv("XDG_RUNTIME_DIR"), *s = getenv("SINKD_SOCKET");
 	char buf[512];
 
-	if (x != NULL && *x == '/')
+	if (s != NULL && *s != '\0')
+		snprintf(buf, sizeof buf, "%s", s);
+	else if (x != NULL && *x == '/')
 		snprintf(buf, sizeof buf, "%s/sinkd/sock", x);
 	else
 		snprintf(buf, sizeof buf, "/tmp/sinkd-%u/sock",

@@ -134,7 +134,11 @@ op_hello(struct req *r)
 		return req_err(r, PROTO_E_VERSION, "protocol %llu is not "
 		    "spoken here: this sinkd speaks %d.%d",
 		    (unsigned long long)v, PROTO_MAJOR, PROTO_MINOR);
-	o = ok(r, 5);
+	o = ok(r, 7);
+	proto_pack_key(o, "max_frame");
+	proto_pack_u64(o, (uint64_t)r->d->conf->max_frame);
+	proto_pack_key(o, "max_prompt");
+	proto_pack_u64(o, (uint64_t)r->d->conf->max_prompt);
 	proto_pack_key(o, "proto");
 	proto_pack_u64(o, PROTO_MAJOR);
 	proto_pack_key(o, "minor");

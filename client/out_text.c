@@ -1,0 +1,478 @@
+/*
+ * out_text: the writer for people.  Replies go to stdout as the tokens
+ * come; results become a table (ls) or aligned "key value" lines (show,
+ * status); errors, warnings and the -v usage line go to stderr, so that
+ * stdout holds only what was asked for.  Keys this client does not know
+ * are still shown, generically, so a newer daemon's additions are not
+ * hidden.
+ */
+#include "out.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include "out_fmt.h"
+
+#define KEY_WIDTH 10
+
+static void
+kv_line(struct out *o, const char *key, const char *value)
+{
+	/* A key as long as the column still gets a space after it. */
+	fprintf(o->fp, "%-*s %s\n", KEY_WIDTH - 1, key, value);
+}
+
+/* Every key of map not in known, as "key value" lines. */
+static void
+other_keys(struct out *o, const msgpack_object *map,
+    const char *const *known)
+{
+	const msgpack_object_kv *kv;
+	char key[PROTO_NAME_MAX + 1], val[512];
+	const char *const *k;
+	uint32_t i;
+
+	if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+		return;
+	for (i = 0; i < map->via.map.size; i++) {
+		kv = &map->via.map.ptr[i];
+		fmt_value(&kv->key, key, sizeof key);
+		for (k = known; *k != NULL; k++)
+			if (strcmp(*k, key) == 0)
+				break;
+		if (*k != NULL)
+			continue;
+		fmt_value(&kv->val, val, sizeof val);
+		kv_line(o, key, val);
+	}
+}
+
+static void
+text_token(struct out *o, const struct conn_msg *m)
+{
+	const char *s;
+	size_t len;
+
+	if (proto_get_str(&m->msg, "text", 0, CONN_MAX_IN, &s, &len,
+	    NULL) != 0 || len == 0)
+		return;
+	fwrite(s, 1, len, o->fp);
+	fflush(o->fp);
+	o->reply_len += len;
+	o->reply_last = (unsigned char)s[len - 1];
+}
+
+static void
+usage_line(struct out *o, const msgpack_object *u)
+{
+	uint64_t prompt = 0, gen = 0, cached, seen, evicted;
+	double ptps = 0, dtps = 0;
+
+	if (u == NULL)
+		return;
+	fmt_get_u64(u, "prompt_tokens", &prompt);
+	fmt_get_u64(u, "generated_tokens", &gen);
+	fmt_get_f64(u, "prefill_tps", &ptps);
+	fmt_get_f64(u, "decode_tps", &dtps);
+	fprintf(o->note, "sink: %" PRIu64 " prompt tokens (%.1f/s), %" PRIu64
+	    " generated (%.1f/s)", prompt, ptps, gen, dtps);
+	if (fmt_get_u64(u, "cached_tokens", &cached) &&
+	    fmt_get_u64(u, "seen_tokens", &seen) &&
+	    fmt_get_u64(u, "evicted_tokens", &evicted)) {
+		fprintf(o->note, "; cache holds %" PRIu64 " tokens, %" PRIu64
+		    " seen, %" PRIu64 " evicted", cached, seen, evicted);
+	}
+	fputc('\n', o->note);
+}
+
+static void
+text_done(struct out *o, enum proto_op op, const struct conn_msg *m)
+{
+	const msgpack_object *usage = proto_get(&m->msg, "usage");
+	const char *finish = fmt_get_str(&m->msg.root, "finish");
+	uint64_t gen = 0;
+
+	if (op == PROTO_OP_FEED)
+		return;
+	out_reply_end(o, o->tty || o->reply_nl);
+	if (finish != NULL && strcmp(finish, "length") == 0 && !o->quiet) {
+		fmt_get_u64(usage, "generated_tokens", &gen);
+		fprintf(o->note, "sink: the reply stopped at the token limit "
+		    "(%" PRIu64 " tokens; -n raises it)\n", gen);
+	}
+	if (o->verbose)
+		usage_line(o, usage);
+}
+
+static void
+text_hello(struct out *o, const struct conn_msg *m)
+{
+	const char *server = fmt_get_str(&m->msg.root, "server");
+	const char *model = fmt_get_str(&m->msg.root, "model");
+	uint64_t major = 0, minor = 0;
+
+	if (!o->verbose)
+		return;
+	fmt_get_u64(&m->msg.root, "proto", &major);
+	fmt_get_u64(&m->msg.root, "minor", &minor);
+	fprintf(o->note, "sink: connected to %s at %s, protocol %" PRIu64
+	    ".%" PRIu64 ", model %s\n", server != NULL ? server : "sinkd",
+	    o->socket, major, minor, model != NULL ? model : "unknown");
+}
+
+/* The columns of sink ls. */
+enum { C_NAME, C_MODE, C_CACHE, C_SEEN, C_EVICTED, C_TURNS, C_USED, C_BUSY,
+	C_COUNT };
+static const char *const ls_head[C_COUNT] = { "NAME", "MODE", "CACHE",
+	"SEEN", "EVICTED", "TURNS", "USED", "BUSY" };
+static const char *const ls_key[C_COUNT] = { "name", "mode", NULL, "seen",
+	"evicted", "turns", NULL, NULL };
+
+static void
+ls_cell(const msgpack_object *s, int col, time_t now, char *buf,
+    size_t size)
+{
+	uint64_t a, b;
+	int busy;
+
+	if (ls_key[col] != NULL) {
+		fmt_value(proto_map_get(s, ls_key[col]), buf, size);
+		return;
+	}
+	switch (col) {
+	case C_CACHE:
+		if (fmt_get_u64(s, "cached", &a) && fmt_get_u64(s, "cache", &b))
+			snprintf(buf, size, "%" PRIu64 "/%" PRIu64, a, b);
+		else
+			snprintf(buf, size, "-");
+		break;
+	case C_USED:
+		if (fmt_get_u64(s, "used", &a))
+			fmt_ago(now, a, buf, size);
+		else
+			snprintf(buf, size, "-");
+		break;
+	default:
+		busy = 0;
+		fmt_get_bool(s, "busy", &busy);
+		snprintf(buf, size, "%s", busy ? "busy" : "-");
+		break;
+	}
+}
+
+static void
+text_ls(struct out *o, const struct conn_msg *m)
+{
+	const msgpack_object *list = proto_get(&m->msg, "sessions");
+	const msgpack_object *s;
+	size_t w[C_COUNT], n;
+	char cell[256];
+	time_t now = time(NULL);
+	uint32_t i;
+	int c, right;
+
+	if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY ||
+	    list->via.array.size == 0) {
+		if (!o->quiet)
+			fprintf(o->note, "sink: no sessions\n");
+		return;
+	}
+	for (c = 0; c < C_COUNT; c++)
+		w[c] = strlen(ls_head[c]);
+	for (i = 0; i < list->via.array.size; i++) {
+		for (c = 0; c < C_COUNT; c++) {
+			ls_cell(&list->via.array.ptr[i], c, now, cell,
+			    sizeof cell);
+			if ((n = fmt_width(cell)) > w[c])
+				w[c] = n;
+		}
+	}
+	for (i = 0; i <= list->via.array.size; i++) {
+		s = i > 0 ? &list->via.array.ptr[i - 1] : NULL;
+		for (c = 0; c < C_COUNT; c++) {
+			if (s == NULL)
+				snprintf(cell, sizeof cell, "%s", ls_head[c]);
+			else
+				ls_cell(s, c, now, cell, sizeof cell);
+			right = c >= C_CACHE && c <= C_TURNS;
+			fmt_pad(o->fp, cell, w[c], right,
+			    c + 1 < C_COUNT ? "  " : "\n");
+		}
+	}
+	fflush(o->fp);
+}
+
+/* "streaming, cache 1024 tokens (4 sinks), kv f16" */
+static void
+session_shape(const msgpack_object *s, char *buf, size_t size)
+{
+	const char *mode = fmt_get_str(s, "mode");
+	const char *kv = fmt_get_str(s, "kv");
+	uint64_t cache = 0, sinks = 0;
+	int n;
+
+	n = snprintf(buf, size, "%s", mode != NULL ? mode : "?");
+	if (fmt_get_u64(s, "cache", &cache) && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, ", cache %" PRIu64 " tokens",
+		    cache);
+	if (fmt_get_u64(s, "sinks", &sinks) && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, " (%" PRIu64 " sinks)", sinks);
+	if (kv != NULL && n >= 0 && (size_t)n < size)
+		snprintf(buf + n, size - n, ", kv %s", kv);
+}
+
+static const char *const sampling_keys[] = { "temp", "top_k", "top_p",
+	"min_p", "repeat_penalty", "seed", "max_tokens", NULL };
+
+static void
+show_sampling(struct out *o, const msgpack_object *s)
+{
+	const msgpack_object *v;
+	char line[512], val[64];
+	const char *const *k;
+	size_t n = 0;
+
+	line[0] = '\0';
+	for (k = sampling_keys; *k != NULL; k++) {
+		if ((v = proto_map_get(s, *k)) == NULL)
+			continue;
+		fmt_value(v, val, sizeof val);
+		n += snprintf(line + n, sizeof line - n, "%s%s %s",
+		    n > 0 ? ", " : "", *k, val);
+		if (n >= sizeof line)
+			break;
+	}
+	if (line[0] != '\0')
+		kv_line(o, "sampling", line);
+}
+
+static void
+show_session(struct out *o, const msgpack_object *s)
+{
+	static const char *const known[] = { "id", "kind", "name", "mode",
+		"cache", "sinks", "kv", "cached", "bytes", "seen", "evicted",
+		"turns", "created", "used", "busy", "system", "temp", "top_k",
+		"top_p", "min_p", "repeat_penalty", "seed", "max_tokens",
+		"recent", "queued", "token_layer_bytes", NULL };
+	char buf[512], size_s[32], ago[32];
+	uint64_t a = 0, b = 0, t;
+	int busy = 0;
+
+	fmt_value(proto_map_get(s, "name"), buf, sizeof buf);
+	kv_line(o, "name", buf);
+	session_shape(s, buf, sizeof buf);
+	kv_line(o, "mode", buf);
+	fmt_get_u64(s, "cached", &a);
+	fmt_size(fmt_get_u64(s, "bytes", &t) ? t : 0, size_s, sizeof size_s);
+	snprintf(buf, sizeof buf, "%" PRIu64 " tokens, %s", a, size_s);
+	kv_line(o, "cached", buf);
+	a = b = 0;
+	fmt_get_u64(s, "seen", &a);
+	fmt_get_u64(s, "evicted", &b);
+	snprintf(buf, sizeof buf, "%" PRIu64 " tokens, %" PRIu64 " evicted",
+	    a, b);
+	kv_line(o, "seen", buf);
+	fmt_value(proto_map_get(s, "turns"), buf, sizeof buf);
+	kv_line(o, "turns", buf);
+	if (fmt_get_u64(s, "created", &t)) {
+		fmt_date(t, buf, sizeof buf);
+		fmt_ago(time(NULL), t, ago, sizeof ago);
+		snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (%s)",
+		    ago);
+		kv_line(o, "created", buf);
+	}
+	if (fmt_get_u64(s, "used", &t)) {
+		fmt_ago(time(NULL), t, buf, sizeof buf);
+		kv_line(o, "used", buf);
+	}
+	fmt_get_bool(s, "busy", &busy);
+	kv_line(o, "busy", busy ? "yes" : "no");
+	if (fmt_get_str(s, "system") != NULL &&
+	    *fmt_get_str(s, "system") != '\0') {
+		fprintf(o->fp, "%-*s", KEY_WIDTH, "system");
+		fmt_text(o->fp, proto_map_get(s, "system"),
+		    o->verbose ? 0 : 200);
+		fputc('\n', o->fp);
+	}
+	show_sampling(o, s);
+	other_keys(o, s, known);
+}
+
+static void
+show_recent(struct out *o, const msgpack_object *recent)
+{
+	const msgpack_object *t;
+	const char *role;
+	uint32_t i;
+
+	if (recent == NULL || recent->type != MSGPACK_OBJECT_ARRAY ||
+	    recent->via.array.size == 0)
+		return;
+	fprintf(o->fp, "\nrecent turns:\n");
+	for (i = 0; i < recent->via.array.size; i++) {
+		t = &recent->via.array.ptr[i];
+		role = fmt_get_str(t, "role");
+		fprintf(o->fp, "  %s: ", role != NULL ? role : "?");
+		fmt_text(o->fp, proto_map_get(t, "text"), o->verbose ? 0 : 200);
+		fputc('\n', o->fp);
+	}
+}
+
+static void
+text_show(struct out *o, const struct conn_msg *m)
+{
+	const msgpack_object *s = proto_get(&m->msg, "session");
+
+	show_session(o, s != NULL ? s : &m->msg.root);
+	show_recent(o, proto_get(&m->msg, "recent"));
+	fflush(o->fp);
+}
+
+static void
+text_created(struct out *o, const struct conn_msg *m)
+{
+	const msgpack_object *s = proto_get(&m->msg, "session");
+	char shape[256];
+
+	if (o->quiet)
+		return;
+	if (s == NULL)
+		s = &m->msg.root;
+	session_shape(s, shape, sizeof shape);
+	fprintf(o->fp, "session %s: %s\n", o->session, shape);
+	fflush(o->fp);
+}
+
+static void
+text_status(struct out *o, const struct conn_msg *m)
+{
+	static const char *const known[] = { "id", "kind", "server", "model",
+		"uptime", "sessions", "busy", "clients", "memory", "rss",
+		"tokens_in", "tokens_out", NULL };
+	const msgpack_object *r = &m->msg.root;
+	char buf[512], a[32], b[32];
+	uint64_t x = 0, y = 0;
+
+	fmt_value(proto_map_get(r, "server"), buf, sizeof buf);
+	kv_line(o, "server", buf);
+	kv_line(o, "socket", o->socket);
+	fmt_value(proto_map_get(r, "model"), buf, sizeof buf);
+	kv_line(o, "model", buf);
+	fmt_get_u64(r, "uptime", &x);
+	fmt_duration(x, buf, sizeof buf);
+	kv_line(o, "uptime", buf);
+	x = y = 0;
+	fmt_get_u64(r, "sessions", &x);
+	fmt_get_u64(r, "busy", &y);
+	snprintf(buf, sizeof buf, "%" PRIu64 ", %" PRIu64 " busy", x, y);
+	kv_line(o, "sessions", buf);
+	fmt_value(proto_map_get(r, "clients"), buf, sizeof buf);
+	kv_line(o, "clients", buf);
+	fmt_size(fmt_get_u64(r, "memory", &x) ? x : 0, a, sizeof a);
+	fmt_size(fmt_get_u64(r, "rss", &y) ? y : 0, b, sizeof b);
+	snprintf(buf, sizeof buf, "%s in caches, %s resident", a, b);
+	kv_line(o, "memory", buf);
+	x = y = 0;
+	fmt_get_u64(r, "tokens_in", &x);
+	fmt_get_u64(r, "tokens_out", &y);
+	snprintf(buf, sizeof buf, "%" PRIu64 " in, %" PRIu64 " out", x, y);
+	kv_line(o, "tokens", buf);
+	other_keys(o, r, known);
+	fflush(o->fp);
+}
+
+static void
+text_cancel(struct out *o, const struct conn_msg *m)
+{
+	int cancelled = 0;
+
+	fmt_get_bool(&m->msg.root, "cancelled", &cancelled);
+	if (!cancelled)
+		fprintf(o->note, "sink: nothing is running in session %s\n",
+		    o->session);
+	else if (!o->quiet)
+		fprintf(o->note, "sink: cancelled what session %s was "
+		    "running\n", o->session);
+}
+
+static void
+text_ok(struct out *o, enum proto_op op, const struct conn_msg *m)
+{
+	switch (op) {
+	case PROTO_OP_HELLO:
+		text_hello(o, m);
+		break;
+	case PROTO_OP_LIST:
+		text_ls(o, m);
+		break;
+	case PROTO_OP_INFO:
+		text_show(o, m);
+		break;
+	case PROTO_OP_CREATE:
+		text_created(o, m);
+		break;
+	case PROTO_OP_STATUS:
+		text_status(o, m);
+		break;
+	case PROTO_OP_CANCEL:
+		text_cancel(o, m);
+		break;
+	case PROTO_OP_DELETE:
+	case PROTO_OP_RESET:
+		if (o->verbose)
+			fprintf(o->note, "sink: %s session %s\n",
+			    op == PROTO_OP_DELETE ? "deleted" : "reset",
+			    o->session);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+text_message(struct out *o, enum proto_op op, const struct conn_msg *m)
+{
+	switch (m->kind) {
+	case PROTO_K_TOKEN:
+		text_token(o, m);
+		break;
+	case PROTO_K_WARNING:
+		fprintf(o->note, "sink: warning: %s\n",
+		    fmt_get_str(&m->msg.root, "message") != NULL ?
+		    fmt_get_str(&m->msg.root, "message") : "(no message)");
+		break;
+	case PROTO_K_ERROR:
+		out_reply_end(o, o->tty || o->reply_nl);
+		fprintf(o->note, "sink: %s: %s\n", m->code, m->message);
+		break;
+	case PROTO_K_DONE:
+		text_done(o, op, m);
+		break;
+	case PROTO_K_OK:
+		text_ok(o, op, m);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+text_fed(struct out *o, const struct out_fed *fed)
+{
+	char size[32];
+
+	if (o->quiet)
+		return;
+	fmt_size(fed->bytes, size, sizeof size);
+	fprintf(o->fp, "fed %" PRIu64 " token%s (%s) to session %s",
+	    fed->tokens, fed->tokens == 1 ? "" : "s", size, o->session);
+	if (fed->have_cache)
+		fprintf(o->fp, "; cache holds %" PRIu64 " tokens, %" PRIu64
+		    " seen, %" PRIu64 " evicted", fed->cached, fed->seen,
+		    fed->evicted);
+	fputc('\n', o->fp);
+	fflush(o->fp);
+}
+
+const struct out_ops out_text_ops = { text_message, text_fed };
