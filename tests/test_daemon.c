@@ -684,6 +684,32 @@ START_TEST(other_users_refused)
 }
 END_TEST
 
+/* The limits: clients, prompt size; and the shutdown op. */
+START_TEST(limits_and_shutdown)
+{
+	struct conn a, b;
+	char big[300];
+
+	start_daemon("--max-clients", "1", "--max-prompt", "100", NULL);
+	usleep(200000); /* start_daemon's probe connection is gone */
+	conn_open(&a);
+	rq(&a, "status", 1, "");
+	expect(&a, "ok", 1);
+	conn_open(&b);
+	expect_error(&b, 0, "limit");
+	ck_assert_ptr_null(next(&b));
+	conn_close(&b);
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	rq(&a, "chat", 2, "ssb", "name", "p", "text", big, "create", 1);
+	expect_error(&a, 2, "too_large");
+	rq(&a, "shutdown", 3, "");
+	expect(&a, "ok", 3);
+	ck_assert_int_eq(wait_daemon(), 0);
+	conn_close(&a);
+}
+END_TEST
+
 /* SIGHUP reopens the log file, after a rotation. */
 START_TEST(sighup_reopens_log)
 {
@@ -782,6 +808,7 @@ daemon_suite(void)
 	tcase_add_test(tc, socket_ownership);
 	tcase_add_test(tc, sighup_reopens_log);
 	tcase_add_test(tc, other_users_refused);
+	tcase_add_test(tc, limits_and_shutdown);
 	suite_add_tcase(s, tc);
 	return s;
 }
