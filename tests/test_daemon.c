@@ -671,7 +671,7 @@ START_TEST(other_users_refused)
 	if ((pid = fork()) == 0) {
 		/* No check asserts here: this is not the test's process. */
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		static const char status[] = "\0\0\0\x13\x82\xa2op\xa6status"
+		static const char status[] = "\0\0\0\x0f\x82\xa2op\xa6status"
 		    "\xa2id\x01";
 		char b[16];
 		int fd;
