@@ -1,13 +1,42 @@
 #!/bin/sh
-# Fresh Debian 12 to generated text: installs dependencies, builds into
-# build/, and generates from the model in $SINKD_MODEL (default
-# ../shared/models/stories260K.gguf).  Extra arguments go to sinkd-run.
+# Fresh Debian 12 to a running conversation: installs dependencies,
+# builds into build/, generates with sinkd-run, then starts the daemon
+# sinkd on a private socket, talks to it with sink (two turns of one
+# conversation, then its state), and stops it.  The model is
+# $SINKD_MODEL, default ../shared/models/stories260K.gguf; arguments go
+# to sinkd-run (e.g. -m MODEL -p PROMPT).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/setup-debian.sh"
 "$top/tools/build.sh" build
 cd "$top"
+model=${SINKD_MODEL:-$top/../shared/models/stories260K.gguf}
 if [ $# -eq 0 ]; then
-	set -- -p "Once upon a time" -n 200
+	set -- -m "$model" -p "Once upon a time" -n 200
 fi
-exec build/sinkd-run "$@"
+echo "== sinkd-run $*"
+build/sinkd-run "$@"
+
+echo "== sinkd and sink"
+SINKD_SOCKET=$top/build/run/sock
+export SINKD_SOCKET
+build/sinkd -m "$model" --log "$top/build/run.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null' EXIT
+i=0
+until build/sink status >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { cat "$top/build/run.log"; exit 1; }
+	sleep 0.1
+done
+echo "> Once upon a time, there was a little dog."
+build/sink -q -s quickstart -n 60 "Once upon a time, there was a little dog."
+echo
+echo "> What did the dog do next?"
+build/sink -q -s quickstart -n 60 "What did the dog do next?"
+echo
+build/sink ls
+kill -TERM $pid
+wait $pid
+trap - EXIT
+echo "== done: the daemon's log is build/run.log"
