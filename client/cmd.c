@@ -238,7 +238,7 @@ cmd_connect(struct cmd_ctx *c)
 	if (c->conn == NULL) {
 		fprintf(stderr, "sink: %s%s\n", cause, refused ? " (is sinkd "
 		    "running? start it with: sinkd -m MODEL)" : "");
-		return EXIT_FAIL;
+		return EXIT_UNREACHABLE;
 	}
 	conn_set_intr(c->conn, intr_fd());
 	return hello(c);

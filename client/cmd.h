@@ -31,6 +31,7 @@
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3	/* no daemon answers on the socket */
 #define EXIT_INTR 130
 
 /*

@@ -79,28 +79,28 @@ else
 	bad "--version: $("$sink" --version 2>&1)"
 fi
 
-# No daemon: one line naming the socket and how to start sinkd, exit 1.
+# No daemon: one line naming the socket and how to start sinkd, exit 3.
 hint="cannot connect to sinkd at $tmp/none/sock: No such file or directory (is sinkd running? start it with: sinkd -m MODEL)"
-expect "no daemon: a chat turn" 1 "$hint" "$sink" hello there
-expect "no daemon: ls" 1 "$hint" "$sink" ls
-expect "no daemon: status" 1 "$hint" "$sink" status
-expect "no daemon: show" 1 "$hint" "$sink" show x
-expect "no daemon: new" 1 "$hint" "$sink" new x --cache 64
-expect "no daemon: rm" 1 "$hint" "$sink" rm x
-expect "no daemon: reset" 1 "$hint" "$sink" reset
-expect "no daemon: cancel" 1 "$hint" "$sink" cancel -s x
-expect "no daemon: chat" 1 "$hint" "$sink" chat
+expect "no daemon: a chat turn" 3 "$hint" "$sink" hello there
+expect "no daemon: ls" 3 "$hint" "$sink" ls
+expect "no daemon: status" 3 "$hint" "$sink" status
+expect "no daemon: show" 3 "$hint" "$sink" show x
+expect "no daemon: new" 3 "$hint" "$sink" new x --cache 64
+expect "no daemon: rm" 3 "$hint" "$sink" rm x
+expect "no daemon: reset" 3 "$hint" "$sink" reset
+expect "no daemon: cancel" 3 "$hint" "$sink" cancel -s x
+expect "no daemon: chat" 3 "$hint" "$sink" chat
 printf 'some context\n' >"$tmp/ctx"
-expect "no daemon: feed" 1 "$hint" sh -c "'$sink' feed -s x <'$tmp/ctx'"
-expect "no daemon: -S wins over SINKD_SOCKET" 1 \
+expect "no daemon: feed" 3 "$hint" sh -c "'$sink' feed -s x <'$tmp/ctx'"
+expect "no daemon: -S wins over SINKD_SOCKET" 3 \
     "cannot connect to sinkd at $tmp/other: " "$sink" -S "$tmp/other" ls
 : >"$tmp/notasocket"
-expect "not a socket" 1 "$tmp/notasocket: Connection refused (is sinkd" \
+expect "not a socket" 3 "$tmp/notasocket: Connection refused (is sinkd" \
     "$sink" -S "$tmp/notasocket" ls
-expect "default socket under XDG_RUNTIME_DIR" 1 \
+expect "default socket under XDG_RUNTIME_DIR" 3 \
     "at $tmp/xdg/sinkd/sock: " \
     env -u SINKD_SOCKET XDG_RUNTIME_DIR="$tmp/xdg" "$sink" ls
-expect "default socket without XDG_RUNTIME_DIR" 1 \
+expect "default socket without XDG_RUNTIME_DIR" 3 \
     "at /tmp/sinkd-$(id -u)/sock: " \
     env -u SINKD_SOCKET -u XDG_RUNTIME_DIR "$sink" ls
 
@@ -179,7 +179,7 @@ if "$bin/sinkd-mkmodel" -o "$tmp/m.gguf" --shape tiny --type Q8_0 --seed 4 \
 	expect "cancel idle" 1 "" "$sink" cancel -s t
 	kill -TERM $dpid
 	wait $dpid && ok "sinkd stops on SIGTERM" || bad "sinkd exit status"
-	expect "daemon gone" 1 "cannot connect" "$sink" ls
+	expect "daemon gone" 3 "cannot connect" "$sink" ls
 else
 	bad "sinkd-mkmodel failed: no daemon-backed checks"
 fi
