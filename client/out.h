@@ -49,6 +49,7 @@ struct out {
 	/* The reply being streamed. */
 	uint64_t	 reply_len;
 	int		 reply_last;	/* its last byte */
+	int		 progress;	/* a progress line is on the terminal */
 };
 
 /* Sets up a writer on stdout and stderr: JSON lines when json. */

@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "out_fmt.h"
@@ -48,12 +49,43 @@ other_keys(struct out *o, const msgpack_object *map,
 	}
 }
 
+/* Erases the progress line, if one is showing. */
+static void
+progress_clear(struct out *o)
+{
+	if (o->progress) {
+		fprintf(o->note, "\r\033[K");
+		fflush(o->note);
+		o->progress = 0;
+	}
+}
+
+/*
+ * "sink: reading 1536/8192 tokens" while a long text is encoded, on a
+ * terminal only, rewritten in place and erased when the reply starts.
+ */
+static void
+text_progress(struct out *o, const struct conn_msg *m)
+{
+	uint64_t done = 0, total = 0;
+
+	if (o->quiet || !isatty(fileno(o->note)) ||
+	    proto_get_u64(&m->msg, "done", 1, 0, UINT64_MAX, &done, NULL) != 0 ||
+	    proto_get_u64(&m->msg, "total", 1, 0, UINT64_MAX, &total, NULL) != 0)
+		return;
+	fprintf(o->note, "\rsink: reading %" PRIu64 "/%" PRIu64 " tokens",
+	    done, total);
+	fflush(o->note);
+	o->progress = 1;
+}
+
 static void
 text_token(struct out *o, const struct conn_msg *m)
 {
 	const char *s;
 	size_t len;
 
+	progress_clear(o);
 	if (proto_get_str(&m->msg, "text", 0, CONN_MAX_IN, &s, &len,
 	    NULL) != 0 || len == 0)
 		return;
@@ -433,9 +465,14 @@ text_ok(struct out *o, enum proto_op op, const struct conn_msg *m)
 static void
 text_message(struct out *o, enum proto_op op, const struct conn_msg *m)
 {
+	if (m->kind != PROTO_K_PROGRESS && m->kind != PROTO_K_TOKEN)
+		progress_clear(o);
 	switch (m->kind) {
 	case PROTO_K_TOKEN:
 		text_token(o, m);
+		break;
+	case PROTO_K_PROGRESS:
+		text_progress(o, m);
 		break;
 	case PROTO_K_WARNING:
 		fprintf(o->note, "sink: warning: %s\n",

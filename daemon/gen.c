@@ -217,7 +217,7 @@ releasable(const struct job *j)
 }
 
 static int
-prefill(struct gen *g, struct job *j)
+prefill(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 {
 	char cause[ERR_LEN] = "";
 	size_t c = j->n_toks - j->fed;
@@ -229,8 +229,10 @@ prefill(struct gen *g, struct job *j)
 	    last && generates(j) ? j->logits : NULL, 0, cause) != 0)
 		return fail(j, PROTO_E_INTERNAL, cause);
 	j->fed += c;
-	if (!last)
+	if (!last) {
+		emit(arg, j, PROTO_K_PROGRESS, NULL, j->fed, 0);
 		return GEN_MORE;
+	}
 	j->prev = j->toks[j->n_toks - 1];
 	j->t_prefill = now() - j->t_start;
 	if (!generates(j)) {
@@ -321,7 +323,7 @@ gen_step(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		rc = GEN_DONE;
 	}
 	if (rc == GEN_MORE)
-		rc = j->fed < j->n_toks ? prefill(g, j) : decode(g, j, emit,
-		    arg);
+		rc = j->fed < j->n_toks ? prefill(g, j, emit, arg) : decode(g,
+		    j, emit, arg);
 	return rc == GEN_DONE ? end(j, emit, arg) : GEN_MORE;
 }

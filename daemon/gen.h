@@ -19,6 +19,10 @@ enum { GEN_MORE, GEN_DONE };
 #define GEN_USER_STOP "\n### User:"
 #define GEN_SYSTEM_HEAD "### System:\n"
 
+/*
+ * A message for the job's client: TOKEN (text, len, token), or PROGRESS
+ * of a long prefill (len = tokens done, token unused, text NULL).
+ */
 typedef void gen_emit_fn(void *arg, const struct job *, enum proto_kind,
     const char *text, size_t len, int32_t token);
 

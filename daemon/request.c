@@ -823,6 +823,22 @@ request_handle(struct client *c, const uint8_t *body, size_t len)
 	proto_out_free(&r.out);
 }
 
+/* {"id", "kind": "progress", "done": tokens, "total": tokens} */
+static void
+send_progress(struct client *c, const struct job *j, size_t done)
+{
+	struct proto_out o;
+
+	proto_out_init(&o);
+	proto_encode_head(&o, j->id, PROTO_K_PROGRESS, 2);
+	proto_pack_key(&o, "done");
+	proto_pack_u64(&o, done);
+	proto_pack_key(&o, "total");
+	proto_pack_u64(&o, j->n_prompt);
+	send_out(c, &o, j->id);
+	proto_out_free(&o);
+}
+
 void
 request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
     size_t len, int32_t token)
@@ -833,6 +849,10 @@ request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
 
 	if (c == NULL || c->closing)
 		return;
+	if (kind == PROTO_K_PROGRESS) {
+		send_progress(c, j, len);
+		return;
+	}
 	if ((t = malloc(len + 1)) == NULL)
 		return;
 	if (len > 0)

@@ -54,12 +54,13 @@ emit(void *arg, const struct job *j, enum proto_kind kind, const char *text,
 	struct worker *w = arg;
 	struct wevent *e = calloc(1, sizeof *e);
 
-	if (e == NULL || (len > 0 && (e->text = malloc(len)) == NULL)) {
+	if (e == NULL || (text != NULL && len > 0 && (e->text =
+	    malloc(len)) == NULL)) {
 		free(e);
 		log_error("worker: out of memory for an event");
 		return;
 	}
-	if (len > 0)
+	if (text != NULL && len > 0)
 		memcpy(e->text, text, len);
 	e->client = j->client;
 	e->id = j->id;

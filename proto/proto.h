@@ -99,7 +99,7 @@
 
 #define PROTO_KINDS(X)                                                  \
 	X(OK, "ok") X(ERROR, "error") X(TOKEN, "token")                 \
-	X(WARNING, "warning") X(DONE, "done")
+	X(WARNING, "warning") X(DONE, "done") X(PROGRESS, "progress")
 
 #define PROTO_FINISHES(X)                                               \
 	X(EOS, "eos") X(LENGTH, "length") X(STOP, "stop")               \

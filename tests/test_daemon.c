@@ -692,6 +692,37 @@ START_TEST(other_users_refused)
 }
 END_TEST
 
+/* A long text reports its encoding as it goes: progress, then done. */
+START_TEST(progress_of_a_long_feed)
+{
+	struct conn c;
+	struct proto_msg *m;
+	static char text[20000];
+	uint64_t done, total, last = 0;
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < sizeof text; i++)
+		text[i] = "abcde fghij "[i % 12];
+	start_daemon(NULL);
+	conn_open(&c);
+	rq(&c, "feed", 1, "ssb", "name", "p", "text", text, "create", 1);
+	while ((m = next(&c)) != NULL && is_kind(m, "progress")) {
+		ck_assert_int_eq(proto_get_u64(m, "done", 1, 1, 1 << 30, &done,
+		    NULL), 0);
+		ck_assert_int_eq(proto_get_u64(m, "total", 1, 1, 1 << 30,
+		    &total, NULL), 0);
+		ck_assert(done > last && done < total);
+		last = done;
+		n++;
+	}
+	ck_assert_msg(n >= 2, "%d progress messages", n);
+	ck_assert(is_kind(m, "done") && id_of(m) == 1);
+	conn_close(&c);
+	stop_daemon();
+}
+END_TEST
+
 /* The limits: clients, prompt size; and the shutdown op. */
 START_TEST(limits_and_shutdown)
 {
@@ -817,6 +848,7 @@ daemon_suite(void)
 	tcase_add_test(tc, sighup_reopens_log);
 	tcase_add_test(tc, other_users_refused);
 	tcase_add_test(tc, limits_and_shutdown);
+	tcase_add_test(tc, progress_of_a_long_feed);
 	suite_add_tcase(s, tc);
 	return s;
 }

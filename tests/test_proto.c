@@ -979,7 +979,7 @@ START_TEST(names)
 	    "version", "no_such_session", "exists", "invalid_name", "busy",
 	    "too_large", "limit", "cancelled", "overflow", "internal" };
 	static const char *const kinds[] = { "ok", "error", "token", "warning",
-	    "done" };
+	    "done", "progress" };
 	static const char *const fins[] = { "eos", "length", "stop",
 	    "cancelled", "fed" };
 	enum proto_op op;
@@ -1001,7 +1001,7 @@ START_TEST(names)
 		    0);
 		ck_assert_int_eq(e, i);
 	}
-	ck_assert_int_eq(PROTO_K_COUNT, 5);
+	ck_assert_int_eq(PROTO_K_COUNT, 6);
 	for (i = 0; i < PROTO_K_COUNT; i++) {
 		ck_assert_str_eq(proto_kind_name((enum proto_kind)i), kinds[i]);
 		ck_assert_int_eq(proto_kind_parse(kinds[i], strlen(kinds[i]),
