@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs dependencies, builds and runs `make check`
 # in build/, then again under AddressSanitizer + UndefinedBehaviorSanitizer
-# in build-asan/.  Prints every test's summary; exits non-zero on failure.
+# in build-asan/, then fuzzes the wire-format decoder for
+# $SINKD_FUZZ_SECONDS (default 30) seconds.  Prints every test's summary; exits non-zero on failure.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/setup-debian.sh" || exit 1
@@ -32,6 +33,8 @@ ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
 run_suite build-asan --enable-sanitizers || status=1
+echo "=== fuzz: the wire-format decoder" >&2
+"$top/tools/fuzz.sh" "${SINKD_FUZZ_SECONDS:-30}" || status=1
 [ $status -eq 0 ] && echo "test-all: all suites passed" ||
 	echo "test-all: FAILED" >&2
 exit $status
