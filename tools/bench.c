@@ -354,6 +354,7 @@ static const struct {
 	{ "attn", bench_attn, "attention paid to the first tokens (sinks)" },
 	{ "latency", bench_latency, "decode latency and memory: streaming "
 	    "vs recompute" },
+	{ "daemon", bench_daemon, "what going through sinkd's socket costs" },
 };
 
 static void

@@ -18,5 +18,6 @@ int bench_corpus(int argc, char **argv);
 int bench_ppl(int argc, char **argv);
 int bench_attn(int argc, char **argv);
 int bench_latency(int argc, char **argv);
+int bench_daemon(int argc, char **argv);
 
 #endif
