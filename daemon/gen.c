@@ -105,6 +105,7 @@ start(struct gen *g, struct job *j)
 {
 	char cause[ERR_LEN] = "";
 	const struct session *s = j->s;
+	size_t i;
 
 	j->t_start = now();
 	j->chatted = s->chatted || j->kind == JOB_CHAT;
@@ -123,9 +124,14 @@ start(struct gen *g, struct job *j)
 		if ((j->tmp_smp = sampler_new(&j->sp, g->m->hp.n_vocab,
 		    cause)) == NULL)
 			return fail(j, PROTO_E_BAD_REQUEST, cause);
-		sampler_rng_get(s->smp, rng);
-		sampler_rng_set(j->tmp_smp, rng);
+		if (!(j->sp_override & 2)) {
+			sampler_rng_get(s->smp, rng);
+			sampler_rng_set(j->tmp_smp, rng);
+		}
 	}
+	for (i = 0; i < j->n_toks; i++) /* the penalty sees the prompt */
+		sampler_accept(j->tmp_smp != NULL ? j->tmp_smp : s->smp,
+		    j->toks[i]);
 	return GEN_MORE;
 }
 
@@ -297,9 +303,11 @@ end(struct job *j, gen_emit_fn *emit, void *arg)
 {
 	uint64_t rng[4];
 
+	/* Held-back text goes out as no token's (id -1). */
 	if (!j->failed && j->sent < j->reply_len)
-		release(j, j->reply_len, j->prev, emit, arg);
-	if (j->tmp_smp != NULL) {
+		release(j, j->reply_len, -1, emit, arg);
+	/* A turn with its own seed leaves the session's random state. */
+	if (j->tmp_smp != NULL && !(j->sp_override & 2)) {
 		sampler_rng_get(j->tmp_smp, rng);
 		sampler_rng_set(j->s->smp, rng);
 	}

@@ -37,7 +37,9 @@ struct job {
 	size_t n_prefix;
 	int32_t max_tokens;
 	struct sampler_params sp;
-	int sp_override;	/* sample with sp this turn */
+	int sp_override;	/* sample with sp this turn: bit 1 set; bit
+				 * 2: with its own seed, not the session's
+				 * random state */
 	int ignore_eos;		/* generate max_tokens whatever */
 	char *stops[JOB_MAX_STOPS];
 	size_t n_stops;

@@ -267,12 +267,15 @@ op_info(struct req *r)
 		proto_pack_key(o, "role");
 		proto_pack_cstr(o, role_name(s->turns[i].role));
 		proto_pack_key(o, "text");
-		proto_pack_cstr(o, s->turns[i].text);
+		proto_pack_str(o, s->turns[i].text, s->turns[i].len);
 	}
 	return reply(r);
 }
 
-/* Sampling keys of create, chat and complete; *any set when one is given. */
+/*
+ * Sampling keys of create, chat and complete; *any has bit 1 when one is
+ * given, bit 2 when the seed is.
+ */
 static int
 get_sampling(struct req *r, struct sampler_params *sp, int *any)
 {
@@ -302,7 +305,7 @@ get_sampling(struct req *r, struct sampler_params *sp, int *any)
 		return bad(r);
 	if (rc == 0) {
 		sp->seed = u;
-		*any = 1;
+		*any |= 2; /* a seed of its own: a reproducible turn */
 	}
 	if (sampler_check(sp, r->cause) != 0)
 		return bad(r);
@@ -445,6 +448,9 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	    proto_get_str(r->msg, "system", 0, SYSTEM_MAX, &sys, &sys_len,
 	    r->cause) < 0))
 		return bad(r);
+	if (sys_len > 0 && memchr(sys, '\0', sys_len) != NULL)
+		return req_err(r, PROTO_E_BAD_REQUEST, "key 'system' holds a NUL "
+		    "byte");
 	if (sys_len > 0 && system_tokens(r, sys, sys_len, &pin, &n_pin) != 0)
 		return -1;
 	so.n_pin = (int32_t)(n_pin < SEQ_MAX_CACHE ? n_pin : SEQ_MAX_CACHE);
@@ -593,15 +599,15 @@ start_turn(struct req *r, enum job_kind kind)
 	}
 	j->max_tokens = (int32_t)mt;
 	for (i = 0; i < ns; i++) {
-		if (sl[i] == 0 || (j->stops[i] = strndup(st[i], sl[i])) ==
-		    NULL)
+		if (sl[i] == 0 || memchr(st[i], '\0', sl[i]) != NULL ||
+		    (j->stops[i] = strndup(st[i], sl[i])) == NULL)
 			break;
 		j->n_stops++;
 	}
 	if ((j->text = malloc(tlen + 1)) == NULL || j->n_stops != ns) {
 		job_free(j);
-		return req_err(r, PROTO_E_BAD_REQUEST, "empty stop string or "
-		    "out of memory");
+		return req_err(r, PROTO_E_BAD_REQUEST, "a stop string is empty "
+		    "or holds a NUL byte");
 	}
 	memcpy(j->text, text, tlen);
 	j->text[tlen] = '\0';
@@ -947,8 +953,11 @@ record(struct session *s, const struct job *j)
 	    j->text, j->text_len, NULL);
 	if (j->kind == JOB_FEED || j->reply == NULL)
 		return;
-	if ((t = strndup(j->reply, j->reply_len)) == NULL)
+	/* Not strndup: a reply may hold NUL bytes (a <0x00> token). */
+	if ((t = malloc(j->reply_len + 1)) == NULL)
 		return;
+	memcpy(t, j->reply, j->reply_len);
+	t[j->reply_len] = '\0';
 	proto_utf8_sanitize(t, j->reply_len);
 	session_add_turn(s, ROLE_ASSISTANT, t, j->reply_len, NULL);
 	free(t);

@@ -90,6 +90,7 @@ session_add_turn(struct session *s, enum turn_role role, const char *text,
 		return err_set(cause, "out of memory");
 	memcpy(t->text, text, len);
 	t->text[len] = '\0';
+	t->len = len;
 	t->role = role;
 	s->n_turns++;
 	return 0;

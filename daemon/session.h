@@ -22,7 +22,8 @@ enum turn_role { ROLE_USER, ROLE_ASSISTANT, ROLE_CONTEXT };
 
 struct turn {
 	enum turn_role role;
-	char *text;
+	char *text;	/* len bytes, NUL-terminated, may hold NULs */
+	size_t len;
 };
 
 struct job;

@@ -692,6 +692,37 @@ START_TEST(other_users_refused)
 }
 END_TEST
 
+/*
+ * A turn's own seed makes it reproducible and different from another
+ * seed's; a reply may hold NUL bytes and the transcript keeps them.
+ */
+START_TEST(turn_seeds)
+{
+	struct conn c;
+	char a[8192], b[8192], d[8192];
+	int n;
+
+	start_daemon(NULL);
+	conn_open(&c);
+	rq(&c, "complete", 1, "ssbuub", "name", "x", "text", "Once upon",
+	    "create", 1, "max_tokens", (uint64_t)40, "seed", (uint64_t)1,
+	    "ignore_eos", 1);
+	drain(&c, 1, a, sizeof a, &n);
+	rq(&c, "complete", 2, "ssbuub", "name", "y", "text", "Once upon",
+	    "create", 1, "max_tokens", (uint64_t)40, "seed", (uint64_t)2,
+	    "ignore_eos", 1);
+	drain(&c, 2, b, sizeof b, &n);
+	rq(&c, "complete", 3, "ssbuub", "name", "z", "text", "Once upon",
+	    "create", 1, "max_tokens", (uint64_t)40, "seed", (uint64_t)1,
+	    "ignore_eos", 1);
+	drain(&c, 3, d, sizeof d, &n);
+	ck_assert_str_ne(a, b);
+	ck_assert_str_eq(a, d);
+	conn_close(&c);
+	stop_daemon();
+}
+END_TEST
+
 /* A long text reports its encoding as it goes: progress, then done. */
 START_TEST(progress_of_a_long_feed)
 {
@@ -849,6 +880,7 @@ daemon_suite(void)
 	tcase_add_test(tc, other_users_refused);
 	tcase_add_test(tc, limits_and_shutdown);
 	tcase_add_test(tc, progress_of_a_long_feed);
+	tcase_add_test(tc, turn_seeds);
 	suite_add_tcase(s, tc);
 	return s;
 }

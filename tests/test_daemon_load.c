@@ -1,0 +1,891 @@
+/*
+ * test_daemon_load: a real sinkd under load, checked against the engine.
+ * The streamed text of a reply is exactly what the engine generates in
+ * process for the same model, options and seed; 64 clients at once all
+ * finish, each with its own right text, and progress fairly; a client
+ * sending garbage does not disturb a long stream.  The models are
+ * synthetic ones written at test time (the 64 clients get a larger one,
+ * so that compute, not the test's own reading, sets the pace), plus
+ * stories260K from the shared folder when it is there.
+ */
+#include <check.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "model.h"
+#include "pool.h"
+#include "proto.h"
+#include "quant.h"
+#include "sampler.h"
+#include "seq.h"
+#include "synth.h"
+#include "tokenizer.h"
+
+#define PROMPT "Once upon a time"
+#define CONN_BUF (1 << 18)
+#define N_CLIENTS 64
+#define GEN_BATCH 256 /* the daemon's prefill chunk (daemon/gen.c) */
+
+static char tmpdir[] = "/tmp/sinkd-test-load-XXXXXX";
+static char tiny[600], small[600], sock[100];
+static pid_t daemon_pid;
+
+/* One connection: frames in, parsed messages out. */
+struct conn {
+	int fd;
+	uint8_t *buf;
+	size_t len, used; /* used: bytes of the frame msg came from */
+	struct proto_msg msg;
+	int have;
+};
+
+/* A reply: as the client saw it stream, or as the engine made it. */
+struct reply {
+	char *text;
+	size_t len, cap;
+	int32_t ids[4096];
+	int n;
+	char finish[16];
+	int done;
+	double t_send, t_first, t_last, t_done;
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Whether a daemon accepts connections on sock. */
+static int
+answers(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), rc;
+
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	close(fd);
+	return rc == 0;
+}
+
+/*
+ * Starts sinkd on model path with `threads` compute threads (NULL: its
+ * default, the cores) and extra arguments (NULL-terminated).
+ */
+static void
+start_daemon(const char *path, const char *threads, ...)
+{
+	const char *bin = getenv("SINKD_BUILDDIR"), *argv[32], *a;
+	char exe[600], log[600];
+	int n = 0, i;
+	va_list ap;
+
+	snprintf(exe, sizeof exe, "%s/sinkd", bin != NULL ? bin : ".");
+	snprintf(log, sizeof log, "%s/sinkd.log", tmpdir);
+	snprintf(sock, sizeof sock, "%.80s/s%d", tmpdir, (int)getpid() %
+	    100000);
+	argv[n++] = exe;
+	argv[n++] = "-m";
+	argv[n++] = path;
+	argv[n++] = "--socket";
+	argv[n++] = sock;
+	argv[n++] = "--log";
+	argv[n++] = log;
+	argv[n++] = "--max-tokens";
+	argv[n++] = "100000";
+	if (threads != NULL) {
+		argv[n++] = "-t";
+		argv[n++] = threads;
+	}
+	va_start(ap, threads);
+	while ((a = va_arg(ap, const char *)) != NULL && n < 30)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	daemon_pid = fork();
+	ck_assert_int_ge(daemon_pid, 0);
+	if (daemon_pid == 0) {
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && !answers(); i++)
+		usleep(20000);
+	ck_assert_msg(i < 500, "sinkd did not start");
+}
+
+/* sinkd must still be running, and then exit 0 on SIGTERM. */
+static void
+stop_daemon(void)
+{
+	int st = 0, i;
+
+	ck_assert_int_eq(waitpid(daemon_pid, &st, WNOHANG), 0);
+	kill(daemon_pid, SIGTERM);
+	for (i = 0; i < 500; i++) {
+		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
+			break;
+		usleep(20000);
+	}
+	ck_assert_msg(i < 500, "sinkd did not stop on SIGTERM");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sinkd exit "
+	    "status %d", st);
+	daemon_pid = 0;
+}
+
+static void
+conn_open(struct conn *c)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	memset(c, 0, sizeof *c);
+	c->buf = malloc(CONN_BUF);
+	ck_assert_ptr_nonnull(c->buf);
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
+	c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(c->fd, 0);
+	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&sun, sizeof sun),
+	    0);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->have)
+		proto_msg_free(&c->msg);
+	c->have = 0;
+	free(c->buf);
+	c->buf = NULL;
+	close(c->fd);
+}
+
+static void
+send_raw(struct conn *c, const void *p, size_t n)
+{
+	ck_assert_int_eq(write(c->fd, p, n), (ssize_t)n);
+}
+
+/*
+ * Sends {op, id, ...}: each char of spec adds a key and a value: 's'
+ * a string, 'u' a uint64_t, 'b' a flag (int), 'f' a double.
+ */
+static void
+rq(struct conn *c, const char *op, uint64_t id, const char *spec, ...)
+{
+	struct proto_out o;
+	const char *data, *p;
+	size_t len;
+	va_list ap;
+
+	proto_out_init(&o);
+	proto_pack_map(&o, 2 + strlen(spec));
+	proto_pack_key(&o, "op");
+	proto_pack_cstr(&o, op);
+	proto_pack_key(&o, "id");
+	proto_pack_u64(&o, id);
+	va_start(ap, spec);
+	for (p = spec; *p != '\0'; p++) {
+		proto_pack_key(&o, va_arg(ap, const char *));
+		if (*p == 's')
+			proto_pack_cstr(&o, va_arg(ap, const char *));
+		else if (*p == 'u')
+			proto_pack_u64(&o, va_arg(ap, uint64_t));
+		else if (*p == 'b')
+			proto_pack_bool(&o, va_arg(ap, int));
+		else
+			proto_pack_f64(&o, va_arg(ap, double));
+	}
+	va_end(ap);
+	ck_assert_int_eq(proto_out_finish(&o, PROTO_MAX_FRAME, &data, &len,
+	    NULL), 0);
+	send_raw(c, data, len);
+	proto_out_free(&o);
+}
+
+/* The next whole message already received, or NULL. */
+static struct proto_msg *
+pop(struct conn *c)
+{
+	size_t body;
+	int rc;
+
+	if (c->have) {
+		proto_msg_free(&c->msg);
+		c->have = 0;
+		memmove(c->buf, c->buf + c->used, c->len - c->used);
+		c->len -= c->used;
+	}
+	rc = proto_frame_check(c->buf, c->len, CONN_BUF - 4, &body, NULL);
+	ck_assert_int_ge(rc, 0);
+	if (rc == 0)
+		return NULL;
+	ck_assert_int_eq(proto_msg_parse(&c->msg, c->buf + 4, body, NULL), 0);
+	c->have = 1;
+	c->used = 4 + body;
+	return &c->msg;
+}
+
+/* Reads what is there; 0 when the daemon closed the connection. */
+static ssize_t
+fill(struct conn *c)
+{
+	ssize_t n;
+
+	ck_assert_uint_lt(c->len, CONN_BUF);
+	n = read(c->fd, c->buf + c->len, CONN_BUF - c->len);
+	if (n > 0)
+		c->len += (size_t)n;
+	return n;
+}
+
+/* The next message, or NULL when the daemon closed the connection. */
+static struct proto_msg *
+next(struct conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct proto_msg *m;
+
+	while ((m = pop(c)) == NULL) {
+		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "no reply in 20 s");
+		if (fill(c) <= 0)
+			return NULL;
+	}
+	return m;
+}
+
+static int
+is_kind(const struct proto_msg *m, const char *kind)
+{
+	const char *k;
+	size_t len;
+
+	return m != NULL && proto_get_str(m, "kind", 1, 16, &k, &len, NULL) ==
+	    0 && len == strlen(kind) && memcmp(k, kind, len) == 0;
+}
+
+static uint64_t
+id_of(const struct proto_msg *m)
+{
+	uint64_t id = 0;
+
+	proto_get_u64(m, "id", 1, 0, PROTO_ID_MAX, &id, NULL);
+	return id;
+}
+
+/* The next message must be of this kind and id. */
+static struct proto_msg *
+expect(struct conn *c, const char *kind, uint64_t id)
+{
+	struct proto_msg *m = next(c);
+	const char *code = "", *msg = "";
+	size_t l1 = 0, l2 = 0;
+
+	ck_assert_msg(m != NULL, "connection closed, expected %s", kind);
+	proto_get_str(m, "code", 0, 64, &code, &l1, NULL);
+	proto_get_str(m, "message", 0, 1024, &msg, &l2, NULL);
+	ck_assert_msg(is_kind(m, kind) && id_of(m) == id, "expected %s %llu, "
+	    "got id %llu (%.*s: %.*s)", kind, (unsigned long long)id,
+	    (unsigned long long)id_of(m), (int)l1, code, (int)l2, msg);
+	return m;
+}
+
+static void
+reply_init(struct reply *r)
+{
+	memset(r, 0, sizeof *r);
+	r->cap = 1 << 16;
+	r->text = malloc(r->cap);
+	ck_assert_ptr_nonnull(r->text);
+	r->t_send = now();
+}
+
+static void
+reply_free(struct reply *r)
+{
+	free(r->text);
+	r->text = NULL;
+}
+
+static void
+reply_add(struct reply *r, const char *text, size_t len, int32_t id)
+{
+	ck_assert_int_lt(r->n, 4096);
+	ck_assert_uint_lt(r->len + len, r->cap);
+	memcpy(r->text + r->len, text, len);
+	r->len += len;
+	r->ids[r->n++] = id;
+	r->t_last = now();
+	if (r->n == 1)
+		r->t_first = r->t_last;
+}
+
+/* Takes one message of request id into r; 1 when it ended the reply. */
+static int
+reply_take(struct reply *r, const struct proto_msg *m, uint64_t id)
+{
+	const char *t;
+	size_t len;
+	int64_t tok;
+
+	ck_assert_msg(!r->done, "a message after done");
+	ck_assert_int_eq(id_of(m), id);
+	if (is_kind(m, "token")) {
+		ck_assert_int_eq(proto_get_str(m, "text", 1, 1 << 20, &t, &len,
+		    NULL), 0);
+		ck_assert_int_eq(proto_get_i64(m, "token", 1, 0, INT32_MAX,
+		    &tok, NULL), 0);
+		reply_add(r, t, len, (int32_t)tok);
+		return 0;
+	}
+	ck_assert_msg(is_kind(m, "done"), "request %llu ended without done",
+	    (unsigned long long)id);
+	ck_assert_int_eq(proto_get_str(m, "finish", 1, 15, &t, &len, NULL), 0);
+	snprintf(r->finish, sizeof r->finish, "%.*s", (int)len, t);
+	r->t_done = now();
+	r->done = 1;
+	return 1;
+}
+
+/* Why a connection closed under us: whether sinkd is still there. */
+static const char *
+daemon_fate(void)
+{
+	static char buf[64];
+	int st, i;
+
+	for (i = 0; waitpid(daemon_pid, &st, WNOHANG) != daemon_pid; i++) {
+		if (i == 50)
+			return "sinkd still runs";
+		usleep(10000); /* a dying process closes its files first */
+	}
+	if (WIFSIGNALED(st))
+		snprintf(buf, sizeof buf, "sinkd died of signal %d",
+		    WTERMSIG(st));
+	else
+		snprintf(buf, sizeof buf, "sinkd exited %d", WEXITSTATUS(st));
+	daemon_pid = 0;
+	return buf;
+}
+
+/* Reads a streamed reply of request id to its end. */
+static void
+drain(struct conn *c, uint64_t id, struct reply *r)
+{
+	struct proto_msg *m;
+
+	while ((m = next(c)) != NULL && !reply_take(r, m, id))
+		;
+	ck_assert_msg(r->done, "connection closed after %d tokens of %llu, "
+	    "before done (%s)", r->n, (unsigned long long)id, daemon_fate());
+}
+
+/* Creates session name: streaming, cache 256, 4 sinks, explicit sampling. */
+static void
+create(struct conn *c, uint64_t id, const char *name, uint64_t seed)
+{
+	rq(c, "create", id, "ssuufuffu", "name", name, "mode", "streaming",
+	    "cache", (uint64_t)256, "sinks", (uint64_t)4, "temp", 0.8,
+	    "top_k", (uint64_t)40, "top_p", 0.95, "min_p", 0.05, "seed", seed);
+}
+
+/* The same, in process. */
+static void
+create_opts(struct seq_opts *so, struct sampler_params *sp, uint64_t seed)
+{
+	seq_opts_default(so);
+	so->mode = SEQ_STREAMING;
+	so->n_cache = 256;
+	so->n_sink = 4;
+	sampler_defaults(sp);
+	sp->temp = (float)0.8;
+	sp->top_k = 40;
+	sp->top_p = (float)0.95;
+	sp->min_p = (float)0.05;
+	sp->seed = seed;
+}
+
+static void
+complete(struct conn *c, uint64_t id, const char *name, uint64_t n)
+{
+	rq(c, "complete", id, "ssub", "name", name, "text", PROMPT,
+	    "max_tokens", n, "ignore_eos", 1);
+}
+
+/* The engine in process, set up as the daemon's worker and a session. */
+struct engine {
+	const struct model *m;
+	struct seq *seq;
+	struct seq_work *w;
+	struct pool *pool;
+	struct sampler *smp;
+	float *logits;
+};
+
+static void
+engine_open(struct engine *e, const struct model *m, const struct seq_opts *so,
+    const struct sampler_params *sp, int threads)
+{
+	e->m = m;
+	e->seq = seq_new(m, so, NULL);
+	e->w = seq_work_new(m, GEN_BATCH, NULL);
+	e->pool = pool_new(threads, NULL);
+	e->smp = sampler_new(sp, m->hp.n_vocab, NULL);
+	e->logits = malloc((size_t)m->hp.n_vocab * sizeof *e->logits);
+	ck_assert(e->seq != NULL && e->w != NULL && e->pool != NULL &&
+	    e->smp != NULL && e->logits != NULL);
+}
+
+static void
+engine_close(struct engine *e)
+{
+	free(e->logits);
+	sampler_free(e->smp);
+	pool_free(e->pool);
+	seq_work_free(e->w);
+	seq_free(e->seq);
+}
+
+/*
+ * What sinkd does with the text of a complete on a new session
+ * (daemon/gen.c): BOS when the model adds one, then the raw text,
+ * prefilled in chunks of GEN_BATCH.  The last prompt token.
+ */
+static int32_t
+engine_prefill(struct engine *e)
+{
+	const struct tok *tk = e->m->tok;
+	char cause[ERR_LEN] = "";
+	int32_t *toks, last;
+	size_t n, fed, c;
+
+	ck_assert_int_eq(tok_encode(tk, PROMPT, strlen(PROMPT),
+	    tok_add_bos(tk) && tok_bos(tk) >= 0, &toks, &n, cause), 0);
+	ck_assert_uint_gt(n, 0);
+	for (fed = 0; fed < n; fed += c) {
+		c = n - fed < GEN_BATCH ? n - fed : GEN_BATCH;
+		ck_assert_msg(seq_eval(e->seq, e->w, e->pool, toks + fed, c,
+		    fed + c == n ? e->logits : NULL, 0, cause) == 0, "%s",
+		    cause);
+	}
+	last = toks[n - 1];
+	free(toks);
+	return last;
+}
+
+/*
+ * Then sample, accept, piece and evaluate a token at a time, as sinkd;
+ * out is reply_init'ed.
+ */
+static void
+engine_run(const struct model *m, const struct seq_opts *so,
+    const struct sampler_params *sp, int threads, int n_gen,
+    struct reply *out)
+{
+	struct engine e;
+	char piece[256], cause[ERR_LEN] = "";
+	int32_t prev, id;
+	int i, n;
+
+	engine_open(&e, m, so, sp, threads);
+	prev = engine_prefill(&e);
+	for (i = 0; i < n_gen; i++) {
+		id = sampler_sample(e.smp, e.logits);
+		sampler_accept(e.smp, id);
+		n = tok_piece(m->tok, prev, id, piece, sizeof piece);
+		ck_assert_int_ge(n, 0);
+		reply_add(out, piece, n < (int)sizeof piece ? (size_t)n :
+		    sizeof piece, id);
+		prev = id;
+		ck_assert_msg(seq_eval(e.seq, e.w, e.pool, &id, 1, e.logits, 0,
+		    cause) == 0, "%s", cause);
+	}
+	engine_close(&e);
+}
+
+/* Bytes of text that are not valid UTF-8, as the daemon masks them. */
+static size_t
+masked(const char *text, size_t len)
+{
+	size_t i = 0, n, bad = 0;
+
+	while (i < len) {
+		n = proto_utf8_seq((const uint8_t *)text + i, len - i);
+		bad += n == 0;
+		i += n == 0 ? 1 : n;
+	}
+	return bad;
+}
+
+/*
+ * Reply r must be exactly e: the same token ids and the same bytes.  As
+ * event texts are UTF-8 (sinkd-protocol(7)), with `mask` the bytes of e
+ * that are not become '?' first, as sinkd masks them.
+ */
+static void
+same(const struct reply *r, struct reply *e, int mask, const char *what)
+{
+	size_t i;
+	int k;
+
+	if (mask)
+		proto_utf8_sanitize(e->text, e->len);
+	ck_assert_int_eq(r->n, e->n);
+	for (k = 0; k < r->n; k++)
+		ck_assert_msg(r->ids[k] == e->ids[k], "%s: token %d is %d, "
+		    "expected %d", what, k, r->ids[k], e->ids[k]);
+	for (i = 0; i < r->len && i < e->len && r->text[i] == e->text[i]; i++)
+		;
+	ck_assert_msg(r->len == e->len && i == e->len, "%s: text differs at "
+	    "byte %zu of %zu (expected %zu bytes)", what, i, r->len, e->len);
+}
+
+/* One model: a complete over the wire against the engine in process. */
+static void
+exact_on(const char *path, const char *label)
+{
+	struct model *m;
+	struct seq_opts so;
+	struct sampler_params sp;
+	struct reply e, r;
+	struct conn c;
+	char cause[ERR_LEN] = "";
+
+	start_daemon(path, "1", NULL);
+	conn_open(&c);
+	create(&c, 1, "exact", 1234);
+	expect(&c, "ok", 1);
+	reply_init(&r);
+	complete(&c, 2, "exact", 150);
+	drain(&c, 2, &r);
+	conn_close(&c);
+	stop_daemon();
+	ck_assert_str_eq(r.finish, "length");
+	ck_assert_int_eq(r.n, 150);
+	ck_assert_msg((m = model_open(path, NULL, cause)) != NULL, "%s", cause);
+	create_opts(&so, &sp, 1234);
+	reply_init(&e);
+	engine_run(m, &so, &sp, 1, 150, &e);
+	printf("exact_text %s: 150 token events, %zu bytes (%zu not UTF-8, "
+	    "masked), %.0f tokens/s over the wire\n", label, e.len,
+	    masked(e.text, e.len), 149 / (r.t_last - r.t_first + 1e-9));
+	same(&r, &e, 1, label);
+	reply_free(&e);
+	reply_free(&r);
+	model_close(m);
+}
+
+START_TEST(exact_text)
+{
+	const char *shared = getenv("SINKD_SHARED");
+	char path[700];
+
+	exact_on(tiny, "synthetic tiny");
+	snprintf(path, sizeof path, "%s/models/stories260K.gguf",
+	    shared != NULL ? shared : "../shared");
+	if (access(path, R_OK) != 0) {
+		printf("SKIP: exact_text on stories260K: %s is absent\n", path);
+		return;
+	}
+	exact_on(path, "stories260K");
+}
+END_TEST
+
+/* Reads whatever arrived on the many connections; how many replies ended. */
+static int
+pump(struct conn *c, struct reply *r, int *created, int n)
+{
+	struct pollfd pfd[N_CLIENTS];
+	struct proto_msg *m;
+	int i, ended = 0;
+
+	for (i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
+	ck_assert_msg(poll(pfd, (nfds_t)n, 20000) > 0, "no reply in 20 s");
+	for (i = 0; i < n; i++) {
+		if (pfd[i].revents == 0)
+			continue;
+		ck_assert_msg(fill(&c[i]) > 0, "client %d: connection closed "
+		    "(%s)", i, daemon_fate());
+		while ((m = pop(&c[i])) != NULL) {
+			if (!created[i]) { /* create's ok comes first */
+				ck_assert_msg(is_kind(m, "ok") && id_of(m) == 1,
+				    "client %d: create failed", i);
+				created[i] = 1;
+			} else
+				ended += reply_take(&r[i], m, 2);
+		}
+	}
+	return ended;
+}
+
+/* max/min of v[0..n) */
+static double
+spread(const double *v, int n, double *lo, double *hi)
+{
+	int i;
+
+	*lo = *hi = v[0];
+	for (i = 1; i < n; i++) {
+		*lo = v[i] < *lo ? v[i] : *lo;
+		*hi = v[i] > *hi ? v[i] : *hi;
+	}
+	return *hi / *lo;
+}
+
+/* Each reply is the engine's for its seed, with the daemon's threads. */
+static void
+check_many(const struct reply *r)
+{
+	struct seq_opts so;
+	struct sampler_params sp;
+	struct model *m;
+	struct reply e;
+	char cause[ERR_LEN] = "", what[32];
+	int i;
+
+	ck_assert_msg((m = model_open(small, NULL, cause)) != NULL, "%s",
+	    cause);
+	for (i = 0; i < N_CLIENTS; i++) {
+		ck_assert_str_eq(r[i].finish, "length");
+		ck_assert_int_eq(r[i].n, 64);
+		create_opts(&so, &sp, 100 + (uint64_t)i);
+		reply_init(&e);
+		engine_run(m, &so, &sp, (int)sysconf(_SC_NPROCESSORS_ONLN), 64,
+		    &e);
+		snprintf(what, sizeof what, "client %d", i);
+		same(&r[i], &e, 1, what);
+		reply_free(&e);
+	}
+	model_close(m);
+}
+
+START_TEST(many_clients)
+{
+	static struct conn c[N_CLIENTS];
+	static struct reply r[N_CLIENTS];
+	double stream[N_CLIENTS], whole[N_CLIENTS], lo, hi, t0, f1, f2;
+	int created[N_CLIENTS] = { 0 }, i, ended = 0;
+	char name[16];
+
+	start_daemon(small, NULL, "--max-clients", "100", NULL);
+	for (i = 0; i < N_CLIENTS; i++)
+		conn_open(&c[i]);
+	t0 = now();
+	for (i = 0; i < N_CLIENTS; i++) {
+		snprintf(name, sizeof name, "c%d", i);
+		reply_init(&r[i]);
+		create(&c[i], 1, name, 100 + (uint64_t)i);
+		complete(&c[i], 2, name, 64);
+	}
+	while (ended < N_CLIENTS)
+		ended += pump(c, r, created, N_CLIENTS);
+	for (i = 0; i < N_CLIENTS; i++) {
+		stream[i] = 63 / (r[i].t_last - r[i].t_first + 1e-9);
+		whole[i] = 64 / (r[i].t_done - r[i].t_send);
+	}
+	f1 = spread(stream, N_CLIENTS, &lo, &hi);
+	printf("many_clients: %d x 64 tokens in %.3f s; per session, first "
+	    "to last token: %.0f..%.0f tokens/s (max/min %.2f)\n", N_CLIENTS,
+	    now() - t0, lo, hi, f1);
+	f2 = spread(whole, N_CLIENTS, &lo, &hi);
+	printf("many_clients: per session, send to done: %.0f..%.0f tokens/s "
+	    "(max/min %.2f)\n", lo, hi, f2);
+	check_many(r);
+	ck_assert_msg(f1 <= 1.5, "unfair: first-to-last rates differ %.2fx",
+	    f1);
+	ck_assert_msg(f2 <= 1.5, "unfair: send-to-done rates differ %.2fx", f2);
+	for (i = 0; i < N_CLIENTS; i++) {
+		conn_close(&c[i]);
+		reply_free(&r[i]);
+	}
+	stop_daemon();
+}
+END_TEST
+
+/* Connects, sends n bytes, closes without reading. */
+static void
+hit_and_run(const uint8_t *p, size_t n)
+{
+	struct conn g;
+
+	conn_open(&g);
+	send_raw(&g, p, n);
+	conn_close(&g);
+}
+
+/* Garbage of every kind, from clients that then go away. */
+static void
+garbage(void)
+{
+	static const uint8_t valid[] = "\0\0\0\x0f\x82\xa2op\xa6status"
+	    "\xa2id\x01";
+	uint8_t junk[4096];
+	uint64_t s = 0x9e3779b97f4a7c15ULL;
+	size_t i, k, len;
+
+	for (k = 0; k < 8; k++) {
+		for (i = 0; i < sizeof junk; i++) { /* xorshift: no surprises */
+			s ^= s << 13;
+			s ^= s >> 7;
+			s ^= s << 17;
+			junk[i] = (uint8_t)(s >> 32);
+		}
+		hit_and_run(junk, sizeof junk); /* a random length */
+		junk[0] = junk[1] = 0;	/* a plausible length, random body */
+		junk[2] &= 0x07;
+		len = (size_t)junk[2] << 8 | junk[3];
+		hit_and_run(junk, 4 + len);
+		hit_and_run(junk, 4 + len / 2);	/* the same body cut short */
+		hit_and_run(valid, 4 + k);	/* a request cut short */
+	}
+	hit_and_run(valid, sizeof valid - 1 - 3); /* the map cut short */
+}
+
+START_TEST(isolation)
+{
+	struct conn a, b, d;
+	struct reply ra, rb, again;
+	struct proto_msg *m;
+	double t;
+	int busy = 0, k;
+
+	start_daemon(tiny, "1", NULL);
+	conn_open(&a);
+	conn_open(&b);
+	create(&a, 1, "long", 77);
+	expect(&a, "ok", 1);
+	create(&b, 1, "other", 78);
+	expect(&b, "ok", 1);
+	reply_init(&ra);
+	reply_init(&rb);
+	complete(&a, 2, "long", 2000);
+	complete(&b, 2, "other", 500);
+	for (k = 0; k < 3; k++) /* the stream is under way */
+		ck_assert(!reply_take(&ra, expect(&a, "token", 2), 2));
+	t = now();
+	garbage();
+	conn_open(&d);
+	rq(&d, "info", 1, "s", "name", "long");
+	m = expect(&d, "ok", 1);
+	ck_assert_int_eq(proto_map_get_bool(proto_get(m, "session"), "busy", 1,
+	    &busy, NULL), 0);
+	printf("isolation: %d garbage clients came and went in %.1f ms\n",
+	    8 * 4 + 1, (now() - t) * 1e3);
+	/* Else the stream was over before the garbage: nothing was shown. */
+	ck_assert_msg(busy, "the long stream ended before the garbage did");
+	drain(&a, 2, &ra);
+	drain(&b, 2, &rb);
+	ck_assert_str_eq(ra.finish, "length");
+	ck_assert_int_eq(ra.n, 2000);
+	ck_assert_str_eq(rb.finish, "length");
+	ck_assert_int_eq(rb.n, 500);
+	/* The same request alone, on a fresh session. */
+	create(&d, 2, "again", 77);
+	expect(&d, "ok", 2);
+	reply_init(&again);
+	complete(&d, 3, "again", 2000);
+	drain(&d, 3, &again);
+	same(&ra, &again, 0, "the stream against the same request alone");
+	printf("isolation: 2000 tokens (%zu bytes) as alone; %.0f tokens/s\n",
+	    ra.len, 1999 / (ra.t_last - ra.t_first + 1e-9));
+	conn_close(&a);
+	conn_close(&b);
+	conn_close(&d);
+	reply_free(&ra);
+	reply_free(&rb);
+	reply_free(&again);
+	stop_daemon();
+}
+END_TEST
+
+/* The tiny shape, wider and deeper by `scale`. */
+static void
+write_model(char *path, size_t size, const char *name, int scale)
+{
+	struct synth_opts o = { .arch = "llama", .type = QT_F32, .seed = 9 };
+	char cause[ERR_LEN] = "";
+
+	synth_shape(&o, "tiny", NULL);
+	o.n_embd *= scale;
+	o.n_ff *= scale;
+	o.n_layer *= scale;
+	snprintf(path, size, "%s/%s.gguf", tmpdir, name);
+	ck_assert_msg(synth_write(&o, path, cause) == 0, "%s", cause);
+}
+
+static void
+setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	write_model(tiny, sizeof tiny, "tiny", 1);
+	write_model(small, sizeof small, "small", 4);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* A test that failed half-way leaves no daemon behind. */
+static void
+each_teardown(void)
+{
+	if (daemon_pid > 0 && kill(daemon_pid, 0) == 0) {
+		kill(daemon_pid, SIGKILL);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	daemon_pid = 0;
+}
+
+static void
+teardown(void)
+{
+	char cmd[700];
+
+	each_teardown();
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static Suite *
+load_suite(void)
+{
+	Suite *s = suite_create("daemon_load");
+	TCase *tc = tcase_create("load");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, NULL, each_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, exact_text);
+	tcase_add_test(tc, many_clients);
+	tcase_add_test(tc, isolation);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(int argc, char **argv)
+{
+	SRunner *sr;
+	int failed;
+
+	(void)argc;
+	/* The kernels sinkd runs (it re-executes for them), for equal sums. */
+	blas_prepare(argv);
+	setvbuf(stdout, NULL, _IOLBF, 0); /* figures survive a failed test */
+	sr = srunner_create(load_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
