@@ -209,6 +209,8 @@ client_fail(struct client *c, int code, const char *msg)
 	if (proto_out_finish(&o, PROTO_MAX_FRAME, &data, &len, NULL) == 0)
 		client_send(c, data, len);
 	proto_out_free(&o);
+	/* Its requests end now, whether or not it ever reads again. */
+	drop_jobs(c);
 	/* Freed by write_cb once the error is out: never in a callback. */
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);

@@ -127,8 +127,11 @@ op_hello(struct req *r)
 {
 	struct proto_out *o;
 	uint64_t v;
+	const char *cl;
+	size_t cll;
 
-	if (proto_get_u64(r->msg, "proto", 1, 0, UINT32_MAX, &v, r->cause))
+	if (proto_get_u64(r->msg, "proto", 1, 0, UINT32_MAX, &v, r->cause) ||
+	    proto_get_str(r->msg, "client", 0, 256, &cl, &cll, r->cause) < 0)
 		return bad(r);
 	if (v != PROTO_MAJOR)
 		return req_err(r, PROTO_E_VERSION, "protocol %llu is not "
@@ -387,7 +390,7 @@ job_new(struct req *r, struct session *s, enum job_kind kind)
 	j->id = r != NULL ? r->id : 0;
 	j->kind = kind;
 	j->s = s;
-	j->max_tokens = s->max_tokens;
+	j->max_tokens = s != NULL ? s->max_tokens : 0;
 	atomic_init(&j->stop, STOP_NONE);
 	return j;
 }
@@ -556,26 +559,18 @@ op_reset(struct req *r)
 	return reply(r);
 }
 
-/* chat, complete and feed: a job for the worker; it replies at the end. */
+/*
+ * The keys of a turn into j; sampling overrides start from base.  No
+ * side effect but j, so that a refused turn changes nothing.
+ */
 static int
-start_turn(struct req *r, enum job_kind kind)
+turn_keys(struct req *r, struct job *j, const struct sampler_params *base,
+    int32_t base_mt)
 {
-	struct session *s = NULL;
-	const char *name, *text, *st[JOB_MAX_STOPS];
-	size_t len, tlen, sl[JOB_MAX_STOPS], ns = 0, i;
-	uint64_t mt;
-	int create = 0;
-	struct job *j;
+	const char *text, *st[JOB_MAX_STOPS];
+	size_t tlen, sl[JOB_MAX_STOPS], ns = 0, i;
+	uint64_t mt = (uint64_t)base_mt;
 
-	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
-	    r->cause) != 0 || proto_get_bool(r->msg, "create", 0, &create,
-	    r->cause) < 0)
-		return bad(r);
-	if ((s = sess_find(&r->d->sessions, name, len)) == NULL && create &&
-	    new_session(r, name, len, 0, &s) != 0)
-		return -1;
-	if (find_session(r, &s) != 0)
-		return -1;
 	if (proto_get_str(r->msg, "text", 1, SIZE_MAX, &text, &tlen,
 	    r->cause) != 0)
 		return bad(r);
@@ -584,34 +579,64 @@ start_turn(struct req *r, enum job_kind kind)
 		    "limit is %ld (max-prompt)", tlen, r->d->conf->max_prompt);
 	if (tlen == 0)
 		return req_err(r, PROTO_E_BAD_REQUEST, "key 'text' is empty");
-	if ((j = job_new(r, s, kind)) == NULL)
-		return req_err(r, PROTO_E_INTERNAL, "out of memory");
-	j->sp = s->sp;
-	mt = (uint64_t)s->max_tokens;
-	if (kind != JOB_FEED && (get_sampling(r, &j->sp, &j->sp_override) ||
+	j->sp = *base;
+	if (j->kind != JOB_FEED && (get_sampling(r, &j->sp, &j->sp_override) ||
 	    proto_get_u64(r->msg, "max_tokens", 0, 1,
 	    (uint64_t)r->d->conf->max_tokens, &mt, r->cause) < 0 ||
 	    proto_get_str_array(r->msg, "stop", JOB_MAX_STOPS, STOP_MAX_LEN,
 	    st, sl, &ns, r->cause) < 0 || proto_get_bool(r->msg,
-	    "ignore_eos", 0, &j->ignore_eos, r->cause) < 0)) {
-		job_free(j);
+	    "ignore_eos", 0, &j->ignore_eos, r->cause) < 0))
 		return bad(r);
-	}
 	j->max_tokens = (int32_t)mt;
 	for (i = 0; i < ns; i++) {
-		if (sl[i] == 0 || memchr(st[i], '\0', sl[i]) != NULL ||
-		    (j->stops[i] = strndup(st[i], sl[i])) == NULL)
-			break;
+		if (sl[i] == 0 || memchr(st[i], '\0', sl[i]) != NULL)
+			return req_err(r, PROTO_E_BAD_REQUEST, "stop string %zu "
+			    "is empty or holds a NUL byte", i + 1);
+		if ((j->stops[i] = strndup(st[i], sl[i])) == NULL)
+			return req_err(r, PROTO_E_INTERNAL, "out of memory");
 		j->n_stops++;
 	}
-	if ((j->text = malloc(tlen + 1)) == NULL || j->n_stops != ns) {
-		job_free(j);
-		return req_err(r, PROTO_E_BAD_REQUEST, "a stop string is empty "
-		    "or holds a NUL byte");
-	}
+	if ((j->text = malloc(tlen + 1)) == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
 	memcpy(j->text, text, tlen);
 	j->text[tlen] = '\0';
 	j->text_len = tlen;
+	return 0;
+}
+
+/*
+ * chat, complete and feed: a job for the worker; it replies at the end.
+ * With create, the session is made only once every key has passed.
+ */
+static int
+start_turn(struct req *r, enum job_kind kind)
+{
+	struct session *s;
+	struct sampler_params def;
+	const char *name;
+	size_t len;
+	int create = 0;
+	struct job *j;
+
+	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
+	    r->cause) != 0 || proto_get_bool(r->msg, "create", 0, &create,
+	    r->cause) < 0)
+		return bad(r);
+	s = sess_find(&r->d->sessions, name, len);
+	if ((s == NULL || s->dead) && !create)
+		return find_session(r, &s);
+	sampler_defaults(&def);
+	if ((j = job_new(r, NULL, kind)) == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	/* A new session's defaults are these; an old one's its own. */
+	if (turn_keys(r, j, s != NULL ? &s->sp : &def, s != NULL ?
+	    s->max_tokens : (int32_t)r->d->conf->max_tokens) != 0 ||
+	    (s == NULL && new_session(r, name, len, 0, &s) != 0) ||
+	    find_session(r, &s) != 0) {
+		job_free(j);
+		return -1;
+	}
+	j->s = s;
 	return enqueue(r, j);
 }
 
