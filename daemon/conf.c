@@ -335,6 +335,26 @@ conf_argv(struct conf *c, int argc, char **argv, int pass,
 	return 0;
 }
 
+/* *path made absolute against the working directory (NULL stays). */
+static int
+absolute(char **path, char *cause)
+{
+	char cwd[4096], *p;
+	size_t len;
+
+	if (*path == NULL || (*path)[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return err_set(cause, "getcwd: %s", strerror(errno));
+	len = strlen(cwd) + strlen(*path) + 2;
+	if ((p = malloc(len)) == NULL)
+		return err_set(cause, "out of memory");
+	snprintf(p, len, "%s/%s", cwd, *path);
+	free(*path);
+	*path = p;
+	return 0;
+}
+
 int
 conf_load(struct conf *c, int argc, char **argv, char *cause)
 {
@@ -363,6 +383,11 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 	free(lo);
 	if (rc == 0 && c->socket == NULL)
 		rc = default_socket(c, cause);
+	/* -d changes to / : paths used later must not depend on the cwd. */
+	if (rc == 0)
+		rc = absolute(&c->socket, cause);
+	if (rc == 0)
+		rc = absolute(&c->log_file, cause);
 	if (rc == 0 && c->model == NULL)
 		rc = err_set(cause, "no model: give -m MODEL (or model = in "
 		    "sinkd.conf)");

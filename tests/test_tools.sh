@@ -119,6 +119,15 @@ expect_error "sinkd unknown group" "no group named" \
     "$sd" -m "$tmp/tiny.gguf" --group no-such-group-here -n
 "$sd" --help | grep -q -- "--max-output" && ok "sinkd --help lists limits" ||
 	bad "sinkd --help"
+# -d detaches; relative paths still mean the directory it started in.
+if (cd "$tmp" && "$sd" -m tiny.gguf --socket d.sock --log d.log -d) &&
+    sleep 0.5 && "$bin/sink" -S "$tmp/d.sock" status >/dev/null 2>&1 &&
+    grep -q serving "$tmp/d.log"; then
+	ok "sinkd -d detaches and serves"
+else
+	bad "sinkd -d: $(cat "$tmp/d.log" 2>/dev/null | head -c 300)"
+fi
+pkill -TERM -f -- "--socket d.sock" 2>/dev/null
 
 # No model anywhere: one line that says how to get one.
 mkdir -p "$tmp/bin"
