@@ -13,36 +13,18 @@
  */
 #include <check.h>
 #include <dirent.h>
-#include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon_harness.h"
 #include "proto.h"
-#include "quant.h"
-#include "synth.h"
-
-static char tmpdir[] = "/tmp/sinkd-test-hostile-XXXXXX";
-static char model[600], sock[100], rundir[600];
-static pid_t daemon_pid;
-
-struct conn {
-	int fd;
-	uint8_t buf[1 << 18];
-	size_t len;
-	struct proto_msg msg;
-	int have;
-	size_t used;
-};
 
 /* A frame under construction: 4 length bytes, then whatever is packed. */
 struct raw {
@@ -59,79 +41,10 @@ struct snap {
 
 static struct snap by_snap;
 
-static void
-make_model(void)
-{
-	struct synth_opts o = { .arch = "llama", .type = QT_F32, .seed = 9 };
-	char cause[ERR_LEN] = "";
-
-	synth_shape(&o, "tiny", NULL);
-	snprintf(model, sizeof model, "%s/tiny.gguf", tmpdir);
-	ck_assert_msg(synth_write(&o, model, cause) == 0, "%s", cause);
-}
-
-static int
-answers(void)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0), rc;
-
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
-	close(fd);
-	return rc == 0;
-}
-
-/* sinkd with extra arguments (NULL-terminated), run in an empty rundir. */
-static void
-start_daemon(const char *extra, ...)
-{
-	const char *bin = getenv("SINKD_BUILDDIR");
-	const char *argv[32] = { NULL, "-m", model, "--socket", sock, "-t",
-		"1", "--max-tokens", "1000000", "--log-level", "warn" };
-	char rel[600], path[PATH_MAX];
-	int n = 11, i;
-	va_list ap;
-
-	/* Absolute: sinkd runs in rundir. */
-	snprintf(rel, sizeof rel, "%s/sinkd", bin != NULL ? bin : ".");
-	ck_assert_msg(realpath(rel, path) != NULL, "no %s", rel);
-	snprintf(sock, sizeof sock, "%.80s/s%d", tmpdir,
-	    (int)getpid() % 100000);
-	argv[0] = path;
-	va_start(ap, extra);
-	for (; extra != NULL && n < 30; extra = va_arg(ap, const char *))
-		argv[n++] = extra;
-	va_end(ap);
-	argv[n] = NULL;
-	daemon_pid = fork();
-	ck_assert_int_ge(daemon_pid, 0);
-	if (daemon_pid == 0) {
-		if (chdir(rundir) == 0)
-			execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && !answers(); i++)
-		usleep(20000);
-	ck_assert_msg(i < 500, "sinkd did not start");
-}
-
-static void
-stop_daemon(void)
-{
-	int st = 0, i;
-
-	kill(daemon_pid, SIGTERM);
-	for (i = 0; i < 500; i++) {
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
-			break;
-		usleep(20000);
-	}
-	ck_assert_msg(i < 500, "sinkd did not stop");
-	daemon_pid = 0;
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sinkd exit "
-	    "status %d", st);
-}
+/* The arguments every sinkd here gets, before a test's own. */
+static const char *const std_args[] = { "-t", "1", "--max-tokens",
+	"1000000", "--log-level", "warn", NULL };
+static char model[600];
 
 static int64_t
 now_ms(void)
@@ -142,46 +55,11 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-dial(void)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd;
-
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
-	return fd;
-}
-
-static void
-conn_open(struct conn *c)
-{
-	memset(c, 0, sizeof *c);
-	c->fd = dial();
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->have)
-		proto_msg_free(&c->msg);
-	c->have = 0;
-	close(c->fd);
-}
-
 /* Best effort: the daemon may hang up on a hostile client at any time. */
 static void
 send_try(int fd, const void *p, size_t n)
 {
 	(void)!send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-static void
-send_raw(struct conn *c, const void *p, size_t n)
-{
-	ck_assert_int_eq(send(c->fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
 static void
@@ -221,7 +99,7 @@ raw_head(struct raw *r, const char *op, uint64_t id, size_t n)
 
 /* Sets the length, sends the frame (of n bytes, 0: all), frees it. */
 static void
-raw_send(struct conn *c, struct raw *r, size_t n)
+raw_send(struct dh_conn *c, struct raw *r, size_t n)
 {
 	size_t body = r->sb.size - 4;
 	uint8_t *p = (uint8_t *)r->sb.data;
@@ -230,203 +108,51 @@ raw_send(struct conn *c, struct raw *r, size_t n)
 	p[1] = (uint8_t)(body >> 16);
 	p[2] = (uint8_t)(body >> 8);
 	p[3] = (uint8_t)body;
-	send_raw(c, p, n == 0 ? r->sb.size : n);
+	dh_send_raw(c, p, n == 0 ? r->sb.size : n);
 	msgpack_sbuffer_destroy(&r->sb);
-}
-
-/*
- * Sends {op, id, ...} through proto's encoder: each char of spec adds a
- * key and a value: 's' a string, 'u' a uint64_t, 'b' a flag, 'f' a double.
- */
-static void
-rq(struct conn *c, const char *op, uint64_t id, const char *spec, ...)
-{
-	struct proto_out o;
-	const char *p, *data;
-	size_t len;
-	va_list ap;
-
-	proto_out_init(&o);
-	proto_pack_map(&o, 2 + strlen(spec));
-	proto_pack_key(&o, "op");
-	proto_pack_cstr(&o, op);
-	proto_pack_key(&o, "id");
-	proto_pack_u64(&o, id);
-	va_start(ap, spec);
-	for (p = spec; *p != '\0'; p++) {
-		proto_pack_key(&o, va_arg(ap, const char *));
-		if (*p == 's')
-			proto_pack_cstr(&o, va_arg(ap, const char *));
-		else if (*p == 'u')
-			proto_pack_u64(&o, va_arg(ap, uint64_t));
-		else if (*p == 'b')
-			proto_pack_bool(&o, va_arg(ap, int));
-		else
-			proto_pack_f64(&o, va_arg(ap, double));
-	}
-	va_end(ap);
-	ck_assert_int_eq(proto_out_finish(&o, PROTO_MAX_FRAME, &data, &len,
-	    NULL), 0);
-	send_raw(c, data, len);
-	proto_out_free(&o);
-}
-
-/* The next message, or NULL when the daemon closed the connection. */
-static struct proto_msg *
-next(struct conn *c)
-{
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	size_t body;
-	ssize_t n;
-	int rc;
-
-	if (c->have) {
-		proto_msg_free(&c->msg);
-		c->have = 0;
-		memmove(c->buf, c->buf + c->used, c->len - c->used);
-		c->len -= c->used;
-	}
-	for (;;) {
-		rc = proto_frame_check(c->buf, c->len, sizeof c->buf - 4, &body,
-		    NULL);
-		ck_assert_int_ge(rc, 0);
-		if (rc == 1)
-			break;
-		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "no reply in 20 s");
-		n = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
-		if (n <= 0) {
-			ck_assert_uint_eq(c->len, 0); /* no frame cut short */
-			return NULL;
-		}
-		c->len += (size_t)n;
-	}
-	ck_assert_int_eq(proto_msg_parse(&c->msg, c->buf + 4, body, NULL), 0);
-	c->have = 1;
-	c->used = 4 + body;
-	return &c->msg;
-}
-
-static int
-str_is(const struct proto_msg *m, const char *key, const char *val)
-{
-	const char *k;
-	size_t len;
-
-	return m != NULL && proto_get_str(m, key, 1, 64, &k, &len, NULL) ==
-	    0 && len == strlen(val) && memcmp(k, val, len) == 0;
-}
-
-static uint64_t
-id_of(const struct proto_msg *m)
-{
-	uint64_t id = 0;
-
-	proto_get_u64(m, "id", 1, 0, PROTO_ID_MAX, &id, NULL);
-	return id;
-}
-
-static struct proto_msg *
-expect(struct conn *c, const char *kind, uint64_t id)
-{
-	struct proto_msg *m = next(c);
-	const char *got = "", *code = "", *msg = "";
-	size_t l0 = 0, l1 = 0, l2 = 0;
-
-	ck_assert_msg(m != NULL, "connection closed, expected %s %llu", kind,
-	    (unsigned long long)id);
-	proto_get_str(m, "kind", 0, 64, &got, &l0, NULL);
-	proto_get_str(m, "code", 0, 64, &code, &l1, NULL);
-	proto_get_str(m, "message", 0, 1024, &msg, &l2, NULL);
-	ck_assert_msg(str_is(m, "kind", kind) && id_of(m) == id, "expected "
-	    "%s %llu, got %.*s %llu (%.*s: %.*s)", kind, (unsigned long long)id,
-	    (int)l0, got, (unsigned long long)id_of(m), (int)l1, code, (int)l2,
-	    msg);
-	return m;
-}
-
-/* An error for id whose code is one of codes ("a|b"). */
-static void
-expect_error(struct conn *c, uint64_t id, const char *codes, const char *what)
-{
-	struct proto_msg *m = next(c);
-	const char *kind = "", *got = "", *msg = "";
-	size_t kl = 0, len = 0, ml = 0;
-	char pat[128], one[70];
-
-	ck_assert_msg(m != NULL, "%s: connection closed, expected error %llu",
-	    what, (unsigned long long)id);
-	proto_get_str(m, "kind", 0, 64, &kind, &kl, NULL);
-	proto_get_str(m, "code", 0, 64, &got, &len, NULL);
-	proto_get_str(m, "message", 0, 1024, &msg, &ml, NULL);
-	snprintf(pat, sizeof pat, "|%s|", codes);
-	snprintf(one, sizeof one, "|%.*s|", (int)len, got);
-	ck_assert_msg(str_is(m, "kind", "error") && id_of(m) == id &&
-	    strstr(pat, one) != NULL, "%s: got %.*s %llu %.*s (%.*s), expected "
-	    "error %llu %s", what, (int)kl, kind, (unsigned long long)id_of(m),
-	    (int)len, got, (int)ml, msg, (unsigned long long)id, codes);
 }
 
 /* A protocol error: bad_request (or codes) for id 0, then the hang-up. */
 static void
-expect_fatal(struct conn *c, const char *codes, const char *what)
+expect_fatal(struct dh_conn *c, const char *codes, const char *what)
 {
-	expect_error(c, 0, codes, what);
-	ck_assert_msg(next(c) == NULL, "%s: connection left open", what);
-}
-
-static const char *
-drain(struct conn *c, uint64_t id, int *tokens)
-{
-	static char finish[32];
-	struct proto_msg *m;
-	const char *t;
-	size_t len;
-
-	*tokens = 0;
-	while ((m = next(c)) != NULL && str_is(m, "kind", "token")) {
-		ck_assert_int_eq(id_of(m), id);
-		(*tokens)++;
-	}
-	ck_assert_msg(m != NULL && str_is(m, "kind", "done") && id_of(m) ==
-	    id, "reply %llu did not end with done", (unsigned long long)id);
-	ck_assert_int_eq(proto_get_str(m, "finish", 1, 16, &t, &len, NULL), 0);
-	snprintf(finish, sizeof finish, "%.*s", (int)len, t);
-	return finish;
+	dh_expect_error(c, 0, codes, what);
+	ck_assert_msg(dh_next(c) == NULL, "%s: connection left open", what);
 }
 
 /* The daemon is running and answers status on a fresh connection: rss. */
 static uint64_t
 alive(const char *phase)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct proto_msg *m;
 	uint64_t rss = 0;
 	int st;
 
-	ck_assert_msg(waitpid(daemon_pid, &st, WNOHANG) == 0, "%s: sinkd "
+	ck_assert_msg(waitpid(dh_pid(), &st, WNOHANG) == 0, "%s: sinkd "
 	    "died (status %d)", phase, st);
-	conn_open(&c);
-	rq(&c, "status", 424242, "");
-	m = expect(&c, "ok", 424242);
+	dh_open(&c);
+	dh_rq(&c, "status", 424242, "");
+	m = dh_expect(&c, "ok", 424242);
 	ck_assert_int_eq(proto_get_u64(m, "rss", 1, 1, UINT64_MAX, &rss,
 	    NULL), 0);
-	conn_close(&c);
+	dh_close(&c);
 	return rss;
 }
 
 static void
 snapshot(const char *name, struct snap *s)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct proto_msg *m;
 	struct proto_out o;
 	const msgpack_object *sess, *recent;
 	const char *data;
 	size_t len;
 
-	conn_open(&c);
-	rq(&c, "info", 77, "su", "name", name, "turns", (uint64_t)1000);
-	m = expect(&c, "ok", 77);
+	dh_open(&c);
+	dh_rq(&c, "info", 77, "su", "name", name, "turns", (uint64_t)1000);
+	m = dh_expect(&c, "ok", 77);
 	ck_assert_ptr_nonnull(sess = proto_get(m, "session"));
 	ck_assert_ptr_nonnull(recent = proto_get(m, "recent"));
 	proto_out_init(&o);
@@ -443,25 +169,25 @@ snapshot(const char *name, struct snap *s)
 	proto_map_get_u64(sess, "turns", 1, 0, UINT64_MAX, &s->turns, NULL);
 	proto_map_get_u64(sess, "seen", 1, 0, UINT64_MAX, &s->seen, NULL);
 	proto_out_free(&o);
-	conn_close(&c);
+	dh_close(&c);
 }
 
 /* The bystander: a session with a transcript, made before any hostility. */
 static void
 bystander_begin(void)
 {
-	struct conn c;
+	struct dh_conn c;
 	int n;
 
-	conn_open(&c);
-	rq(&c, "create", 1, "suuf", "name", "bystander", "cache", (uint64_t)64,
-	    "sinks", (uint64_t)4, "temp", 0.0);
-	expect(&c, "ok", 1);
-	rq(&c, "chat", 2, "ssub", "name", "bystander", "text", "hello there",
+	dh_open(&c);
+	dh_rq(&c, "create", 1, "suuf", "name", "bystander", "cache",
+	    (uint64_t)64, "sinks", (uint64_t)4, "temp", 0.0);
+	dh_expect(&c, "ok", 1);
+	dh_rq(&c, "chat", 2, "ssub", "name", "bystander", "text", "hello there",
 	    "max_tokens", (uint64_t)8, "ignore_eos", 1);
-	ck_assert_str_eq(drain(&c, 2, &n), "length");
+	ck_assert_str_eq(dh_drain(&c, 2, NULL, 0, NULL, 0, &n), "length");
 	ck_assert_int_eq(n, 8);
-	conn_close(&c);
+	dh_close(&c);
 	snapshot("bystander", &by_snap);
 	ck_assert_uint_eq(by_snap.turns, 2);
 }
@@ -485,16 +211,16 @@ unharmed(const char *phase)
 static void
 bystander_end(void)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct snap now;
 	int n;
 
-	conn_open(&c);
-	rq(&c, "chat", 3, "ssub", "name", "bystander", "text", "and now?",
+	dh_open(&c);
+	dh_rq(&c, "chat", 3, "ssub", "name", "bystander", "text", "and now?",
 	    "max_tokens", (uint64_t)4, "ignore_eos", 1);
-	ck_assert_str_eq(drain(&c, 3, &n), "length");
+	ck_assert_str_eq(dh_drain(&c, 3, NULL, 0, NULL, 0, &n), "length");
 	ck_assert_int_eq(n, 4);
-	conn_close(&c);
+	dh_close(&c);
 	snapshot("bystander", &now);
 	ck_assert_uint_eq(now.turns, by_snap.turns + 2);
 	ck_assert_uint_gt(now.seen, by_snap.seen);
@@ -527,7 +253,7 @@ replies_ok(int fd)
 		    sizeof buf, &body, NULL), 1);
 		ck_assert_int_eq(proto_msg_parse(&m, buf + off + 4, body, NULL),
 		    0);
-		ck_assert(str_is(&m, "kind", "error"));
+		ck_assert(dh_is_kind(&m, "error"));
 		proto_msg_free(&m);
 		off += 4 + body;
 		got++;
@@ -565,10 +291,10 @@ START_TEST(random_bytes)
 	int linger[200], n_linger = 0, i, errors = 0;
 	uint64_t s = 0x5eed5eed;
 
-	start_daemon("--max-clients", "300", NULL);
+	dh_start(model, std_args, "--max-clients", "300", NULL);
 	bystander_begin();
 	for (i = 0; i < 200; i++) {
-		int fd = dial();
+		int fd = dh_dial();
 		send_try(fd, b, noise(b, sizeof b, &s, i % 4));
 		if (rnd(&s) % 2)
 			close(fd);
@@ -586,7 +312,7 @@ START_TEST(random_bytes)
 	ck_assert_int_ge(errors, n_linger / 2); /* the noise was answered */
 	unharmed("random bytes");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -597,29 +323,29 @@ huge_lengths(void)
 	static const uint32_t lens[] = { 0xffffffffu, 0x80000000u,
 		0x7fffffffu, 0x01000000u, PROTO_MAX_FRAME + 1, 0 };
 	uint8_t hdr[64] = { 0 };
-	struct conn c;
+	struct dh_conn c;
 	size_t i;
 
 	for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
-		conn_open(&c);
+		dh_open(&c);
 		hdr[0] = (uint8_t)(lens[i] >> 24);
 		hdr[1] = (uint8_t)(lens[i] >> 16);
 		hdr[2] = (uint8_t)(lens[i] >> 8);
 		hdr[3] = (uint8_t)lens[i];
 		memset(hdr + 4, 0x80, sizeof hdr - 4);
-		send_raw(&c, hdr, sizeof hdr);
+		dh_send_raw(&c, hdr, sizeof hdr);
 		expect_fatal(&c, lens[i] == 0 ? "bad_request" : "too_large",
 		    "huge length");
-		conn_close(&c);
+		dh_close(&c);
 	}
 	/* After a good frame on the same connection: answered, then fatal. */
-	conn_open(&c);
-	rq(&c, "status", 5, "");
+	dh_open(&c);
+	dh_rq(&c, "status", 5, "");
 	memset(hdr, 0xff, 4);
-	send_raw(&c, hdr, 4);
-	expect(&c, "ok", 5);
+	dh_send_raw(&c, hdr, 4);
+	dh_expect(&c, "ok", 5);
 	expect_fatal(&c, "too_large", "huge length after a good frame");
-	conn_close(&c);
+	dh_close(&c);
 }
 
 /* A frame that would create a session, cut at every byte, then closed. */
@@ -627,7 +353,7 @@ static void
 truncated(void)
 {
 	struct raw r;
-	struct conn c, hold;
+	struct dh_conn c, hold;
 	size_t k, n;
 
 	raw_head(&r, "chat", 9, 4);
@@ -644,18 +370,18 @@ truncated(void)
 		struct raw copy;
 		raw_init(&copy);
 		msgpack_sbuffer_write(&copy.sb, r.sb.data + 4, n - 4);
-		conn_open(&c);
+		dh_open(&c);
 		raw_send(&c, &copy, k);
-		conn_close(&c);
+		dh_close(&c);
 	}
-	conn_open(&hold); /* one that stays, half a frame sent */
+	dh_open(&hold); /* one that stays, half a frame sent */
 	raw_send(&hold, &r, n / 2);
 	unharmed("truncated frames");
-	conn_close(&hold);
-	conn_open(&c);
-	rq(&c, "info", 1, "s", "name", "cut");
-	expect_error(&c, 1, "no_such_session", "a cut frame was served");
-	conn_close(&c);
+	dh_close(&hold);
+	dh_open(&c);
+	dh_rq(&c, "info", 1, "s", "name", "cut");
+	dh_expect_error(&c, 1, "no_such_session", "a cut frame was served");
+	dh_close(&c);
 }
 
 /* A frame longer than what comes: the daemon waits, serving others. */
@@ -663,7 +389,7 @@ static void
 short_body(uint32_t declared)
 {
 	uint8_t b[600];
-	struct conn c;
+	struct dh_conn c;
 	int64_t t0;
 
 	memset(b, 0xa1, sizeof b);
@@ -672,13 +398,13 @@ short_body(uint32_t declared)
 	b[2] = (uint8_t)(declared >> 8);
 	b[3] = (uint8_t)declared;
 	b[4] = 0x81;
-	conn_open(&c);
-	send_raw(&c, b, sizeof b);
+	dh_open(&c);
+	dh_send_raw(&c, b, sizeof b);
 	t0 = now_ms();
 	alive("short body");
 	ck_assert_int_lt(now_ms() - t0, 500);
 	usleep(1000000);
-	conn_close(&c);
+	dh_close(&c);
 	alive("short body, closed");
 }
 
@@ -704,23 +430,23 @@ static void
 body_rules(void)
 {
 	uint8_t b[64];
-	struct conn c;
+	struct dh_conn c;
 	size_t i;
 
 	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
 		memset(b, 0, 4);
 		b[3] = (uint8_t)bodies[i].len;
 		memcpy(b + 4, bodies[i].bytes, bodies[i].len);
-		conn_open(&c);
-		send_raw(&c, b, 4 + bodies[i].len);
+		dh_open(&c);
+		dh_send_raw(&c, b, 4 + bodies[i].len);
 		expect_fatal(&c, "bad_request", bodies[i].why);
-		conn_close(&c);
+		dh_close(&c);
 	}
 }
 
 START_TEST(bad_frames)
 {
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
 	huge_lengths();
 	body_rules();
@@ -731,7 +457,7 @@ START_TEST(bad_frames)
 	short_body(PROTO_MAX_FRAME);
 	unharmed("short bodies");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -740,7 +466,7 @@ END_TEST
  * deep.  Maps or arrays, of one element, fix or 32-bit counts.
  */
 static void
-nested(struct conn *c, int depth, int map, int big)
+nested(struct dh_conn *c, int depth, int map, int big)
 {
 	struct raw r;
 	int i;
@@ -764,28 +490,28 @@ nested(struct conn *c, int depth, int map, int big)
 
 START_TEST(deep_nesting)
 {
-	struct conn c;
+	struct dh_conn c;
 	int map, big;
 
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
 	for (map = 0; map < 2; map++) {
 		for (big = 0; big < 2; big++) {
-			conn_open(&c);
+			dh_open(&c);
 			nested(&c, 7, map, big); /* depth 8 */
-			expect(&c, "ok", 1);
+			dh_expect(&c, "ok", 1);
 			nested(&c, 8, map, big); /* depth 9 */
 			expect_fatal(&c, "bad_request", "nesting 9");
-			conn_close(&c);
-			conn_open(&c);
+			dh_close(&c);
+			dh_open(&c);
 			nested(&c, 10000, map, big);
 			expect_fatal(&c, "bad_request", "nesting 10000");
-			conn_close(&c);
+			dh_close(&c);
 		}
 	}
 	unharmed("deep nesting");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -923,7 +649,7 @@ pack_right(struct raw *r, const char *op, const char *key)
  * "op") which gets w; NULL: all right.
  */
 static void
-send_op(struct conn *c, const struct op *o, uint64_t id, const char *bad,
+send_op(struct dh_conn *c, const struct op *o, uint64_t id, const char *bad,
     enum wrong w)
 {
 	struct raw r;
@@ -955,7 +681,7 @@ send_op(struct conn *c, const struct op *o, uint64_t id, const char *bad,
 
 /* Every op, all keys right (but shutdown and delete): served. */
 static void
-right_requests(struct conn *c)
+right_requests(struct dh_conn *c)
 {
 	size_t i;
 	int n;
@@ -967,9 +693,9 @@ right_requests(struct conn *c)
 		send_op(c, &ops[i], 100 + i, NULL, W_NIL);
 		if (strcmp(ops[i].op, "chat") == 0 || strcmp(ops[i].op,
 		    "complete") == 0 || strcmp(ops[i].op, "feed") == 0)
-			drain(c, 100 + i, &n);
+			dh_drain(c, 100 + i, NULL, 0, NULL, 0, &n);
 		else
-			expect(c, "ok", 100 + i);
+			dh_expect(c, "ok", 100 + i);
 	}
 }
 
@@ -987,7 +713,7 @@ wrongs_for(const char *key)
 
 /* Each wrong value of key in op: an error, then status still served. */
 static int
-wrong_key(struct conn *c, const struct op *o, const char *key, uint64_t *id)
+wrong_key(struct dh_conn *c, const struct op *o, const char *key, uint64_t *id)
 {
 	unsigned mask = wrongs_for(key);
 	char what[96];
@@ -999,10 +725,10 @@ wrong_key(struct conn *c, const struct op *o, const char *key, uint64_t *id)
 		snprintf(what, sizeof what, "%s: key %s, wrong value %s",
 		    o->op, key, wrongs[w].name);
 		send_op(c, o, *id, key, (enum wrong)w);
-		rq(c, "status", *id + 1, "");
-		expect_error(c, strcmp(key, "id") == 0 ? 0 : *id,
+		dh_rq(c, "status", *id + 1, "");
+		dh_expect_error(c, strcmp(key, "id") == 0 ? 0 : *id,
 		    "bad_request", what);
-		expect(c, "ok", *id + 1);
+		dh_expect(c, "ok", *id + 1);
 		*id += 2;
 		sent++;
 	}
@@ -1010,13 +736,13 @@ wrong_key(struct conn *c, const struct op *o, const char *key, uint64_t *id)
 }
 
 static size_t
-session_count(struct conn *c)
+session_count(struct dh_conn *c)
 {
 	struct proto_msg *m;
 	const msgpack_object *a;
 
-	rq(c, "list", 9999, "");
-	m = expect(c, "ok", 9999);
+	dh_rq(c, "list", 9999, "");
+	m = dh_expect(c, "ok", 9999);
 	ck_assert_ptr_nonnull(a = proto_get(m, "sessions"));
 	ck_assert_int_eq(a->type, MSGPACK_OBJECT_ARRAY);
 	return a->via.array.size;
@@ -1024,17 +750,17 @@ session_count(struct conn *c)
 
 START_TEST(wrong_types)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct snap victim, after;
 	uint64_t id = 1000;
 	size_t i, j, before;
 	int sent = 0;
 
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
-	conn_open(&c);
-	rq(&c, "create", 1, "s", "name", "victim");
-	expect(&c, "ok", 1);
+	dh_open(&c);
+	dh_rq(&c, "create", 1, "s", "name", "victim");
+	dh_expect(&c, "ok", 1);
 	right_requests(&c);
 	snapshot("victim", &victim);
 	before = session_count(&c);
@@ -1046,13 +772,13 @@ START_TEST(wrong_types)
 	}
 	ck_assert_int_gt(sent, 600);
 	ck_assert_uint_eq(session_count(&c), before); /* none was made */
-	conn_close(&c);
+	dh_close(&c);
 	snapshot("victim", &after);
 	ck_assert_msg(after.len == victim.len && memcmp(after.b, victim.b,
 	    after.len) == 0, "a refused request changed its session");
 	unharmed("wrong types");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -1062,11 +788,11 @@ END_TEST
  */
 START_TEST(refused_chat_creates_nothing)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct raw r;
 
-	start_daemon(NULL);
-	conn_open(&c);
+	dh_start(model, std_args, NULL);
+	dh_open(&c);
 	raw_head(&r, "chat", 1, 3);
 	raw_cstr(&r, "name");
 	raw_cstr(&r, "fresh");
@@ -1075,17 +801,18 @@ START_TEST(refused_chat_creates_nothing)
 	raw_cstr(&r, "text");
 	msgpack_pack_uint64(&r.pk, 5);
 	raw_send(&c, &r, 0);
-	expect_error(&c, 1, "bad_request", "chat with a number for text");
-	rq(&c, "info", 2, "s", "name", "fresh");
-	expect_error(&c, 2, "no_such_session", "refused chat made a session");
-	conn_close(&c);
-	stop_daemon();
+	dh_expect_error(&c, 1, "bad_request", "chat with a number for text");
+	dh_rq(&c, "info", 2, "s", "name", "fresh");
+	dh_expect_error(&c, 2, "no_such_session",
+	    "refused chat made a session");
+	dh_close(&c);
+	dh_stop();
 }
 END_TEST
 
 /* {op, id: 1, name, text, key: value}: the body a bad string goes in. */
 static void
-utf8_frame(struct conn *c, int where, const char *bad, size_t len)
+utf8_frame(struct dh_conn *c, int where, const char *bad, size_t len)
 {
 	struct raw r;
 
@@ -1121,23 +848,23 @@ START_TEST(invalid_utf8)
 		"\xe2\x82", "\xf8\x88\x80\x80\x80", "\xc3\x28", "x\xfe" };
 	static const char good[] = "nul\0in it, \xf4\x8f\xbf\xbf, "
 	    "\xef\xbf\xbf, \xc3\xa9";
-	struct conn c;
+	struct dh_conn c;
 	struct raw r;
 	size_t i;
 	int where, n;
 
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		for (where = 0; where < 5; where++) {
-			conn_open(&c);
+			dh_open(&c);
 			utf8_frame(&c, where, bad[i], strlen(bad[i]));
 			expect_fatal(&c, "bad_request", "invalid UTF-8");
-			conn_close(&c);
+			dh_close(&c);
 		}
 	}
 	unharmed("invalid UTF-8");
-	conn_open(&c); /* the edges of valid UTF-8 are text like any */
+	dh_open(&c); /* the edges of valid UTF-8 are text like any */
 	raw_head(&r, "chat", 1, 4);
 	raw_cstr(&r, "name");
 	raw_cstr(&r, "edges");
@@ -1148,11 +875,11 @@ START_TEST(invalid_utf8)
 	raw_cstr(&r, "text");
 	raw_str(&r, good, sizeof good - 1);
 	raw_send(&c, &r, 0);
-	drain(&c, 1, &n);
-	conn_close(&c);
+	dh_drain(&c, 1, NULL, 0, NULL, 0, &n);
+	dh_close(&c);
 	unharmed("valid UTF-8 edges");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -1165,27 +892,27 @@ no_files(void)
 	struct stat st;
 	DIR *d;
 
-	ck_assert_ptr_nonnull(d = opendir(rundir));
+	ck_assert_ptr_nonnull(d = opendir(dh_rundir()));
 	while ((e = readdir(d)) != NULL)
 		ck_assert_msg(strcmp(e->d_name, ".") == 0 ||
 		    strcmp(e->d_name, "..") == 0, "%s appeared in %s",
-		    e->d_name, rundir);
+		    e->d_name, dh_rundir());
 	closedir(d);
-	ck_assert_ptr_nonnull(d = opendir(tmpdir));
+	ck_assert_ptr_nonnull(d = opendir(dh_tmpdir()));
 	while ((e = readdir(d)) != NULL) {
-		snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+		snprintf(path, sizeof path, "%s/%s", dh_tmpdir(), e->d_name);
 		ck_assert_int_eq(lstat(path, &st), 0);
 		ck_assert_msg(e->d_name[0] == '.' || S_ISSOCK(st.st_mode) ||
 		    strcmp(e->d_name, "tiny.gguf") == 0 ||
 		    strcmp(e->d_name, "run") == 0, "%s appeared in %s",
-		    e->d_name, tmpdir);
+		    e->d_name, dh_tmpdir());
 	}
 	closedir(d);
 }
 
 /* op on a hostile name: refused with one of codes. */
 static void
-bad_name(struct conn *c, const char *op, const char *name, size_t len,
+bad_name(struct dh_conn *c, const char *op, const char *name, size_t len,
     const char *codes, uint64_t id)
 {
 	struct raw r;
@@ -1203,12 +930,12 @@ bad_name(struct conn *c, const char *op, const char *name, size_t len,
 	raw_send(c, &r, 0);
 	snprintf(what, sizeof what, "%s '%.*s' (%zu bytes)", op,
 	    len > 40 ? 40 : (int)len, name, len);
-	expect_error(c, id, codes, what);
+	dh_expect_error(c, id, codes, what);
 }
 
 /* A hostile name in every op that takes one: refused, never served. */
 static void
-name_everywhere(struct conn *c, const char *name, size_t len, uint64_t *id)
+name_everywhere(struct dh_conn *c, const char *name, size_t len, uint64_t *id)
 {
 	static const char *const lookups[] = { "info", "delete", "reset",
 		"feed" };
@@ -1236,28 +963,28 @@ static const struct name {
 START_TEST(hostile_names)
 {
 	static char big[10240];
-	struct conn c;
+	struct dh_conn c;
 	uint64_t id = 1;
 	size_t i;
 
 	ck_assert_uint_eq(names[sizeof names / sizeof names[0] - 1].len, 65);
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
 	memset(big, 'a', sizeof big);
-	conn_open(&c);
+	dh_open(&c);
 	for (i = 0; i < sizeof names / sizeof names[0]; i++)
 		name_everywhere(&c, names[i].s, names[i].len, &id);
 	name_everywhere(&c, big, sizeof big, &id);
 	ck_assert_uint_eq(session_count(&c), 1);
-	rq(&c, "create", id, "s", "name", names[i - 1].s + 1); /* 64: fine */
-	expect(&c, "ok", id);
-	rq(&c, "delete", id + 1, "s", "name", names[i - 1].s + 1);
-	expect(&c, "ok", id + 1);
-	conn_close(&c);
+	dh_rq(&c, "create", id, "s", "name", names[i - 1].s + 1); /* 64: fine */
+	dh_expect(&c, "ok", id);
+	dh_rq(&c, "delete", id + 1, "s", "name", names[i - 1].s + 1);
+	dh_expect(&c, "ok", id + 1);
+	dh_close(&c);
 	no_files();
 	unharmed("hostile names");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -1265,15 +992,15 @@ END_TEST
 static void
 idle(int ms, const char *what)
 {
-	struct conn c;
+	struct dh_conn c;
 	struct proto_msg *m;
 	uint64_t busy = 1;
 	int64_t t0 = now_ms();
 
-	conn_open(&c);
+	dh_open(&c);
 	for (;;) {
-		rq(&c, "status", 5, "");
-		m = expect(&c, "ok", 5);
+		dh_rq(&c, "status", 5, "");
+		m = dh_expect(&c, "ok", 5);
 		ck_assert_int_eq(proto_get_u64(m, "busy", 1, 0, 1000, &busy,
 		    NULL), 0);
 		if (busy == 0 || now_ms() - t0 > ms)
@@ -1281,42 +1008,42 @@ idle(int ms, const char *what)
 		usleep(20000);
 	}
 	ck_assert_msg(busy == 0, "%s: still generating after %d ms", what, ms);
-	conn_close(&c);
+	dh_close(&c);
 }
 
 START_TEST(never_reads)
 {
-	static struct conn a, b;
+	static struct dh_conn a, b;
 	struct proto_msg *m;
 	int rcv = 4096, n, tokens = 0;
 	uint64_t rss;
 
-	start_daemon("--max-output", "65536", NULL);
+	dh_start(model, std_args, "--max-output", "65536", NULL);
 	bystander_begin();
-	conn_open(&a);
+	dh_open(&a);
 	setsockopt(a.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-	rq(&a, "chat", 1, "ssbub", "name", "hog", "text", "go", "create", 1,
+	dh_rq(&a, "chat", 1, "ssbub", "name", "hog", "text", "go", "create", 1,
 	    "max_tokens", (uint64_t)200000, "ignore_eos", 1);
-	conn_open(&b);
-	rq(&b, "chat", 1, "ssbubf", "name", "reader", "text", "hi", "create",
+	dh_open(&b);
+	dh_rq(&b, "chat", 1, "ssbubf", "name", "reader", "text", "hi", "create",
 	    1, "max_tokens", (uint64_t)300, "ignore_eos", 1, "temp", 0.0);
-	ck_assert_str_eq(drain(&b, 1, &n), "length");
+	ck_assert_str_eq(dh_drain(&b, 1, NULL, 0, NULL, 0, &n), "length");
 	ck_assert_int_eq(n, 300);
-	conn_close(&b);
+	dh_close(&b);
 	/* The hog was stopped long before its 200000 tokens. */
 	idle(20000, "a client that never reads");
 	rss = alive("a client that never reads");
 	ck_assert_msg(rss < 200u << 20, "rss %llu bytes",
 	    (unsigned long long)rss);
-	while ((m = next(&a)) != NULL && str_is(m, "kind", "token"))
+	while ((m = dh_next(&a)) != NULL && dh_is_kind(m, "token"))
 		tokens++;
-	ck_assert_msg(m != NULL && str_is(m, "kind", "error") &&
-	    str_is(m, "code", "overflow") && id_of(m) == 1, "no overflow");
+	ck_assert_msg(m != NULL && dh_is_kind(m, "error") &&
+	    dh_code_is(m, "overflow") && dh_id_of(m) == 1, "no overflow");
 	ck_assert_int_lt(tokens, 100000);
-	conn_close(&a);
+	dh_close(&a);
 	unharmed("a client that never reads");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
@@ -1326,28 +1053,28 @@ END_TEST
  */
 START_TEST(never_reads_then_bad_frame)
 {
-	static struct conn a;
+	static struct dh_conn a;
 	int rcv = 4096;
 
-	start_daemon("--max-output", "65536", NULL);
+	dh_start(model, std_args, "--max-output", "65536", NULL);
 	bystander_begin();
-	conn_open(&a);
+	dh_open(&a);
 	setsockopt(a.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-	rq(&a, "chat", 1, "ssbub", "name", "hog", "text", "go", "create", 1,
+	dh_rq(&a, "chat", 1, "ssbub", "name", "hog", "text", "go", "create", 1,
 	    "max_tokens", (uint64_t)200000, "ignore_eos", 1);
 	usleep(50000);
-	send_raw(&a, "\0\0\0\0", 4); /* length 0: a protocol error */
+	dh_send_raw(&a, "\0\0\0\0", 4); /* length 0: a protocol error */
 	idle(5000, "a client that never reads, after a bad frame");
-	conn_close(&a);
+	dh_close(&a);
 	unharmed("a client that never reads, after a bad frame");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
 /* A raw request of n pairs (op, id as given; absent if NULL/-1). */
 static void
-ops_and_ids(struct conn *c, const char *op, size_t oplen, int64_t id)
+ops_and_ids(struct dh_conn *c, const char *op, size_t oplen, int64_t id)
 {
 	struct raw r;
 
@@ -1370,74 +1097,52 @@ START_TEST(bad_ops_and_ids)
 		"stat", "status ", "\xd1\x81\xd1\x82\xd0\xb0\xd1\x82\xd1"
 		"\x83\xd1\x81", "statusstatusstatusstatusstatus12" };
 	static char long_op[1001];
-	struct conn c;
+	struct dh_conn c;
 	size_t i;
 	int64_t id = 1;
 
-	start_daemon(NULL);
+	dh_start(model, std_args, NULL);
 	bystander_begin();
 	memset(long_op, 'x', sizeof long_op - 1);
-	conn_open(&c);
+	dh_open(&c);
 	for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
 		ops_and_ids(&c, unknown[i], strlen(unknown[i]), id);
-		expect_error(&c, (uint64_t)id++, "unknown_op", unknown[i]);
+		dh_expect_error(&c, (uint64_t)id++, "unknown_op", unknown[i]);
 	}
 	ops_and_ids(&c, "status\0", 7, id);
-	expect_error(&c, (uint64_t)id++, "unknown_op", "status NUL");
+	dh_expect_error(&c, (uint64_t)id++, "unknown_op", "status NUL");
 	ops_and_ids(&c, long_op, sizeof long_op - 1, id);
-	expect_error(&c, (uint64_t)id++, "unknown_op|bad_request", "long op");
+	dh_expect_error(&c, (uint64_t)id++, "unknown_op|bad_request",
+	    "long op");
 	ops_and_ids(&c, NULL, 0, id);
-	expect_error(&c, (uint64_t)id++, "bad_request", "missing op");
+	dh_expect_error(&c, (uint64_t)id++, "bad_request", "missing op");
 	ops_and_ids(&c, "status", 6, -1);
-	expect_error(&c, 0, "bad_request", "missing id");
+	dh_expect_error(&c, 0, "bad_request", "missing id");
 	ops_and_ids(&c, NULL, 0, -1);
-	expect_error(&c, 0, "bad_request", "empty map");
+	dh_expect_error(&c, 0, "bad_request", "empty map");
 	ops_and_ids(&c, "status", 6, 0);
-	expect_error(&c, 0, "bad_request", "id 0");
+	dh_expect_error(&c, 0, "bad_request", "id 0");
 	ops_and_ids(&c, "status", 6, (int64_t)PROTO_ID_MAX + 1);
-	expect_error(&c, 0, "bad_request", "id 2^53 + 1");
+	dh_expect_error(&c, 0, "bad_request", "id 2^53 + 1");
 	ops_and_ids(&c, "status", 6, INT64_MAX);
-	expect_error(&c, 0, "bad_request", "id 2^63 - 1");
+	dh_expect_error(&c, 0, "bad_request", "id 2^63 - 1");
 	ops_and_ids(&c, "status", 6, (int64_t)PROTO_ID_MAX);
-	expect(&c, "ok", PROTO_ID_MAX); /* the largest id is fine */
-	rq(&c, "status", 1, "");
-	expect(&c, "ok", 1);
-	conn_close(&c);
+	dh_expect(&c, "ok", PROTO_ID_MAX); /* the largest id is fine */
+	dh_rq(&c, "status", 1, "");
+	dh_expect(&c, "ok", 1);
+	dh_close(&c);
 	unharmed("bad ops and ids");
 	bystander_end();
-	stop_daemon();
+	dh_stop();
 }
 END_TEST
 
+/* sinkd runs in an empty rundir, to show it writes no files there. */
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	make_model();
-	snprintf(rundir, sizeof rundir, "%s/run", tmpdir);
-	ck_assert_int_eq(mkdir(rundir, 0700), 0);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void
-each_teardown(void)
-{
-	if (daemon_pid > 0 && kill(daemon_pid, 0) == 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-	}
-	daemon_pid = 0;
-}
-
-static void
-teardown(void)
-{
-	char cmd[700];
-
-	each_teardown();
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	dh_setup("hostile", 1);
+	dh_write_model(model, sizeof model, "tiny", 1);
 }
 
 static Suite *
@@ -1446,8 +1151,8 @@ hostile_suite(void)
 	Suite *s = suite_create("daemon_hostile");
 	TCase *tc = tcase_create("hostile");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_add_checked_fixture(tc, NULL, each_teardown);
+	tcase_add_unchecked_fixture(tc, setup, dh_teardown);
+	tcase_add_checked_fixture(tc, NULL, dh_each_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, random_bytes);
 	tcase_add_test(tc, bad_frames);

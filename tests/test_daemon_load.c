@@ -10,44 +10,30 @@
  */
 #include <check.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "blas.h"
+#include "daemon_harness.h"
 #include "model.h"
 #include "pool.h"
 #include "proto.h"
-#include "quant.h"
 #include "sampler.h"
 #include "seq.h"
-#include "synth.h"
 #include "tokenizer.h"
 
 #define PROMPT "Once upon a time"
-#define CONN_BUF (1 << 18)
 #define N_CLIENTS 64
 #define GEN_BATCH 256 /* the daemon's prefill chunk (daemon/gen.c) */
 
-static char tmpdir[] = "/tmp/sinkd-test-load-XXXXXX";
-static char tiny[600], small[600], sock[100];
-static pid_t daemon_pid;
-
-/* One connection: frames in, parsed messages out. */
-struct conn {
-	int fd;
-	uint8_t *buf;
-	size_t len, used; /* used: bytes of the frame msg came from */
-	struct proto_msg msg;
-	int have;
-};
+/* The arguments every sinkd here gets, before a test's own. */
+static const char *const std_args[] = { "--max-tokens", "100000", NULL };
+static char tiny[600], small[600], logpath[600];
 
 /* A reply: as the client saw it stream, or as the engine made it. */
 struct reply {
@@ -69,237 +55,12 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Whether a daemon accepts connections on sock. */
-static int
-answers(void)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0), rc;
-
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
-	close(fd);
-	return rc == 0;
-}
-
-/*
- * Starts sinkd on model path with `threads` compute threads (NULL: its
- * default, the cores) and extra arguments (NULL-terminated).
- */
-static void
-start_daemon(const char *path, const char *threads, ...)
-{
-	const char *bin = getenv("SINKD_BUILDDIR"), *argv[32], *a;
-	char exe[600], log[600];
-	int n = 0, i;
-	va_list ap;
-
-	snprintf(exe, sizeof exe, "%s/sinkd", bin != NULL ? bin : ".");
-	snprintf(log, sizeof log, "%s/sinkd.log", tmpdir);
-	snprintf(sock, sizeof sock, "%.80s/s%d", tmpdir, (int)getpid() %
-	    100000);
-	argv[n++] = exe;
-	argv[n++] = "-m";
-	argv[n++] = path;
-	argv[n++] = "--socket";
-	argv[n++] = sock;
-	argv[n++] = "--log";
-	argv[n++] = log;
-	argv[n++] = "--max-tokens";
-	argv[n++] = "100000";
-	if (threads != NULL) {
-		argv[n++] = "-t";
-		argv[n++] = threads;
-	}
-	va_start(ap, threads);
-	while ((a = va_arg(ap, const char *)) != NULL && n < 30)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	daemon_pid = fork();
-	ck_assert_int_ge(daemon_pid, 0);
-	if (daemon_pid == 0) {
-		execv(exe, (char *const *)argv);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && !answers(); i++)
-		usleep(20000);
-	ck_assert_msg(i < 500, "sinkd did not start");
-}
-
 /* sinkd must still be running, and then exit 0 on SIGTERM. */
 static void
 stop_daemon(void)
 {
-	int st = 0, i;
-
-	ck_assert_int_eq(waitpid(daemon_pid, &st, WNOHANG), 0);
-	kill(daemon_pid, SIGTERM);
-	for (i = 0; i < 500; i++) {
-		if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
-			break;
-		usleep(20000);
-	}
-	ck_assert_msg(i < 500, "sinkd did not stop on SIGTERM");
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sinkd exit "
-	    "status %d", st);
-	daemon_pid = 0;
-}
-
-static void
-conn_open(struct conn *c)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-
-	memset(c, 0, sizeof *c);
-	c->buf = malloc(CONN_BUF);
-	ck_assert_ptr_nonnull(c->buf);
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(c->fd, 0);
-	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&sun, sizeof sun),
-	    0);
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->have)
-		proto_msg_free(&c->msg);
-	c->have = 0;
-	free(c->buf);
-	c->buf = NULL;
-	close(c->fd);
-}
-
-static void
-send_raw(struct conn *c, const void *p, size_t n)
-{
-	ck_assert_int_eq(write(c->fd, p, n), (ssize_t)n);
-}
-
-/*
- * Sends {op, id, ...}: each char of spec adds a key and a value: 's'
- * a string, 'u' a uint64_t, 'b' a flag (int), 'f' a double.
- */
-static void
-rq(struct conn *c, const char *op, uint64_t id, const char *spec, ...)
-{
-	struct proto_out o;
-	const char *data, *p;
-	size_t len;
-	va_list ap;
-
-	proto_out_init(&o);
-	proto_pack_map(&o, 2 + strlen(spec));
-	proto_pack_key(&o, "op");
-	proto_pack_cstr(&o, op);
-	proto_pack_key(&o, "id");
-	proto_pack_u64(&o, id);
-	va_start(ap, spec);
-	for (p = spec; *p != '\0'; p++) {
-		proto_pack_key(&o, va_arg(ap, const char *));
-		if (*p == 's')
-			proto_pack_cstr(&o, va_arg(ap, const char *));
-		else if (*p == 'u')
-			proto_pack_u64(&o, va_arg(ap, uint64_t));
-		else if (*p == 'b')
-			proto_pack_bool(&o, va_arg(ap, int));
-		else
-			proto_pack_f64(&o, va_arg(ap, double));
-	}
-	va_end(ap);
-	ck_assert_int_eq(proto_out_finish(&o, PROTO_MAX_FRAME, &data, &len,
-	    NULL), 0);
-	send_raw(c, data, len);
-	proto_out_free(&o);
-}
-
-/* The next whole message already received, or NULL. */
-static struct proto_msg *
-pop(struct conn *c)
-{
-	size_t body;
-	int rc;
-
-	if (c->have) {
-		proto_msg_free(&c->msg);
-		c->have = 0;
-		memmove(c->buf, c->buf + c->used, c->len - c->used);
-		c->len -= c->used;
-	}
-	rc = proto_frame_check(c->buf, c->len, CONN_BUF - 4, &body, NULL);
-	ck_assert_int_ge(rc, 0);
-	if (rc == 0)
-		return NULL;
-	ck_assert_int_eq(proto_msg_parse(&c->msg, c->buf + 4, body, NULL), 0);
-	c->have = 1;
-	c->used = 4 + body;
-	return &c->msg;
-}
-
-/* Reads what is there; 0 when the daemon closed the connection. */
-static ssize_t
-fill(struct conn *c)
-{
-	ssize_t n;
-
-	ck_assert_uint_lt(c->len, CONN_BUF);
-	n = read(c->fd, c->buf + c->len, CONN_BUF - c->len);
-	if (n > 0)
-		c->len += (size_t)n;
-	return n;
-}
-
-/* The next message, or NULL when the daemon closed the connection. */
-static struct proto_msg *
-next(struct conn *c)
-{
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	struct proto_msg *m;
-
-	while ((m = pop(c)) == NULL) {
-		ck_assert_msg(poll(&pfd, 1, 20000) == 1, "no reply in 20 s");
-		if (fill(c) <= 0)
-			return NULL;
-	}
-	return m;
-}
-
-static int
-is_kind(const struct proto_msg *m, const char *kind)
-{
-	const char *k;
-	size_t len;
-
-	return m != NULL && proto_get_str(m, "kind", 1, 16, &k, &len, NULL) ==
-	    0 && len == strlen(kind) && memcmp(k, kind, len) == 0;
-}
-
-static uint64_t
-id_of(const struct proto_msg *m)
-{
-	uint64_t id = 0;
-
-	proto_get_u64(m, "id", 1, 0, PROTO_ID_MAX, &id, NULL);
-	return id;
-}
-
-/* The next message must be of this kind and id. */
-static struct proto_msg *
-expect(struct conn *c, const char *kind, uint64_t id)
-{
-	struct proto_msg *m = next(c);
-	const char *code = "", *msg = "";
-	size_t l1 = 0, l2 = 0;
-
-	ck_assert_msg(m != NULL, "connection closed, expected %s", kind);
-	proto_get_str(m, "code", 0, 64, &code, &l1, NULL);
-	proto_get_str(m, "message", 0, 1024, &msg, &l2, NULL);
-	ck_assert_msg(is_kind(m, kind) && id_of(m) == id, "expected %s %llu, "
-	    "got id %llu (%.*s: %.*s)", kind, (unsigned long long)id,
-	    (unsigned long long)id_of(m), (int)l1, code, (int)l2, msg);
-	return m;
+	ck_assert_int_eq(waitpid(dh_pid(), NULL, WNOHANG), 0);
+	dh_stop();
 }
 
 static void
@@ -341,8 +102,8 @@ reply_take(struct reply *r, const struct proto_msg *m, uint64_t id)
 	int64_t tok;
 
 	ck_assert_msg(!r->done, "a message after done");
-	ck_assert_int_eq(id_of(m), id);
-	if (is_kind(m, "token")) {
+	ck_assert_int_eq(dh_id_of(m), id);
+	if (dh_is_kind(m, "token")) {
 		ck_assert_int_eq(proto_get_str(m, "text", 1, 1 << 20, &t, &len,
 		    NULL), 0);
 		ck_assert_int_eq(proto_get_i64(m, "token", 1, 0, INT32_MAX,
@@ -350,7 +111,7 @@ reply_take(struct reply *r, const struct proto_msg *m, uint64_t id)
 		reply_add(r, t, len, (int32_t)tok);
 		return 0;
 	}
-	ck_assert_msg(is_kind(m, "done"), "request %llu ended without done",
+	ck_assert_msg(dh_is_kind(m, "done"), "request %llu ended without done",
 	    (unsigned long long)id);
 	ck_assert_int_eq(proto_get_str(m, "finish", 1, 15, &t, &len, NULL), 0);
 	snprintf(r->finish, sizeof r->finish, "%.*s", (int)len, t);
@@ -359,44 +120,23 @@ reply_take(struct reply *r, const struct proto_msg *m, uint64_t id)
 	return 1;
 }
 
-/* Why a connection closed under us: whether sinkd is still there. */
-static const char *
-daemon_fate(void)
-{
-	static char buf[64];
-	int st, i;
-
-	for (i = 0; waitpid(daemon_pid, &st, WNOHANG) != daemon_pid; i++) {
-		if (i == 50)
-			return "sinkd still runs";
-		usleep(10000); /* a dying process closes its files first */
-	}
-	if (WIFSIGNALED(st))
-		snprintf(buf, sizeof buf, "sinkd died of signal %d",
-		    WTERMSIG(st));
-	else
-		snprintf(buf, sizeof buf, "sinkd exited %d", WEXITSTATUS(st));
-	daemon_pid = 0;
-	return buf;
-}
-
 /* Reads a streamed reply of request id to its end. */
 static void
-drain(struct conn *c, uint64_t id, struct reply *r)
+reply_drain(struct dh_conn *c, uint64_t id, struct reply *r)
 {
 	struct proto_msg *m;
 
-	while ((m = next(c)) != NULL && !reply_take(r, m, id))
+	while ((m = dh_next(c)) != NULL && !reply_take(r, m, id))
 		;
 	ck_assert_msg(r->done, "connection closed after %d tokens of %llu, "
-	    "before done (%s)", r->n, (unsigned long long)id, daemon_fate());
+	    "before done (%s)", r->n, (unsigned long long)id, dh_fate());
 }
 
 /* Creates session name: streaming, cache 256, 4 sinks, explicit sampling. */
 static void
-create(struct conn *c, uint64_t id, const char *name, uint64_t seed)
+create(struct dh_conn *c, uint64_t id, const char *name, uint64_t seed)
 {
-	rq(c, "create", id, "ssuufuffu", "name", name, "mode", "streaming",
+	dh_rq(c, "create", id, "ssuufuffu", "name", name, "mode", "streaming",
 	    "cache", (uint64_t)256, "sinks", (uint64_t)4, "temp", 0.8,
 	    "top_k", (uint64_t)40, "top_p", 0.95, "min_p", 0.05, "seed", seed);
 }
@@ -418,9 +158,9 @@ create_opts(struct seq_opts *so, struct sampler_params *sp, uint64_t seed)
 }
 
 static void
-complete(struct conn *c, uint64_t id, const char *name, uint64_t n)
+complete(struct dh_conn *c, uint64_t id, const char *name, uint64_t n)
 {
-	rq(c, "complete", id, "ssub", "name", name, "text", PROMPT,
+	dh_rq(c, "complete", id, "ssub", "name", name, "text", PROMPT,
 	    "max_tokens", n, "ignore_eos", 1);
 }
 
@@ -560,17 +300,17 @@ exact_on(const char *path, const char *label)
 	struct seq_opts so;
 	struct sampler_params sp;
 	struct reply e, r;
-	struct conn c;
+	struct dh_conn c;
 	char cause[ERR_LEN] = "";
 
-	start_daemon(path, "1", NULL);
-	conn_open(&c);
+	dh_start(path, std_args, "--log", logpath, "-t", "1", NULL);
+	dh_open(&c);
 	create(&c, 1, "exact", 1234);
-	expect(&c, "ok", 1);
+	dh_expect(&c, "ok", 1);
 	reply_init(&r);
 	complete(&c, 2, "exact", 150);
-	drain(&c, 2, &r);
-	conn_close(&c);
+	reply_drain(&c, 2, &r);
+	dh_close(&c);
 	stop_daemon();
 	ck_assert_str_eq(r.finish, "length");
 	ck_assert_int_eq(r.n, 150);
@@ -605,7 +345,7 @@ END_TEST
 
 /* Reads whatever arrived on the many connections; how many replies ended. */
 static int
-pump(struct conn *c, struct reply *r, int *created, int n)
+pump(struct dh_conn *c, struct reply *r, int *created, int n)
 {
 	struct pollfd pfd[N_CLIENTS];
 	struct proto_msg *m;
@@ -617,12 +357,12 @@ pump(struct conn *c, struct reply *r, int *created, int n)
 	for (i = 0; i < n; i++) {
 		if (pfd[i].revents == 0)
 			continue;
-		ck_assert_msg(fill(&c[i]) > 0, "client %d: connection closed "
-		    "(%s)", i, daemon_fate());
-		while ((m = pop(&c[i])) != NULL) {
+		ck_assert_msg(dh_fill(&c[i]) > 0, "client %d: connection "
+		    "closed (%s)", i, dh_fate());
+		while ((m = dh_pop(&c[i])) != NULL) {
 			if (!created[i]) { /* create's ok comes first */
-				ck_assert_msg(is_kind(m, "ok") && id_of(m) == 1,
-				    "client %d: create failed", i);
+				ck_assert_msg(dh_is_kind(m, "ok") &&
+				    dh_id_of(m) == 1, "client %d: create failed", i);
 				created[i] = 1;
 			} else
 				ended += reply_take(&r[i], m, 2);
@@ -674,15 +414,16 @@ check_many(const struct reply *r)
 
 START_TEST(many_clients)
 {
-	static struct conn c[N_CLIENTS];
+	static struct dh_conn c[N_CLIENTS];
 	static struct reply r[N_CLIENTS];
 	double stream[N_CLIENTS], whole[N_CLIENTS], lo, hi, t0, f1, f2;
 	int created[N_CLIENTS] = { 0 }, i, ended = 0;
 	char name[16];
 
-	start_daemon(small, NULL, "--max-clients", "100", NULL);
+	dh_start(small, std_args, "--log", logpath, "--max-clients",
+	    "100", NULL);
 	for (i = 0; i < N_CLIENTS; i++)
-		conn_open(&c[i]);
+		dh_open(&c[i]);
 	t0 = now();
 	for (i = 0; i < N_CLIENTS; i++) {
 		snprintf(name, sizeof name, "c%d", i);
@@ -708,7 +449,7 @@ START_TEST(many_clients)
 	    f1);
 	ck_assert_msg(f2 <= 1.5, "unfair: send-to-done rates differ %.2fx", f2);
 	for (i = 0; i < N_CLIENTS; i++) {
-		conn_close(&c[i]);
+		dh_close(&c[i]);
 		reply_free(&r[i]);
 	}
 	stop_daemon();
@@ -719,11 +460,11 @@ END_TEST
 static void
 hit_and_run(const uint8_t *p, size_t n)
 {
-	struct conn g;
+	struct dh_conn g;
 
-	conn_open(&g);
-	send_raw(&g, p, n);
-	conn_close(&g);
+	dh_open(&g);
+	dh_send_raw(&g, p, n);
+	dh_close(&g);
 }
 
 /* Garbage of every kind, from clients that then go away. */
@@ -756,54 +497,54 @@ garbage(void)
 
 START_TEST(isolation)
 {
-	struct conn a, b, d;
+	struct dh_conn a, b, d;
 	struct reply ra, rb, again;
 	struct proto_msg *m;
 	double t;
 	int busy = 0, k;
 
-	start_daemon(tiny, "1", NULL);
-	conn_open(&a);
-	conn_open(&b);
+	dh_start(tiny, std_args, "--log", logpath, "-t", "1", NULL);
+	dh_open(&a);
+	dh_open(&b);
 	create(&a, 1, "long", 77);
-	expect(&a, "ok", 1);
+	dh_expect(&a, "ok", 1);
 	create(&b, 1, "other", 78);
-	expect(&b, "ok", 1);
+	dh_expect(&b, "ok", 1);
 	reply_init(&ra);
 	reply_init(&rb);
 	complete(&a, 2, "long", 2000);
 	complete(&b, 2, "other", 500);
 	for (k = 0; k < 3; k++) /* the stream is under way */
-		ck_assert(!reply_take(&ra, expect(&a, "token", 2), 2));
+		ck_assert(!reply_take(&ra, dh_expect(&a, "token", 2), 2));
 	t = now();
 	garbage();
-	conn_open(&d);
-	rq(&d, "info", 1, "s", "name", "long");
-	m = expect(&d, "ok", 1);
+	dh_open(&d);
+	dh_rq(&d, "info", 1, "s", "name", "long");
+	m = dh_expect(&d, "ok", 1);
 	ck_assert_int_eq(proto_map_get_bool(proto_get(m, "session"), "busy", 1,
 	    &busy, NULL), 0);
 	printf("isolation: %d garbage clients came and went in %.1f ms\n",
 	    8 * 4 + 1, (now() - t) * 1e3);
 	/* Else the stream was over before the garbage: nothing was shown. */
 	ck_assert_msg(busy, "the long stream ended before the garbage did");
-	drain(&a, 2, &ra);
-	drain(&b, 2, &rb);
+	reply_drain(&a, 2, &ra);
+	reply_drain(&b, 2, &rb);
 	ck_assert_str_eq(ra.finish, "length");
 	ck_assert_int_eq(ra.n, 2000);
 	ck_assert_str_eq(rb.finish, "length");
 	ck_assert_int_eq(rb.n, 500);
 	/* The same request alone, on a fresh session. */
 	create(&d, 2, "again", 77);
-	expect(&d, "ok", 2);
+	dh_expect(&d, "ok", 2);
 	reply_init(&again);
 	complete(&d, 3, "again", 2000);
-	drain(&d, 3, &again);
+	reply_drain(&d, 3, &again);
 	same(&ra, &again, 0, "the stream against the same request alone");
 	printf("isolation: 2000 tokens (%zu bytes) as alone; %.0f tokens/s\n",
 	    ra.len, 1999 / (ra.t_last - ra.t_first + 1e-9));
-	conn_close(&a);
-	conn_close(&b);
-	conn_close(&d);
+	dh_close(&a);
+	dh_close(&b);
+	dh_close(&d);
 	reply_free(&ra);
 	reply_free(&rb);
 	reply_free(&again);
@@ -811,50 +552,13 @@ START_TEST(isolation)
 }
 END_TEST
 
-/* The tiny shape, wider and deeper by `scale`. */
-static void
-write_model(char *path, size_t size, const char *name, int scale)
-{
-	struct synth_opts o = { .arch = "llama", .type = QT_F32, .seed = 9 };
-	char cause[ERR_LEN] = "";
-
-	synth_shape(&o, "tiny", NULL);
-	o.n_embd *= scale;
-	o.n_ff *= scale;
-	o.n_layer *= scale;
-	snprintf(path, size, "%s/%s.gguf", tmpdir, name);
-	ck_assert_msg(synth_write(&o, path, cause) == 0, "%s", cause);
-}
-
 static void
 setup(void)
 {
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	write_model(tiny, sizeof tiny, "tiny", 1);
-	write_model(small, sizeof small, "small", 4);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-/* A test that failed half-way leaves no daemon behind. */
-static void
-each_teardown(void)
-{
-	if (daemon_pid > 0 && kill(daemon_pid, 0) == 0) {
-		kill(daemon_pid, SIGKILL);
-		waitpid(daemon_pid, NULL, 0);
-	}
-	daemon_pid = 0;
-}
-
-static void
-teardown(void)
-{
-	char cmd[700];
-
-	each_teardown();
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	dh_setup("load", 0);
+	snprintf(logpath, sizeof logpath, "%s/sinkd.log", dh_tmpdir());
+	dh_write_model(tiny, sizeof tiny, "tiny", 1);
+	dh_write_model(small, sizeof small, "small", 4);
 }
 
 static Suite *
@@ -863,8 +567,8 @@ load_suite(void)
 	Suite *s = suite_create("daemon_load");
 	TCase *tc = tcase_create("load");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_add_checked_fixture(tc, NULL, each_teardown);
+	tcase_add_unchecked_fixture(tc, setup, dh_teardown);
+	tcase_add_checked_fixture(tc, NULL, dh_each_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, exact_text);
 	tcase_add_test(tc, many_clients);
