@@ -53,7 +53,9 @@ kv_init(struct kv *kv, const struct model_hparams *hp, enum kv_type t,
 	kv->k = calloc(1, half);
 	kv->v = calloc(1, half);
 	kv->tok = calloc((size_t)cap, sizeof(int32_t));
-	if (kv->k == NULL || kv->v == NULL || kv->tok == NULL) {
+	kv->dirty = calloc((size_t)kv->n_layer * (size_t)kv_n_chunks(kv), 1);
+	if (kv->k == NULL || kv->v == NULL || kv->tok == NULL ||
+	    kv->dirty == NULL) {
 		kv_free(kv);
 		return err_set(cause, "out of memory for a cache of %d tokens "
 		    "(%.1f MiB)", cap, (double)kv_total_bytes(hp, t, cap) /
@@ -68,8 +70,10 @@ kv_free(struct kv *kv)
 	free(kv->k);
 	free(kv->v);
 	free(kv->tok);
+	free(kv->dirty);
 	kv->k = kv->v = NULL;
 	kv->tok = NULL;
+	kv->dirty = NULL;
 }
 
 void
@@ -171,6 +175,8 @@ kv_write(struct kv *kv, int layer, int64_t a0, const float *k,
 			continue;
 		t = (size_t)(a - a0);
 		slot = kv_slot(kv, a);
+		kv->dirty[(size_t)layer * (size_t)kv_n_chunks(kv) +
+		    (size_t)(slot / KV_CHUNK)] = 1;
 		for (h = 0; h < kv->n_head_kv; h++) {
 			size_t o = (size_t)h * (size_t)kv->head_dim;
 			put_row(kv, (char *)kv->k + row_offset(kv, layer, h,
@@ -223,4 +229,78 @@ kv_gather(const struct kv *kv, int layer, int64_t a0, int64_t a1, float *k,
 			get_row(kv, kv_v_row(kv, layer, h, slot), v + o);
 		}
 	}
+}
+
+int32_t
+kv_n_chunks(const struct kv *kv)
+{
+	return (kv->cap + KV_CHUNK - 1) / KV_CHUNK;
+}
+
+size_t
+kv_chunk_bytes(const struct kv *kv)
+{
+	return 2 * (size_t)kv->n_head_kv * KV_CHUNK * (size_t)kv->head_dim *
+	    elem_bytes(kv->type);
+}
+
+/* Slots of chunk c that exist (the last may be short). */
+static int32_t
+chunk_rows(const struct kv *kv, int32_t c)
+{
+	int32_t n = kv->cap - c * KV_CHUNK;
+
+	return n < KV_CHUNK ? n : KV_CHUNK;
+}
+
+/* Copies a chunk between the cache and buf, in the layout of kv.h. */
+static void
+chunk_copy(const struct kv *kv, int layer, int32_t c, char *buf, int out)
+{
+	size_t row = (size_t)kv->head_dim * elem_bytes(kv->type);
+	size_t n = (size_t)chunk_rows(kv, c) * row, full = KV_CHUNK * row;
+	int32_t h, m;
+
+	for (m = 0; m < 2; m++) {
+		for (h = 0; h < kv->n_head_kv; h++, buf += full) {
+			char *p = (char *)(m == 0 ? kv->k : kv->v) +
+			    row_offset(kv, layer, h, c * KV_CHUNK);
+			if (out) {
+				memcpy(buf, p, n);
+				memset(buf + n, 0, full - n);
+			} else
+				memcpy(p, buf, n);
+		}
+	}
+}
+
+void
+kv_chunk_get(const struct kv *kv, int layer, int32_t chunk, void *buf)
+{
+	chunk_copy(kv, layer, chunk, buf, 1);
+}
+
+void
+kv_chunk_set(struct kv *kv, int layer, int32_t chunk, const void *buf)
+{
+	chunk_copy(kv, layer, chunk, (char *)(uintptr_t)buf, 0);
+}
+
+int
+kv_chunk_dirty(const struct kv *kv, int layer, int32_t chunk)
+{
+	return kv->dirty[(size_t)layer * (size_t)kv_n_chunks(kv) +
+	    (size_t)chunk];
+}
+
+void
+kv_clean(struct kv *kv)
+{
+	memset(kv->dirty, 0, (size_t)kv->n_layer * (size_t)kv_n_chunks(kv));
+}
+
+void
+kv_dirty_all(struct kv *kv)
+{
+	memset(kv->dirty, 1, (size_t)kv->n_layer * (size_t)kv_n_chunks(kv));
 }

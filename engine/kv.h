@@ -34,7 +34,24 @@ struct kv {
 	int64_t n_seen;		    /* stream index of the next token */
 	void *k, *v;
 	int32_t *tok;		    /* [cap]: the token in each slot */
+	uint8_t *dirty;		    /* [n_layer][chunks]: written since clean */
 };
+
+/*
+ * Snapshots move the cache in chunks of KV_CHUNK slots of one layer:
+ * for each KV head its K rows, then for each KV head its V rows (the
+ * storage type's bytes, the last chunk padded with zeros).  A chunk is
+ * dirty once a row in it is written, until kv_clean.
+ */
+#define KV_CHUNK 64
+
+int32_t kv_n_chunks(const struct kv *);	/* per layer */
+size_t kv_chunk_bytes(const struct kv *);
+void kv_chunk_get(const struct kv *, int layer, int32_t chunk, void *buf);
+void kv_chunk_set(struct kv *, int layer, int32_t chunk, const void *buf);
+int kv_chunk_dirty(const struct kv *, int layer, int32_t chunk);
+void kv_clean(struct kv *);
+void kv_dirty_all(struct kv *);
 
 /* Bytes of K and V for one token in one layer. */
 size_t kv_token_layer_bytes(const struct model_hparams *, enum kv_type);

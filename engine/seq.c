@@ -477,6 +477,68 @@ seq_shift_stream(struct seq *s, int64_t d, char *cause)
 			for (slot = kv->n_sink; slot < kv->cap; slot++)
 				rotate_row(s, (void *)(uintptr_t)kv_k_row(kv, l,
 				    h, slot), cs);
+	kv_dirty_all(kv);
 	kv->n_seen += d;
+	return 0;
+}
+
+int32_t
+seq_n_chunks(const struct seq *s)
+{
+	return kv_n_chunks(&s->kv);
+}
+
+size_t
+seq_chunk_bytes(const struct seq *s)
+{
+	return kv_chunk_bytes(&s->kv);
+}
+
+void
+seq_chunk_get(const struct seq *s, int layer, int32_t chunk, void *buf)
+{
+	kv_chunk_get(&s->kv, layer, chunk, buf);
+}
+
+void
+seq_chunk_set(struct seq *s, int layer, int32_t chunk, const void *buf)
+{
+	kv_chunk_set(&s->kv, layer, chunk, buf);
+}
+
+int
+seq_chunk_dirty(const struct seq *s, int layer, int32_t chunk)
+{
+	return kv_chunk_dirty(&s->kv, layer, chunk);
+}
+
+void
+seq_clean(struct seq *s)
+{
+	kv_clean(&s->kv);
+}
+
+const int32_t *
+seq_tokens(const struct seq *s)
+{
+	return s->kv.tok;
+}
+
+int
+seq_restore(struct seq *s, int64_t n_seen, const int32_t *tokens,
+    char *cause)
+{
+	int32_t i, nv = s->m->hp.n_vocab;
+
+	if (n_seen < 0 || (!s->kv.evict && n_seen > s->kv.cap))
+		return err_set(cause, "stream position %lld does not fit this "
+		    "cache", (long long)n_seen);
+	for (i = 0; i < s->kv.cap; i++) {
+		if (tokens[i] < 0 || tokens[i] >= nv)
+			return err_set(cause, "slot %d holds token %d, outside "
+			    "the vocabulary", i, tokens[i]);
+	}
+	memcpy(s->kv.tok, tokens, (size_t)s->kv.cap * sizeof *tokens);
+	s->kv.n_seen = n_seen;
 	return 0;
 }

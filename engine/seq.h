@@ -96,6 +96,25 @@ typedef void seq_probe_fn(void *arg, int layer, int head,
 void seq_set_probe(struct seq *, seq_probe_fn *, void *arg);
 
 /*
+ * Snapshots (for the store): the cache moves in chunks of KV_CHUNK
+ * slots of one layer (layout in kv.h); a chunk is dirty once written,
+ * until seq_clean, so that a snapshot can write only what changed.
+ * seq_tokens gives the token id in each of the n_cache slots.  To
+ * restore, make a sequence with the same options, set every chunk, then
+ * seq_restore the stream position and the slots' tokens: it continues
+ * bit for bit as the original would have.
+ */
+int32_t seq_n_chunks(const struct seq *);
+size_t seq_chunk_bytes(const struct seq *);
+void seq_chunk_get(const struct seq *, int layer, int32_t chunk, void *buf);
+void seq_chunk_set(struct seq *, int layer, int32_t chunk, const void *buf);
+int seq_chunk_dirty(const struct seq *, int layer, int32_t chunk);
+void seq_clean(struct seq *);
+const int32_t *seq_tokens(const struct seq *);
+int seq_restore(struct seq *, int64_t n_seen, const int32_t *tokens,
+    char *cause);
+
+/*
  * For tests: moves the whole stream d tokens later (keys re-rotated),
  * as if d more tokens had been seen and evicted.  Only on a full,
  * evicting cache.  The logits that follow must not change.

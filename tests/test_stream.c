@@ -421,6 +421,102 @@ START_TEST(shifted_stream_is_exact)
 }
 END_TEST
 
+/* Every chunk of a into b, with the stream position and the slots' tokens. */
+static void
+copy_state(const struct seq *a, struct seq *b, int all, const struct model *m)
+{
+	size_t bytes = seq_chunk_bytes(a);
+	char *buf = malloc(bytes), cause[ERR_LEN] = "";
+	struct seq_info si;
+	int32_t c;
+	int l;
+
+	for (l = 0; l < m->hp.n_layer; l++)
+		for (c = 0; c < seq_n_chunks(a); c++) {
+			if (!all && !seq_chunk_dirty(a, l, c))
+				continue;
+			seq_chunk_get(a, l, c, buf);
+			seq_chunk_set(b, l, c, buf);
+		}
+	seq_get_info(a, &si);
+	ck_assert_msg(seq_restore(b, si.n_seen, seq_tokens(a), cause) == 0,
+	    "%s", cause);
+	free(buf);
+}
+
+/* n tokens into s, the logits of each into lg. */
+static void
+feed(struct seq *s, struct seq_work *w, const int32_t *ids, size_t n,
+    float *lg)
+{
+	ck_assert_int_eq(seq_eval(s, w, pool, ids, n, lg, 1, NULL), 0);
+}
+
+/*
+ * A snapshot restored into a fresh sequence continues bit for bit, in
+ * every mode and KV type; after seq_clean only the chunks the next
+ * tokens wrote are dirty, and those alone bring a copy up to date.
+ */
+START_TEST(snapshot_restore_is_exact)
+{
+	static const enum seq_mode modes[] = { SEQ_STREAMING, SEQ_STREAMING,
+		SEQ_WINDOW, SEQ_RECOMPUTE, SEQ_DENSE };
+	static const enum kv_type kvs[] = { KV_F32, KV_F16, KV_F32, KV_F32,
+		KV_F32 };
+	struct seq_opts o = opts(modes[_i], 100, modes[_i] == SEQ_STREAMING ?
+	    4 : -1, 0, kvs[_i]);
+	size_t n = modes[_i] == SEQ_DENSE ? 70 : 260, nv, k = 12;
+	struct seq *a, *b, *c;
+	struct seq_work *w;
+	char path[512];
+	struct model *m;
+	int32_t *ids, ch, dirty = 0;
+	float *la, *lb;
+	int l;
+
+	make_synth("llama", path, sizeof path);
+	m = open_model(path);
+	nv = (size_t)m->hp.n_vocab;
+	ids = synth_ids(m, n + 2 * k);
+	a = seq_new(m, &o, NULL);
+	b = seq_new(m, &o, NULL);
+	c = seq_new(m, &o, NULL);
+	w = seq_work_new(m, 64, NULL);
+	la = malloc(k * nv * sizeof *la);
+	lb = malloc(k * nv * sizeof *lb);
+	feed(a, w, ids, n, NULL);
+	copy_state(a, b, 1, m);
+	copy_state(a, c, 1, m);
+	seq_clean(a);
+	feed(a, w, ids + n, k, la);
+	feed(b, w, ids + n, k, lb);
+	ck_assert_msg(memcmp(la, lb, k * nv * sizeof *la) == 0,
+	    "mode %d: restored logits differ", _i);
+	for (l = 0; l < m->hp.n_layer; l++)
+		for (ch = 0; ch < seq_n_chunks(a); ch++)
+			dirty += seq_chunk_dirty(a, l, ch);
+	ck_assert_int_gt(dirty, 0);
+	ck_assert_int_le(dirty, modes[_i] == SEQ_RECOMPUTE ? 2 *
+	    seq_n_chunks(a) : 2 * m->hp.n_layer);
+	copy_state(a, c, 0, m); /* the dirty chunks only */
+	feed(a, w, ids + n + k, k, la);
+	feed(c, w, ids + n + k, k, lb);
+	ck_assert_msg(memcmp(la, lb, k * nv * sizeof *la) == 0,
+	    "mode %d: incrementally restored logits differ", _i);
+	printf("snapshot mode %s/%s: restored exactly; %d dirty chunks "
+	    "after %zu tokens\n", seq_mode_name(modes[_i]),
+	    seq_kv_name(kvs[_i]), dirty, k);
+	free(la);
+	free(lb);
+	free(ids);
+	seq_work_free(w);
+	seq_free(a);
+	seq_free(b);
+	seq_free(c);
+	model_close(m);
+}
+END_TEST
+
 /* Counters and the memory report. */
 START_TEST(info_reports_memory_and_eviction)
 {
@@ -521,6 +617,7 @@ stream_suite(void)
 	tcase_add_test(tc, recompute_matches_fresh_passes);
 	tcase_add_loop_test(tc, shifted_stream_is_exact, 0, 2);
 	tcase_add_test(tc, info_reports_memory_and_eviction);
+	tcase_add_loop_test(tc, snapshot_restore_is_exact, 0, 5);
 	tcase_add_test(tc, bad_options_are_named);
 	suite_add_tcase(s, tc);
 	return s;
