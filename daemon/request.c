@@ -137,7 +137,9 @@ op_hello(struct req *r)
 		return req_err(r, PROTO_E_VERSION, "protocol %llu is not "
 		    "spoken here: this sinkd speaks %d.%d",
 		    (unsigned long long)v, PROTO_MAJOR, PROTO_MINOR);
-	o = ok(r, 7);
+	o = ok(r, 8);
+	proto_pack_key(o, "fingerprint");
+	proto_pack_cstr(o, r->d->model->fingerprint);
 	proto_pack_key(o, "max_frame");
 	proto_pack_u64(o, (uint64_t)r->d->conf->max_frame);
 	proto_pack_key(o, "max_prompt");

@@ -685,6 +685,15 @@ gguf_open(const char *path, char *cause)
 }
 
 void
+gguf_header(const struct gguf_file *f, const void **p, size_t *len,
+    uint64_t *file_size)
+{
+	*p = f->map;
+	*len = f->data_start;
+	*file_size = f->size;
+}
+
+void
 gguf_release_data(struct gguf_file *f)
 {
 	long page = sysconf(_SC_PAGESIZE);

@@ -84,6 +84,13 @@ size_t gguf_file_size(const struct gguf_file *);
 uint64_t gguf_n_kv(const struct gguf_file *);
 const struct gguf_kv *gguf_kv_at(const struct gguf_file *, uint64_t i);
 uint64_t gguf_n_tensors(const struct gguf_file *);
+/*
+ * The file's header bytes: magic, metadata and tensor infos (names,
+ * shapes, types, offsets), everything before the tensor data; and the
+ * file's size.
+ */
+void gguf_header(const struct gguf_file *, const void **p, size_t *len,
+    uint64_t *file_size);
 const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *, uint64_t i);
 
 /* Lookups by NUL-terminated name; NULL when absent. */

@@ -23,6 +23,9 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "sha256.h"
+
+static void fingerprint(struct model *);
 
 static const char *const arch_names[] = {
 	[ARCH_LLAMA] = "llama",
@@ -441,12 +444,33 @@ model_open(const char *path, const struct model_opts *opts, char *cause)
 		gguf_release_data(m->gguf);
 	m->n_params = count_params(m);
 	describe(m);
+	fingerprint(m);
 	return m;
 fail:
 	err_set(cause, "%s: %s", path, why);
 fail_quiet:
 	model_close(m);
 	return NULL;
+}
+
+static void
+fingerprint(struct model *m)
+{
+	struct sha256 h;
+	const void *p;
+	size_t len;
+	uint64_t size;
+	uint8_t d[32], le[8];
+	int i;
+
+	gguf_header(m->gguf, &p, &len, &size);
+	for (i = 0; i < 8; i++)
+		le[i] = (uint8_t)(size >> (8 * i));
+	sha256_init(&h);
+	sha256_update(&h, p, len);
+	sha256_update(&h, le, sizeof le);
+	sha256_final(&h, d);
+	sha256_hex(d, m->fingerprint);
 }
 
 void

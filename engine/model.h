@@ -70,6 +70,12 @@ struct model {
 	size_t weights_size;
 	size_t n_params;
 	char desc[128];		/* "llama 5L 64d Q8_0 (260K params)" */
+	/*
+	 * SHA-256 of the GGUF header (metadata and tensor layout) and the
+	 * file size, in hex: a snapshot is only ever restored into the model
+	 * with the same fingerprint.
+	 */
+	char fingerprint[65];
 };
 
 struct model_opts {

@@ -17,6 +17,7 @@
 #include "quant.h"
 #include "reference.h"
 #include "seq.h"
+#include "sha256.h"
 #include "synth.h"
 
 static char tmpdir[] = "/tmp/sinkd-test-model-XXXXXX";
@@ -400,6 +401,46 @@ START_TEST(bad_models_are_refused)
 }
 END_TEST
 
+/* SHA-256 against the standard's vectors, and the model fingerprint. */
+START_TEST(fingerprints)
+{
+	static const char *const in[] = { "", "abc",
+	    "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq" };
+	static const char *const want[] = {
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	    "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" };
+	struct synth_opts o = { .arch = "llama", .type = QT_F32, .seed = 1 };
+	char path[512], path2[600], hex[65];
+	struct model *a, *b, *c;
+	struct sha256 h;
+	uint8_t d[32];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		sha256_init(&h);
+		sha256_update(&h, in[i], strlen(in[i]));
+		sha256_final(&h, d);
+		sha256_hex(d, hex);
+		ck_assert_str_eq(hex, want[i]);
+	}
+	make_synth("llama", QT_F32, path, sizeof path);
+	synth_shape(&o, "tiny", NULL);
+	o.n_layer = 3; /* another layout */
+	snprintf(path2, sizeof path2, "%s/other.gguf", tmpdir);
+	ck_assert_int_eq(synth_write(&o, path2, NULL), 0);
+	a = open_model(path);
+	b = open_model(path);
+	c = open_model(path2);
+	ck_assert_uint_eq(strlen(a->fingerprint), 64);
+	ck_assert_str_eq(a->fingerprint, b->fingerprint);
+	ck_assert_str_ne(a->fingerprint, c->fingerprint);
+	model_close(a);
+	model_close(b);
+	model_close(c);
+}
+END_TEST
+
 START_TEST(seq_refuses_bad_tokens_and_overflow)
 {
 	struct seq_opts so;
@@ -450,6 +491,7 @@ main(void)
 	tcase_add_loop_test(tc, synth_qwen2_types_match_reference, 0, 5);
 	tcase_add_test(tc, bad_models_are_refused);
 	tcase_add_test(tc, seq_refuses_bad_tokens_and_overflow);
+	tcase_add_test(tc, fingerprints);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_NOFORK);
