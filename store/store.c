@@ -1,0 +1,210 @@
+/*
+ * store: see store.h.
+ *
+ * Schema, version 1 (PRAGMA user_version = 1):
+ *   meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
+ *       'created' (Unix seconds), 'writer' (the sinkd that created it)
+ *   sessions(name TEXT PRIMARY KEY, owner INTEGER NOT NULL,
+ *       created INTEGER NOT NULL, used INTEGER NOT NULL,
+ *       fingerprint TEXT NOT NULL,     -- the model's (model.h)
+ *       options BLOB NOT NULL,         -- cache policy, sampling defaults
+ *       state BLOB NOT NULL)           -- counters, token ring, rng
+ *   kv_chunks(session TEXT NOT NULL, layer INTEGER NOT NULL,
+ *       chunk INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL,
+ *       PRIMARY KEY (session, layer, chunk))
+ *                                      -- KV_CHUNK slots of one layer
+ *   turns(session TEXT NOT NULL, seq INTEGER NOT NULL,
+ *       role INTEGER NOT NULL, text BLOB NOT NULL,
+ *       PRIMARY KEY (session, seq))
+ * Migrations run forward, one version at a time, each in a transaction;
+ * a file with a higher user_version than STORE_SCHEMA is not touched.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+
+struct store {
+	sqlite3 *db;
+	int found;	/* user_version when opened */
+};
+
+static const char *const schema_v1[] = {
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+	"CREATE TABLE sessions(name TEXT PRIMARY KEY, owner INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, used INTEGER NOT NULL,"
+	" fingerprint TEXT NOT NULL, options BLOB NOT NULL,"
+	" state BLOB NOT NULL)",
+	"CREATE TABLE kv_chunks(session TEXT NOT NULL, layer INTEGER NOT NULL,"
+	" chunk INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL,"
+	" PRIMARY KEY (session, layer, chunk))",
+	"CREATE TABLE turns(session TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" role INTEGER NOT NULL, text BLOB NOT NULL,"
+	" PRIMARY KEY (session, seq))",
+	"INSERT INTO meta VALUES('created', strftime('%s','now'))",
+	"PRAGMA user_version = 1",
+	NULL,
+};
+
+/* Every migration: migrations[v] takes a database from v to v + 1. */
+static const char *const *const migrations[STORE_SCHEMA] = { schema_v1 };
+
+static int
+exec(struct store *s, const char *sql, char *cause)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		err_set(cause, "%s", msg != NULL ? msg :
+		    sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+user_version(struct store *s, int *v, char *cause)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st,
+	    NULL) != SQLITE_OK)
+		return err_set(cause, "%s", sqlite3_errmsg(s->db));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return err_set(cause, "%s", sqlite3_errmsg(s->db));
+	return 0;
+}
+
+/* One version forward, in one transaction. */
+static int
+migrate(struct store *s, int from, char *cause)
+{
+	const char *const *sql;
+
+	if (exec(s, "BEGIN IMMEDIATE", cause) != 0)
+		return -1;
+	for (sql = migrations[from]; *sql != NULL; sql++) {
+		if (exec(s, *sql, cause) != 0) {
+			exec(s, "ROLLBACK", NULL);
+			return -1;
+		}
+	}
+	return exec(s, "COMMIT", cause);
+}
+
+/* The file exists with mode 0600 before SQLite opens it. */
+static int
+create_private(const char *path, char *cause)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return err_set(cause, "%s: %s", path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static int
+bring_up(struct store *s, const char *path, char *cause)
+{
+	char why[ERR_LEN];
+	int v = 0;
+
+	/* The version first: a newer file must not even change journal. */
+	if (user_version(s, &v, why) != 0)
+		return err_set(cause, "%s: %s", path, why);
+	s->found = v;
+	if (v > STORE_SCHEMA)
+		return err_set(cause, "%s was written by a newer sinkd (schema "
+		    "%d; this one knows %d): not touching it", path, v,
+		    STORE_SCHEMA);
+	if (exec(s, "PRAGMA journal_mode=WAL", why) != 0 ||
+	    exec(s, "PRAGMA synchronous=FULL", why) != 0)
+		return err_set(cause, "%s: %s", path, why);
+	for (; v < STORE_SCHEMA; v++) {
+		if (migrate(s, v, why) != 0)
+			return err_set(cause, "%s: migrating to schema %d: %s",
+			    path, v + 1, why);
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *cause)
+{
+	struct store *s = calloc(1, sizeof *s);
+
+	if (s == NULL) {
+		err_set(cause, "out of memory");
+		return NULL;
+	}
+	if (create_private(path, cause) != 0)
+		goto fail;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		err_set(cause, "%s: %s", path, s->db != NULL ?
+		    sqlite3_errmsg(s->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 2000);
+	if (bring_up(s, path, cause) != 0)
+		goto fail;
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+int
+store_found_version(const struct store *s)
+{
+	return s->found;
+}
+
+int
+store_check(struct store *s, char *cause)
+{
+	sqlite3_stmt *st;
+	const unsigned char *t;
+	int rc, ok = 1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st,
+	    NULL) != SQLITE_OK)
+		return err_set(cause, "%s", sqlite3_errmsg(s->db));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t = sqlite3_column_text(st, 0);
+		if (t == NULL || strcmp((const char *)t, "ok") != 0) {
+			if (ok)
+				err_set(cause, "%s", t != NULL ?
+				    (const char *)t : "integrity check failed");
+			ok = 0;
+		}
+	}
+	if (rc != SQLITE_DONE && ok)
+		err_set(cause, "%s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return ok && rc == SQLITE_DONE ? 0 : -1;
+}

@@ -1,0 +1,185 @@
+/*
+ * test_store: the database file: created private and versioned,
+ * reopened as is, a newer schema refused and left byte for byte alone,
+ * damage found by the integrity check, bad paths named.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sha256.h"
+#include "store.h"
+
+static char tmpdir[] = "/tmp/sinkd-test-store-XXXXXX";
+
+static void
+setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+static void
+db_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* SHA-256 of a file, to see that nothing changed it. */
+static void
+file_hash(const char *path, char hex[65])
+{
+	struct sha256 h;
+	uint8_t d[32], b[4096];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	sha256_init(&h);
+	while ((n = fread(b, 1, sizeof b, f)) > 0)
+		sha256_update(&h, b, n);
+	fclose(f);
+	sha256_final(&h, d);
+	sha256_hex(d, hex);
+}
+
+static int
+count_tables(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM "
+	    "sqlite_master WHERE type='table'", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+START_TEST(create_and_reopen)
+{
+	char path[256], cause[ERR_LEN] = "";
+	struct store *s;
+	struct stat st;
+
+	db_path(path, sizeof path, "a.db");
+	s = store_open(path, cause);
+	ck_assert_msg(s != NULL, "%s", cause);
+	ck_assert_int_eq(store_found_version(s), 0);
+	ck_assert_int_eq(store_check(s, cause), 0);
+	store_close(s);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(count_tables(path), 4);
+	s = store_open(path, cause);
+	ck_assert_msg(s != NULL, "%s", cause);
+	ck_assert_int_eq(store_found_version(s), STORE_SCHEMA);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(newer_schema_untouched)
+{
+	char path[256], cause[ERR_LEN] = "", before[65], after[65];
+	sqlite3 *db;
+
+	db_path(path, sizeof path, "newer.db");
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE x(y); "
+	    "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	file_hash(path, before);
+	ck_assert_ptr_null(store_open(path, cause));
+	ck_assert_msg(strstr(cause, "newer sinkd (schema 99") != NULL, "%s",
+	    cause);
+	file_hash(path, after);
+	ck_assert_str_eq(before, after);
+}
+END_TEST
+
+/* Garbage over a page of a table: the check (or the open) says so. */
+START_TEST(damage_is_found)
+{
+	char path[256], cause[ERR_LEN] = "", junk[4096];
+	struct store *s;
+	sqlite3 *db;
+	int fd, i, found;
+
+	db_path(path, sizeof path, "d.db");
+	s = store_open(path, cause);
+	ck_assert_ptr_nonnull(s);
+	store_close(s);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); "
+	    "PRAGMA journal_mode=DELETE", NULL, NULL, NULL), SQLITE_OK);
+	for (i = 0; i < 200; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "INSERT INTO turns VALUES('s', %d, 0, "
+		    "randomblob(300))", i);
+		ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL),
+		    SQLITE_OK);
+	}
+	sqlite3_close(db);
+	memset(junk, 0x5a, sizeof junk);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, junk, sizeof junk, 4096 * 3), 4096);
+	close(fd);
+	s = store_open(path, cause);
+	found = s == NULL || store_check(s, cause) != 0;
+	ck_assert_msg(found, "damage not found");
+	ck_assert(cause[0] != '\0');
+	store_close(s);
+}
+END_TEST
+
+START_TEST(bad_paths)
+{
+	char path[256], cause[ERR_LEN] = "";
+
+	db_path(path, sizeof path, "no/such/dir/x.db");
+	ck_assert_ptr_null(store_open(path, cause));
+	ck_assert_ptr_nonnull(strstr(cause, "No such file"));
+	ck_assert_ptr_null(store_open(tmpdir, cause)); /* a directory */
+	ck_assert(cause[0] != '\0');
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, create_and_reopen);
+	tcase_add_test(tc, newer_schema_untouched);
+	tcase_add_test(tc, damage_is_found);
+	tcase_add_test(tc, bad_paths);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
