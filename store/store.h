@@ -28,4 +28,34 @@ int store_found_version(const struct store *);
 /* PRAGMA integrity_check: 0 when the file is sound, -1 with cause. */
 int store_check(struct store *, char *cause);
 
+/* A session's row; options and state are the daemon's opaque blobs. */
+struct store_row {
+	char name[65];
+	uint32_t owner;
+	int64_t created, used;
+	char fingerprint[65];
+	const void *options, *state;
+	size_t options_len, state_len;
+};
+
+struct seq;
+
+/*
+ * One snapshot, one transaction: the row, and the sequence's chunks
+ * that are dirty (all of them with full), each with its CRC-32.  On
+ * success the caller may seq_clean; on failure nothing changed on disk.
+ */
+int store_save(struct store *, const struct store_row *, const struct seq *,
+    int n_layer, int full, char *cause);
+/*
+ * The row of a session (blobs malloc'd into *options and *state, owned
+ * by the caller); 1 when there is none.
+ */
+int store_load_row(struct store *, const char *name, struct store_row *,
+    void **options, void **state, char *cause);
+/* Every stored chunk of a session into s; a bad CRC is an error. */
+int store_load_chunks(struct store *, const char *name, struct seq *,
+    int n_layer, char *cause);
+uint32_t store_crc32(const void *, size_t);
+
 #endif

@@ -12,8 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model.h"
+#include "pool.h"
+#include "quant.h"
+#include "seq.h"
 #include "sha256.h"
 #include "store.h"
+#include "synth.h"
 
 static char tmpdir[] = "/tmp/sinkd-test-store-XXXXXX";
 
@@ -163,6 +168,114 @@ START_TEST(bad_paths)
 }
 END_TEST
 
+static struct pool *pool;
+
+/* The test's own state blob: n_seen, then the slots' token ids. */
+static void *
+state_blob(const struct seq *q, size_t *len)
+{
+	struct seq_info si;
+	int64_t *b;
+
+	seq_get_info(q, &si);
+	*len = sizeof(int64_t) + (size_t)si.n_cache * sizeof(int32_t);
+	b = malloc(*len);
+	b[0] = si.n_seen;
+	memcpy(b + 1, seq_tokens(q), (size_t)si.n_cache * sizeof(int32_t));
+	return b;
+}
+
+static void
+save(struct store *st, struct seq *q, const struct model *m, int full)
+{
+	struct store_row r = { .name = "s", .owner = 7, .created = 1,
+		.used = 2, .options = "opts", .options_len = 4 };
+	char cause[ERR_LEN] = "";
+	void *state = state_blob(q, &r.state_len);
+
+	snprintf(r.fingerprint, sizeof r.fingerprint, "%s", m->fingerprint);
+	r.state = state;
+	ck_assert_msg(store_save(st, &r, q, m->hp.n_layer, full, cause) == 0,
+	    "%s", cause);
+	seq_clean(q);
+	free(state);
+}
+
+/*
+ * A session saved in full, then only what changed, loads into a fresh
+ * sequence that continues bit for bit; a damaged chunk is refused.
+ */
+START_TEST(save_and_load)
+{
+	struct synth_opts so = { .arch = "llama", .type = QT_F32, .seed = 5 };
+	char path[256], db[256], cause[ERR_LEN] = "";
+	struct seq_opts o;
+	struct store_row r;
+	struct model *m;
+	struct seq *a, *b;
+	struct seq_work *w;
+	struct store *st;
+	void *opt, *state;
+	int32_t ids[300];
+	float *la, *lb;
+	size_t i, nv;
+	sqlite3 *raw;
+
+	synth_shape(&so, "tiny", NULL);
+	db_path(path, sizeof path, "m.gguf");
+	ck_assert_int_eq(synth_write(&so, path, NULL), 0);
+	m = model_open(path, NULL, NULL);
+	ck_assert_ptr_nonnull(m);
+	nv = (size_t)m->hp.n_vocab;
+	for (i = 0; i < 300; i++)
+		ids[i] = (int32_t)((i * 31 + 7) % nv);
+	seq_opts_default(&o);
+	o.n_cache = 100;
+	a = seq_new(m, &o, NULL);
+	b = seq_new(m, &o, NULL);
+	w = seq_work_new(m, 64, NULL);
+	la = malloc(10 * nv * sizeof *la);
+	lb = malloc(10 * nv * sizeof *lb);
+	db_path(db, sizeof db, "s.db");
+	st = store_open(db, cause);
+	ck_assert_msg(st != NULL, "%s", cause);
+	ck_assert_int_eq(seq_eval(a, w, pool, ids, 250, NULL, 0, NULL), 0);
+	save(st, a, m, 1);
+	ck_assert_int_eq(seq_eval(a, w, pool, ids + 250, 30, NULL, 0, NULL), 0);
+	save(st, a, m, 0); /* the dirty chunks only */
+	ck_assert_int_eq(store_load_row(st, "s", &r, &opt, &state, cause), 0);
+	ck_assert_str_eq(r.fingerprint, m->fingerprint);
+	ck_assert_int_eq(r.owner, 7);
+	ck_assert_int_eq(store_load_chunks(st, "s", b, m->hp.n_layer, cause),
+	    0);
+	ck_assert_int_eq(seq_restore(b, ((int64_t *)state)[0],
+	    (int32_t *)((int64_t *)state + 1), cause), 0);
+	ck_assert_int_eq(seq_eval(a, w, pool, ids + 280, 10, la, 1, NULL), 0);
+	ck_assert_int_eq(seq_eval(b, w, pool, ids + 280, 10, lb, 1, NULL), 0);
+	ck_assert(memcmp(la, lb, 10 * nv * sizeof *la) == 0);
+	free(opt);
+	free(state);
+	ck_assert_int_eq(store_load_row(st, "none", &r, &opt, &state, cause),
+	    1);
+	/* A flipped byte in a stored chunk. */
+	ck_assert_int_eq(sqlite3_open(db, &raw), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(raw, "UPDATE kv_chunks SET data = "
+	    "zeroblob(length(data)) WHERE layer = 1 AND chunk = 0", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	ck_assert_int_eq(store_load_chunks(st, "s", b, m->hp.n_layer, cause),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(cause, "damaged"));
+	store_close(st);
+	free(la);
+	free(lb);
+	seq_work_free(w);
+	seq_free(a);
+	seq_free(b);
+	model_close(m);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -176,10 +289,14 @@ main(void)
 	tcase_add_test(tc, newer_schema_untouched);
 	tcase_add_test(tc, damage_is_found);
 	tcase_add_test(tc, bad_paths);
+	tcase_add_test(tc, save_and_load);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
+	pool = pool_new(1, NULL);
+	srunner_set_fork_status(sr, CK_NOFORK);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	pool_free(pool);
 	return failed == 0 ? 0 : 1;
 }
