@@ -873,12 +873,11 @@ send_progress(struct client *c, const struct job *j, size_t done)
 }
 
 void
-request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
+request_job_event(struct daemon *d, struct job *j, int kind, char *text,
     size_t len, int32_t token)
 {
 	struct client *c = j->client != 0 ? client_find(d, j->client) : NULL;
 	struct proto_out o;
-	char *t;
 
 	if (c == NULL || c->closing)
 		return;
@@ -886,16 +885,13 @@ request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
 		send_progress(c, j, len);
 		return;
 	}
-	if ((t = malloc(len + 1)) == NULL)
-		return;
 	if (len > 0)
-		memcpy(t, text, len);
-	proto_utf8_sanitize(t, len);
+		proto_utf8_sanitize(text, len);
 	proto_out_init(&o);
 	proto_encode_head(&o, j->id, (enum proto_kind)kind, kind ==
 	    PROTO_K_TOKEN ? 2 : 1);
 	proto_pack_key(&o, kind == PROTO_K_TOKEN ? "text" : "message");
-	proto_pack_str(&o, t, len);
+	proto_pack_str(&o, len > 0 ? text : "", len);
 	if (kind == PROTO_K_TOKEN) {
 		proto_pack_key(&o, "token");
 		proto_pack_i64(&o, token);
@@ -903,7 +899,6 @@ request_job_event(struct daemon *d, struct job *j, int kind, const char *text,
 	}
 	send_out(c, &o, j->id);
 	proto_out_free(&o);
-	free(t);
 	if (client_queued(c) > (size_t)d->conf->max_output &&
 	    atomic_load(&j->stop) == STOP_NONE) {
 		log_warn("client %llu reads too slowly: request %llu "

@@ -23,8 +23,11 @@ const char *const *request_ops(void);
 void request_job_done(struct daemon *, struct job *);
 /* Stops a session's running job and drops its queue (shutdown). */
 void request_stop_session(struct daemon *, struct session *, int why);
-/* Sends a worker event (token, warning) to its client. */
+/*
+ * Sends a worker event (token, warning, progress) to its client; text
+ * is the event's own buffer, masked for invalid UTF-8 in place.
+ */
 void request_job_event(struct daemon *, struct job *, int kind,
-    const char *text, size_t len, int32_t token);
+    char *text, size_t len, int32_t token);
 
 #endif

@@ -16,7 +16,6 @@
 #include "pool.h"
 
 struct worker {
-	const struct model *m;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -145,7 +144,6 @@ worker_new(const struct model *m, int threads, char *cause)
 		err_set(cause, "out of memory");
 		return NULL;
 	}
-	w->m = m;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
