@@ -138,22 +138,14 @@ op_hello(struct req *r)
 		    "spoken here: this sinkd speaks %d.%d",
 		    (unsigned long long)v, PROTO_MAJOR, PROTO_MINOR);
 	o = ok(r, 8);
-	proto_pack_key(o, "fingerprint");
-	proto_pack_cstr(o, r->d->model->fingerprint);
-	proto_pack_key(o, "max_frame");
-	proto_pack_u64(o, (uint64_t)r->d->conf->max_frame);
-	proto_pack_key(o, "max_prompt");
-	proto_pack_u64(o, (uint64_t)r->d->conf->max_prompt);
-	proto_pack_key(o, "proto");
-	proto_pack_u64(o, PROTO_MAJOR);
-	proto_pack_key(o, "minor");
-	proto_pack_u64(o, PROTO_MINOR);
-	proto_pack_key(o, "server");
-	proto_pack_cstr(o, "sinkd " PACKAGE_VERSION);
-	proto_pack_key(o, "model");
-	proto_pack_cstr(o, r->d->model->desc);
-	proto_pack_key(o, "ctx_train");
-	proto_pack_u64(o, (uint64_t)r->d->model->hp.n_ctx_train);
+	proto_put_cstr(o, "fingerprint", r->d->model->fingerprint);
+	proto_put_u64(o, "max_frame", (uint64_t)r->d->conf->max_frame);
+	proto_put_u64(o, "max_prompt", (uint64_t)r->d->conf->max_prompt);
+	proto_put_u64(o, "proto", PROTO_MAJOR);
+	proto_put_u64(o, "minor", PROTO_MINOR);
+	proto_put_cstr(o, "server", "sinkd " PACKAGE_VERSION);
+	proto_put_cstr(o, "model", r->d->model->desc);
+	proto_put_u64(o, "ctx_train", (uint64_t)r->d->model->hp.n_ctx_train);
 	return reply(r);
 }
 
@@ -161,28 +153,17 @@ op_hello(struct req *r)
 static void
 pack_summary(struct proto_out *o, const struct session *s)
 {
-	proto_pack_key(o, "name");
-	proto_pack_cstr(o, s->name);
-	proto_pack_key(o, "mode");
-	proto_pack_cstr(o, seq_mode_name(s->info.mode));
-	proto_pack_key(o, "cache");
-	proto_pack_u64(o, (uint64_t)s->info.n_cache);
-	proto_pack_key(o, "cached");
-	proto_pack_u64(o, (uint64_t)s->info.n_cached);
-	proto_pack_key(o, "seen");
-	proto_pack_u64(o, (uint64_t)s->info.n_seen);
-	proto_pack_key(o, "evicted");
-	proto_pack_u64(o, (uint64_t)s->info.n_evicted);
-	proto_pack_key(o, "turns");
-	proto_pack_u64(o, s->n_turns);
-	proto_pack_key(o, "created");
-	proto_pack_i64(o, (int64_t)s->created);
-	proto_pack_key(o, "used");
-	proto_pack_i64(o, (int64_t)s->used);
-	proto_pack_key(o, "busy");
-	proto_pack_bool(o, s->running != NULL);
-	proto_pack_key(o, "queued");
-	proto_pack_u64(o, (uint64_t)s->n_queued);
+	proto_put_cstr(o, "name", s->name);
+	proto_put_cstr(o, "mode", seq_mode_name(s->info.mode));
+	proto_put_u64(o, "cache", (uint64_t)s->info.n_cache);
+	proto_put_u64(o, "cached", (uint64_t)s->info.n_cached);
+	proto_put_u64(o, "seen", (uint64_t)s->info.n_seen);
+	proto_put_u64(o, "evicted", (uint64_t)s->info.n_evicted);
+	proto_put_u64(o, "turns", s->n_turns);
+	proto_put_i64(o, "created", (int64_t)s->created);
+	proto_put_i64(o, "used", (int64_t)s->used);
+	proto_put_bool(o, "busy", s->running != NULL);
+	proto_put_u64(o, "queued", (uint64_t)s->n_queued);
 }
 
 #define SUMMARY_PAIRS 11
@@ -193,33 +174,22 @@ pack_detail(struct proto_out *o, const struct session *s)
 {
 	proto_pack_map(o, SUMMARY_PAIRS + DETAIL_PAIRS);
 	pack_summary(o, s);
-	proto_pack_key(o, "sinks");
-	proto_pack_u64(o, (uint64_t)s->info.n_sink);
-	proto_pack_key(o, "kv");
-	proto_pack_cstr(o, seq_kv_name(s->info.kv_type));
-	proto_pack_key(o, "bytes");
-	proto_pack_u64(o, s->info.bytes);
-	proto_pack_key(o, "token_layer_bytes");
-	proto_pack_u64(o, s->info.token_layer_bytes);
+	proto_put_u64(o, "sinks", (uint64_t)s->info.n_sink);
+	proto_put_cstr(o, "kv", seq_kv_name(s->info.kv_type));
+	proto_put_u64(o, "bytes", s->info.bytes);
+	proto_put_u64(o, "token_layer_bytes", s->info.token_layer_bytes);
 	proto_pack_key(o, "system");
 	if (s->system != NULL)
 		proto_pack_cstr(o, s->system);
 	else
 		proto_pack_nil(o);
-	proto_pack_key(o, "temp");
-	proto_pack_f64(o, s->sp.temp);
-	proto_pack_key(o, "top_k");
-	proto_pack_u64(o, (uint64_t)s->sp.top_k);
-	proto_pack_key(o, "top_p");
-	proto_pack_f64(o, s->sp.top_p);
-	proto_pack_key(o, "min_p");
-	proto_pack_f64(o, s->sp.min_p);
-	proto_pack_key(o, "repeat_penalty");
-	proto_pack_f64(o, s->sp.repeat_penalty);
-	proto_pack_key(o, "seed");
-	proto_pack_u64(o, s->sp.seed);
-	proto_pack_key(o, "max_tokens");
-	proto_pack_u64(o, (uint64_t)s->max_tokens);
+	proto_put_f64(o, "temp", s->sp.temp);
+	proto_put_u64(o, "top_k", (uint64_t)s->sp.top_k);
+	proto_put_f64(o, "top_p", s->sp.top_p);
+	proto_put_f64(o, "min_p", s->sp.min_p);
+	proto_put_f64(o, "repeat_penalty", s->sp.repeat_penalty);
+	proto_put_u64(o, "seed", s->sp.seed);
+	proto_put_u64(o, "max_tokens", (uint64_t)s->max_tokens);
 }
 
 static int
@@ -269,8 +239,7 @@ op_info(struct req *r)
 	proto_pack_array(o, s->n_turns - from);
 	for (i = from; i < s->n_turns; i++) {
 		proto_pack_map(o, 2);
-		proto_pack_key(o, "role");
-		proto_pack_cstr(o, role_name(s->turns[i].role));
+		proto_put_cstr(o, "role", role_name(s->turns[i].role));
 		proto_pack_key(o, "text");
 		proto_pack_str(o, s->turns[i].text, s->turns[i].len);
 	}
@@ -454,8 +423,8 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	    r->cause) < 0))
 		return bad(r);
 	if (sys_len > 0 && memchr(sys, '\0', sys_len) != NULL)
-		return req_err(r, PROTO_E_BAD_REQUEST, "key 'system' holds a NUL "
-		    "byte");
+		return req_err(r, PROTO_E_BAD_REQUEST, "key 'system' holds "
+		    "a NUL byte");
 	if (sys_len > 0 && system_tokens(r, sys, sys_len, &pin, &n_pin) != 0)
 		return -1;
 	so.n_pin = (int32_t)(n_pin < SEQ_MAX_CACHE ? n_pin : SEQ_MAX_CACHE);
@@ -592,8 +561,8 @@ turn_keys(struct req *r, struct job *j, const struct sampler_params *base,
 	j->max_tokens = (int32_t)mt;
 	for (i = 0; i < ns; i++) {
 		if (sl[i] == 0 || memchr(st[i], '\0', sl[i]) != NULL)
-			return req_err(r, PROTO_E_BAD_REQUEST, "stop string %zu "
-			    "is empty or holds a NUL byte", i + 1);
+			return req_err(r, PROTO_E_BAD_REQUEST, "stop string "
+			    "%zu is empty or holds a NUL byte", i + 1);
 		if ((j->stops[i] = strndup(st[i], sl[i])) == NULL)
 			return req_err(r, PROTO_E_INTERNAL, "out of memory");
 		j->n_stops++;
@@ -675,7 +644,8 @@ unqueue(struct req *r, uint64_t target)
 		struct session *s = t->v[i];
 		for (pp = &s->queue; (victim = *pp) != NULL;
 		    pp = &victim->next) {
-			if (victim->client != r->c->serial || victim->id != target)
+			if (victim->client != r->c->serial ||
+			    victim->id != target)
 				continue;
 			*pp = victim->next;
 			s->n_queued--;
@@ -748,26 +718,16 @@ op_status(struct req *r)
 	int busy;
 	uint64_t mem = cache_bytes(d, &busy);
 
-	proto_pack_key(o, "server");
-	proto_pack_cstr(o, "sinkd " PACKAGE_VERSION);
-	proto_pack_key(o, "model");
-	proto_pack_cstr(o, d->model->desc);
-	proto_pack_key(o, "uptime");
-	proto_pack_u64(o, (uint64_t)(time(NULL) - d->started));
-	proto_pack_key(o, "sessions");
-	proto_pack_u64(o, d->sessions.n);
-	proto_pack_key(o, "clients");
-	proto_pack_u64(o, (uint64_t)d->n_clients);
-	proto_pack_key(o, "busy");
-	proto_pack_u64(o, (uint64_t)busy);
-	proto_pack_key(o, "memory");
-	proto_pack_u64(o, mem);
-	proto_pack_key(o, "rss");
-	proto_pack_u64(o, daemon_rss());
-	proto_pack_key(o, "tokens_in");
-	proto_pack_u64(o, d->tokens_in);
-	proto_pack_key(o, "tokens_out");
-	proto_pack_u64(o, d->tokens_out);
+	proto_put_cstr(o, "server", "sinkd " PACKAGE_VERSION);
+	proto_put_cstr(o, "model", d->model->desc);
+	proto_put_u64(o, "uptime", (uint64_t)(time(NULL) - d->started));
+	proto_put_u64(o, "sessions", d->sessions.n);
+	proto_put_u64(o, "clients", (uint64_t)d->n_clients);
+	proto_put_u64(o, "busy", (uint64_t)busy);
+	proto_put_u64(o, "memory", mem);
+	proto_put_u64(o, "rss", daemon_rss());
+	proto_put_u64(o, "tokens_in", d->tokens_in);
+	proto_put_u64(o, "tokens_out", d->tokens_out);
 	return reply(r);
 }
 
@@ -864,10 +824,8 @@ send_progress(struct client *c, const struct job *j, size_t done)
 
 	proto_out_init(&o);
 	proto_encode_head(&o, j->id, PROTO_K_PROGRESS, 2);
-	proto_pack_key(&o, "done");
-	proto_pack_u64(&o, done);
-	proto_pack_key(&o, "total");
-	proto_pack_u64(&o, j->n_prompt);
+	proto_put_u64(&o, "done", done);
+	proto_put_u64(&o, "total", j->n_prompt);
 	send_out(c, &o, j->id);
 	proto_out_free(&o);
 }
@@ -893,8 +851,7 @@ request_job_event(struct daemon *d, struct job *j, int kind, char *text,
 	proto_pack_key(&o, kind == PROTO_K_TOKEN ? "text" : "message");
 	proto_pack_str(&o, len > 0 ? text : "", len);
 	if (kind == PROTO_K_TOKEN) {
-		proto_pack_key(&o, "token");
-		proto_pack_i64(&o, token);
+		proto_put_i64(&o, "token", token);
 		d->tokens_out++;
 	}
 	send_out(c, &o, j->id);
@@ -915,24 +872,15 @@ pack_usage(struct proto_out *o, const struct job *j)
 	double dc = j->t_decode > 0 ? j->t_decode : 1e-9;
 
 	proto_pack_map(o, 9);
-	proto_pack_key(o, "prompt_tokens");
-	proto_pack_u64(o, j->fed);
-	proto_pack_key(o, "generated_tokens");
-	proto_pack_u64(o, (uint64_t)j->generated);
-	proto_pack_key(o, "cached_tokens");
-	proto_pack_u64(o, (uint64_t)j->info.n_cached);
-	proto_pack_key(o, "evicted_tokens");
-	proto_pack_u64(o, (uint64_t)j->info.n_evicted);
-	proto_pack_key(o, "seen_tokens");
-	proto_pack_u64(o, (uint64_t)j->info.n_seen);
-	proto_pack_key(o, "prefill_ms");
-	proto_pack_f64(o, j->t_prefill * 1e3);
-	proto_pack_key(o, "decode_ms");
-	proto_pack_f64(o, j->t_decode * 1e3);
-	proto_pack_key(o, "prefill_tps");
-	proto_pack_f64(o, (double)j->fed / pf);
-	proto_pack_key(o, "decode_tps");
-	proto_pack_f64(o, (double)j->generated / dc);
+	proto_put_u64(o, "prompt_tokens", j->fed);
+	proto_put_u64(o, "generated_tokens", (uint64_t)j->generated);
+	proto_put_u64(o, "cached_tokens", (uint64_t)j->info.n_cached);
+	proto_put_u64(o, "evicted_tokens", (uint64_t)j->info.n_evicted);
+	proto_put_u64(o, "seen_tokens", (uint64_t)j->info.n_seen);
+	proto_put_f64(o, "prefill_ms", j->t_prefill * 1e3);
+	proto_put_f64(o, "decode_ms", j->t_decode * 1e3);
+	proto_put_f64(o, "prefill_tps", (double)j->fed / pf);
+	proto_put_f64(o, "decode_tps", (double)j->generated / dc);
 }
 
 static void
@@ -954,8 +902,7 @@ send_outcome(struct daemon *d, struct job *j)
 		    d->conf->max_output);
 	else {
 		proto_encode_head(&o, j->id, PROTO_K_DONE, 2);
-		proto_pack_key(&o, "finish");
-		proto_pack_cstr(&o, proto_finish_name(j->finish));
+		proto_put_cstr(&o, "finish", proto_finish_name(j->finish));
 		proto_pack_key(&o, "usage");
 		pack_usage(&o, j);
 	}

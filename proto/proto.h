@@ -256,6 +256,12 @@ void	 proto_pack_f64(struct proto_out *, double);
 void	 proto_pack_bool(struct proto_out *, int);
 void	 proto_pack_nil(struct proto_out *);
 void	 proto_pack_object(struct proto_out *, const msgpack_object *);
+/* A key and its value: one pair of the map being packed. */
+void	 proto_put_u64(struct proto_out *, const char *key, uint64_t);
+void	 proto_put_i64(struct proto_out *, const char *key, int64_t);
+void	 proto_put_f64(struct proto_out *, const char *key, double);
+void	 proto_put_bool(struct proto_out *, const char *key, int);
+void	 proto_put_cstr(struct proto_out *, const char *key, const char *);
 
 /*
  * Finishes the frame: checks the body (1 to max_frame bytes, and

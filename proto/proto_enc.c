@@ -134,6 +134,41 @@ proto_pack_object(struct proto_out *out, const msgpack_object *o)
 	msgpack_pack_object(&out->pk, *o);
 }
 
+void
+proto_put_u64(struct proto_out *out, const char *key, uint64_t v)
+{
+	proto_pack_key(out, key);
+	proto_pack_u64(out, v);
+}
+
+void
+proto_put_i64(struct proto_out *out, const char *key, int64_t v)
+{
+	proto_pack_key(out, key);
+	proto_pack_i64(out, v);
+}
+
+void
+proto_put_f64(struct proto_out *out, const char *key, double v)
+{
+	proto_pack_key(out, key);
+	proto_pack_f64(out, v);
+}
+
+void
+proto_put_bool(struct proto_out *out, const char *key, int v)
+{
+	proto_pack_key(out, key);
+	proto_pack_bool(out, v);
+}
+
+void
+proto_put_cstr(struct proto_out *out, const char *key, const char *v)
+{
+	proto_pack_key(out, key);
+	proto_pack_cstr(out, v);
+}
+
 int
 proto_out_finish(struct proto_out *out, size_t max_frame, const char **data,
     size_t *len, char *cause)

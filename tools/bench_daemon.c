@@ -175,35 +175,25 @@ dconn_start(struct dconn *c, const char *name, const struct dopts *o,
 
 	proto_out_init(&out);
 	proto_pack_map(&out, 5);
-	proto_pack_key(&out, "op");
-	proto_pack_cstr(&out, "create");
-	proto_pack_key(&out, "id");
-	proto_pack_u64(&out, 1);
-	proto_pack_key(&out, "name");
-	proto_pack_cstr(&out, name);
-	proto_pack_key(&out, "cache");
-	proto_pack_u64(&out, (uint64_t)o->cache);
-	proto_pack_key(&out, "temp");
-	proto_pack_f64(&out, 0.0);
+	proto_put_cstr(&out, "op", "create");
+	proto_put_u64(&out, "id", 1);
+	proto_put_cstr(&out, "name", name);
+	proto_put_u64(&out, "cache", (uint64_t)o->cache);
+	proto_put_f64(&out, "temp", 0.0);
 	rc = proto_out_finish(&out, PROTO_MAX_FRAME, &data, &len, cause);
 	if (rc == 0 && write(c->fd, data, len) != (ssize_t)len)
 		rc = err_set(cause, "write: %s", strerror(errno));
 	proto_out_reset(&out);
 	proto_pack_map(&out, 6);
-	proto_pack_key(&out, "op");
-	proto_pack_cstr(&out, "complete");
-	proto_pack_key(&out, "id");
-	proto_pack_u64(&out, 2);
-	proto_pack_key(&out, "name");
-	proto_pack_cstr(&out, name);
-	proto_pack_key(&out, "text");
-	proto_pack_cstr(&out, PROMPT);
-	proto_pack_key(&out, "max_tokens");
-	proto_pack_u64(&out, (uint64_t)o->n_tokens);
-	proto_pack_key(&out, "ignore_eos");
-	proto_pack_bool(&out, 1);
+	proto_put_cstr(&out, "op", "complete");
+	proto_put_u64(&out, "id", 2);
+	proto_put_cstr(&out, "name", name);
+	proto_put_cstr(&out, "text", PROMPT);
+	proto_put_u64(&out, "max_tokens", (uint64_t)o->n_tokens);
+	proto_put_bool(&out, "ignore_eos", 1);
 	if (rc == 0)
-		rc = proto_out_finish(&out, PROTO_MAX_FRAME, &data, &len, cause);
+		rc = proto_out_finish(&out, PROTO_MAX_FRAME, &data, &len,
+		    cause);
 	c->t_send = opt_now();
 	if (rc == 0 && write(c->fd, data, len) != (ssize_t)len)
 		rc = err_set(cause, "write: %s", strerror(errno));
@@ -340,7 +330,8 @@ socket_single(const struct dopts *o, const char *sock, double *first,
 			    o->n_tokens);
 		if (rc == 0) {
 			first[r] = c.t_first - c.t_send;
-			tps[r] = (double)(c.tokens - 1) / (c.t_last - c.t_first);
+			tps[r] = (double)(c.tokens - 1) /
+			    (c.t_last - c.t_first);
 		}
 		free_conns(&c, 1);
 	}
@@ -502,7 +493,8 @@ socket_part(const struct dopts *o, const double *ef, const double *et,
 		rc = socket_many(o, sock, (int)o->sess[i], &agg, &spread,
 		    cause);
 		if (rc == 0)
-			printf("%10ld %14.1f %22.2fx\n", o->sess[i], agg, spread);
+			printf("%10ld %14.1f %22.2fx\n", o->sess[i], agg,
+			    spread);
 		fflush(stdout);
 	}
 	kill(pid, SIGTERM);
