@@ -19,11 +19,7 @@
 #include "seq.h"
 #include "sha256.h"
 #include "synth.h"
-
-static char tmpdir[] = "/tmp/sinkd-test-model-XXXXXX";
-static char stories[4096];
-static int have_stories;
-static struct pool *pool;
+#include "tenv.h"
 
 static const char story_text[] =
     "Once upon a time, there was a little girl named Lily. She loved to "
@@ -54,41 +50,7 @@ rel_err(const float *a, const double *b, size_t n)
 static void
 setup(void)
 {
-	const char *shared = getenv("SINKD_SHARED");
-
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(stories, sizeof stories, "%s/models/stories260K.gguf",
-	    shared != NULL ? shared : "../shared");
-	have_stories = access(stories, R_OK) == 0;
-	pool = pool_new(2, NULL);
-}
-
-static void
-teardown(void)
-{
-	char cmd[256];
-
-	pool_free(pool);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
-#define NEED_STORIES() do { \
-	if (!have_stories) { \
-		printf("SKIP: %s not found (set SINKD_SHARED)\n", stories); \
-		return; \
-	} \
-} while (0)
-
-static struct model *
-open_model(const char *path)
-{
-	char cause[ERR_LEN] = "";
-	struct model *m = model_open(path, NULL, cause);
-
-	ck_assert_msg(m != NULL, "model_open: %s", cause);
-	return m;
+	tenv_setup("model");
 }
 
 /* seq_eval with a work area made for the call. */
@@ -100,7 +62,7 @@ eval_on(struct model *m, struct seq *s, const int32_t *ids, size_t n,
 	int rc;
 
 	ck_assert_ptr_nonnull(w);
-	rc = seq_eval(s, w, pool, ids, n, lg, all, cause);
+	rc = seq_eval(s, w, tenv_pool, ids, n, lg, all, cause);
 	seq_work_free(w);
 	return rc;
 }
@@ -142,13 +104,13 @@ START_TEST(stories_logits_match_reference)
 	double *ref, worst = 0.0;
 
 	NEED_STORIES();
-	m = open_model(stories);
+	m = tenv_open_model(tenv_stories);
 	ck_assert_int_eq(tok_encode(m->tok, story_text, strlen(story_text), 1,
 	    &ids, &n, NULL), 0);
 	ck_assert_uint_ge(n, 200);
 	nv = (size_t)m->hp.n_vocab;
 	lg = engine_logits(m, ids, n);
-	ref = ref_logits(stories, ids, n);
+	ref = ref_logits(tenv_stories, ids, n);
 	for (t = 0; t < n; t++) {
 		double e = rel_err(lg + t * nv, ref + t * nv, nv);
 		worst = fmax(worst, e);
@@ -200,8 +162,8 @@ START_TEST(stories_greedy_matches_reference)
 	int len;
 
 	NEED_STORIES();
-	m = open_model(stories);
-	r = ref_open(stories, NULL);
+	m = tenv_open_model(tenv_stories);
+	r = ref_open(tenv_stories, NULL);
 	nv = (size_t)m->hp.n_vocab;
 	ck_assert_int_eq(tok_encode(m->tok, "Once upon a time", 16, 1, &ids,
 	    &n, NULL), 0);
@@ -210,7 +172,7 @@ START_TEST(stories_greedy_matches_reference)
 	lg = malloc(nv * sizeof *lg);
 	rl = malloc((n + GEN) * nv * sizeof *rl);
 	w = seq_work_new(m, 0, NULL);
-	ck_assert_int_eq(seq_eval(s, w, pool, ids, n, lg, 0, NULL), 0);
+	ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids, n, lg, 0, NULL), 0);
 	for (i = 0; i < GEN; i++) {
 		ck_assert_int_eq(ref_forward(r, all, n + i, rl, NULL), 0);
 		id = argmax_f(lg, nv);
@@ -221,7 +183,8 @@ START_TEST(stories_greedy_matches_reference)
 		piece[len] = '\0';
 		strncat(text, piece, sizeof text - strlen(text) - 1);
 		all[n + i] = id;
-		ck_assert_int_eq(seq_eval(s, w, pool, &id, 1, lg, 0, NULL), 0);
+		ck_assert_int_eq(seq_eval(s, w, tenv_pool, &id, 1, lg, 0,
+		    NULL), 0);
 	}
 	seq_work_free(w);
 	printf("greedy: Once upon a time%s\n", text);
@@ -244,8 +207,8 @@ stepwise_logits(struct model *m, const int32_t *ids, size_t n)
 	float *lg = malloc(n * nv * sizeof *lg);
 
 	for (i = 0; i < n; i++)
-		ck_assert_int_eq(seq_eval(s, w, pool, ids + i, 1, lg + i * nv, 0,
-		    NULL), 0);
+		ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids + i, 1,
+		    lg + i * nv, 0, NULL), 0);
 	seq_work_free(w);
 	seq_free(s);
 	return lg;
@@ -272,7 +235,7 @@ START_TEST(stories_prefill_equals_steps)
 	float *a, *b;
 
 	NEED_STORIES();
-	m = open_model(stories);
+	m = tenv_open_model(tenv_stories);
 	ck_assert_int_eq(tok_encode(m->tok, story_text, 300, 1, &ids, &n,
 	    NULL), 0);
 	nv = (size_t)m->hp.n_vocab;
@@ -310,7 +273,7 @@ make_synth(const char *arch, uint32_t type, char *path, size_t len)
 	char cause[ERR_LEN] = "";
 
 	synth_shape(&o, "tiny", NULL);
-	snprintf(path, len, "%s/%s-%s.gguf", tmpdir, arch, qtype_name(type));
+	snprintf(path, len, "%s/%s-%s.gguf", tenv_dir, arch, qtype_name(type));
 	ck_assert_msg(synth_write(&o, path, cause) == 0, "synth: %s", cause);
 }
 
@@ -326,7 +289,7 @@ check_synth(const char *arch, int ti)
 	double *ref, ep = 0, ed = 0, epd = 0;
 
 	make_synth(arch, type, path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	nv = (size_t)m->hp.n_vocab;
 	for (i = 0; i < n; i++)
 		ids[i] = (int32_t)((i * 37 + 5) % nv);
@@ -382,7 +345,7 @@ START_TEST(bad_models_are_refused)
 
 	expect_open_error("/nonexistent/model.gguf", "No such file");
 	/* An architecture we do not run. */
-	snprintf(path, sizeof path, "%s/falcon.gguf", tmpdir);
+	snprintf(path, sizeof path, "%s/falcon.gguf", tenv_dir);
 	w = gguf_writer_new();
 	gguf_writer_add_str(w, "general.architecture", "falcon");
 	ck_assert_int_eq(gguf_writer_write(w, path, NULL), 0);
@@ -394,7 +357,7 @@ START_TEST(bad_models_are_refused)
 			.output_type = 14 /* Q6_K */ };
 		synth_shape(&o, "tiny", NULL);
 		o.n_embd = 256;
-		snprintf(path, sizeof path, "%s/q6k.gguf", tmpdir);
+		snprintf(path, sizeof path, "%s/q6k.gguf", tenv_dir);
 		ck_assert_int_eq(synth_write(&o, path, NULL), 0);
 		expect_open_error(path, "'output.weight' has type Q6_K");
 	}
@@ -427,11 +390,11 @@ START_TEST(fingerprints)
 	make_synth("llama", QT_F32, path, sizeof path);
 	synth_shape(&o, "tiny", NULL);
 	o.n_layer = 3; /* another layout */
-	snprintf(path2, sizeof path2, "%s/other.gguf", tmpdir);
+	snprintf(path2, sizeof path2, "%s/other.gguf", tenv_dir);
 	ck_assert_int_eq(synth_write(&o, path2, NULL), 0);
-	a = open_model(path);
-	b = open_model(path);
-	c = open_model(path2);
+	a = tenv_open_model(path);
+	b = tenv_open_model(path);
+	c = tenv_open_model(path2);
 	ck_assert_uint_eq(strlen(a->fingerprint), 64);
 	ck_assert_str_eq(a->fingerprint, b->fingerprint);
 	ck_assert_str_ne(a->fingerprint, c->fingerprint);
@@ -451,7 +414,7 @@ START_TEST(seq_refuses_bad_tokens_and_overflow)
 	int32_t ids[9] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 }, bad = 100000;
 
 	make_synth("llama", QT_F32, path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	seq_opts_default(&so);
 	so.mode = SEQ_DENSE;
 	so.n_cache = 8;
@@ -482,7 +445,7 @@ main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, setup, tenv_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, stories_logits_match_reference);
 	tcase_add_test(tc, stories_greedy_matches_reference);

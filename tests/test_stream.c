@@ -19,13 +19,9 @@
 #include "reference.h"
 #include "seq.h"
 #include "synth.h"
+#include "tenv.h"
 
 #define TOL 1e-5 /* engine (float) against the naive cache (double) */
-
-static char tmpdir[] = "/tmp/sinkd-test-stream-XXXXXX";
-static char stories[4096];
-static int have_stories;
-static struct pool *pool;
 
 static const char story_text[] =
     "Once upon a time, there was a little girl named Lily. She loved to "
@@ -37,41 +33,7 @@ static const char story_text[] =
 static void
 setup(void)
 {
-	const char *shared = getenv("SINKD_SHARED");
-
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(stories, sizeof stories, "%s/models/stories260K.gguf",
-	    shared != NULL ? shared : "../shared");
-	have_stories = access(stories, R_OK) == 0;
-	pool = pool_new(2, NULL);
-}
-
-static void
-teardown(void)
-{
-	char cmd[256];
-
-	pool_free(pool);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
-#define NEED_STORIES() do { \
-	if (!have_stories) { \
-		printf("SKIP: %s not found (set SINKD_SHARED)\n", stories); \
-		return; \
-	} \
-} while (0)
-
-static struct model *
-open_model(const char *path)
-{
-	char cause[ERR_LEN] = "";
-	struct model *m = model_open(path, NULL, cause);
-
-	ck_assert_msg(m != NULL, "model_open %s: %s", path, cause);
-	return m;
+	tenv_setup("stream");
 }
 
 static void
@@ -81,7 +43,7 @@ make_synth(const char *arch, char *path, size_t len)
 	char cause[ERR_LEN] = "";
 
 	synth_shape(&o, "tiny", NULL);
-	snprintf(path, len, "%s/%s.gguf", tmpdir, arch);
+	snprintf(path, len, "%s/%s.gguf", tenv_dir, arch);
 	if (access(path, R_OK) != 0)
 		ck_assert_msg(synth_write(&o, path, cause) == 0, "%s", cause);
 }
@@ -146,8 +108,8 @@ engine_stream(struct model *m, const struct seq_opts *o, const int32_t *ids,
 	for (i = 0; i < n; i += c) {
 		c = chunk[k++ % nc];
 		c = c < n - i ? c : n - i;
-		ck_assert_msg(seq_eval(s, w, pool, ids + i, c, lg + i * nv, 1,
-		    cause) == 0, "%s", cause);
+		ck_assert_msg(seq_eval(s, w, tenv_pool, ids + i, c,
+		    lg + i * nv, 1, cause) == 0, "%s", cause);
 	}
 	seq_work_free(w);
 	seq_free(s);
@@ -218,9 +180,9 @@ check_against_naive_pd(const char *path, const char *what,
     const struct seq_opts *o, int naive_sinks, size_t n, double tol,
     double pd_tol)
 {
-	struct model *m = open_model(path);
+	struct model *m = tenv_open_model(path);
 	size_t nv = (size_t)m->hp.n_vocab;
-	int32_t *ids = have_stories && strcmp(path, stories) == 0 ?
+	int32_t *ids = tenv_have_stories && strcmp(path, tenv_stories) == 0 ?
 	    story_ids(m, n) : synth_ids(m, n);
 	float *dec = engine_stream(m, o, ids, n, one, 1);
 	float *pre = engine_stream(m, o, ids, n, mixed,
@@ -255,8 +217,8 @@ START_TEST(streaming_matches_naive_stories)
 	struct seq_opts o = opts(SEQ_STREAMING, 64, 4, 0, KV_F32);
 
 	NEED_STORIES();
-	check_against_naive(stories, "stories260K streaming", &o, 4, 5 * 64,
-	    TOL);
+	check_against_naive(tenv_stories, "stories260K streaming", &o, 4,
+	    5 * 64, TOL);
 }
 END_TEST
 
@@ -298,9 +260,9 @@ START_TEST(streaming_f16)
 
 	make_synth("llama", path, sizeof path);
 	check_against_naive_pd(path, "llama f16", &o, 4, 5 * 24, 2e-3, 1e-4);
-	if (have_stories) {
+	if (tenv_have_stories) {
 		o.n_cache = 64;
-		check_against_naive_pd(stories, "stories260K f16", &o, 4,
+		check_against_naive_pd(tenv_stories, "stories260K f16", &o, 4,
 		    5 * 64, 5e-3, 2e-3);
 	}
 }
@@ -333,7 +295,7 @@ START_TEST(recompute_matches_fresh_passes)
 	double *lg, *ref, e = 0.0;
 
 	make_synth("llama", path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	nv = (size_t)m->hp.n_vocab;
 	ids = synth_ids(m, n);
 	got = engine_stream(m, &o, ids, n, mixed, sizeof mixed / sizeof
@@ -382,7 +344,7 @@ START_TEST(shifted_stream_is_exact)
 	double e;
 
 	make_synth(_i ? "qwen2" : "llama", path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	nv = (size_t)m->hp.n_vocab;
 	ids = synth_ids(m, n);
 	a = seq_new(m, &o, NULL);
@@ -390,18 +352,18 @@ START_TEST(shifted_stream_is_exact)
 	w = seq_work_new(m, 64, NULL);
 	la = malloc(n * nv * sizeof *la);
 	lb = malloc(n * nv * sizeof *lb);
-	ck_assert_int_eq(seq_eval(a, w, pool, ids, 60, NULL, 0, NULL), 0);
-	ck_assert_int_eq(seq_eval(b, w, pool, ids, 60, NULL, 0, NULL), 0);
+	ck_assert_int_eq(seq_eval(a, w, tenv_pool, ids, 60, NULL, 0, NULL), 0);
+	ck_assert_int_eq(seq_eval(b, w, tenv_pool, ids, 60, NULL, 0, NULL), 0);
 	ck_assert_int_eq(seq_shift_stream(b, 7, cause), -1);
 	ck_assert_ptr_nonnull(strstr(cause, "multiple of the window"));
 	ck_assert_msg(seq_shift_stream(b, d, cause) == 0, "%s", cause);
 	for (i = 60; i < n; i += c) {
 		c = mixed[k++ % (sizeof mixed / sizeof mixed[0])];
 		c = c < n - i ? c : n - i;
-		ck_assert_int_eq(seq_eval(a, w, pool, ids + i, c, la + i * nv, 1,
-		    NULL), 0);
-		ck_assert_int_eq(seq_eval(b, w, pool, ids + i, c, lb + i * nv, 1,
-		    NULL), 0);
+		ck_assert_int_eq(seq_eval(a, w, tenv_pool, ids + i, c,
+		    la + i * nv, 1, NULL), 0);
+		ck_assert_int_eq(seq_eval(b, w, tenv_pool, ids + i, c,
+		    lb + i * nv, 1, NULL), 0);
 	}
 	seq_get_info(a, &ia);
 	seq_get_info(b, &ib);
@@ -449,7 +411,7 @@ static void
 feed(struct seq *s, struct seq_work *w, const int32_t *ids, size_t n,
     float *lg)
 {
-	ck_assert_int_eq(seq_eval(s, w, pool, ids, n, lg, 1, NULL), 0);
+	ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids, n, lg, 1, NULL), 0);
 }
 
 /*
@@ -475,7 +437,7 @@ START_TEST(snapshot_restore_is_exact)
 	int l;
 
 	make_synth("llama", path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	nv = (size_t)m->hp.n_vocab;
 	ids = synth_ids(m, n + 2 * k);
 	a = seq_new(m, &o, NULL);
@@ -529,11 +491,11 @@ START_TEST(info_reports_memory_and_eviction)
 	int32_t *ids;
 
 	make_synth("llama", path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	ids = synth_ids(m, 100);
 	s = seq_new(m, &o, NULL);
 	w = seq_work_new(m, 0, NULL);
-	ck_assert_int_eq(seq_eval(s, w, pool, ids, 100, NULL, 0, NULL), 0);
+	ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids, 100, NULL, 0, NULL), 0);
 	seq_get_info(s, &si);
 	ck_assert_int_eq(si.n_sink, 4);
 	ck_assert_int_eq(si.n_cache, 40);
@@ -573,7 +535,7 @@ START_TEST(bad_options_are_named)
 	enum kv_type kt;
 
 	make_synth("llama", path, sizeof path);
-	m = open_model(path);
+	m = tenv_open_model(path);
 	expect_bad(m, opts(SEQ_STREAMING, 4, 4, 0, KV_F32),
 	    "4 sinks do not fit a cache of 4");
 	expect_bad(m, opts(SEQ_STREAMING, 8, 9, 0, KV_F32),
@@ -608,7 +570,7 @@ stream_suite(void)
 	Suite *s = suite_create("stream");
 	TCase *tc = tcase_create("stream");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, setup, tenv_teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, streaming_matches_naive_stories);
 	tcase_add_loop_test(tc, streaming_matches_naive_synth, 0, 2);
@@ -629,7 +591,7 @@ main(void)
 	SRunner *sr = srunner_create(stream_suite());
 	int failed;
 
-	/* The pool's threads live in this process: no forking. */
+	/* The tenv_pool's threads live in this process: no forking. */
 	srunner_set_fork_status(sr, CK_NOFORK);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
