@@ -168,6 +168,7 @@ client_free(struct client *c)
 	}
 	c->d->n_clients--;
 	bufferevent_free(c->bev);
+	free(c->import);
 	free(c);
 }
 

@@ -24,6 +24,8 @@ struct client {
 	pid_t pid;
 	int closing;	/* flush what is queued, then close */
 	int paused;	/* not reading: too much output is queued */
+	uint8_t *import;	/* an import's parts so far (op import) */
+	size_t import_len, import_cap;
 	struct client *next;
 };
 

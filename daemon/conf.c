@@ -9,15 +9,19 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "err.h"
 
-enum conf_type { C_STR, C_LONG, C_LEVEL };
+/* C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024). */
+enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE };
 
 struct conf_opt {
 	const char *name;
@@ -44,8 +48,17 @@ static const struct conf_opt conf_opts[] = {
 	    "error, warn, info (default) or debug" },
 	{ "group", 'g', C_STR, OFF(group), 0, 0,
 	    "also serve this group's members (socket mode 0660)" },
+	{ "db", 0, C_STR, OFF(db), 0, 0,
+	    "the conversations' database (default $XDG_STATE_HOME/sinkd/"
+	    "sinkd.db; ':memory:' keeps nothing)" },
+	{ "db-max-size", 0, C_SIZE, OFF(db_max_size), 0, LONG_MAX,
+	    "largest the database may grow, bytes (default 0: no limit)" },
 	{ "max-sessions", 0, C_LONG, OFF(max_sessions), 1, 1000000,
-	    "sessions at most (default 256)" },
+	    "sessions held in memory at once; the least recently used "
+	    "idle ones wait in the database (default 256)" },
+	{ "max-memory", 0, C_SIZE, OFF(max_memory), 0, LONG_MAX,
+	    "bytes of KV cache held in memory at once, likewise (default: "
+	    "half the RAM)" },
 	{ "max-clients", 0, C_LONG, OFF(max_clients), 1, 100000,
 	    "connections at most (default 64)" },
 	{ "max-frame", 0, C_LONG, OFF(max_frame), 1024, 16 << 20,
@@ -77,6 +90,8 @@ conf_defaults(struct conf *c)
 	c->threads = sysconf(_SC_NPROCESSORS_ONLN);
 	c->log_level = LOG_INFO;
 	c->max_sessions = 256;
+	c->max_memory = (long)(sysconf(_SC_PHYS_PAGES) / 2 *
+	    sysconf(_SC_PAGESIZE));
 	c->max_clients = 64;
 	c->max_frame = 1 << 20;
 	c->max_tokens = 4096;
@@ -112,7 +127,9 @@ conf_usage(FILE *f)
 	    "$XDG_CONFIG_HOME/sinkd/sinkd.conf if present)\n"
 	    "  -n, --check           check the settings and the model, then "
 	    "exit\n"
-	    "  -d, --daemon          detach from the terminal\n");
+	    "  -d, --daemon          detach from the terminal\n"
+	    "      --check-db        verify the database (--db) offline, "
+	    "then exit\n");
 	for (i = 0; i < N_OPTS; i++) {
 		if (conf_opts[i].short_opt != 0)
 			snprintf(name, sizeof name, "-%c, --%s",
@@ -122,6 +139,32 @@ conf_usage(FILE *f)
 			    conf_opts[i].name);
 		fprintf(f, "  %-21s %s\n", name, conf_opts[i].help);
 	}
+}
+
+static int
+size_parse(const char *v, long *out)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *end;
+	long n;
+	int shift = 0;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (end == v || errno != 0 || n < 0)
+		return -1;
+	if (*end != '\0') {
+		if ((u = strchr(units, toupper((unsigned char)*end))) == NULL ||
+		    *end == '\0' || (end[1] != '\0' && strcasecmp(end + 1,
+		    "iB") != 0 && strcasecmp(end + 1, "B") != 0))
+			return -1;
+		shift = 10 * (int)(u - units + 1);
+	}
+	if (shift > 0 && n > (LONG_MAX >> shift))
+		return -1;
+	*out = n << shift;
+	return 0;
 }
 
 /* Sets one option from text; cause names `where`. */
@@ -153,6 +196,12 @@ conf_set(struct conf *c, const struct conf_opt *o, const char *v,
 		    n > o->max)
 			return err_set(cause, "%s: '%s' is not a whole number "
 			    "from %ld to %ld", where, v, o->min, o->max);
+		*(long *)(void *)((char *)c + o->off) = n;
+		return 0;
+	case C_SIZE:
+		if (size_parse(v, &n) != 0 || n < o->min || n > o->max)
+			return err_set(cause, "%s: '%s' is not a size in bytes "
+			    "(a whole number, K, M, G or T after it)", where, v);
 		*(long *)(void *)((char *)c + o->off) = n;
 		return 0;
 	}
@@ -264,10 +313,52 @@ default_socket(struct conf *c, char *cause)
 	return 0;
 }
 
+/* mkdir -p with mode 0700 for what is created. */
+static int
+make_dirs(char *path, char *cause)
+{
+	char *p;
+
+	for (p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			err_set(cause, "cannot create %s: %s", path,
+			    strerror(errno));
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* $XDG_STATE_HOME/sinkd/sinkd.db, or ~/.local/state/sinkd/sinkd.db. */
+static int
+default_db(struct conf *c, int create_dir, char *cause)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
+	char buf[1024];
+
+	if (x != NULL && *x == '/')
+		snprintf(buf, sizeof buf, "%s/sinkd/sinkd.db", x);
+	else if (h != NULL && *h == '/')
+		snprintf(buf, sizeof buf, "%s/.local/state/sinkd/sinkd.db", h);
+	else
+		return err_set(cause, "no database: neither XDG_STATE_HOME nor "
+		    "HOME is set; give --db PATH");
+	if (create_dir && make_dirs(buf, cause) != 0)
+		return -1;
+	if ((c->db = strdup(buf)) == NULL)
+		return err_set(cause, "out of memory");
+	return 0;
+}
+
 static struct option *
 long_options(void)
 {
-	struct option *lo = calloc(N_OPTS + 6, sizeof *lo);
+	struct option *lo = calloc(N_OPTS + 7, sizeof *lo);
 	size_t i;
 
 	if (lo == NULL)
@@ -280,6 +371,7 @@ long_options(void)
 	lo[i++] = (struct option){ "config", required_argument, NULL, 'c' };
 	lo[i++] = (struct option){ "check", no_argument, NULL, 'n' };
 	lo[i++] = (struct option){ "daemon", no_argument, NULL, 'd' };
+	lo[i++] = (struct option){ "check-db", no_argument, NULL, 'D' };
 	lo[i++] = (struct option){ "help", no_argument, NULL, 'h' };
 	lo[i++] = (struct option){ "version", no_argument, NULL, 'V' };
 	return lo;
@@ -320,9 +412,10 @@ conf_argv(struct conf *c, int argc, char **argv, int pass,
 				return err_set(cause, "out of memory");
 			continue;
 		}
-		if (ch == 'n' || ch == 'd' || ch == 'c') {
+		if (ch == 'n' || ch == 'd' || ch == 'c' || ch == 'D') {
 			c->check_only |= ch == 'n';
 			c->daemonize |= ch == 'd';
+			c->check_db |= ch == 'D';
 			continue;
 		}
 		o = ch >= 256 ? &conf_opts[ch - 256] : by_short(ch);
@@ -388,7 +481,11 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 		rc = absolute(&c->socket, cause);
 	if (rc == 0)
 		rc = absolute(&c->log_file, cause);
-	if (rc == 0 && c->model == NULL)
+	if (rc == 0 && c->db == NULL)
+		rc = default_db(c, !c->check_db, cause);
+	if (rc == 0 && strcmp(c->db, ":memory:") != 0)
+		rc = absolute(&c->db, cause);
+	if (rc == 0 && c->model == NULL && !c->check_db)
 		rc = err_set(cause, "no model: give -m MODEL (or model = in "
 		    "sinkd.conf)");
 	return rc;

@@ -17,9 +17,11 @@ struct conf {
 	long threads, log_level;
 	long max_sessions, max_clients, max_frame, max_tokens, max_prompt;
 	long max_queue, max_output;
+	long max_memory, db_max_size;
+	char *db;
 	long cache, sinks;
 	char *mode, *kv;
-	int check_only, daemonize;
+	int check_only, daemonize, check_db;
 };
 
 /* Defaults; socket and config resolved from the environment. */

@@ -24,7 +24,9 @@
 #include "client.h"
 #include "job.h"
 #include "log.h"
+#include "persist.h"
 #include "request.h"
+#include "store.h"
 #include "worker.h"
 
 uint64_t
@@ -54,6 +56,13 @@ daemon_run_next(struct daemon *d, struct session *s)
 	s->n_queued--;
 	j->next = NULL;
 	s->running = j;
+	persist_touch(d, s);
+	/* The worker loads it (or rebuilds it): make room first. */
+	if (!s->resident || j->kind == JOB_REBUILD) {
+		persist_budget(d, s, s->resident ? 0 : s->info.bytes,
+		    s->resident ? 0 : 1);
+		s->resident = 1;
+	}
 	d->n_jobs++;
 	worker_submit(d->worker, j);
 }
@@ -321,6 +330,7 @@ teardown(struct daemon *d)
 	if (d->base != NULL)
 		event_base_free(d->base);
 	sess_table_free(&d->sessions);
+	store_close(d->store);
 	model_close(d->model);
 }
 
@@ -355,7 +365,8 @@ serve(struct daemon *d, char *cause)
 {
 	if (d->conf->daemonize && daemon(0, 0) != 0)
 		return err_set(cause, "cannot detach: %s", strerror(errno));
-	if ((d->worker = worker_new(d->model, (int)d->conf->threads,
+	if (persist_open(d, cause) != 0 ||
+	    (d->worker = worker_new(d->model, d->store, (int)d->conf->threads,
 	    cause)) == NULL || setup_events(d, cause) != 0 ||
 	    listen_on(d, cause) != 0)
 		return -1;
@@ -365,10 +376,30 @@ serve(struct daemon *d, char *cause)
 	notify("READY=1");
 	event_base_dispatch(d->base);
 	notify("STOPPING=1");
+	persist_flush(d);
 	flush_clients(d);
 	unlink(d->conf->socket);
 	log_info("stopped");
 	return 0;
+}
+
+/* sinkd --check-db: the model (if given) only for the fingerprints. */
+static int
+check_db(struct conf *conf, char *cause)
+{
+	struct model *m = NULL;
+	int rc;
+
+	if (conf->model != NULL && (m = model_open(conf->model, NULL,
+	    cause)) == NULL) {
+		fprintf(stderr, "sinkd: %s\n", cause);
+		rc = 2;
+	} else
+		rc = persist_check_db(conf, m, stdout);
+	model_close(m);
+	log_close();
+	conf_free(conf);
+	return rc;
 }
 
 int
@@ -390,6 +421,8 @@ daemon_main(int argc, char **argv)
 		return 2;
 	}
 	rc = log_open(conf.log_file, (enum log_level)conf.log_level, cause);
+	if (rc == 0 && conf.check_db)
+		return check_db(&conf, cause);
 	if (rc == 0 && (rc = resolve_group(&d, cause)) == 0 &&
 	    (d.model = model_open(conf.model, NULL, cause)) == NULL)
 		rc = -1;

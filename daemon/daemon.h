@@ -18,6 +18,7 @@ struct event;
 struct evconnlistener;
 struct worker;
 struct client;
+struct store;
 
 struct daemon {
 	struct conf *conf;
@@ -27,6 +28,8 @@ struct daemon {
 	struct event *ev_worker, *ev_term, *ev_int, *ev_hup;
 	struct worker *worker;
 	struct sess_table sessions;
+	struct store *store;
+	uint64_t tick;		/* session uses, for least-recently-used */
 	struct client *clients;
 	int n_clients;
 	uint64_t next_serial;

@@ -9,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "session.h"
+#include "snap.h"
+#include "store.h"
 
 #define GEN_BATCH 256
 
@@ -23,10 +26,12 @@ now(void)
 }
 
 int
-gen_init(struct gen *g, const struct model *m, int threads, char *cause)
+gen_init(struct gen *g, const struct model *m, struct store *st, int threads,
+    char *cause)
 {
 	memset(g, 0, sizeof *g);
 	g->m = m;
+	g->store = st;
 	g->n_batch = GEN_BATCH;
 	if ((g->pool = pool_new(threads, cause)) == NULL ||
 	    (g->work = seq_work_new(m, g->n_batch, cause)) == NULL) {
@@ -74,6 +79,102 @@ chat_text(const struct job *j, size_t *len)
 	return t;
 }
 
+struct recent {
+	int32_t **toks;		/* each turn's ids */
+	size_t *n, count, cap;
+};
+
+static int
+recent_add(struct recent *r, const int32_t *t, size_t n)
+{
+	int32_t **tv;
+	size_t *nv, cap;
+
+	if (r->count == r->cap) {
+		cap = r->cap ? r->cap * 2 : 64;
+		if ((tv = realloc(r->toks, cap * sizeof *tv)) == NULL)
+			return -1;
+		r->toks = tv;
+		if ((nv = realloc(r->n, cap * sizeof *nv)) == NULL)
+			return -1;
+		r->n = nv;
+		r->cap = cap;
+	}
+	if ((r->toks[r->count] = malloc(n * sizeof *t + 1)) == NULL)
+		return -1;
+	if (n > 0)
+		memcpy(r->toks[r->count], t, n * sizeof *t);
+	r->n[r->count++] = n;
+	return 0;
+}
+
+static int
+recent_turn(void *arg, int64_t n, const struct store_turn *t)
+{
+	(void)n;
+	return recent_add(arg, t->toks, t->n_toks) != 0 ? -1 : 0;
+}
+
+static void
+recent_free(struct recent *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->count; i++)
+		free(r->toks[i]);
+	free(r->toks);
+	free(r->n);
+}
+
+/*
+ * A rebuild's tokens: the pinned prefix, then the most recent turns
+ * that fit in the cache with it (the oldest of them cut to its end).
+ */
+static int
+rebuild_tokens(struct gen *g, struct job *j, char *cause)
+{
+	const struct session *s = j->s;
+	struct recent r = { 0 };
+	size_t budget, take = 0, i, k, at;
+	int rc = -1;
+
+	if (store_turns(g->store, s->name, 0, INT64_MAX, recent_turn, &r,
+	    cause) != 0)
+		goto out;
+	for (i = 0; i < s->n_turns; i++)
+		if (recent_add(&r, s->turns[i].toks, s->turns[i].n_toks) != 0)
+			goto oom;
+	budget = (size_t)s->so.n_cache > j->n_prefix ? (size_t)s->so.n_cache -
+	    j->n_prefix : 0;
+	for (i = r.count; i > 0 && take < budget; i--)
+		take += r.n[i - 1];
+	if (take > budget)
+		take = budget;
+	if ((j->toks = malloc((j->n_prefix + take) * sizeof *j->toks + 1)) ==
+	    NULL)
+		goto oom;
+	if (j->n_prefix > 0)
+		memcpy(j->toks, j->prefix, j->n_prefix * sizeof *j->toks);
+	j->n_toks = j->n_prefix + take;
+	/* Backwards from the newest turn, filling from the end. */
+	at = j->n_toks;
+	for (i = r.count; i > 0 && at > j->n_prefix; i--) {
+		k = r.n[i - 1] < at - j->n_prefix ? r.n[i - 1] : at -
+		    j->n_prefix;
+		at -= k;
+		memcpy(j->toks + at, r.toks[i - 1] + r.n[i - 1] - k,
+		    k * sizeof *j->toks);
+	}
+	j->n_rebuilt_turns = r.count - i;
+	rc = 0;
+	goto out;
+oom:
+	err_set(cause, "out of memory");
+out:
+	recent_free(&r);
+	return rc;
+}
+
 /* The tokens to prefill: the formatted turn, BOS first on a new stream. */
 static int
 encode(struct gen *g, struct job *j, char *cause)
@@ -90,6 +191,8 @@ encode(struct gen *g, struct job *j, char *cause)
 		j->prefix = NULL;
 		return 0;
 	}
+	if (j->kind == JOB_REBUILD)
+		return rebuild_tokens(g, j, cause);
 	seq_get_info(j->s->seq, &si);
 	bos = si.n_seen == 0 && tok_add_bos(tk) && tok_bos(tk) >= 0;
 	if (j->kind == JOB_CHAT && (text = chat_text(j, &len)) == NULL)
@@ -100,6 +203,36 @@ encode(struct gen *g, struct job *j, char *cause)
 	return rc;
 }
 
+/* A rebuild starts from a new, empty cache; others from the stored one. */
+static int
+load(struct gen *g, struct job *j)
+{
+	struct session *s = j->s;
+	char cause[ERR_LEN + 96] = "", why[ERR_LEN];
+
+	if (j->kind == JOB_REBUILD) {
+		session_unload(s);
+		if ((s->seq = seq_new(g->m, &s->so, cause)) == NULL ||
+		    (s->smp = sampler_new(&s->sp, g->m->hp.n_vocab,
+		    cause)) == NULL) {
+			session_unload(s);
+			j->load_failed = 1;
+			return fail(j, PROTO_E_INTERNAL, cause);
+		}
+		return GEN_MORE;
+	}
+	if (s->seq != NULL)
+		return GEN_MORE;
+	if (snap_load(g->store, g->m, s, why) != 0) {
+		j->load_failed = 1;
+		snprintf(cause, sizeof cause, "session '%s' cannot be loaded: "
+		    "%s", s->name, why);
+		log_error("%s", cause);
+		return fail(j, PROTO_E_DAMAGED, cause);
+	}
+	return GEN_MORE;
+}
+
 static int
 start(struct gen *g, struct job *j)
 {
@@ -108,10 +241,16 @@ start(struct gen *g, struct job *j)
 	size_t i;
 
 	j->t_start = now();
+	if (load(g, j) != GEN_MORE)
+		return GEN_DONE;
 	j->chatted = s->chatted || j->kind == JOB_CHAT;
 	if (encode(g, j, cause) != 0)
 		return fail(j, PROTO_E_INTERNAL, cause);
 	j->n_prompt = j->n_toks;
+	if (j->n_toks == 0 && j->kind == JOB_REBUILD) {
+		j->finish = PROTO_F_FED;
+		return GEN_DONE;
+	}
 	if (j->n_toks == 0)
 		return fail(j, PROTO_E_BAD_REQUEST, "the text encodes to no "
 		    "tokens");
@@ -248,6 +387,24 @@ prefill(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 	return GEN_MORE;
 }
 
+/* The ids of the reply, for the transcript. */
+static int
+gen_push(struct job *j, int32_t id)
+{
+	size_t cap;
+	int32_t *g;
+
+	if (j->n_gen == j->cap_gen) {
+		cap = j->cap_gen ? j->cap_gen * 2 : 64;
+		if ((g = realloc(j->gen, cap * sizeof *g)) == NULL)
+			return -1;
+		j->gen = g;
+		j->cap_gen = cap;
+	}
+	j->gen[j->n_gen++] = id;
+	return 0;
+}
+
 /* Sends what may go out of the reply with token id. */
 static void
 release(struct job *j, size_t end, int32_t id, gen_emit_fn *emit, void *arg)
@@ -291,9 +448,13 @@ decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 	/* The last token: nothing more can complete a stop string. */
 	release(j, j->generated >= j->max_tokens ? j->reply_len :
 	    releasable(j), id, emit, arg);
+	if (gen_push(j, id) != 0)
+		return fail(j, PROTO_E_INTERNAL, "out of memory");
 	if (seq_eval(j->s->seq, g->work, g->pool, &id, 1, j->logits, 0,
-	    cause) != 0)
+	    cause) != 0) {
+		j->n_gen--;
 		return fail(j, PROTO_E_INTERNAL, cause);
+	}
 	return GEN_MORE;
 }
 
@@ -306,11 +467,16 @@ end(struct job *j, gen_emit_fn *emit, void *arg)
 	/* Held-back text goes out as no token's (id -1). */
 	if (!j->failed && j->sent < j->reply_len)
 		release(j, j->reply_len, -1, emit, arg);
+	/* The transcript holds valid UTF-8: what the client was sent. */
+	if (j->reply != NULL)
+		proto_utf8_sanitize(j->reply, j->reply_len);
 	/* A turn with its own seed leaves the session's random state. */
 	if (j->tmp_smp != NULL && !(j->sp_override & 2)) {
 		sampler_rng_get(j->tmp_smp, rng);
 		sampler_rng_set(j->s->smp, rng);
 	}
+	if (j->load_failed)
+		return GEN_DONE;
 	if (j->t_prefill == 0.0 && j->t_start > 0.0)
 		j->t_prefill = now() - j->t_start;
 	else if (j->t_start > 0.0)
@@ -334,4 +500,57 @@ gen_step(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		rc = j->fed < j->n_toks ? prefill(g, j, emit, arg) : decode(g,
 		    j, emit, arg);
 	return rc == GEN_DONE ? end(j, emit, arg) : GEN_MORE;
+}
+
+/* The job's turns for the transcript; their count. */
+static size_t
+job_turns(const struct job *j, struct store_turn t[2])
+{
+	size_t n = 0;
+
+	if (j->failed || j->kind == JOB_PREFIX || j->kind == JOB_REBUILD)
+		return 0;
+	t[n++] = (struct store_turn){ .role = j->kind == JOB_CHAT ?
+	    ROLE_USER : ROLE_CONTEXT, .text = j->text, .len = j->text_len,
+	    .toks = j->toks, .n_toks = j->fed };
+	if (generates(j) && j->reply != NULL)
+		t[n++] = (struct store_turn){ .role = ROLE_ASSISTANT,
+		    .text = j->reply, .len = j->reply_len, .toks = j->gen,
+		    .n_toks = j->n_gen };
+	return n;
+}
+
+void
+gen_save(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
+{
+	struct store_turn t[2];
+	struct session *s = j->s;
+	char cause[ERR_LEN] = "", msg[ERR_LEN + 128];
+	double t0 = now();
+	int n;
+
+	if (j->load_failed || s->seq == NULL)
+		return;
+	if (j->kind == JOB_REBUILD && !j->failed) {
+		n = snprintf(msg, sizeof msg, "session '%s' rebuilt from its "
+		    "transcript: %zu tokens (the pinned prefix and the last %zu "
+		    "turns) re-encoded; the cache approximates the original "
+		    "stream", s->name, j->fed, j->n_rebuilt_turns);
+		emit(arg, j, PROTO_K_WARNING, msg, (size_t)n < sizeof msg ?
+		    (size_t)n : sizeof msg - 1, 0);
+	}
+	j->n_saved_turns = job_turns(j, t);
+	if (snap_save(g->store, g->m, s, j->failed ? s->chatted : j->chatted,
+	    t, j->n_saved_turns, j->kind == JOB_REBUILD, &j->save_bytes,
+	    cause) == 0) {
+		j->saved = 1;
+		j->t_save = now() - t0;
+		return;
+	}
+	n = snprintf(msg, sizeof msg, "session '%s' was not saved: %s; it "
+	    "goes on in memory, and the next snapshot tries again", s->name,
+	    cause);
+	log_warn("%s", msg);
+	emit(arg, j, PROTO_K_WARNING, msg, (size_t)n < sizeof msg ? (size_t)n :
+	    sizeof msg - 1, 0);
 }

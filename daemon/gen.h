@@ -20,22 +20,36 @@ enum { GEN_MORE, GEN_DONE };
 #define GEN_SYSTEM_HEAD "### System:\n"
 
 /*
- * A message for the job's client: TOKEN (text, len, token), or PROGRESS
- * of a long prefill (len = tokens done, token unused, text NULL).
+ * A message for the job's client: TOKEN (text, len, token), WARNING
+ * (text, len), or PROGRESS of a long prefill (len = tokens done, token
+ * unused, text NULL).
  */
 typedef void gen_emit_fn(void *arg, const struct job *, enum proto_kind,
     const char *text, size_t len, int32_t token);
 
+struct store;
+
 struct gen {
 	const struct model *m;
+	struct store *store;
 	struct pool *pool;
 	struct seq_work *work;
 	int32_t n_batch;
 };
 
-int gen_init(struct gen *, const struct model *, int threads, char *cause);
+int gen_init(struct gen *, const struct model *, struct store *,
+    int threads, char *cause);
 void gen_free(struct gen *);
-/* One step of j: GEN_MORE, or GEN_DONE with j's outcome filled in. */
+/*
+ * One step of j: GEN_MORE, or GEN_DONE with j's outcome filled in.  The
+ * first step loads a session that is only in the store.
+ */
 int gen_step(struct gen *, struct job *, gen_emit_fn *, void *arg);
+/*
+ * After the last step: the session's snapshot, with the job's turns.
+ * A snapshot that fails is a WARNING to the client; the session stays
+ * as it is in memory and the next snapshot catches up.
+ */
+void gen_save(struct gen *, struct job *, gen_emit_fn *, void *arg);
 
 #endif

@@ -15,6 +15,7 @@ job_free(struct job *j)
 	free(j->toks);
 	free(j->logits);
 	free(j->reply);
+	free(j->gen);
 	sampler_free(j->tmp_smp);
 	for (i = 0; i < j->n_stops; i++)
 		free(j->stops[i]);

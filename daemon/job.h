@@ -15,7 +15,11 @@
 #include "sampler.h"
 #include "seq.h"
 
-enum job_kind { JOB_CHAT, JOB_COMPLETE, JOB_FEED, JOB_PREFIX };
+/*
+ * JOB_PREFIX feeds prefix (a system prompt); JOB_REBUILD makes a new
+ * cache from prefix and the most recent turns of the transcript.
+ */
+enum job_kind { JOB_CHAT, JOB_COMPLETE, JOB_FEED, JOB_PREFIX, JOB_REBUILD };
 
 /* Why a job was told to stop (job.stop). */
 enum job_stop { STOP_NONE, STOP_USER, STOP_GONE, STOP_OVERFLOW,
@@ -53,6 +57,8 @@ struct job {
 	int32_t prev, generated;
 	char *reply;		/* generated text */
 	size_t reply_len, reply_cap, sent;
+	int32_t *gen;		/* generated ids that went into the cache */
+	size_t n_gen, cap_gen;
 	double t_start, t_prefill, t_decode;
 	size_t n_prompt;
 
@@ -63,6 +69,12 @@ struct job {
 	char err[ERR_LEN];
 	struct seq_info info;
 	int chatted;		/* the session's chat state after the job */
+	int load_failed;	/* the stored session could not be loaded */
+	size_t n_rebuilt_turns;	/* JOB_REBUILD: turns re-encoded */
+	int saved;		/* the snapshot after the job is committed */
+	size_t n_saved_turns;	/* the job's own turns in it */
+	double t_save;		/* seconds the snapshot took */
+	uint64_t save_bytes;	/* KV bytes it wrote */
 
 	struct job *next;	/* in a session's queue or the run queue */
 };

@@ -7,6 +7,7 @@
 #include "config.h"
 #endif
 #include "request.h"
+#include "req.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +19,11 @@
 #include "daemon.h"
 #include "job.h"
 #include "log.h"
+#include "persist.h"
 #include "proto.h"
 #include "session.h"
 #include "gen.h"
+#include "store.h"
 #include "worker.h"
 
 #define STOP_MAX_LEN 256
@@ -30,19 +33,8 @@
  */
 #define SYSTEM_MAX 65536
 
-struct req {
-	struct daemon *d;
-	struct client *c;
-	struct proto_msg *msg;
-	uint64_t id;
-	struct proto_out out;
-	enum proto_err code;
-	char cause[ERR_LEN];
-};
 
-typedef int req_fn(struct req *);
-
-static int
+int
 req_err(struct req *r, enum proto_err code, const char *fmt, ...)
 {
 	va_list ap;
@@ -55,7 +47,7 @@ req_err(struct req *r, enum proto_err code, const char *fmt, ...)
 }
 
 /* Key errors from proto's accessors are bad requests. */
-static int
+int
 bad(struct req *r)
 {
 	r->code = PROTO_E_BAD_REQUEST;
@@ -63,14 +55,13 @@ bad(struct req *r)
 }
 
 /* The largest reply: far above any request, bounded all the same. */
-#define REPLY_MAX (PROTO_MAX_FRAME * 16)
 
 /*
  * Sends a finished message about request id.  One that cannot be
  * encoded (over REPLY_MAX: a huge transcript, say) becomes an error for
  * the same id, so that the client is never left waiting.
  */
-static void
+void
 send_out(struct client *c, struct proto_out *o, uint64_t id)
 {
 	const char *data;
@@ -89,7 +80,7 @@ send_out(struct client *c, struct proto_out *o, uint64_t id)
 }
 
 /* Starts an ok reply with n more pairs; reply() sends it. */
-static struct proto_out *
+struct proto_out *
 ok(struct req *r, size_t n)
 {
 	proto_out_reset(&r->out);
@@ -97,7 +88,7 @@ ok(struct req *r, size_t n)
 	return &r->out;
 }
 
-static int
+int
 reply(struct req *r)
 {
 	send_out(r->c, &r->out, r->id);
@@ -105,7 +96,7 @@ reply(struct req *r)
 }
 
 /* The named session, if this client may use it. */
-static int
+int
 find_session(struct req *r, struct session **sp)
 {
 	const char *name;
@@ -149,7 +140,20 @@ op_hello(struct req *r)
 	return reply(r);
 }
 
-/* The keys of a list entry: 11 pairs. */
+const char *
+state_name(const struct session *s)
+{
+	return s->damaged[0] != '\0' ? "damaged" : s->resident ? "loaded" :
+	    "stored";
+}
+
+uint64_t
+turn_count(const struct session *s)
+{
+	return (uint64_t)s->n_stored + s->n_turns;
+}
+
+/* The keys of a list entry: 12 pairs. */
 static void
 pack_summary(struct proto_out *o, const struct session *s)
 {
@@ -159,17 +163,18 @@ pack_summary(struct proto_out *o, const struct session *s)
 	proto_put_u64(o, "cached", (uint64_t)s->info.n_cached);
 	proto_put_u64(o, "seen", (uint64_t)s->info.n_seen);
 	proto_put_u64(o, "evicted", (uint64_t)s->info.n_evicted);
-	proto_put_u64(o, "turns", s->n_turns);
+	proto_put_u64(o, "turns", turn_count(s));
 	proto_put_i64(o, "created", (int64_t)s->created);
 	proto_put_i64(o, "used", (int64_t)s->used);
 	proto_put_bool(o, "busy", s->running != NULL);
 	proto_put_u64(o, "queued", (uint64_t)s->n_queued);
+	proto_put_cstr(o, "state", state_name(s));
 }
 
-#define SUMMARY_PAIRS 11
-#define DETAIL_PAIRS 12
+#define SUMMARY_PAIRS 12
+#define DETAIL_PAIRS 14
 
-static void
+void
 pack_detail(struct proto_out *o, const struct session *s)
 {
 	proto_pack_map(o, SUMMARY_PAIRS + DETAIL_PAIRS);
@@ -190,6 +195,9 @@ pack_detail(struct proto_out *o, const struct session *s)
 	proto_put_f64(o, "repeat_penalty", s->sp.repeat_penalty);
 	proto_put_u64(o, "seed", s->sp.seed);
 	proto_put_u64(o, "max_tokens", (uint64_t)s->max_tokens);
+	proto_put_cstr(o, "problem", s->damaged[0] != '\0' ? s->damaged :
+	    s->dirty ? "the last snapshot failed: not saved yet" : "");
+	proto_put_bool(o, "saved", !s->dirty);
 }
 
 static int
@@ -224,25 +232,23 @@ op_info(struct req *r)
 {
 	struct session *s;
 	struct proto_out *o;
-	uint64_t k = 4;
-	size_t i, from;
+	struct tlist l;
+	uint64_t k = 4, total;
 
 	if (find_session(r, &s) != 0)
 		return -1;
 	if (proto_get_u64(r->msg, "turns", 0, 0, 1000000, &k, r->cause) < 0)
 		return bad(r);
+	total = turn_count(s);
+	if (get_turns(r, s, (int64_t)(total > k ? total - k : 0), (int64_t)k,
+	    &l) != 0)
+		return -1;
 	o = ok(r, 2);
 	proto_pack_key(o, "session");
 	pack_detail(o, s);
-	from = s->n_turns > k ? s->n_turns - (size_t)k : 0;
 	proto_pack_key(o, "recent");
-	proto_pack_array(o, s->n_turns - from);
-	for (i = from; i < s->n_turns; i++) {
-		proto_pack_map(o, 2);
-		proto_put_cstr(o, "role", role_name(s->turns[i].role));
-		proto_pack_key(o, "text");
-		proto_pack_str(o, s->turns[i].text, s->turns[i].len);
-	}
+	pack_turns(o, &l);
+	tlist_free(&l);
 	return reply(r);
 }
 
@@ -329,7 +335,7 @@ get_cache_opts(struct req *r, struct seq_opts *so)
 }
 
 /* BOS, then the system prompt in the chat format: the pinned prefix. */
-static int
+int
 system_tokens(struct req *r, const char *text, size_t len, int32_t **ids,
     size_t *n)
 {
@@ -350,7 +356,7 @@ system_tokens(struct req *r, const char *text, size_t len, int32_t **ids,
 	return 0;
 }
 
-static struct job *
+struct job *
 job_new(struct req *r, struct session *s, enum job_kind kind)
 {
 	struct job *j = calloc(1, sizeof *j);
@@ -367,7 +373,7 @@ job_new(struct req *r, struct session *s, enum job_kind kind)
 }
 
 /* Queues j behind its session's running job; busy when the queue is full. */
-static int
+int
 enqueue(struct req *r, struct job *j)
 {
 	struct session *s = j->s;
@@ -410,9 +416,6 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	snprintf(nm, sizeof nm, "%.*s", (int)len, name);
 	if (sess_find(&d->sessions, name, len) != NULL)
 		return req_err(r, PROTO_E_EXISTS, "session '%s' exists", nm);
-	if (d->sessions.n >= (size_t)d->conf->max_sessions)
-		return req_err(r, PROTO_E_LIMIT, "%zu sessions: the limit "
-		    "(max-sessions)", d->sessions.n);
 	sampler_defaults(&sp);
 	if (get_cache_opts(r, &so) != 0)
 		return -1;
@@ -440,6 +443,9 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	}
 	log_info("session '%s' created by uid %u", nm, (unsigned)r->c->uid);
+	persist_touch(d, *out);
+	persist_budget(d, *out, 0, 0);
+	persist_save(d, *out, 0, NULL); /* a failure is retried later */
 	if (pin == NULL)
 		return 0;
 	if ((j = job_new(NULL, *out, JOB_PREFIX)) == NULL) {
@@ -501,6 +507,10 @@ op_delete(struct req *r)
 
 	if (find_session(r, &s) != 0)
 		return -1;
+	/* Gone from the disk first: a failure leaves it whole. */
+	if (s->running == NULL && persist_delete(r->d, s, r->cause) != 0)
+		return req_err(r, PROTO_E_STORE, "session '%s' could not be "
+		    "deleted from the database: %s", s->name, r->cause);
 	request_stop_session(r->d, s, STOP_USER);
 	log_info("session '%s' deleted", s->name);
 	if (s->running != NULL)
@@ -524,9 +534,13 @@ op_reset(struct req *r)
 		return req_err(r, PROTO_E_BUSY, "session '%s' is running a "
 		    "request: cancel it first", s->name);
 	request_stop_session(r->d, s, STOP_USER);
-	session_reset(s);
+	persist_budget(r->d, s, s->resident ? 0 : s->info.bytes,
+	    s->resident ? 0 : 1);
+	if (session_reset(s, r->d->model, r->cause) != 0)
+		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	s->used = time(NULL);
-	ok(r, 0);
+	persist_touch(r->d, s);
+	proto_put_bool(ok(r, 1), "saved", persist_save(r->d, s, 2, NULL) == 0);
 	return reply(r);
 }
 
@@ -575,6 +589,17 @@ turn_keys(struct req *r, struct job *j, const struct sampler_params *base,
 	return 0;
 }
 
+/* A damaged session takes no turns until rebuilt or reset. */
+int
+usable(struct req *r, const struct session *s)
+{
+	if (s->damaged[0] == '\0')
+		return 0;
+	return req_err(r, PROTO_E_DAMAGED, "session '%s' is damaged: %s; "
+	    "'sink rebuild %s' re-encodes it from its transcript, 'sink "
+	    "reset %s' empties it", s->name, s->damaged, s->name, s->name);
+}
+
 /*
  * chat, complete and feed: a job for the worker; it replies at the end.
  * With create, the session is made only once every key has passed.
@@ -603,7 +628,7 @@ start_turn(struct req *r, enum job_kind kind)
 	if (turn_keys(r, j, s != NULL ? &s->sp : &def, s != NULL ?
 	    s->max_tokens : (int32_t)r->d->conf->max_tokens) != 0 ||
 	    (s == NULL && new_session(r, name, len, 0, &s) != 0) ||
-	    find_session(r, &s) != 0) {
+	    find_session(r, &s) != 0 || usable(r, s) != 0) {
 		job_free(j);
 		return -1;
 	}
@@ -696,38 +721,28 @@ op_cancel(struct req *r)
 	return reply(r);
 }
 
-static uint64_t
-cache_bytes(const struct daemon *d, int *busy)
-{
-	uint64_t b = 0;
-	size_t i;
-
-	*busy = 0;
-	for (i = 0; i < d->sessions.n; i++) {
-		b += d->sessions.v[i]->info.bytes;
-		*busy += d->sessions.v[i]->running != NULL;
-	}
-	return b;
-}
-
 static int
 op_status(struct req *r)
 {
 	struct daemon *d = r->d;
-	struct proto_out *o = ok(r, 10);
-	int busy;
-	uint64_t mem = cache_bytes(d, &busy);
+	struct proto_out *o = ok(r, 12);
+	size_t i, busy = 0, resident;
+	uint64_t mem = persist_resident(d, &resident);
 
+	for (i = 0; i < d->sessions.n; i++)
+		busy += d->sessions.v[i]->running != NULL;
 	proto_put_cstr(o, "server", "sinkd " PACKAGE_VERSION);
 	proto_put_cstr(o, "model", d->model->desc);
 	proto_put_u64(o, "uptime", (uint64_t)(time(NULL) - d->started));
 	proto_put_u64(o, "sessions", d->sessions.n);
+	proto_put_u64(o, "resident", resident);
 	proto_put_u64(o, "clients", (uint64_t)d->n_clients);
-	proto_put_u64(o, "busy", (uint64_t)busy);
+	proto_put_u64(o, "busy", busy);
 	proto_put_u64(o, "memory", mem);
 	proto_put_u64(o, "rss", daemon_rss());
 	proto_put_u64(o, "tokens_in", d->tokens_in);
 	proto_put_u64(o, "tokens_out", d->tokens_out);
+	proto_put_cstr(o, "db", d->conf->db);
 	return reply(r);
 }
 
@@ -757,6 +772,11 @@ static const struct {
 	{ PROTO_OP_CANCEL, op_cancel },
 	{ PROTO_OP_STATUS, op_status },
 	{ PROTO_OP_SHUTDOWN, op_shutdown },
+	{ PROTO_OP_LOG, op_log },
+	{ PROTO_OP_REBUILD, op_rebuild },
+	{ PROTO_OP_FORK, op_fork },
+	{ PROTO_OP_EXPORT, op_export },
+	{ PROTO_OP_IMPORT, op_import },
 };
 
 #define N_REQ (sizeof req_table / sizeof req_table[0])
@@ -910,40 +930,58 @@ send_outcome(struct daemon *d, struct job *j)
 	proto_out_free(&o);
 }
 
-/* The turn goes into the transcript, invalid UTF-8 masked. */
+/*
+ * The job's turns, when its snapshot could not store them, wait in
+ * memory for the next one.  (gen.c has made the reply valid UTF-8.)
+ */
 static void
 record(struct session *s, const struct job *j)
 {
-	char *t;
-
-	if (j->kind == JOB_PREFIX)
+	if (j->kind == JOB_PREFIX || j->kind == JOB_REBUILD)
 		return;
 	session_add_turn(s, j->kind == JOB_CHAT ? ROLE_USER : ROLE_CONTEXT,
-	    j->text, j->text_len, NULL);
+	    j->text, j->text_len, j->toks, j->fed, NULL);
 	if (j->kind == JOB_FEED || j->reply == NULL)
 		return;
-	/* Not strndup: a reply may hold NUL bytes (a <0x00> token). */
-	if ((t = malloc(j->reply_len + 1)) == NULL)
+	session_add_turn(s, ROLE_ASSISTANT, j->reply, j->reply_len, j->gen,
+	    j->n_gen, NULL);
+}
+
+/* What the job's end means for its session and the store. */
+static void
+settle(struct daemon *d, struct session *s, const struct job *j)
+{
+	if (j->load_failed) {
+		snprintf(s->damaged, sizeof s->damaged, "%s", j->err);
+		s->resident = 0;
 		return;
-	memcpy(t, j->reply, j->reply_len);
-	t[j->reply_len] = '\0';
-	proto_utf8_sanitize(t, j->reply_len);
-	session_add_turn(s, ROLE_ASSISTANT, t, j->reply_len, NULL);
-	free(t);
+	}
+	s->info = j->info;
+	if (!j->failed)
+		s->chatted = j->chatted;
+	if (j->kind == JOB_REBUILD && !j->failed)
+		s->damaged[0] = '\0';
+	if (j->saved) {
+		s->n_stored += (int64_t)(s->n_turns + j->n_saved_turns);
+		session_drop_turns(s);
+		s->dirty = 0;
+	} else {
+		if (!j->failed)
+			record(s, j);
+		s->dirty = 1;
+	}
+	persist_budget(d, NULL, 0, 0);
 }
 
 void
 request_job_done(struct daemon *d, struct job *j)
 {
 	struct session *s = j->s;
+	char cause[ERR_LEN];
 
 	s->running = NULL;
 	d->n_jobs--;
-	seq_get_info(s->seq, &s->info);
-	if (!j->failed) {
-		s->chatted = j->chatted;
-		record(s, j);
-	}
+	settle(d, s, j);
 	s->used = time(NULL);
 	d->tokens_in += j->fed;
 	send_outcome(d, j);
@@ -951,6 +989,9 @@ request_job_done(struct daemon *d, struct job *j)
 	if (!s->dead)
 		daemon_run_next(d, s);
 	else if (s->queue == NULL) {
+		if (persist_delete(d, s, cause) != 0)
+			log_error("session '%s' deleted, but not from the "
+			    "database: %s", s->name, cause);
 		sess_remove(&d->sessions, s);
 		session_free(s);
 	}

@@ -17,9 +17,9 @@ role_name(enum turn_role r)
 }
 
 struct session *
-session_new(const struct model *m, const char *name, uid_t owner,
-    const struct seq_opts *so, const struct sampler_params *sp,
-    int32_t max_tokens, const char *system, char *cause)
+session_stored(const char *name, uid_t owner, const struct seq_opts *so,
+    const struct sampler_params *sp, int32_t max_tokens, const char *system,
+    char *cause)
 {
 	struct session *s = calloc(1, sizeof *s);
 
@@ -35,25 +35,60 @@ session_new(const struct model *m, const char *name, uid_t owner,
 	s->created = s->used = time(NULL);
 	if (system != NULL && (s->system = strdup(system)) == NULL) {
 		err_set(cause, "out of memory");
-		goto fail;
+		session_free(s);
+		return NULL;
 	}
-	if ((s->seq = seq_new(m, so, cause)) == NULL ||
-	    (s->smp = sampler_new(sp, m->hp.n_vocab, cause)) == NULL)
-		goto fail;
-	seq_get_info(s->seq, &s->info);
 	return s;
-fail:
-	session_free(s);
-	return NULL;
 }
 
-static void
-free_turns(struct session *s)
+/* A fresh cache and sampler. */
+static int
+load_fresh(struct session *s, const struct model *m, char *cause)
+{
+	session_unload(s);
+	if ((s->seq = seq_new(m, &s->so, cause)) == NULL ||
+	    (s->smp = sampler_new(&s->sp, m->hp.n_vocab, cause)) == NULL) {
+		session_unload(s);
+		return -1;
+	}
+	seq_get_info(s->seq, &s->info);
+	s->resident = 1;
+	return 0;
+}
+
+struct session *
+session_new(const struct model *m, const char *name, uid_t owner,
+    const struct seq_opts *so, const struct sampler_params *sp,
+    int32_t max_tokens, const char *system, char *cause)
+{
+	struct session *s = session_stored(name, owner, so, sp, max_tokens,
+	    system, cause);
+
+	if (s != NULL && load_fresh(s, m, cause) != 0) {
+		session_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+session_unload(struct session *s)
+{
+	sampler_free(s->smp);
+	seq_free(s->seq);
+	s->smp = NULL;
+	s->seq = NULL;
+}
+
+void
+session_drop_turns(struct session *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->n_turns; i++)
+	for (i = 0; i < s->n_turns; i++) {
 		free(s->turns[i].text);
+		free(s->turns[i].toks);
+	}
 	free(s->turns);
 	s->turns = NULL;
 	s->n_turns = s->cap_turns = 0;
@@ -64,16 +99,15 @@ session_free(struct session *s)
 {
 	if (s == NULL)
 		return;
-	free_turns(s);
-	sampler_free(s->smp);
-	seq_free(s->seq);
+	session_drop_turns(s);
+	session_unload(s);
 	free(s->system);
 	free(s);
 }
 
 int
 session_add_turn(struct session *s, enum turn_role role, const char *text,
-    size_t len, char *cause)
+    size_t len, const int32_t *toks, size_t n_toks, char *cause)
 {
 	struct turn *t;
 	size_t cap;
@@ -86,23 +120,33 @@ session_add_turn(struct session *s, enum turn_role role, const char *text,
 		s->cap_turns = cap;
 	}
 	t = &s->turns[s->n_turns];
-	if ((t->text = malloc(len + 1)) == NULL)
+	t->toks = malloc(n_toks * sizeof *toks + 1);
+	if ((t->text = malloc(len + 1)) == NULL || t->toks == NULL) {
+		free(t->text);
+		free(t->toks);
 		return err_set(cause, "out of memory");
+	}
 	memcpy(t->text, text, len);
 	t->text[len] = '\0';
 	t->len = len;
+	if (n_toks > 0)
+		memcpy(t->toks, toks, n_toks * sizeof *toks);
+	t->n_toks = n_toks;
 	t->role = role;
 	s->n_turns++;
 	return 0;
 }
 
-void
-session_reset(struct session *s)
+int
+session_reset(struct session *s, const struct model *m, char *cause)
 {
-	seq_reset(s->seq);
-	seq_get_info(s->seq, &s->info);
-	free_turns(s);
+	if (load_fresh(s, m, cause) != 0)
+		return -1;
+	session_drop_turns(s);
+	s->n_stored = 0;
 	s->chatted = 0;
+	s->damaged[0] = '\0';
+	return 0;
 }
 
 struct session *

@@ -3,7 +3,9 @@
  * over the shared model), its options and sampler, its transcript, and
  * the requests waiting for it.  Sessions belong to the loop thread; while
  * a job runs, the worker alone touches the sequence and the sampler.
- * Designed for the store (issue 5): everything a snapshot needs is here.
+ * A session is resident (its cache in memory) or only in the store,
+ * to be loaded by the worker when a job needs it (snap.h).  The
+ * transcript in memory holds only the turns not yet in the store.
  */
 #ifndef SINKD_SESSION_H
 #define SINKD_SESSION_H
@@ -13,6 +15,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "err.h"
 #include "model.h"
 #include "proto.h"
 #include "sampler.h"
@@ -24,6 +27,8 @@ struct turn {
 	enum turn_role role;
 	char *text;	/* len bytes, NUL-terminated, may hold NULs */
 	size_t len;
+	int32_t *toks;	/* the ids that went into the cache for it */
+	size_t n_toks;
 };
 
 struct job;
@@ -32,14 +37,19 @@ struct session {
 	char name[PROTO_NAME_MAX + 1];
 	uid_t owner;
 	struct seq_opts so;
-	struct seq *seq;
+	struct seq *seq;	/* NULL: not loaded (the worker's, in a job) */
 	struct sampler_params sp;
 	int32_t max_tokens;
-	struct sampler *smp;
+	struct sampler *smp;	/* NULL when seq is */
 	char *system;
 	int chatted;		/* the chat format's first turn is done */
-	struct turn *turns;
+	struct turn *turns;	/* not yet in the store */
 	size_t n_turns, cap_turns;
+	int64_t n_stored;	/* turns in the store, before those */
+	int resident;		/* the loop's view: loaded, or loading */
+	int dirty;		/* the last snapshot failed */
+	char damaged[ERR_LEN];	/* why the stored state is unusable */
+	uint64_t tick;		/* last use, for least-recently-used */
 	time_t created, used;
 	struct seq_info info;	/* as of the end of the last job */
 	struct job *running;	/* at most one job at a time */
@@ -58,11 +68,24 @@ const char *role_name(enum turn_role);
 struct session *session_new(const struct model *, const char *name,
     uid_t owner, const struct seq_opts *, const struct sampler_params *,
     int32_t max_tokens, const char *system, char *cause);
+/* A session known from the store: no cache or sampler until loaded. */
+struct session *session_stored(const char *name, uid_t owner,
+    const struct seq_opts *, const struct sampler_params *,
+    int32_t max_tokens, const char *system, char *cause);
 void session_free(struct session *);
+/* Frees the cache and the sampler; resident is the caller's to clear. */
+void session_unload(struct session *);
+/* Takes a copy of text and of the ids. */
 int session_add_turn(struct session *, enum turn_role, const char *text,
-    size_t len, char *cause);
-/* Empties cache and transcript; keeps options and the system prompt. */
-void session_reset(struct session *);
+    size_t len, const int32_t *toks, size_t n_toks, char *cause);
+/* Frees the turns in memory (they are in the store now). */
+void session_drop_turns(struct session *);
+/*
+ * Empties cache and transcript and restarts the random stream from the
+ * seed; keeps options and the system prompt.  Loads a fresh cache when
+ * the session had none.
+ */
+int session_reset(struct session *, const struct model *, char *cause);
 
 struct session *sess_find(const struct sess_table *, const char *name,
     size_t len);

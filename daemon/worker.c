@@ -129,14 +129,16 @@ worker_main(void *arg)
 	while ((j = next_job(w)) != NULL) {
 		if (gen_step(&w->gen, j, emit, w) == GEN_MORE)
 			requeue(w, j);
-		else
+		else {
+			gen_save(&w->gen, j, emit, w);
 			finish(w, j);
+		}
 	}
 	return NULL;
 }
 
 struct worker *
-worker_new(const struct model *m, int threads, char *cause)
+worker_new(const struct model *m, struct store *st, int threads, char *cause)
 {
 	struct worker *w = calloc(1, sizeof *w);
 
@@ -151,7 +153,7 @@ worker_new(const struct model *m, int threads, char *cause)
 		err_set(cause, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (gen_init(&w->gen, m, threads, cause) != 0)
+	if (gen_init(&w->gen, m, st, threads, cause) != 0)
 		goto fail;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		err_set(cause, "cannot start the worker thread");

@@ -4,7 +4,8 @@
  * step is one prefill chunk or one generated token of one job, and jobs
  * take turns.  Results go back as events through a locked queue; an
  * eventfd is written when the queue goes from empty to non-empty, and
- * the loop drains it.
+ * the loop drains it.  A finished job's snapshot is taken here too,
+ * before its DONE event, so the loop never waits on the disk for it.
  */
 #ifndef SINKD_WORKER_H
 #define SINKD_WORKER_H
@@ -27,8 +28,11 @@ struct wevent {
 };
 
 struct worker;
+struct store;
 
-struct worker *worker_new(const struct model *, int threads, char *cause);
+/* After each job the worker snapshots its session into st (gen_save). */
+struct worker *worker_new(const struct model *, struct store *st,
+    int threads, char *cause);
 /* Stops the thread; call when no job is running. */
 void worker_free(struct worker *);
 int worker_fd(const struct worker *);

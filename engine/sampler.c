@@ -149,6 +149,20 @@ sampler_accept(struct sampler *s, int32_t token)
 		s->n_hist++;
 }
 
+size_t
+sampler_hist(const struct sampler *s, int32_t *out)
+{
+	int32_t i, n = s->n_hist, start;
+
+	if (n == 0)
+		return 0;
+	/* Full: the oldest is where the next goes; else from slot 0. */
+	start = n == s->p.repeat_last_n ? s->hist_pos : 0;
+	for (i = 0; i < n; i++)
+		out[i] = s->hist[(start + i) % s->p.repeat_last_n];
+	return (size_t)n;
+}
+
 void
 sampler_rng_get(const struct sampler *s, uint64_t state[4])
 {

@@ -42,5 +42,11 @@ int32_t sampler_sample(struct sampler *, float *logits);
 /* The RNG's full state, to store and restore a session's random stream. */
 void sampler_rng_get(const struct sampler *, uint64_t state[4]);
 void sampler_rng_set(struct sampler *, const uint64_t state[4]);
+/*
+ * The penalty history, oldest first, into out (room for repeat_last_n
+ * ids); the count.  Accepting them in order into a fresh sampler
+ * restores it.
+ */
+size_t sampler_hist(const struct sampler *, int32_t *out);
 
 #endif

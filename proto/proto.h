@@ -87,7 +87,9 @@
 	X(HELLO, "hello") X(CREATE, "create") X(LIST, "list")           \
 	X(INFO, "info") X(DELETE, "delete") X(RESET, "reset")           \
 	X(CHAT, "chat") X(COMPLETE, "complete") X(FEED, "feed")         \
-	X(CANCEL, "cancel") X(STATUS, "status") X(SHUTDOWN, "shutdown")
+	X(CANCEL, "cancel") X(STATUS, "status") X(SHUTDOWN, "shutdown")  \
+	X(LOG, "log") X(REBUILD, "rebuild") X(FORK, "fork")             \
+	X(EXPORT, "export") X(IMPORT, "import")
 
 #define PROTO_ERRS(X)                                                   \
 	X(BAD_REQUEST, "bad_request") X(UNKNOWN_OP, "unknown_op")       \
@@ -95,11 +97,13 @@
 	X(EXISTS, "exists") X(INVALID_NAME, "invalid_name")             \
 	X(BUSY, "busy") X(TOO_LARGE, "too_large") X(LIMIT, "limit")     \
 	X(CANCELLED, "cancelled") X(OVERFLOW, "overflow")               \
-	X(INTERNAL, "internal")
+	X(INTERNAL, "internal") X(DAMAGED, "damaged")                   \
+	X(WRONG_MODEL, "wrong_model") X(STORE, "store")
 
 #define PROTO_KINDS(X)                                                  \
 	X(OK, "ok") X(ERROR, "error") X(TOKEN, "token")                 \
-	X(WARNING, "warning") X(DONE, "done") X(PROGRESS, "progress")
+	X(WARNING, "warning") X(DONE, "done") X(PROGRESS, "progress")  \
+	X(DATA, "data")
 
 #define PROTO_FINISHES(X)                                               \
 	X(EOS, "eos") X(LENGTH, "length") X(STOP, "stop")               \
@@ -189,7 +193,7 @@ void	 proto_msg_free(struct proto_msg *);
  * [min, max]; floats accept float32, float64 or an integer within
  * [min, max] (NaN never is); booleans only booleans; nil is a wrong type.
  * Strings point into the message (valid until proto_msg_free), are at
- * most max_len bytes, and NUL-terminated.
+ * most max_len bytes, and NUL-terminated; binary data (bin) likewise.
  * proto_get_str_array: an array of at most max_n strings of at most
  * max_len bytes each; s and lens have room for max_n entries; 1 when
  * absent (it is never required).
@@ -200,6 +204,8 @@ const msgpack_object *proto_map_get(const msgpack_object *map,
 
 int	 proto_get_str(const struct proto_msg *, const char *key, int required,
 	    size_t max_len, const char **s, size_t *len, char *cause);
+int	 proto_get_bin(const struct proto_msg *, const char *key, int required,
+	    size_t max_len, const void **b, size_t *len, char *cause);
 int	 proto_get_u64(const struct proto_msg *, const char *key, int required,
 	    uint64_t min, uint64_t max, uint64_t *out, char *cause);
 int	 proto_get_i64(const struct proto_msg *, const char *key, int required,
@@ -214,6 +220,9 @@ int	 proto_get_str_array(const struct proto_msg *, const char *key,
 
 int	 proto_map_get_str(const msgpack_object *map, const char *key,
 	    int required, size_t max_len, const char **s, size_t *len,
+	    char *cause);
+int	 proto_map_get_bin(const msgpack_object *map, const char *key,
+	    int required, size_t max_len, const void **b, size_t *len,
 	    char *cause);
 int	 proto_map_get_u64(const msgpack_object *map, const char *key,
 	    int required, uint64_t min, uint64_t max, uint64_t *out,
@@ -250,6 +259,7 @@ void	 proto_pack_array(struct proto_out *, size_t n);
 void	 proto_pack_key(struct proto_out *, const char *key);
 void	 proto_pack_str(struct proto_out *, const char *s, size_t len);
 void	 proto_pack_cstr(struct proto_out *, const char *s);
+void	 proto_pack_bin(struct proto_out *, const void *, size_t len);
 void	 proto_pack_u64(struct proto_out *, uint64_t);
 void	 proto_pack_i64(struct proto_out *, int64_t);
 void	 proto_pack_f64(struct proto_out *, double);
@@ -262,6 +272,8 @@ void	 proto_put_i64(struct proto_out *, const char *key, int64_t);
 void	 proto_put_f64(struct proto_out *, const char *key, double);
 void	 proto_put_bool(struct proto_out *, const char *key, int);
 void	 proto_put_cstr(struct proto_out *, const char *key, const char *);
+void	 proto_put_bin(struct proto_out *, const char *key, const void *,
+	    size_t len);
 
 /*
  * Finishes the frame: checks the body (1 to max_frame bytes, and

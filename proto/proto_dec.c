@@ -504,6 +504,25 @@ proto_map_get_str(const msgpack_object *map, const char *key, int required,
 }
 
 int
+proto_map_get_bin(const msgpack_object *map, const char *key, int required,
+    size_t max_len, const void **b, size_t *len, char *cause)
+{
+	const msgpack_object *o;
+	char buf[64];
+	int r;
+
+	if ((r = lookup(map, key, required, &o, cause)) != 0)
+		return r;
+	if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size > max_len) {
+		return err_set(cause, "key '%s' must be binary data of at most "
+		    "%zu bytes, not %s", key, max_len, what(o, buf, sizeof buf));
+	}
+	*b = o->via.bin.ptr;
+	*len = o->via.bin.size;
+	return 0;
+}
+
+int
 proto_map_get_u64(const msgpack_object *map, const char *key, int required,
     uint64_t min, uint64_t max, uint64_t *out, char *cause)
 {
@@ -635,6 +654,14 @@ proto_get_str(const struct proto_msg *m, const char *key, int required,
     size_t max_len, const char **s, size_t *len, char *cause)
 {
 	return proto_map_get_str(&m->root, key, required, max_len, s, len,
+	    cause);
+}
+
+int
+proto_get_bin(const struct proto_msg *m, const char *key, int required,
+    size_t max_len, const void **b, size_t *len, char *cause)
+{
+	return proto_map_get_bin(&m->root, key, required, max_len, b, len,
 	    cause);
 }
 

@@ -82,6 +82,14 @@ proto_pack_str(struct proto_out *out, const char *s, size_t len)
 		msgpack_pack_str_body(&out->pk, s, len);
 }
 
+void
+proto_pack_bin(struct proto_out *out, const void *b, size_t len)
+{
+	msgpack_pack_bin(&out->pk, len);
+	if (len > 0)
+		msgpack_pack_bin_body(&out->pk, b, len);
+}
+
 /* NULL packs an empty string: peers read strings strictly, never nil. */
 void
 proto_pack_cstr(struct proto_out *out, const char *s)
@@ -167,6 +175,14 @@ proto_put_cstr(struct proto_out *out, const char *key, const char *v)
 {
 	proto_pack_key(out, key);
 	proto_pack_cstr(out, v);
+}
+
+void
+proto_put_bin(struct proto_out *out, const char *key, const void *b,
+    size_t len)
+{
+	proto_pack_key(out, key);
+	proto_pack_bin(out, b, len);
 }
 
 int

@@ -15,7 +15,8 @@
  *                                      -- KV_CHUNK slots of one layer
  *   turns(session TEXT NOT NULL, seq INTEGER NOT NULL,
  *       role INTEGER NOT NULL, text BLOB NOT NULL,
- *       PRIMARY KEY (session, seq))
+ *       tokens BLOB NOT NULL,          -- int32 ids, little-endian
+ *       PRIMARY KEY (session, seq))    -- seq: 0, 1, ... per session
  * Migrations run forward, one version at a time, each in a transaction;
  * a file with a higher user_version than STORE_SCHEMA is not touched.
  */
@@ -32,12 +33,8 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "seq.h"
+#include "store_int.h"
 
-struct store {
-	sqlite3 *db;
-	int found;	/* user_version when opened */
-};
 
 static const char *const schema_v1[] = {
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -49,7 +46,7 @@ static const char *const schema_v1[] = {
 	" chunk INTEGER NOT NULL, crc INTEGER NOT NULL, data BLOB NOT NULL,"
 	" PRIMARY KEY (session, layer, chunk))",
 	"CREATE TABLE turns(session TEXT NOT NULL, seq INTEGER NOT NULL,"
-	" role INTEGER NOT NULL, text BLOB NOT NULL,"
+	" role INTEGER NOT NULL, text BLOB NOT NULL, tokens BLOB NOT NULL,"
 	" PRIMARY KEY (session, seq))",
 	"INSERT INTO meta VALUES('created', strftime('%s','now'))",
 	"PRAGMA user_version = 1",
@@ -59,8 +56,8 @@ static const char *const schema_v1[] = {
 /* Every migration: migrations[v] takes a database from v to v + 1. */
 static const char *const *const migrations[STORE_SCHEMA] = { schema_v1 };
 
-static int
-exec(struct store *s, const char *sql, char *cause)
+int
+store_exec(struct store *s, const char *sql, char *cause)
 {
 	char *msg = NULL;
 
@@ -97,15 +94,15 @@ migrate(struct store *s, int from, char *cause)
 {
 	const char *const *sql;
 
-	if (exec(s, "BEGIN IMMEDIATE", cause) != 0)
+	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
 		return -1;
 	for (sql = migrations[from]; *sql != NULL; sql++) {
-		if (exec(s, *sql, cause) != 0) {
-			exec(s, "ROLLBACK", NULL);
+		if (store_exec(s, *sql, cause) != 0) {
+			store_exec(s, "ROLLBACK", NULL);
 			return -1;
 		}
 	}
-	return exec(s, "COMMIT", cause);
+	return store_exec(s, "COMMIT", cause);
 }
 
 /* The file exists with mode 0600 before SQLite opens it. */
@@ -134,8 +131,8 @@ bring_up(struct store *s, const char *path, char *cause)
 		return err_set(cause, "%s was written by a newer sinkd (schema "
 		    "%d; this one knows %d): not touching it", path, v,
 		    STORE_SCHEMA);
-	if (exec(s, "PRAGMA journal_mode=WAL", why) != 0 ||
-	    exec(s, "PRAGMA synchronous=FULL", why) != 0)
+	if (store_exec(s, "PRAGMA journal_mode=WAL", why) != 0 ||
+	    store_exec(s, "PRAGMA synchronous=FULL", why) != 0)
 		return err_set(cause, "%s: %s", path, why);
 	for (; v < STORE_SCHEMA; v++) {
 		if (migrate(s, v, why) != 0)
@@ -145,30 +142,58 @@ bring_up(struct store *s, const char *path, char *cause)
 	return 0;
 }
 
-struct store *
-store_open(const char *path, char *cause)
+static struct store *
+open_db(const char *path, int readonly, char *cause)
 {
 	struct store *s = calloc(1, sizeof *s);
+	int mem = strcmp(path, STORE_MEMORY) == 0;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	pthread_mutexattr_t ma;
 
 	if (s == NULL) {
 		err_set(cause, "out of memory");
 		return NULL;
 	}
-	if (create_private(path, cause) != 0)
+
+	/* Recursive: a listing's callback may read more of the store. */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (readonly && !mem && access(path, R_OK) != 0) {
+		err_set(cause, "%s: %s", path, strerror(errno));
 		goto fail;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	}
+	if (!readonly && !mem && create_private(path, cause) != 0)
+		goto fail;
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK) {
 		err_set(cause, "%s: %s", path, s->db != NULL ?
 		    sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 2000);
-	if (bring_up(s, path, cause) != 0)
+	if (readonly) {
+		if (user_version(s, &s->found, cause) != 0)
+			goto fail;
+	} else if (bring_up(s, path, cause) != 0)
 		goto fail;
 	return s;
 fail:
 	store_close(s);
 	return NULL;
+}
+
+struct store *
+store_open(const char *path, char *cause)
+{
+	return open_db(path, 0, cause);
+}
+
+struct store *
+store_open_readonly(const char *path, char *cause)
+{
+	return open_db(path, 1, cause);
 }
 
 void
@@ -177,7 +202,23 @@ store_close(struct store *s)
 	if (s == NULL)
 		return;
 	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void
+store_limit(struct store *s, uint64_t max_bytes)
+{
+	char sql[64];
+	long long pages = max_bytes == 0 ? 1073741823LL :
+	    (long long)(max_bytes / 4096);
+
+	/* PRAGMA takes no parameters: the SQL holds only this integer. */
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+	    pages > 1 ? pages : 1);
+	pthread_mutex_lock(&s->lock);
+	store_exec(s, sql, NULL);
+	pthread_mutex_unlock(&s->lock);
 }
 
 int
@@ -193,9 +234,13 @@ store_check(struct store *s, char *cause)
 	const unsigned char *t;
 	int rc, ok = 1;
 
+	pthread_mutex_lock(&s->lock);
 	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st,
-	    NULL) != SQLITE_OK)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
+	    NULL) != SQLITE_OK) {
+		err_set(cause, "%s", sqlite3_errmsg(s->db));
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		t = sqlite3_column_text(st, 0);
 		if (t == NULL || strcmp((const char *)t, "ok") != 0) {
@@ -208,6 +253,7 @@ store_check(struct store *s, char *cause)
 	if (rc != SQLITE_DONE && ok)
 		err_set(cause, "%s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
 	return ok && rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -239,172 +285,3 @@ store_crc32(const void *data, size_t len)
 	return c ^ 0xffffffffu;
 }
 
-static int
-save_row(struct store *s, const struct store_row *r, char *cause)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO sessions "
-	    "VALUES(?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, r->owner);
-	sqlite3_bind_int64(st, 3, r->created);
-	sqlite3_bind_int64(st, 4, r->used);
-	sqlite3_bind_text(st, 5, r->fingerprint, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 6, r->options, (int)r->options_len,
-	    SQLITE_STATIC);
-	sqlite3_bind_blob(st, 7, r->state, (int)r->state_len, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	return 0;
-}
-
-static int
-save_chunks(struct store *s, const char *name, const struct seq *q,
-    int n_layer, int full, char *cause)
-{
-	size_t bytes = seq_chunk_bytes(q);
-	void *buf = malloc(bytes);
-	sqlite3_stmt *st = NULL;
-	int32_t c;
-	int l, rc = 0;
-
-	if (buf == NULL)
-		return err_set(cause, "out of memory");
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO kv_chunks "
-	    "VALUES(?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
-		rc = err_set(cause, "%s", sqlite3_errmsg(s->db));
-	for (l = 0; rc == 0 && l < n_layer; l++) {
-		for (c = 0; rc == 0 && c < seq_n_chunks(q); c++) {
-			if (!full && !seq_chunk_dirty(q, l, c))
-				continue;
-			seq_chunk_get(q, l, c, buf);
-			sqlite3_reset(st);
-			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-			sqlite3_bind_int(st, 2, l);
-			sqlite3_bind_int(st, 3, c);
-			sqlite3_bind_int64(st, 4, store_crc32(buf, bytes));
-			sqlite3_bind_blob(st, 5, buf, (int)bytes,
-			    SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = err_set(cause, "%s", sqlite3_errmsg(s->db));
-		}
-	}
-	sqlite3_finalize(st);
-	free(buf);
-	return rc;
-}
-
-int
-store_save(struct store *s, const struct store_row *r, const struct seq *q,
-    int n_layer, int full, char *cause)
-{
-	if (exec(s, "BEGIN IMMEDIATE", cause) != 0)
-		return -1;
-	if (save_row(s, r, cause) != 0 ||
-	    save_chunks(s, r->name, q, n_layer, full, cause) != 0 ||
-	    exec(s, "COMMIT", cause) != 0) {
-		exec(s, "ROLLBACK", NULL);
-		return -1;
-	}
-	return 0;
-}
-
-static void *
-dup_blob(sqlite3_stmt *st, int col, size_t *len)
-{
-	const void *b = sqlite3_column_blob(st, col);
-	void *p;
-
-	*len = (size_t)sqlite3_column_bytes(st, col);
-	if ((p = malloc(*len + 1)) != NULL && *len > 0)
-		memcpy(p, b, *len);
-	return p;
-}
-
-int
-store_load_row(struct store *s, const char *name, struct store_row *r,
-    void **options, void **state, char *cause)
-{
-	sqlite3_stmt *st;
-	const unsigned char *fp;
-	int rc;
-
-	*options = *state = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT owner, created, used, "
-	    "fingerprint, options, state FROM sessions WHERE name = ?", -1,
-	    &st, NULL) != SQLITE_OK)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		memset(r, 0, sizeof *r);
-		snprintf(r->name, sizeof r->name, "%s", name);
-		r->owner = (uint32_t)sqlite3_column_int64(st, 0);
-		r->created = sqlite3_column_int64(st, 1);
-		r->used = sqlite3_column_int64(st, 2);
-		fp = sqlite3_column_text(st, 3);
-		snprintf(r->fingerprint, sizeof r->fingerprint, "%s",
-		    fp != NULL ? (const char *)fp : "");
-		*options = dup_blob(st, 4, &r->options_len);
-		*state = dup_blob(st, 5, &r->state_len);
-		r->options = *options;
-		r->state = *state;
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		return 1;
-	if (rc != SQLITE_ROW)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	if (*options == NULL || *state == NULL)
-		return err_set(cause, "out of memory");
-	return 0;
-}
-
-/* One stored chunk into q, after its size, place and CRC are checked. */
-static int
-load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, const char *name,
-    char *cause)
-{
-	int l = sqlite3_column_int(st, 0);
-	int32_t c = sqlite3_column_int(st, 1);
-	uint32_t crc = (uint32_t)sqlite3_column_int64(st, 2);
-	const void *data = sqlite3_column_blob(st, 3);
-	size_t len = (size_t)sqlite3_column_bytes(st, 3);
-
-	if (l < 0 || l >= n_layer || c < 0 || c >= seq_n_chunks(q) ||
-	    len != seq_chunk_bytes(q))
-		return err_set(cause, "session '%s': chunk %d of layer %d does "
-		    "not fit this cache", name, c, l);
-	if (store_crc32(data, len) != crc)
-		return err_set(cause, "session '%s': chunk %d of layer %d is "
-		    "damaged (CRC mismatch)", name, c, l);
-	seq_chunk_set(q, l, c, data);
-	return 0;
-}
-
-int
-store_load_chunks(struct store *s, const char *name, struct seq *q,
-    int n_layer, char *cause)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(s->db, "SELECT layer, chunk, crc, data FROM "
-	    "kv_chunks WHERE session = ?", -1, &st, NULL) != SQLITE_OK)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (load_chunk(st, q, n_layer, name, cause) != 0) {
-			sqlite3_finalize(st);
-			return -1;
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return err_set(cause, "%s", sqlite3_errmsg(s->db));
-	return 0;
-}

@@ -1,32 +1,42 @@
 /*
  * store: the SQLite database that keeps conversations across restarts.
  * Owns the connection, the schema and its migrations, and the prepared
- * statements.  This first part opens, creates and versions the
- * database; sessions, KV chunks and transcripts come with the snapshot
- * code.  The schema is documented in store.c.
+ * statements.  Sessions are rows with two opaque blobs (the daemon's
+ * options and state), KV chunks with a CRC-32 each, and transcript turns.
+ * One snapshot is one transaction.  The schema is documented in store.c.
+ *
+ * A store may be used from several threads: every call holds the
+ * store's lock for its whole transaction.
  */
 #ifndef SINKD_STORE_H
 #define SINKD_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
 
 #define STORE_SCHEMA 1	/* PRAGMA user_version of a current database */
+#define STORE_MEMORY ":memory:" /* a path: a database that dies with us */
 
 struct store;
 
 /*
  * Opens (creating when absent, mode 0600) the database at path in WAL
  * mode and brings its schema up to STORE_SCHEMA.  A database written by
- * a newer sinkd is refused and left untouched.  NULL with cause.
+ * a newer sinkd is refused and left untouched.  store_open_readonly
+ * creates, migrates and writes nothing (for --check-db).  NULL with
+ * cause.
  */
 struct store *store_open(const char *path, char *cause);
+struct store *store_open_readonly(const char *path, char *cause);
 void store_close(struct store *);
 /* The schema version found on disk when opened (0: a new file). */
 int store_found_version(const struct store *);
 /* PRAGMA integrity_check: 0 when the file is sound, -1 with cause. */
 int store_check(struct store *, char *cause);
+/* Caps the file at max_bytes (0: no cap), for tests of a full disk. */
+void store_limit(struct store *, uint64_t max_bytes);
 
 /* A session's row; options and state are the daemon's opaque blobs. */
 struct store_row {
@@ -38,15 +48,49 @@ struct store_row {
 	size_t options_len, state_len;
 };
 
+/* A transcript turn: role as the daemon numbers it, text, token ids. */
+struct store_turn {
+	int role;
+	const char *text;
+	size_t len;
+	const int32_t *toks;
+	size_t n_toks;
+};
+
 struct seq;
 
 /*
- * One snapshot, one transaction: the row, and the sequence's chunks
- * that are dirty (all of them with full), each with its CRC-32.  On
- * success the caller may seq_clean; on failure nothing changed on disk.
+ * One snapshot.  The row always; the sequence's chunks that are dirty
+ * (every one with full; none when seq is NULL); turns appended as
+ * numbers first_turn, first_turn + 1, ...  With replace, the session's
+ * stored chunks and turns go first (a reset, a rebuild, an import).
  */
-int store_save(struct store *, const struct store_row *, const struct seq *,
-    int n_layer, int full, char *cause);
+struct store_snap {
+	const struct store_row *row;
+	const struct seq *seq;
+	int n_layer;
+	int full, replace;
+	const struct store_turn *turns;
+	size_t n_turns;
+	int64_t first_turn;
+};
+
+/*
+ * Writes a snapshot in one transaction: on success the caller may
+ * seq_clean; on failure nothing changed on disk.  The bytes written
+ * (chunk data) go to *bytes when it is not NULL.
+ */
+int store_save(struct store *, const struct store_snap *, uint64_t *bytes,
+    char *cause);
+/* Removes a session, its chunks and its turns. */
+int store_delete(struct store *, const char *name, char *cause);
+/*
+ * A new session `to` (its row given) with from's chunks and turns,
+ * copied inside the database in one transaction.
+ */
+int store_fork(struct store *, const char *from, const struct store_row *to,
+    char *cause);
+
 /*
  * The row of a session (blobs malloc'd into *options and *state, owned
  * by the caller); 1 when there is none.
@@ -56,6 +100,22 @@ int store_load_row(struct store *, const char *name, struct store_row *,
 /* Every stored chunk of a session into s; a bad CRC is an error. */
 int store_load_chunks(struct store *, const char *name, struct seq *,
     int n_layer, char *cause);
+
+/* Every session row, in name order; fn returning non-zero stops. */
+typedef int store_row_fn(void *arg, const struct store_row *, int64_t turns);
+int store_list(struct store *, store_row_fn *, void *arg, char *cause);
+
+/* Turns from..from+max-1 of a session, in order; fn as above. */
+typedef int store_turn_fn(void *arg, int64_t n, const struct store_turn *);
+int store_turns(struct store *, const char *name, int64_t from, int64_t max,
+    store_turn_fn *, void *arg, char *cause);
+
+/* The stored chunks of a session as they are, CRC unchecked, in order. */
+typedef int store_chunk_fn(void *arg, int layer, int32_t chunk, uint32_t crc,
+    const void *data, size_t len);
+int store_chunks(struct store *, const char *name, store_chunk_fn *,
+    void *arg, char *cause);
+
 uint32_t store_crc32(const void *, size_t);
 
 #endif

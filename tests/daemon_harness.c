@@ -128,6 +128,9 @@ dh_start(const char *model, const char *const *base, ...)
 	argv[n++] = model;
 	argv[n++] = "--socket";
 	argv[n++] = sock;
+	/* Nothing kept unless a test gives its own --db (the last wins). */
+	argv[n++] = "--db";
+	argv[n++] = ":memory:";
 	for (i = 0; base != NULL && base[i] != NULL && n < 24; i++)
 		argv[n++] = base[i];
 	va_start(ap, base);

@@ -9,6 +9,8 @@ bin=${SINKD_BUILDDIR:-.}
 src=${SINKD_SRCDIR:-$(dirname "$0")/..}
 sink="$bin/sink"
 tmp=$(mktemp -d /tmp/sinkd-test-client-XXXXXX)
+# sinkd keeps its database under here, not in the real home.
+export XDG_STATE_HOME="$tmp/state"
 trap 'rm -rf "$tmp"' EXIT
 pass=0
 fail=0

@@ -974,12 +974,13 @@ START_TEST(names)
 	/* As listed in sinkd-protocol(7). */
 	static const char *const ops[] = { "hello", "create", "list", "info",
 	    "delete", "reset", "chat", "complete", "feed", "cancel", "status",
-	    "shutdown" };
+	    "shutdown", "log", "rebuild", "fork", "export", "import" };
 	static const char *const errs[] = { "bad_request", "unknown_op",
 	    "version", "no_such_session", "exists", "invalid_name", "busy",
-	    "too_large", "limit", "cancelled", "overflow", "internal" };
+	    "too_large", "limit", "cancelled", "overflow", "internal",
+	    "damaged", "wrong_model", "store" };
 	static const char *const kinds[] = { "ok", "error", "token", "warning",
-	    "done", "progress" };
+	    "done", "progress", "data" };
 	static const char *const fins[] = { "eos", "length", "stop",
 	    "cancelled", "fed" };
 	enum proto_op op;
@@ -988,20 +989,20 @@ START_TEST(names)
 	enum proto_finish f;
 	int i;
 
-	ck_assert_int_eq(PROTO_OP_COUNT, 12);
+	ck_assert_int_eq(PROTO_OP_COUNT, 17);
 	for (i = 0; i < PROTO_OP_COUNT; i++) {
 		ck_assert_str_eq(proto_op_name((enum proto_op)i), ops[i]);
 		ck_assert_int_eq(proto_op_parse(ops[i], strlen(ops[i]), &op), 0);
 		ck_assert_int_eq(op, i);
 	}
-	ck_assert_int_eq(PROTO_E_COUNT, 12);
+	ck_assert_int_eq(PROTO_E_COUNT, 15);
 	for (i = 0; i < PROTO_E_COUNT; i++) {
 		ck_assert_str_eq(proto_err_name((enum proto_err)i), errs[i]);
 		ck_assert_int_eq(proto_err_parse(errs[i], strlen(errs[i]), &e),
 		    0);
 		ck_assert_int_eq(e, i);
 	}
-	ck_assert_int_eq(PROTO_K_COUNT, 6);
+	ck_assert_int_eq(PROTO_K_COUNT, 7);
 	for (i = 0; i < PROTO_K_COUNT; i++) {
 		ck_assert_str_eq(proto_kind_name((enum proto_kind)i), kinds[i]);
 		ck_assert_int_eq(proto_kind_parse(kinds[i], strlen(kinds[i]),

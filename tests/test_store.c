@@ -138,7 +138,7 @@ START_TEST(damage_is_found)
 	for (i = 0; i < 200; i++) {
 		char sql[128];
 		snprintf(sql, sizeof sql, "INSERT INTO turns VALUES('s', %d, 0, "
-		    "randomblob(300))", i);
+		    "randomblob(300), x'')", i);
 		ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL),
 		    SQLITE_OK);
 	}
@@ -194,9 +194,11 @@ save(struct store *st, struct seq *q, const struct model *m, int full)
 	void *state = state_blob(q, &r.state_len);
 
 	snprintf(r.fingerprint, sizeof r.fingerprint, "%s", m->fingerprint);
+	struct store_snap sn = { .row = &r, .seq = q, .n_layer = m->hp.n_layer,
+		.full = full };
+
 	r.state = state;
-	ck_assert_msg(store_save(st, &r, q, m->hp.n_layer, full, cause) == 0,
-	    "%s", cause);
+	ck_assert_msg(store_save(st, &sn, NULL, cause) == 0, "%s", cause);
 	seq_clean(q);
 	free(state);
 }

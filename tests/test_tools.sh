@@ -7,6 +7,8 @@ bin=${SINKD_BUILDDIR:-.}
 shared=${SINKD_SHARED:-../shared}
 stories=$shared/models/stories260K.gguf
 tmp=$(mktemp -d /tmp/sinkd-test-tools-XXXXXX)
+# sinkd keeps its database under here, not in the real home.
+export XDG_STATE_HOME="$tmp/state"
 trap 'rm -rf "$tmp"' EXIT
 pass=0
 fail=0

@@ -1,0 +1,72 @@
+/*
+ * req: what the request handlers share (request.c, request_store.c):
+ * the request being served, replies and errors, session lookup, jobs.
+ * Not for use outside the two.
+ */
+#ifndef SINKD_REQ_H
+#define SINKD_REQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "daemon.h"
+#include "job.h"
+#include "proto.h"
+#include "session.h"
+
+/* The largest reply: far above any request, bounded all the same. */
+#define REPLY_MAX (PROTO_MAX_FRAME * 16)
+
+struct req {
+	struct daemon *d;
+	struct client *c;
+	struct proto_msg *msg;
+	uint64_t id;
+	struct proto_out out;
+	enum proto_err code;
+	char cause[ERR_LEN];
+};
+
+typedef int req_fn(struct req *);
+
+/* -1, with the error the request will be answered with. */
+int req_err(struct req *, enum proto_err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* -1: a bad request, r->cause already says why. */
+int bad(struct req *);
+/* Sends a finished message; one too large becomes an error. */
+void send_out(struct client *, struct proto_out *, uint64_t id);
+/* Starts an ok reply with n more pairs; reply() sends it. */
+struct proto_out *ok(struct req *, size_t n);
+int reply(struct req *);
+
+/* The session named by key "name", if this client may use it. */
+int find_session(struct req *, struct session **);
+/* 0 if s may take turns; -1 (damaged) if not. */
+int usable(struct req *, const struct session *);
+const char *state_name(const struct session *);
+uint64_t turn_count(const struct session *);
+void pack_detail(struct proto_out *, const struct session *);
+
+/* BOS, then the system prompt in the chat format: the pinned prefix. */
+int system_tokens(struct req *, const char *text, size_t len, int32_t **ids,
+    size_t *n);
+struct job *job_new(struct req *, struct session *, enum job_kind);
+/* Queues j behind its session's running job; busy when full. */
+int enqueue(struct req *, struct job *);
+
+/* Turns of a transcript, copied out of the store and memory. */
+struct tlist {
+	struct { int64_t n; int role; char *text; size_t len; } *v;
+	size_t count, cap, bytes, max_bytes;
+};
+int get_turns(struct req *, const struct session *, int64_t from,
+    int64_t max, struct tlist *);
+void pack_turns(struct proto_out *, const struct tlist *);
+void tlist_free(struct tlist *);
+
+/* The store's ops (request_store.c). */
+req_fn op_log, op_rebuild, op_fork, op_export, op_import;
+
+#endif

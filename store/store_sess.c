@@ -1,0 +1,475 @@
+/*
+ * store_sess: sessions in the store: snapshots (row, dirty KV chunks,
+ * new turns) in one transaction, loading them back, listing, deleting,
+ * forking inside the database, and reading the transcript.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "seq.h"
+#include "store_int.h"
+
+static int
+db_err(struct store *s, char *cause)
+{
+	return err_set(cause, "%s", sqlite3_errmsg(s->db));
+}
+
+static int
+prepare(struct store *s, const char *sql, sqlite3_stmt **st, char *cause)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_err(s, cause);
+	}
+	return 0;
+}
+
+/* Steps a statement that returns no rows, then finalizes it. */
+static int
+run(struct store *s, sqlite3_stmt *st, char *cause)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* A statement on one session's rows: "... WHERE session = ?". */
+static int
+by_session(struct store *s, const char *sql, const char *name, char *cause)
+{
+	sqlite3_stmt *st;
+
+	if (prepare(s, sql, &st, cause) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return run(s, st, cause);
+}
+
+static int
+save_row(struct store *s, const struct store_row *r, char *cause)
+{
+	sqlite3_stmt *st;
+
+	if (prepare(s, "INSERT OR REPLACE INTO sessions VALUES(?, ?, ?, ?, ?, "
+	    "?, ?)", &st, cause) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->owner);
+	sqlite3_bind_int64(st, 3, r->created);
+	sqlite3_bind_int64(st, 4, r->used);
+	sqlite3_bind_text(st, 5, r->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 6, r->options, r->options_len, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 7, r->state, r->state_len, SQLITE_STATIC);
+	return run(s, st, cause);
+}
+
+static int
+save_chunks(struct store *s, const struct store_snap *sn, uint64_t *bytes,
+    char *cause)
+{
+	const struct seq *q = sn->seq;
+	size_t len = seq_chunk_bytes(q);
+	void *buf = malloc(len);
+	sqlite3_stmt *st = NULL;
+	int32_t c;
+	int l, rc = 0;
+
+	if (buf == NULL)
+		return err_set(cause, "out of memory");
+	if (prepare(s, "INSERT OR REPLACE INTO kv_chunks VALUES(?, ?, ?, ?, ?)",
+	    &st, cause) != 0)
+		rc = -1;
+	for (l = 0; rc == 0 && l < sn->n_layer; l++) {
+		for (c = 0; rc == 0 && c < seq_n_chunks(q); c++) {
+			if (!sn->full && !seq_chunk_dirty(q, l, c))
+				continue;
+			seq_chunk_get(q, l, c, buf);
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, sn->row->name, -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, l);
+			sqlite3_bind_int(st, 3, c);
+			sqlite3_bind_int64(st, 4, store_crc32(buf, len));
+			sqlite3_bind_blob64(st, 5, buf, len, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = db_err(s, cause);
+			*bytes += len;
+		}
+	}
+	sqlite3_finalize(st);
+	free(buf);
+	return rc;
+}
+
+/* Token ids are stored as little-endian int32, whatever this host is. */
+static void
+pack_tokens(uint8_t *b, const int32_t *t, size_t n)
+{
+	size_t i;
+	uint32_t v;
+
+	for (i = 0; i < n; i++) {
+		v = (uint32_t)t[i];
+		b[4 * i] = (uint8_t)v;
+		b[4 * i + 1] = (uint8_t)(v >> 8);
+		b[4 * i + 2] = (uint8_t)(v >> 16);
+		b[4 * i + 3] = (uint8_t)(v >> 24);
+	}
+}
+
+static int
+save_turns(struct store *s, const struct store_snap *sn, char *cause)
+{
+	sqlite3_stmt *st;
+	uint8_t *b;
+	size_t i;
+	int rc = 0;
+
+	if (sn->n_turns == 0)
+		return 0;
+	if (prepare(s, "INSERT OR REPLACE INTO turns VALUES(?, ?, ?, ?, ?)",
+	    &st, cause) != 0)
+		return -1;
+	for (i = 0; rc == 0 && i < sn->n_turns; i++) {
+		const struct store_turn *t = &sn->turns[i];
+		if ((b = malloc(t->n_toks * 4 + 1)) == NULL) {
+			rc = err_set(cause, "out of memory");
+			break;
+		}
+		pack_tokens(b, t->toks, t->n_toks);
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, sn->row->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, sn->first_turn + (int64_t)i);
+		sqlite3_bind_int(st, 3, t->role);
+		sqlite3_bind_blob64(st, 4, t->len ? t->text : "", t->len,
+		    SQLITE_STATIC);
+		sqlite3_bind_blob64(st, 5, b, t->n_toks * 4, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(s, cause);
+		free(b);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+drop_contents(struct store *s, const char *name, char *cause)
+{
+	if (by_session(s, "DELETE FROM kv_chunks WHERE session = ?", name,
+	    cause) != 0)
+		return -1;
+	return by_session(s, "DELETE FROM turns WHERE session = ?", name,
+	    cause);
+}
+
+int
+store_save(struct store *s, const struct store_snap *sn, uint64_t *bytes,
+    char *cause)
+{
+	uint64_t b = 0;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
+		goto out;
+	if ((sn->replace && drop_contents(s, sn->row->name, cause) != 0) ||
+	    save_row(s, sn->row, cause) != 0 ||
+	    (sn->seq != NULL && save_chunks(s, sn, &b, cause) != 0) ||
+	    save_turns(s, sn, cause) != 0 ||
+	    store_exec(s, "COMMIT", cause) != 0) {
+		store_exec(s, "ROLLBACK", NULL);
+		goto out;
+	}
+	rc = 0;
+	if (bytes != NULL)
+		*bytes = b;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int
+store_delete(struct store *s, const char *name, char *cause)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
+		goto out;
+	if (drop_contents(s, name, cause) != 0 || by_session(s,
+	    "DELETE FROM sessions WHERE name = ?", name, cause) != 0 ||
+	    store_exec(s, "COMMIT", cause) != 0) {
+		store_exec(s, "ROLLBACK", NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* "INSERT ... SELECT ?1, ... WHERE session = ?2": to's copy of from's. */
+static int
+copy_rows(struct store *s, const char *sql, const char *to, const char *from,
+    char *cause)
+{
+	sqlite3_stmt *st;
+
+	if (prepare(s, sql, &st, cause) != 0)
+		return -1;
+	sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from, -1, SQLITE_STATIC);
+	return run(s, st, cause);
+}
+
+int
+store_fork(struct store *s, const char *from, const struct store_row *to,
+    char *cause)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&s->lock);
+	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
+		goto out;
+	if (save_row(s, to, cause) != 0 || copy_rows(s, "INSERT INTO "
+	    "kv_chunks SELECT ?1, layer, chunk, crc, data FROM kv_chunks "
+	    "WHERE session = ?2", to->name, from, cause) != 0 ||
+	    copy_rows(s, "INSERT INTO turns SELECT ?1, seq, role, text, "
+	    "tokens FROM turns WHERE session = ?2", to->name, from,
+	    cause) != 0 || store_exec(s, "COMMIT", cause) != 0) {
+		store_exec(s, "ROLLBACK", NULL);
+		goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void *
+dup_blob(sqlite3_stmt *st, int col, size_t *len)
+{
+	const void *b = sqlite3_column_blob(st, col);
+	void *p;
+
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	if ((p = malloc(*len + 1)) != NULL && *len > 0)
+		memcpy(p, b, *len);
+	return p;
+}
+
+/* Columns name, owner, created, used, fingerprint into r (no blobs). */
+static void
+read_row(sqlite3_stmt *st, struct store_row *r)
+{
+	const unsigned char *t;
+
+	memset(r, 0, sizeof *r);
+	t = sqlite3_column_text(st, 0);
+	snprintf(r->name, sizeof r->name, "%s", t != NULL ? (const char *)t :
+	    "");
+	r->owner = (uint32_t)sqlite3_column_int64(st, 1);
+	r->created = sqlite3_column_int64(st, 2);
+	r->used = sqlite3_column_int64(st, 3);
+	t = sqlite3_column_text(st, 4);
+	snprintf(r->fingerprint, sizeof r->fingerprint, "%s", t != NULL ?
+	    (const char *)t : "");
+}
+
+int
+store_load_row(struct store *s, const char *name, struct store_row *r,
+    void **options, void **state, char *cause)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*options = *state = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, "SELECT name, owner, created, used, fingerprint, "
+	    "options, state FROM sessions WHERE name = ?", &st, cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, r);
+		*options = dup_blob(st, 5, &r->options_len);
+		*state = dup_blob(st, 6, &r->state_len);
+		r->options = *options;
+		r->state = *state;
+	} else if (rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == SQLITE_DONE)
+		return 1;
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (*options == NULL || *state == NULL)
+		return err_set(cause, "out of memory");
+	return 0;
+}
+
+/* One stored chunk into q, after its size, place and CRC are checked. */
+static int
+load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, const char *name,
+    char *cause)
+{
+	int l = sqlite3_column_int(st, 0);
+	int32_t c = sqlite3_column_int(st, 1);
+	uint32_t crc = (uint32_t)sqlite3_column_int64(st, 2);
+	const void *data = sqlite3_column_blob(st, 3);
+	size_t len = (size_t)sqlite3_column_bytes(st, 3);
+
+	if (l < 0 || l >= n_layer || c < 0 || c >= seq_n_chunks(q) ||
+	    len != seq_chunk_bytes(q))
+		return err_set(cause, "session '%s': chunk %d of layer %d does "
+		    "not fit this cache", name, c, l);
+	if (store_crc32(data, len) != crc)
+		return err_set(cause, "session '%s': chunk %d of layer %d is "
+		    "damaged (CRC mismatch)", name, c, l);
+	seq_chunk_set(q, l, c, data);
+	return 0;
+}
+
+int
+store_load_chunks(struct store *s, const char *name, struct seq *q,
+    int n_layer, char *cause)
+{
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE, bad = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
+	    "session = ?", &st, cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		bad = load_chunk(st, q, n_layer, name, cause) != 0;
+	if (!bad && rc != SQLITE_DONE)
+		err_set(cause, "session '%s': %s", name, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return bad || rc != SQLITE_DONE ? -1 : 0;
+}
+
+int
+store_list(struct store *s, store_row_fn *fn, void *arg, char *cause)
+{
+	sqlite3_stmt *st;
+	struct store_row r;
+	int rc, stop = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, "SELECT name, owner, created, used, fingerprint, "
+	    "options, state, (SELECT count(*) FROM turns WHERE session = "
+	    "name) FROM sessions ORDER BY name", &st, cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &r);
+		r.options = sqlite3_column_blob(st, 5);
+		r.options_len = (size_t)sqlite3_column_bytes(st, 5);
+		r.state = sqlite3_column_blob(st, 6);
+		r.state_len = (size_t)sqlite3_column_bytes(st, 6);
+		stop = fn(arg, &r, sqlite3_column_int64(st, 7));
+	}
+	if (!stop && rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+}
+
+static int32_t *
+unpack_tokens(const uint8_t *b, size_t bytes, size_t *n)
+{
+	int32_t *t = malloc(bytes + sizeof *t);
+	size_t i;
+
+	*n = bytes / 4;
+	if (t == NULL)
+		return NULL;
+	for (i = 0; i < *n; i++)
+		t[i] = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] <<
+		    8 | (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] <<
+		    24);
+	return t;
+}
+
+int
+store_turns(struct store *s, const char *name, int64_t from, int64_t max,
+    store_turn_fn *fn, void *arg, char *cause)
+{
+	sqlite3_stmt *st;
+	struct store_turn t;
+	int32_t *toks;
+	int rc, stop = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, "SELECT seq, role, text, tokens FROM turns WHERE "
+	    "session = ? AND seq >= ? ORDER BY seq LIMIT ?", &st,
+	    cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, max);
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t.role = sqlite3_column_int(st, 1);
+		t.text = sqlite3_column_blob(st, 2);
+		t.len = (size_t)sqlite3_column_bytes(st, 2);
+		if (t.text == NULL)
+			t.text = "";
+		toks = unpack_tokens(sqlite3_column_blob(st, 3),
+		    (size_t)sqlite3_column_bytes(st, 3), &t.n_toks);
+		if (toks == NULL) {
+			stop = err_set(cause, "out of memory");
+			break;
+		}
+		t.toks = toks;
+		stop = fn(arg, sqlite3_column_int64(st, 0), &t);
+		free(toks);
+	}
+	if (!stop && rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+}
+
+int
+store_chunks(struct store *s, const char *name, store_chunk_fn *fn, void *arg,
+    char *cause)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
+	    "session = ? ORDER BY layer, chunk", &st, cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		stop = fn(arg, sqlite3_column_int(st, 0),
+		    sqlite3_column_int(st, 1),
+		    (uint32_t)sqlite3_column_int64(st, 2),
+		    sqlite3_column_blob(st, 3),
+		    (size_t)sqlite3_column_bytes(st, 3));
+	if (!stop && rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+}
