@@ -223,6 +223,7 @@ load(struct gen *g, struct job *j)
 	}
 	if (s->seq != NULL)
 		return GEN_MORE;
+	j->t_load = now();
 	if (snap_load(g->store, g->m, s, why) != 0) {
 		j->load_failed = 1;
 		snprintf(cause, sizeof cause, "session '%s' cannot be loaded: "
@@ -230,6 +231,7 @@ load(struct gen *g, struct job *j)
 		log_error("%s", cause);
 		return fail(j, PROTO_E_DAMAGED, cause);
 	}
+	j->t_load = now() - j->t_load;
 	return GEN_MORE;
 }
 
@@ -240,9 +242,11 @@ start(struct gen *g, struct job *j)
 	const struct session *s = j->s;
 	size_t i;
 
-	j->t_start = now();
-	if (load(g, j) != GEN_MORE)
+	if (load(g, j) != GEN_MORE) {
+		j->t_start = now();
 		return GEN_DONE;
+	}
+	j->t_start = now();	/* after the load: it has its own figure */
 	j->chatted = s->chatted || j->kind == JOB_CHAT;
 	if (encode(g, j, cause) != 0)
 		return fail(j, PROTO_E_INTERNAL, cause);

@@ -74,6 +74,7 @@ struct job {
 	int saved;		/* the snapshot after the job is committed */
 	size_t n_saved_turns;	/* the job's own turns in it */
 	double t_save;		/* seconds the snapshot took */
+	double t_load;		/* seconds loading the session took, or 0 */
 	uint64_t save_bytes;	/* KV bytes it wrote */
 
 	struct job *next;	/* in a session's queue or the run queue */

@@ -891,7 +891,7 @@ pack_usage(struct proto_out *o, const struct job *j)
 	double pf = j->t_prefill > 0 ? j->t_prefill : 1e-9;
 	double dc = j->t_decode > 0 ? j->t_decode : 1e-9;
 
-	proto_pack_map(o, 9);
+	proto_pack_map(o, 13);
 	proto_put_u64(o, "prompt_tokens", j->fed);
 	proto_put_u64(o, "generated_tokens", (uint64_t)j->generated);
 	proto_put_u64(o, "cached_tokens", (uint64_t)j->info.n_cached);
@@ -901,6 +901,10 @@ pack_usage(struct proto_out *o, const struct job *j)
 	proto_put_f64(o, "decode_ms", j->t_decode * 1e3);
 	proto_put_f64(o, "prefill_tps", (double)j->fed / pf);
 	proto_put_f64(o, "decode_tps", (double)j->generated / dc);
+	proto_put_f64(o, "load_ms", j->t_load * 1e3);
+	proto_put_bool(o, "saved", j->saved);
+	proto_put_f64(o, "save_ms", j->t_save * 1e3);
+	proto_put_u64(o, "saved_bytes", j->save_bytes);
 }
 
 static void
