@@ -208,7 +208,7 @@ static int
 load(struct gen *g, struct job *j)
 {
 	struct session *s = j->s;
-	char cause[ERR_LEN + 96] = "", why[ERR_LEN];
+	char cause[2 * ERR_LEN] = "", why[ERR_LEN];
 
 	if (j->kind == JOB_REBUILD) {
 		session_unload(s);
@@ -227,7 +227,8 @@ load(struct gen *g, struct job *j)
 	if (snap_load(g->store, g->m, s, why) != 0) {
 		j->load_failed = 1;
 		snprintf(cause, sizeof cause, "session '%s' cannot be loaded: "
-		    "%s", s->name, why);
+		    "%s; 'sink rebuild %s' re-encodes it from its transcript",
+		    s->name, why, s->name);
 		log_error("%s", cause);
 		return fail(j, PROTO_E_DAMAGED, cause);
 	}

@@ -37,12 +37,15 @@
 int
 req_err(struct req *r, enum proto_err code, const char *fmt, ...)
 {
+	char buf[sizeof r->cause];
 	va_list ap;
 
+	/* Through buf: the arguments may point into r->cause itself. */
 	r->code = code;
 	va_start(ap, fmt);
-	vsnprintf(r->cause, sizeof r->cause, fmt, ap);
+	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	memcpy(r->cause, buf, sizeof buf);
 	return -1;
 }
 

@@ -553,10 +553,11 @@ static int
 import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
     size_t name_len, struct session **out)
 {
-	struct importer im = { .r = r, .m = r->d->model };
+	struct importer im = { .r = r, .m = r->d->model, .frames = 1 };
 	const uint8_t *state;
 	size_t bl, at = 0, state_len;
 	struct proto_msg h;
+	char why[ERR_LEN];
 	int rc;
 
 	*out = NULL;
@@ -574,12 +575,11 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 		if ((rc = proto_frame_check(buf + at, len - at, len - at, &bl,
 		    r->cause)) != 1 || import_frame(&im, buf + at + 4,
 		    bl) != 0) {
-			if (rc == 0)
-				snprintf(r->cause, sizeof r->cause, "the file "
-				    "is cut short");
+			snprintf(why, sizeof why, "%s", rc == 0 ? "the file "
+			    "is cut short" : r->cause);
 			rc = req_err(r, PROTO_E_BAD_REQUEST, "frame %llu of the "
 			    "export: %s", (unsigned long long)im.frames + 1,
-			    r->cause);
+			    why);
 			goto fail;
 		}
 		at += 4 + bl;
@@ -591,9 +591,9 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 	}
 	proto_get_bin(&h, "state", 1, 1 << 30, (const void **)&state,
 	    &state_len, NULL);
-	if (snap_restore_state(im.s, im.m, state, state_len, r->cause) != 0) {
+	if (snap_restore_state(im.s, im.m, state, state_len, why) != 0) {
 		rc = req_err(r, PROTO_E_BAD_REQUEST, "the export's state: %s",
-		    r->cause);
+		    why);
 		goto fail;
 	}
 	proto_msg_free(&h);

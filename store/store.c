@@ -173,6 +173,8 @@ open_db(const char *path, int readonly, char *cause)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 2000);
+	if (getenv("SINKD_TEST_SAVE_PAUSE_MS") != NULL)
+		s->pause_ms = (unsigned)atoi(getenv("SINKD_TEST_SAVE_PAUSE_MS"));
 	if (readonly) {
 		if (user_version(s, &s->found, cause) != 0)
 			goto fail;

@@ -62,8 +62,9 @@ struct seq;
 /*
  * One snapshot.  The row always; the sequence's chunks that are dirty
  * (every one with full; none when seq is NULL); turns appended as
- * numbers first_turn, first_turn + 1, ...  With replace, the session's
- * stored chunks and turns go first (a reset, a rebuild, an import).
+ * numbers first_turn, first_turn + 1, ...  replace 1: the session's
+ * stored chunks go first (a rebuild); 2: its turns too (a reset, an
+ * import).
  */
 struct store_snap {
 	const struct store_row *row;
@@ -77,7 +78,9 @@ struct store_snap {
 
 /*
  * Writes a snapshot in one transaction: on success the caller may
- * seq_clean; on failure nothing changed on disk.  The bytes written
+ * seq_clean; on failure nothing changed on disk.  (Test hook: with
+ * SINKD_TEST_SAVE_PAUSE_MS=N in the environment, each waits N ms just
+ * before its COMMIT, so that a test can kill sinkd mid-snapshot.)  The bytes written
  * (chunk data) go to *bytes when it is not NULL.
  */
 int store_save(struct store *, const struct store_snap *, uint64_t *bytes,

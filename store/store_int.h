@@ -14,6 +14,7 @@ struct store {
 	sqlite3 *db;
 	pthread_mutex_t lock;	/* held for a whole call */
 	int found;		/* user_version when opened */
+	unsigned pause_ms;	/* test hook: SINKD_TEST_SAVE_PAUSE_MS */
 };
 
 /* Runs constant SQL (no parameters); 0, or -1 with SQLite's message. */

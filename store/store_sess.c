@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "seq.h"
 #include "store_int.h"
@@ -157,14 +158,29 @@ save_turns(struct store *s, const struct store_snap *sn, char *cause)
 	return rc;
 }
 
+/* The session's chunks, and with turns its transcript too. */
 static int
-drop_contents(struct store *s, const char *name, char *cause)
+drop_contents(struct store *s, const char *name, int turns, char *cause)
 {
 	if (by_session(s, "DELETE FROM kv_chunks WHERE session = ?", name,
 	    cause) != 0)
 		return -1;
+	if (!turns)
+		return 0;
 	return by_session(s, "DELETE FROM turns WHERE session = ?", name,
 	    cause);
+}
+
+/*
+ * Tests kill sinkd in the middle of a snapshot: with the environment's
+ * SINKD_TEST_SAVE_PAUSE_MS, each one waits that long before COMMIT.
+ */
+static int
+test_pause(const struct store *s)
+{
+	if (s->pause_ms > 0)
+		usleep(s->pause_ms * 1000u);
+	return 0;
 }
 
 int
@@ -177,10 +193,11 @@ store_save(struct store *s, const struct store_snap *sn, uint64_t *bytes,
 	pthread_mutex_lock(&s->lock);
 	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
 		goto out;
-	if ((sn->replace && drop_contents(s, sn->row->name, cause) != 0) ||
+	if ((sn->replace && drop_contents(s, sn->row->name, sn->replace == 2,
+	    cause) != 0) ||
 	    save_row(s, sn->row, cause) != 0 ||
 	    (sn->seq != NULL && save_chunks(s, sn, &b, cause) != 0) ||
-	    save_turns(s, sn, cause) != 0 ||
+	    save_turns(s, sn, cause) != 0 || test_pause(s) != 0 ||
 	    store_exec(s, "COMMIT", cause) != 0) {
 		store_exec(s, "ROLLBACK", NULL);
 		goto out;
@@ -201,7 +218,7 @@ store_delete(struct store *s, const char *name, char *cause)
 	pthread_mutex_lock(&s->lock);
 	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
 		goto out;
-	if (drop_contents(s, name, cause) != 0 || by_session(s,
+	if (drop_contents(s, name, 1, cause) != 0 || by_session(s,
 	    "DELETE FROM sessions WHERE name = ?", name, cause) != 0 ||
 	    store_exec(s, "COMMIT", cause) != 0) {
 		store_exec(s, "ROLLBACK", NULL);
