@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc.h"
 #include "err.h"
 #include "store_int.h"
 
@@ -259,31 +260,8 @@ store_check(struct store *s, char *cause)
 	return ok && rc == SQLITE_DONE ? 0 : -1;
 }
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void
-crc_init(void)
-{
-	uint32_t k;
-	int i, j;
-
-	for (i = 0; i < 256; i++) {
-		for (k = (uint32_t)i, j = 0; j < 8; j++)
-			k = k & 1 ? 0xedb88320u ^ (k >> 1) : k >> 1;
-		crc_table[i] = k;
-	}
-}
-
 uint32_t
 store_crc32(const void *data, size_t len)
 {
-	const uint8_t *p = data;
-	uint32_t c = 0xffffffffu;
-
-	pthread_once(&crc_once, crc_init);
-	while (len-- > 0)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffu;
+	return crc_32c(0, data, len);
 }
-

@@ -119,6 +119,7 @@ typedef int store_chunk_fn(void *arg, int layer, int32_t chunk, uint32_t crc,
 int store_chunks(struct store *, const char *name, store_chunk_fn *,
     void *arg, char *cause);
 
+/* A chunk's checksum: CRC-32C (engine/crc.h). */
 uint32_t store_crc32(const void *, size_t);
 
 #endif

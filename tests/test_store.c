@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc.h"
 #include "model.h"
 #include "pool.h"
 #include "quant.h"
@@ -278,6 +279,26 @@ START_TEST(save_and_load)
 }
 END_TEST
 
+/* CRC-32C: the known value, and the hardware path equals the table. */
+START_TEST(chunk_checksum)
+{
+	unsigned char b[1031];
+	size_t i, off, len;
+
+	ck_assert_uint_eq(crc_32c(0, "123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(store_crc32("123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(crc_32c(crc_32c(0, "1234", 4), "56789", 5),
+	    0xe3069283u);
+	ck_assert_uint_eq(crc_32(0, "123456789", 9), 0xcbf43926u);
+	for (i = 0; i < sizeof b; i++)
+		b[i] = (unsigned char)(i * 2654435761u >> 13);
+	for (off = 0; off < 9; off++)
+		for (len = 0; len + off <= sizeof b; len += 37)
+			ck_assert_uint_eq(crc_32c(7, b + off, len),
+			    crc_32c_table(7, b + off, len));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -292,6 +313,7 @@ main(void)
 	tcase_add_test(tc, damage_is_found);
 	tcase_add_test(tc, bad_paths);
 	tcase_add_test(tc, save_and_load);
+	tcase_add_test(tc, chunk_checksum);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	pool = pool_new(1, NULL);

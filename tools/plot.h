@@ -60,11 +60,9 @@ uint32_t plot_series_rgb(size_t i);
 uint32_t plot_ramp_rgb(double t);
 
 /*
- * The PNG checksums, public so tests can check them against known
- * values.  Running values: start a CRC-32 (as PNG chunks use it) with 0
- * and an Adler-32 (as zlib uses it) with 1.
+ * zlib's checksum, public so tests can check it against known values:
+ * a running value, started with 1.  (PNG's CRC-32 is engine/crc.h's.)
  */
-uint32_t plot_crc32(uint32_t crc, const void *buf, size_t len);
 uint32_t plot_adler32(uint32_t adler, const void *buf, size_t len);
 
 #endif

@@ -9,30 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc.h"
+
 #define STORED_MAX	65535	/* a stored block's LEN field is 16 bits */
 #define ADLER_MOD	65521
 #define ADLER_NMAX	5552	/* bytes before the sums could overflow */
-
-uint32_t
-plot_crc32(uint32_t crc, const void *buf, size_t len)
-{
-	/* CRC of each nibble under the reflected polynomial 0xedb88320 */
-	static const uint32_t nib[16] = {
-		0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
-		0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
-		0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-		0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
-	};
-	const unsigned char *p = buf;
-
-	crc = ~crc;
-	while (len-- > 0) {
-		crc ^= *p++;
-		crc = crc >> 4 ^ nib[crc & 15];
-		crc = crc >> 4 ^ nib[crc & 15];
-	}
-	return ~crc;
-}
 
 uint32_t
 plot_adler32(uint32_t adler, const void *buf, size_t len)
@@ -164,7 +145,7 @@ chunk(FILE *f, const char *type, const unsigned char *data, size_t len)
 
 	be32(hd, (uint32_t)len);
 	memcpy(hd + 4, type, 4);
-	be32(crc, plot_crc32(plot_crc32(0, hd + 4, 4), data, len));
+	be32(crc, crc_32(crc_32(0, hd + 4, 4), data, len));
 	fwrite(hd, 1, sizeof hd, f);
 	if (len > 0)
 		fwrite(data, 1, len, f);
