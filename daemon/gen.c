@@ -82,6 +82,8 @@ chat_text(const struct job *j, size_t *len)
 struct recent {
 	int32_t **toks;		/* each turn's ids */
 	size_t *n, count, cap;
+	const struct tok *tk;	/* not NULL: encode the text again */
+	int chatted;		/* (then) a chat turn came before */
 };
 
 static int
@@ -108,11 +110,52 @@ recent_add(struct recent *r, const int32_t *t, size_t n)
 	return 0;
 }
 
+/*
+ * A turn stored by another model: its ids are that model's, so its text
+ * is encoded again, a user turn in the chat format as gen did.
+ */
+static int
+recent_encode(struct recent *r, int role, const char *text, size_t len)
+{
+	size_t hl = strlen(GEN_USER_HEAD), al = strlen(GEN_ASSISTANT_HEAD);
+	char *t = malloc(len + hl + al + 2), *p;
+	int32_t *ids = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (t == NULL)
+		return -1;
+	p = t;
+	if (role == ROLE_USER) {
+		if (r->chatted)
+			*p++ = '\n';
+		memcpy(p, GEN_USER_HEAD, hl);
+		p += hl;
+		r->chatted = 1;
+	}
+	memcpy(p, text, len);
+	p += len;
+	if (role == ROLE_USER) {
+		memcpy(p, GEN_ASSISTANT_HEAD, al);
+		p += al;
+	}
+	rc = tok_encode(r->tk, t, (size_t)(p - t), 0, &ids, &n, NULL);
+	free(t);
+	if (rc == 0)
+		rc = recent_add(r, ids, n);
+	free(ids);
+	return rc;
+}
+
 static int
 recent_turn(void *arg, int64_t n, const struct store_turn *t)
 {
+	struct recent *r = arg;
+
 	(void)n;
-	return recent_add(arg, t->toks, t->n_toks) != 0 ? -1 : 0;
+	if (r->tk != NULL)
+		return recent_encode(r, t->role, t->text, t->len) != 0 ? -1 : 0;
+	return recent_add(r, t->toks, t->n_toks) != 0 ? -1 : 0;
 }
 
 static void
@@ -134,7 +177,7 @@ static int
 rebuild_tokens(struct gen *g, struct job *j, char *cause)
 {
 	const struct session *s = j->s;
-	struct recent r = { 0 };
+	struct recent r = { .tk = s->foreign ? g->m->tok : NULL };
 	size_t budget, take = 0, i, k, at;
 	int rc = -1;
 
@@ -544,6 +587,9 @@ gen_save(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		emit(arg, j, PROTO_K_WARNING, msg, (size_t)n < sizeof msg ?
 		    (size_t)n : sizeof msg - 1, 0);
 	}
+	/* A rebuild that failed leaves the stored state as it was. */
+	if (j->kind == JOB_REBUILD && j->failed)
+		return;
 	j->n_saved_turns = job_turns(j, t);
 	if (snap_save(g->store, g->m, s, j->failed ? s->chatted : j->chatted,
 	    t, j->n_saved_turns, j->kind == JOB_REBUILD, &j->save_bytes,

@@ -966,8 +966,10 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 	s->info = j->info;
 	if (!j->failed)
 		s->chatted = j->chatted;
-	if (j->kind == JOB_REBUILD && !j->failed)
+	if (j->kind == JOB_REBUILD && !j->failed) {
 		s->damaged[0] = '\0';
+		s->foreign = 0;
+	}
 	if (j->saved) {
 		s->n_stored += (int64_t)(s->n_turns + j->n_saved_turns);
 		session_drop_turns(s);

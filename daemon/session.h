@@ -49,6 +49,7 @@ struct session {
 	int resident;		/* the loop's view: loaded, or loading */
 	int dirty;		/* the last snapshot failed */
 	char damaged[ERR_LEN];	/* why the stored state is unusable */
+	int foreign;		/* stored by another model: ids mean nothing */
 	uint64_t tick;		/* last use, for least-recently-used */
 	time_t created, used;
 	struct seq_info info;	/* as of the end of the last job */

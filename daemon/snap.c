@@ -356,10 +356,12 @@ snap_from_row(const struct model *m, const struct store_row *r,
 	if (bad)
 		snprintf(s->damaged, sizeof s->damaged, "the stored session "
 		    "cannot be read: %s", why);
-	else if (m != NULL && strcmp(r->fingerprint, m->fingerprint) != 0)
+	else if (m != NULL && strcmp(r->fingerprint, m->fingerprint) != 0) {
+		s->foreign = 1;
 		snprintf(s->damaged, sizeof s->damaged, "it was made with "
 		    "another model (fingerprint %.12s, this sinkd's model is "
 		    "%.12s)", r->fingerprint, m->fingerprint);
+	}
 	return s;
 }
 

@@ -541,7 +541,7 @@ START_TEST(wrong_model)
 	struct reply r;
 	struct dh_conn c;
 	struct proto_msg *m;
-	char db[512];
+	char db[512], out[4096];
 	const char *msg;
 	size_t len;
 
@@ -568,6 +568,17 @@ START_TEST(wrong_model)
 	ck_assert_int_eq(chat(&c, 5, "s", "hello", 10, &r), 0);
 	dh_close(&c);
 	dh_stop();
+	/* Rebuilt by the other model from the transcript's text: its own. */
+	start_on(db, model2);
+	dh_open(&c);
+	dh_rq(&c, "rebuild", 6, "s", "name", "s");
+	ck_assert_int_eq(collect(&c, 6, &r), 0);
+	ck_assert_str_eq(info_str(&c, 7, "s", "state"), "loaded");
+	ck_assert_uint_eq(info_u64(&c, 8, "s", "turns"), 4);
+	ck_assert_int_eq(chat(&c, 9, "s", "hello", 10, &r), 0);
+	dh_close(&c);
+	dh_stop();
+	ck_assert_int_eq(check_db(db, model2, out, sizeof out), 0);
 }
 END_TEST
 
