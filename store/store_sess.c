@@ -183,51 +183,85 @@ test_pause(const struct store *s)
 	return 0;
 }
 
+/* Takes the lock and opens a write transaction; unlocked on failure. */
+static int
+txn_begin(struct store *s, char *cause)
+{
+	pthread_mutex_lock(&s->lock);
+	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	return 0;
+}
+
+/* Commits when ok (0 so far), else rolls back; unlocks.  0 or -1. */
+static int
+txn_end(struct store *s, int ok, char *cause)
+{
+	if (ok == 0 && store_exec(s, "COMMIT", cause) == 0) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	store_exec(s, "ROLLBACK", NULL);
+	pthread_mutex_unlock(&s->lock);
+	return -1;
+}
+
+/* Takes the lock and prepares a query; unlocked on failure. */
+static int
+read_begin(struct store *s, const char *sql, sqlite3_stmt **st, char *cause)
+{
+	pthread_mutex_lock(&s->lock);
+	if (prepare(s, sql, st, cause) != 0) {
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Ends a query whose rows were read up to step result rc (stop: the
+ * caller's callback stopped it, negative for an error); unlocks.
+ */
+static int
+read_end(struct store *s, sqlite3_stmt *st, int rc, int stop, char *cause)
+{
+	if (!stop && rc != SQLITE_DONE)
+		db_err(s, cause);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+}
+
 int
 store_save(struct store *s, const struct store_snap *sn, uint64_t *bytes,
     char *cause)
 {
 	uint64_t b = 0;
-	int rc = -1;
+	int rc;
 
-	pthread_mutex_lock(&s->lock);
-	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
-		goto out;
-	if ((sn->replace && drop_contents(s, sn->row->name, sn->replace == 2,
-	    cause) != 0) ||
-	    save_row(s, sn->row, cause) != 0 ||
+	if (txn_begin(s, cause) != 0)
+		return -1;
+	rc = (sn->replace && drop_contents(s, sn->row->name, sn->replace == 2,
+	    cause) != 0) || save_row(s, sn->row, cause) != 0 ||
 	    (sn->seq != NULL && save_chunks(s, sn, &b, cause) != 0) ||
-	    save_turns(s, sn, cause) != 0 || test_pause(s) != 0 ||
-	    store_exec(s, "COMMIT", cause) != 0) {
-		store_exec(s, "ROLLBACK", NULL);
-		goto out;
-	}
-	rc = 0;
+	    save_turns(s, sn, cause) != 0 || test_pause(s) != 0 ? -1 : 0;
+	if (txn_end(s, rc, cause) != 0)
+		return -1;
 	if (bytes != NULL)
 		*bytes = b;
-out:
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	return 0;
 }
 
 int
 store_delete(struct store *s, const char *name, char *cause)
 {
-	int rc = -1;
-
-	pthread_mutex_lock(&s->lock);
-	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
-		goto out;
-	if (drop_contents(s, name, 1, cause) != 0 || by_session(s,
-	    "DELETE FROM sessions WHERE name = ?", name, cause) != 0 ||
-	    store_exec(s, "COMMIT", cause) != 0) {
-		store_exec(s, "ROLLBACK", NULL);
-		goto out;
-	}
-	rc = 0;
-out:
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	if (txn_begin(s, cause) != 0)
+		return -1;
+	return txn_end(s, drop_contents(s, name, 1, cause) != 0 ||
+	    by_session(s, "DELETE FROM sessions WHERE name = ?", name,
+	    cause) != 0 ? -1 : 0, cause);
 }
 
 /* "INSERT ... SELECT ?1, ... WHERE session = ?2": to's copy of from's. */
@@ -248,24 +282,14 @@ int
 store_fork(struct store *s, const char *from, const struct store_row *to,
     char *cause)
 {
-	int rc = -1;
-
-	pthread_mutex_lock(&s->lock);
-	if (store_exec(s, "BEGIN IMMEDIATE", cause) != 0)
-		goto out;
-	if (save_row(s, to, cause) != 0 || copy_rows(s, "INSERT INTO "
-	    "kv_chunks SELECT ?1, layer, chunk, crc, data FROM kv_chunks "
-	    "WHERE session = ?2", to->name, from, cause) != 0 ||
+	if (txn_begin(s, cause) != 0)
+		return -1;
+	return txn_end(s, save_row(s, to, cause) != 0 || copy_rows(s,
+	    "INSERT INTO kv_chunks SELECT ?1, layer, chunk, crc, data FROM "
+	    "kv_chunks WHERE session = ?2", to->name, from, cause) != 0 ||
 	    copy_rows(s, "INSERT INTO turns SELECT ?1, seq, role, text, "
 	    "tokens FROM turns WHERE session = ?2", to->name, from,
-	    cause) != 0 || store_exec(s, "COMMIT", cause) != 0) {
-		store_exec(s, "ROLLBACK", NULL);
-		goto out;
-	}
-	rc = 0;
-out:
-	pthread_mutex_unlock(&s->lock);
-	return rc;
+	    cause) != 0 ? -1 : 0, cause);
 }
 
 static void *
@@ -306,12 +330,9 @@ store_load_row(struct store *s, const char *name, struct store_row *r,
 	int rc;
 
 	*options = *state = NULL;
-	pthread_mutex_lock(&s->lock);
-	if (prepare(s, "SELECT name, owner, created, used, fingerprint, "
-	    "options, state FROM sessions WHERE name = ?", &st, cause) != 0) {
-		pthread_mutex_unlock(&s->lock);
+	if (read_begin(s, "SELECT name, owner, created, used, fingerprint, "
+	    "options, state FROM sessions WHERE name = ?", &st, cause) != 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_row(st, r);
@@ -361,12 +382,9 @@ store_load_chunks(struct store *s, const char *name, struct seq *q,
 	sqlite3_stmt *st;
 	int rc = SQLITE_DONE, bad = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (prepare(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
-	    "session = ?", &st, cause) != 0) {
-		pthread_mutex_unlock(&s->lock);
+	if (read_begin(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
+	    "session = ?", &st, cause) != 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		bad = load_chunk(st, q, n_layer, name, cause) != 0;
@@ -384,13 +402,11 @@ store_list(struct store *s, store_row_fn *fn, void *arg, char *cause)
 	struct store_row r;
 	int rc, stop = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (prepare(s, "SELECT name, owner, created, used, fingerprint, "
+	if (read_begin(s, "SELECT name, owner, created, used, fingerprint, "
 	    "options, state, (SELECT count(*) FROM turns WHERE session = "
-	    "name) FROM sessions ORDER BY name", &st, cause) != 0) {
-		pthread_mutex_unlock(&s->lock);
+	    "name) FROM sessions ORDER BY name", &st,
+	    cause) != 0)
 		return -1;
-	}
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_row(st, &r);
 		r.options = sqlite3_column_blob(st, 5);
@@ -399,11 +415,7 @@ store_list(struct store *s, store_row_fn *fn, void *arg, char *cause)
 		r.state_len = (size_t)sqlite3_column_bytes(st, 6);
 		stop = fn(arg, &r, sqlite3_column_int64(st, 7));
 	}
-	if (!stop && rc != SQLITE_DONE)
-		db_err(s, cause);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+	return read_end(s, st, rc, stop, cause);
 }
 
 static int32_t *
@@ -431,13 +443,10 @@ store_turns(struct store *s, const char *name, int64_t from, int64_t max,
 	int32_t *toks;
 	int rc, stop = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (prepare(s, "SELECT seq, role, text, tokens FROM turns WHERE "
+	if (read_begin(s, "SELECT seq, role, text, tokens FROM turns WHERE "
 	    "session = ? AND seq >= ? ORDER BY seq LIMIT ?", &st,
-	    cause) != 0) {
-		pthread_mutex_unlock(&s->lock);
+	    cause) != 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, from);
 	sqlite3_bind_int64(st, 3, max);
@@ -457,11 +466,7 @@ store_turns(struct store *s, const char *name, int64_t from, int64_t max,
 		stop = fn(arg, sqlite3_column_int64(st, 0), &t);
 		free(toks);
 	}
-	if (!stop && rc != SQLITE_DONE)
-		db_err(s, cause);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+	return read_end(s, st, rc, stop, cause);
 }
 
 int
@@ -471,12 +476,10 @@ store_chunks(struct store *s, const char *name, store_chunk_fn *fn, void *arg,
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (prepare(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
-	    "session = ? ORDER BY layer, chunk", &st, cause) != 0) {
-		pthread_mutex_unlock(&s->lock);
+	if (read_begin(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
+	    "session = ? ORDER BY layer, chunk", &st,
+	    cause) != 0)
 		return -1;
-	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		stop = fn(arg, sqlite3_column_int(st, 0),
@@ -484,9 +487,5 @@ store_chunks(struct store *s, const char *name, store_chunk_fn *fn, void *arg,
 		    (uint32_t)sqlite3_column_int64(st, 2),
 		    sqlite3_column_blob(st, 3),
 		    (size_t)sqlite3_column_bytes(st, 3));
-	if (!stop && rc != SQLITE_DONE)
-		db_err(s, cause);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->lock);
-	return stop < 0 || (!stop && rc != SQLITE_DONE) ? -1 : 0;
+	return read_end(s, st, rc, stop, cause);
 }
