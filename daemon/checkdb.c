@@ -17,8 +17,8 @@ struct check {
 	struct store *st;
 	size_t sessions, bad;
 	/* the session being checked */
-	const char *name;
 	size_t chunks, chunk_len, turns;
+	int32_t n_chunks;	/* of its cache: chunks past it are wrong */
 	int64_t next_turn;
 	char problem[ERR_LEN];
 };
@@ -33,7 +33,11 @@ check_chunk(void *arg, int layer, int32_t chunk, uint32_t crc,
 		c->chunk_len = len;
 	if (c->problem[0] != '\0')
 		return 0;
-	if (len != c->chunk_len || len == 0)
+	if (chunk < 0 || chunk >= c->n_chunks || layer < 0 || (c->m != NULL &&
+	    layer >= c->m->hp.n_layer))
+		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
+		    "lies outside the session's cache", chunk, layer);
+	else if (len != c->chunk_len || len == 0)
 		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
 		    "is %zu bytes, others %zu", chunk, layer, len,
 		    c->chunk_len);
@@ -65,8 +69,9 @@ check_session(void *arg, const struct store_row *r, int64_t n_turns)
 	char why[ERR_LEN];
 
 	c->sessions++;
-	c->name = r->name;
 	c->chunks = c->chunk_len = c->turns = 0;
+	c->n_chunks = s != NULL ? (s->so.n_cache + KV_CHUNK - 1) / KV_CHUNK :
+	    0;
 	c->next_turn = 0;
 	c->problem[0] = '\0';
 	if (s == NULL)
@@ -115,8 +120,9 @@ persist_check_db(const struct conf *cf, const struct model *m, FILE *out)
 		    cause);
 		sound = 0;
 	}
-	fprintf(out, "%zu sessions, %zu with problems%s\n", c.sessions, c.bad,
-	    sound ? "" : "; the file itself is damaged");
+	fprintf(out, "%zu session%s, %zu with problems%s\n", c.sessions,
+	    c.sessions == 1 ? "" : "s", c.bad, sound ? "" :
+	    "; the file itself is damaged");
 	store_close(c.st);
 	return sound && c.bad == 0 ? 0 : 1;
 }

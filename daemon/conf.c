@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "proto.h"
 
 /* C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024). */
 enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE };
@@ -58,7 +59,7 @@ static const struct conf_opt conf_opts[] = {
 	    "idle ones wait in the database (default 256)" },
 	{ "max-memory", 0, C_SIZE, OFF(max_memory), 0, LONG_MAX,
 	    "bytes of KV cache held in memory at once, likewise (default: "
-	    "half the RAM)" },
+	    "half the RAM; 0: no limit)" },
 	{ "max-clients", 0, C_LONG, OFF(max_clients), 1, 100000,
 	    "connections at most (default 64)" },
 	{ "max-frame", 0, C_LONG, OFF(max_frame), 1024, 16 << 20,
@@ -463,7 +464,7 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 			conf_usage(stdout);
 		else
 			printf("sinkd %s (protocol %d.%d)\n", PACKAGE_VERSION,
-			    1, 0);
+			    PROTO_MAJOR, PROTO_MINOR);
 		free(lo);
 		return 1;
 	}
@@ -482,7 +483,7 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 	if (rc == 0)
 		rc = absolute(&c->log_file, cause);
 	if (rc == 0 && c->db == NULL)
-		rc = default_db(c, !c->check_db, cause);
+		rc = default_db(c, !c->check_db && !c->check_only, cause);
 	if (rc == 0 && strcmp(c->db, ":memory:") != 0)
 		rc = absolute(&c->db, cause);
 	if (rc == 0 && c->model == NULL && !c->check_db)

@@ -269,6 +269,7 @@ load(struct gen *g, struct job *j)
 	j->t_load = now();
 	if (snap_load(g->store, g->m, s, why) != 0) {
 		j->load_failed = 1;
+		snprintf(j->why, sizeof j->why, "%s", why);
 		snprintf(cause, sizeof cause, "session '%s' cannot be loaded: "
 		    "%s; 'sink rebuild %s' re-encodes it from its transcript",
 		    s->name, why, s->name);

@@ -70,6 +70,7 @@ struct job {
 	struct seq_info info;
 	int chatted;		/* the session's chat state after the job */
 	int load_failed;	/* the stored session could not be loaded */
+	char why[ERR_LEN];	/* (then) why, for the session's record */
 	size_t n_rebuilt_turns;	/* JOB_REBUILD: turns re-encoded */
 	int saved;		/* the snapshot after the job is committed */
 	size_t n_saved_turns;	/* the job's own turns in it */

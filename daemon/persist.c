@@ -136,7 +136,8 @@ persist_budget(struct daemon *d, const struct session *keep,
 	for (;;) {
 		bytes = persist_resident(d, &n);
 		if (n + need_n <= (size_t)d->conf->max_sessions &&
-		    bytes + need_bytes <= (uint64_t)d->conf->max_memory)
+		    (d->conf->max_memory == 0 || bytes + need_bytes <=
+		    (uint64_t)d->conf->max_memory))
 			return;
 		if ((s = victim(d, keep)) == NULL || tried++ > d->sessions.n)
 			return; /* all in use: over budget until they end */

@@ -959,7 +959,7 @@ static void
 settle(struct daemon *d, struct session *s, const struct job *j)
 {
 	if (j->load_failed) {
-		snprintf(s->damaged, sizeof s->damaged, "%s", j->err);
+		snprintf(s->damaged, sizeof s->damaged, "%s", j->why);
 		s->resident = 0;
 		return;
 	}

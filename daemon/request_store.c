@@ -473,7 +473,7 @@ import_head(struct importer *im, const uint8_t *body, size_t len,
 	struct store_row row = { 0 };
 	const char *fmt, *nm, *fp;
 	size_t fl, nl, fpl;
-	uint64_t version;
+	uint64_t version = 0;
 	int rc = -1;
 
 	if (proto_msg_parse(&h, body, len, r->cause) != 0)

@@ -48,6 +48,7 @@ struct session {
 	int64_t n_stored;	/* turns in the store, before those */
 	int resident;		/* the loop's view: loaded, or loading */
 	int dirty;		/* the last snapshot failed */
+	int replace;		/* (then) what it had to replace (snap_save) */
 	char damaged[ERR_LEN];	/* why the stored state is unusable */
 	int foreign;		/* stored by another model: ids mean nothing */
 	uint64_t tick;		/* last use, for least-recently-used */

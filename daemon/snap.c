@@ -165,6 +165,10 @@ snap_save(struct store *st, const struct model *m, struct session *s,
 	size_t n = s->n_turns + n_extra, i;
 	int rc = -1;
 
+	/* A reset or rebuild whose snapshot failed is still owed. */
+	if (s->replace > replace)
+		replace = s->replace;
+
 	if ((t = calloc(n + 1, sizeof *t)) == NULL)
 		return err_set(cause, "out of memory");
 	for (i = 0; i < s->n_turns; i++) {
@@ -186,6 +190,7 @@ snap_save(struct store *st, const struct model *m, struct session *s,
 		if ((rc = store_save(st, &sn, bytes, cause)) == 0)
 			seq_clean(s->seq);
 	}
+	s->replace = rc == 0 ? 0 : replace;
 	proto_out_free(&opt);
 	proto_out_free(&state);
 	free(t);

@@ -70,7 +70,7 @@
 #include <msgpack.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 0
+#define PROTO_MINOR 1 /* 1: the store's ops, errors and keys */
 #define PROTO_MAX_FRAME (1u << 20) /* default limit on L */
 #define PROTO_MAX_DEPTH 8
 #define PROTO_ID_MAX (UINT64_C(1) << 53) /* request ids are 1..2^53 */

@@ -355,8 +355,7 @@ store_load_row(struct store *s, const char *name, struct store_row *r,
 
 /* One stored chunk into q, after its size, place and CRC are checked. */
 static int
-load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, const char *name,
-    char *cause)
+load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, char *cause)
 {
 	int l = sqlite3_column_int(st, 0);
 	int32_t c = sqlite3_column_int(st, 1);
@@ -366,11 +365,11 @@ load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, const char *name,
 
 	if (l < 0 || l >= n_layer || c < 0 || c >= seq_n_chunks(q) ||
 	    len != seq_chunk_bytes(q))
-		return err_set(cause, "session '%s': chunk %d of layer %d does "
-		    "not fit this cache", name, c, l);
+		return err_set(cause, "chunk %d of layer %d does not fit this "
+		    "cache", c, l);
 	if (store_crc32(data, len) != crc)
-		return err_set(cause, "session '%s': chunk %d of layer %d is "
-		    "damaged (CRC mismatch)", name, c, l);
+		return err_set(cause, "chunk %d of layer %d is damaged (CRC "
+		    "mismatch)", c, l);
 	seq_chunk_set(q, l, c, data);
 	return 0;
 }
@@ -387,9 +386,9 @@ store_load_chunks(struct store *s, const char *name, struct seq *q,
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		bad = load_chunk(st, q, n_layer, name, cause) != 0;
+		bad = load_chunk(st, q, n_layer, cause) != 0;
 	if (!bad && rc != SQLITE_DONE)
-		err_set(cause, "session '%s': %s", name, sqlite3_errmsg(s->db));
+		db_err(s, cause);
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return bad || rc != SQLITE_DONE ? -1 : 0;

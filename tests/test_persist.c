@@ -535,6 +535,53 @@ START_TEST(disk_full)
 }
 END_TEST
 
+/*
+ * A database locked by another program: a reset and a turn are not
+ * saved (warnings, saved false) but go on in memory; once the lock is
+ * gone the next snapshot carries the reset too: the old turns are gone
+ * from the file, the new ones all there.
+ */
+START_TEST(locked_database)
+{
+	struct reply r;
+	struct dh_conn c;
+	struct proto_msg *m;
+	sqlite3 *h;
+	char db[512];
+	int i, saved = 1;
+	uint64_t id = 1;
+
+	db_path(db, sizeof db, "locked");
+	start_on(db, model);
+	dh_open(&c);
+	create(&c, id++, "s", "streaming", "f32", 32);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(chat(&c, id++, "s", "old", 10, &r), 0);
+	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	dh_rq(&c, "reset", id, "s", "name", "s");
+	m = dh_expect(&c, "ok", id++);
+	ck_assert_int_eq(proto_get_bool(m, "saved", 1, &saved, NULL), 0);
+	ck_assert_int_eq(saved, 0);
+	ck_assert_int_eq(chat(&c, id++, "s", "new", 10, &r), 0);
+	ck_assert_int_eq(r.saved, 0);
+	ck_assert_int_eq(r.warnings, 1);
+	ck_assert_int_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	ck_assert_int_eq(chat(&c, id++, "s", "new", 10, &r), 0);
+	ck_assert_int_eq(r.saved, 1);
+	dh_close(&c);
+	crash();
+	start_on(db, model);
+	dh_open(&c);
+	ck_assert_uint_eq(info_u64(&c, id++, "s", "turns"), 4);
+	dh_close(&c);
+	dh_stop();
+}
+END_TEST
+
 /* Sessions of another model are damaged, and its exports refused. */
 START_TEST(wrong_model)
 {
@@ -792,6 +839,7 @@ main(void)
 	tcase_add_test(tc, damaged_chunk);
 	tcase_add_test(tc, damaged_file);
 	tcase_add_test(tc, disk_full);
+	tcase_add_test(tc, locked_database);
 	tcase_add_test(tc, wrong_model);
 	tcase_add_test(tc, memory_budget);
 	tcase_add_test(tc, fork_export_import);
