@@ -20,6 +20,12 @@ cmd_session(const struct cmd_ctx *c)
 	return c->o.session != NULL ? c->o.session : CMD_DEFAULT_SESSION;
 }
 
+const char *
+cmd_name_arg(const struct cmd_ctx *c, int i)
+{
+	return c->o.argc > i ? c->o.argv[i] : cmd_session(c);
+}
+
 /* The daemon hung up: show its last words if it left any. */
 static int
 last_words(struct cmd_ctx *c, enum proto_op op)
@@ -133,6 +139,12 @@ cmd_wait(struct cmd_ctx *c, uint64_t id, enum proto_op op, int cancellable,
 		    m.kind == PROTO_K_DONE) {
 			*end = m;
 			return 0;
+		} else if (m.kind == PROTO_K_DATA && c->on_data != NULL) {
+			if ((r = c->on_data(c, &m)) != 0) {
+				c->broken = 1;
+				conn_msg_free(&m);
+				return r;
+			}
 		} else
 			c->out.ops->message(&c->out, op, &m);
 		conn_msg_free(&m);

@@ -42,8 +42,9 @@ struct cmd_opts {
 	const char	*socket;
 	const char	*session;	/* -s, or NULL */
 	const char	*system, *mode, *kv;
+	const char	*output;	/* -o, or NULL */
 	int		 json, quiet, verbose, no_create;
-	long		 max_tokens, cache, sinks, top_k, turns;
+	long		 max_tokens, cache, sinks, top_k, turns, from;
 	double		 temp, top_p, min_p, repeat_penalty;
 	uint64_t	 seed;
 	int		 has_seed;
@@ -63,6 +64,13 @@ struct cmd_ctx {
 	uint64_t	 max_prompt;	/* from hello, 0 when not said */
 	uint64_t	 cancel_id;	/* the last cancel sent for Ctrl-C */
 	int		 broken;	/* the connection cannot be used */
+	/*
+	 * When set, cmd_wait hands data messages here instead of to the
+	 * writer; a non-zero return is an exit status that ends the wait
+	 * (the connection is then broken: the rest goes unread).
+	 */
+	int		(*on_data)(struct cmd_ctx *, const struct conn_msg *);
+	void		*data_arg;
 };
 
 /*
@@ -75,18 +83,26 @@ struct cmd_ctx {
 #define CMD_O_SAMPLE	0x08	/* -n, --temp, --seed, --top-k... */
 #define CMD_O_CREATE	0x10	/* --system, --cache, --mode... */
 #define CMD_O_SHOW	0x20	/* --turns */
+#define CMD_O_LOG	0x40	/* --from */
+#define CMD_O_OUTPUT	0x80	/* -o FILE */
+
+/* What a subcommand's arguments are. */
+#define CMD_A_NAMES	0	/* session names */
+#define CMD_A_TEXT	1	/* free text */
+#define CMD_A_FILE	2	/* a file, then session names */
 
 /*
  * name is NULL for the default subcommand, one chat turn; usage follows
- * "sink [options] "; max_args -1 is any number; text: the arguments are
- * free text (else session names).
+ * "sink [options] "; max_args -1 is any number; args is one of CMD_A_*;
+ * need says what fewer than min_args lacks ("sink NAME needs ...").
  */
 struct cmd_entry {
 	const char	*name;
 	const char	*usage;
 	unsigned	 opts;
 	int		 min_args, max_args;
-	int		 text;
+	int		 args;
+	const char	*need;
 	int		 (*exec)(struct cmd_ctx *);
 };
 
@@ -96,6 +112,8 @@ void	cmd_disconnect(struct cmd_ctx *);
 
 /* The session named by -s, or "default". */
 const char *cmd_session(const struct cmd_ctx *);
+/* The NAME argument at index i when given, else cmd_session(). */
+const char *cmd_name_arg(const struct cmd_ctx *, int i);
 
 /*
  * The sampling keys given on the command line (temp, top_k, top_p, min_p,
@@ -149,7 +167,10 @@ int	cmd_read_stdin(struct cmd_ctx *, char **buf, size_t *len);
  */
 size_t	cmd_fix_utf8(char *text, size_t len, const char *what);
 
-/* The subcommands (cmd_turn.c, cmd_chat.c, cmd_session.c). */
+/*
+ * The subcommands (cmd_turn.c, cmd_chat.c, cmd_session.c, cmd_store.c,
+ * cmd_xfer.c).
+ */
 int	cmd_say(struct cmd_ctx *);
 int	cmd_complete(struct cmd_ctx *);
 int	cmd_feed(struct cmd_ctx *);
@@ -161,6 +182,11 @@ int	cmd_rm(struct cmd_ctx *);
 int	cmd_reset(struct cmd_ctx *);
 int	cmd_cancel(struct cmd_ctx *);
 int	cmd_status(struct cmd_ctx *);
+int	cmd_log(struct cmd_ctx *);
+int	cmd_rebuild(struct cmd_ctx *);
+int	cmd_fork(struct cmd_ctx *);
+int	cmd_export(struct cmd_ctx *);
+int	cmd_import(struct cmd_ctx *);
 
 /* A chat or complete turn: sends text and streams the reply. */
 int	cmd_turn(struct cmd_ctx *, enum proto_op, const char *text,

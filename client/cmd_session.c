@@ -24,13 +24,6 @@ named(struct cmd_ctx *c, enum proto_op op, const char *name)
 	return cmd_request(c, id, op);
 }
 
-/* The NAME argument, or -s, or the default session. */
-static const char *
-name_arg(const struct cmd_ctx *c)
-{
-	return c->o.argc > 0 ? c->o.argv[0] : cmd_session(c);
-}
-
 int
 cmd_ls(struct cmd_ctx *c)
 {
@@ -54,7 +47,7 @@ cmd_status(struct cmd_ctx *c)
 int
 cmd_show(struct cmd_ctx *c)
 {
-	const char *name = name_arg(c);
+	const char *name = cmd_name_arg(c, 0);
 	uint64_t id;
 	int r;
 
@@ -145,7 +138,7 @@ cmd_reset(struct cmd_ctx *c)
 
 	if ((r = cmd_connect(c)) != 0)
 		return r;
-	return named(c, PROTO_OP_RESET, name_arg(c));
+	return named(c, PROTO_OP_RESET, cmd_name_arg(c, 0));
 }
 
 /*

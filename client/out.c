@@ -39,6 +39,16 @@ out_reply_end(struct out *o, int want)
 	fflush(o->fp);
 }
 
+void
+out_progress_clear(struct out *o)
+{
+	if (o->progress) {
+		fprintf(o->note, "\r\033[K");
+		fflush(o->note);
+		o->progress = 0;
+	}
+}
+
 static void
 json_str(FILE *f, const char *s, size_t len)
 {
@@ -171,4 +181,23 @@ json_fed(struct out *o, const struct out_fed *fed)
 	(void)fed;
 }
 
-const struct out_ops out_json_ops = { json_message, json_fed };
+/* A log's turn: the daemon's map as it is, one per line. */
+static void
+json_turn(struct out *o, const msgpack_object *t)
+{
+	out_json_value(o->fp, t);
+	fputc('\n', o->fp);
+	o->n_turns++;
+}
+
+/* Scripts get no progress: stderr stays for errors. */
+static void
+json_sent(struct out *o, uint64_t done, uint64_t total)
+{
+	(void)o;
+	(void)done;
+	(void)total;
+}
+
+const struct out_ops out_json_ops = { json_message, json_fed, json_turn,
+	json_sent };

@@ -34,6 +34,10 @@ struct out_ops {
 		    const struct conn_msg *);
 	/* After the last request of a feed. */
 	void	(*fed)(struct out *, const struct out_fed *);
+	/* One turn of a log reply: a map {n, role, text}. */
+	void	(*turn)(struct out *, const msgpack_object *);
+	/* done of total bytes sent (import); total 0 when unknown. */
+	void	(*sent)(struct out *, uint64_t done, uint64_t total);
 };
 
 struct out {
@@ -46,6 +50,8 @@ struct out {
 	int		 reply_nl;	/* end each reply with a newline */
 	const char	*session;	/* the command's session */
 	const char	*socket;
+	const char	*file;		/* export's -o FILE, import's FILE */
+	uint64_t	 n_turns;	/* turns a log has shown */
 	/* The reply being streamed. */
 	uint64_t	 reply_len;
 	int		 reply_last;	/* its last byte */
@@ -58,6 +64,8 @@ void	out_init(struct out *, int json);
 void	out_reply_begin(struct out *);
 /* Ends a reply with a newline when it lacks one and want says so. */
 void	out_reply_end(struct out *, int want);
+/* Erases the progress line on stderr, if one is showing. */
+void	out_progress_clear(struct out *);
 
 /*
  * A MessagePack value as JSON: strings escaped (they are valid UTF-8:
@@ -68,5 +76,17 @@ void	out_json_value(FILE *, const msgpack_object *);
 
 extern const struct out_ops out_text_ops;
 extern const struct out_ops out_json_ops;
+
+/*
+ * The text writer's parts for the store's ops (out_store.c), called by
+ * out_text.c: the ok replies of fork, import, export and reset, a log's
+ * turns, and import's progress.
+ */
+void	out_text_forked(struct out *, const struct conn_msg *);
+void	out_text_imported(struct out *, const struct conn_msg *);
+void	out_text_exported(struct out *, const struct conn_msg *);
+void	out_text_reset(struct out *, const struct conn_msg *);
+void	out_text_turn(struct out *, const msgpack_object *);
+void	out_text_sent(struct out *, uint64_t done, uint64_t total);
 
 #endif

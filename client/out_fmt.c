@@ -207,6 +207,24 @@ fmt_size(uint64_t bytes, char *buf, size_t size)
 	snprintf(buf, size, "%.1f %s", v, unit[i]);
 }
 
+void
+fmt_shape(const msgpack_object *s, char *buf, size_t size)
+{
+	const char *mode = fmt_get_str(s, "mode");
+	const char *kv = fmt_get_str(s, "kv");
+	uint64_t cache = 0, sinks = 0;
+	int n;
+
+	n = snprintf(buf, size, "%s", mode != NULL ? mode : "?");
+	if (fmt_get_u64(s, "cache", &cache) && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, ", cache %" PRIu64 " tokens",
+		    cache);
+	if (fmt_get_u64(s, "sinks", &sinks) && n >= 0 && (size_t)n < size)
+		n += snprintf(buf + n, size - n, " (%" PRIu64 " sinks)", sinks);
+	if (kv != NULL && n >= 0 && (size_t)n < size)
+		snprintf(buf + n, size - n, ", kv %s", kv);
+}
+
 size_t
 fmt_width(const char *s)
 {

@@ -35,6 +35,9 @@ void	fmt_date(uint64_t t, char *buf, size_t size);
 void	fmt_duration(uint64_t secs, char *buf, size_t size);
 void	fmt_size(uint64_t bytes, char *buf, size_t size);
 
+/* A session's shape: "streaming, cache 1024 tokens (4 sinks), kv f16". */
+void	fmt_shape(const msgpack_object *session, char *buf, size_t size);
+
 /* Columns a UTF-8 string takes (one per character). */
 size_t	fmt_width(const char *);
 /* s padded to width (right-aligned when right), then sep. */

@@ -49,17 +49,6 @@ other_keys(struct out *o, const msgpack_object *map,
 	}
 }
 
-/* Erases the progress line, if one is showing. */
-static void
-progress_clear(struct out *o)
-{
-	if (o->progress) {
-		fprintf(o->note, "\r\033[K");
-		fflush(o->note);
-		o->progress = 0;
-	}
-}
-
 /*
  * "sink: reading 1536/8192 tokens" while a long text is encoded, on a
  * terminal only, rewritten in place and erased when the reply starts.
@@ -85,7 +74,7 @@ text_token(struct out *o, const struct conn_msg *m)
 	const char *s;
 	size_t len;
 
-	progress_clear(o);
+	out_progress_clear(o);
 	if (proto_get_str(&m->msg, "text", 0, CONN_MAX_IN, &s, &len,
 	    NULL) != 0 || len == 0)
 		return;
@@ -154,12 +143,12 @@ text_hello(struct out *o, const struct conn_msg *m)
 }
 
 /* The columns of sink ls. */
-enum { C_NAME, C_MODE, C_CACHE, C_SEEN, C_EVICTED, C_TURNS, C_USED, C_BUSY,
-	C_COUNT };
+enum { C_NAME, C_MODE, C_CACHE, C_SEEN, C_EVICTED, C_TURNS, C_USED, C_STATE,
+	C_BUSY, C_COUNT };
 static const char *const ls_head[C_COUNT] = { "NAME", "MODE", "CACHE",
-	"SEEN", "EVICTED", "TURNS", "USED", "BUSY" };
+	"SEEN", "EVICTED", "TURNS", "USED", "STATE", "BUSY" };
 static const char *const ls_key[C_COUNT] = { "name", "mode", NULL, "seen",
-	"evicted", "turns", NULL, NULL };
+	"evicted", "turns", NULL, "state", NULL };
 
 static void
 ls_cell(const msgpack_object *s, int col, time_t now, char *buf,
@@ -235,25 +224,6 @@ text_ls(struct out *o, const struct conn_msg *m)
 	fflush(o->fp);
 }
 
-/* "streaming, cache 1024 tokens (4 sinks), kv f16" */
-static void
-session_shape(const msgpack_object *s, char *buf, size_t size)
-{
-	const char *mode = fmt_get_str(s, "mode");
-	const char *kv = fmt_get_str(s, "kv");
-	uint64_t cache = 0, sinks = 0;
-	int n;
-
-	n = snprintf(buf, size, "%s", mode != NULL ? mode : "?");
-	if (fmt_get_u64(s, "cache", &cache) && n >= 0 && (size_t)n < size)
-		n += snprintf(buf + n, size - n, ", cache %" PRIu64 " tokens",
-		    cache);
-	if (fmt_get_u64(s, "sinks", &sinks) && n >= 0 && (size_t)n < size)
-		n += snprintf(buf + n, size - n, " (%" PRIu64 " sinks)", sinks);
-	if (kv != NULL && n >= 0 && (size_t)n < size)
-		snprintf(buf + n, size - n, ", kv %s", kv);
-}
-
 static const char *const sampling_keys[] = { "temp", "top_k", "top_p",
 	"min_p", "repeat_penalty", "seed", "max_tokens", NULL };
 
@@ -279,6 +249,21 @@ show_sampling(struct out *o, const msgpack_object *s)
 		kv_line(o, "sampling", line);
 }
 
+/* Where the session is, and what is wrong with it, if anything. */
+static void
+show_store(struct out *o, const msgpack_object *s)
+{
+	const char *v;
+	int saved;
+
+	if ((v = fmt_get_str(s, "state")) != NULL)
+		kv_line(o, "state", v);
+	if ((v = fmt_get_str(s, "problem")) != NULL && *v != '\0')
+		kv_line(o, "problem", v);
+	if (fmt_get_bool(s, "saved", &saved) && !saved)
+		kv_line(o, "saved", "no");
+}
+
 static void
 show_session(struct out *o, const msgpack_object *s)
 {
@@ -286,14 +271,15 @@ show_session(struct out *o, const msgpack_object *s)
 		"cache", "sinks", "kv", "cached", "bytes", "seen", "evicted",
 		"turns", "created", "used", "busy", "system", "temp", "top_k",
 		"top_p", "min_p", "repeat_penalty", "seed", "max_tokens",
-		"recent", "queued", "token_layer_bytes", NULL };
+		"recent", "queued", "token_layer_bytes", "state", "problem",
+		"saved", NULL };
 	char buf[512], size_s[32], ago[32];
 	uint64_t a = 0, b = 0, t;
 	int busy = 0;
 
 	fmt_value(proto_map_get(s, "name"), buf, sizeof buf);
 	kv_line(o, "name", buf);
-	session_shape(s, buf, sizeof buf);
+	fmt_shape(s, buf, sizeof buf);
 	kv_line(o, "mode", buf);
 	fmt_get_u64(s, "cached", &a);
 	fmt_size(fmt_get_u64(s, "bytes", &t) ? t : 0, size_s, sizeof size_s);
@@ -320,6 +306,7 @@ show_session(struct out *o, const msgpack_object *s)
 	}
 	fmt_get_bool(s, "busy", &busy);
 	kv_line(o, "busy", busy ? "yes" : "no");
+	show_store(o, s);
 	if (fmt_get_str(s, "system") != NULL &&
 	    *fmt_get_str(s, "system") != '\0') {
 		fprintf(o->fp, "%-*s", KEY_WIDTH, "system");
@@ -371,9 +358,29 @@ text_created(struct out *o, const struct conn_msg *m)
 		return;
 	if (s == NULL)
 		s = &m->msg.root;
-	session_shape(s, shape, sizeof shape);
+	fmt_shape(s, shape, sizeof shape);
 	fprintf(o->fp, "session %s: %s\n", o->session, shape);
 	fflush(o->fp);
+}
+
+/* "12, 3 in memory, 1 busy"; then where they are kept. */
+static void
+status_sessions(struct out *o, const msgpack_object *r)
+{
+	char buf[512];
+	uint64_t x = 0, y = 0, z;
+	int n;
+
+	fmt_get_u64(r, "sessions", &x);
+	fmt_get_u64(r, "busy", &y);
+	n = snprintf(buf, sizeof buf, "%" PRIu64, x);
+	if (fmt_get_u64(r, "resident", &z))
+		n += snprintf(buf + n, sizeof buf - n, ", %" PRIu64
+		    " in memory", z);
+	snprintf(buf + n, sizeof buf - n, ", %" PRIu64 " busy", y);
+	kv_line(o, "sessions", buf);
+	if (fmt_get_str(r, "db") != NULL)
+		kv_line(o, "db", fmt_get_str(r, "db"));
 }
 
 static void
@@ -381,7 +388,7 @@ text_status(struct out *o, const struct conn_msg *m)
 {
 	static const char *const known[] = { "id", "kind", "server", "model",
 		"uptime", "sessions", "busy", "clients", "memory", "rss",
-		"tokens_in", "tokens_out", NULL };
+		"tokens_in", "tokens_out", "resident", "db", NULL };
 	const msgpack_object *r = &m->msg.root;
 	char buf[512], a[32], b[32];
 	uint64_t x = 0, y = 0;
@@ -394,11 +401,7 @@ text_status(struct out *o, const struct conn_msg *m)
 	fmt_get_u64(r, "uptime", &x);
 	fmt_duration(x, buf, sizeof buf);
 	kv_line(o, "uptime", buf);
-	x = y = 0;
-	fmt_get_u64(r, "sessions", &x);
-	fmt_get_u64(r, "busy", &y);
-	snprintf(buf, sizeof buf, "%" PRIu64 ", %" PRIu64 " busy", x, y);
-	kv_line(o, "sessions", buf);
+	status_sessions(o, r);
 	fmt_value(proto_map_get(r, "clients"), buf, sizeof buf);
 	kv_line(o, "clients", buf);
 	fmt_size(fmt_get_u64(r, "memory", &x) ? x : 0, a, sizeof a);
@@ -451,11 +454,21 @@ text_ok(struct out *o, enum proto_op op, const struct conn_msg *m)
 		text_cancel(o, m);
 		break;
 	case PROTO_OP_DELETE:
-	case PROTO_OP_RESET:
 		if (o->verbose)
-			fprintf(o->note, "sink: %s session %s\n",
-			    op == PROTO_OP_DELETE ? "deleted" : "reset",
+			fprintf(o->note, "sink: deleted session %s\n",
 			    o->session);
+		break;
+	case PROTO_OP_RESET:
+		out_text_reset(o, m);
+		break;
+	case PROTO_OP_FORK:
+		out_text_forked(o, m);
+		break;
+	case PROTO_OP_IMPORT:
+		out_text_imported(o, m);
+		break;
+	case PROTO_OP_EXPORT:
+		out_text_exported(o, m);
 		break;
 	default:
 		break;
@@ -466,7 +479,7 @@ static void
 text_message(struct out *o, enum proto_op op, const struct conn_msg *m)
 {
 	if (m->kind != PROTO_K_PROGRESS && m->kind != PROTO_K_TOKEN)
-		progress_clear(o);
+		out_progress_clear(o);
 	switch (m->kind) {
 	case PROTO_K_TOKEN:
 		text_token(o, m);
@@ -512,4 +525,5 @@ text_fed(struct out *o, const struct out_fed *fed)
 	fflush(o->fp);
 }
 
-const struct out_ops out_text_ops = { text_message, text_fed };
+const struct out_ops out_text_ops = { text_message, text_fed,
+	out_text_turn, out_text_sent };

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,30 +23,45 @@
 
 static const struct cmd_entry cmd_table[] = {
 	{ NULL, "[-s NAME] [TEXT...]", CMD_O_SESSION | CMD_O_TURN |
-	    CMD_O_NOCREATE | CMD_O_SAMPLE, 0, -1, 1, cmd_say },
+	    CMD_O_NOCREATE | CMD_O_SAMPLE, 0, -1, CMD_A_TEXT, NULL, cmd_say },
 	{ "chat", "chat [-s NAME]", CMD_O_SESSION | CMD_O_TURN |
-	    CMD_O_NOCREATE | CMD_O_SAMPLE, 0, 0, 0, cmd_chat },
+	    CMD_O_NOCREATE | CMD_O_SAMPLE, 0, 0, CMD_A_NAMES, NULL,
+	    cmd_chat },
 	{ "complete", "complete [-s NAME] [TEXT...]", CMD_O_SESSION |
-	    CMD_O_TURN | CMD_O_NOCREATE | CMD_O_SAMPLE, 0, -1, 1,
-	    cmd_complete },
+	    CMD_O_TURN | CMD_O_NOCREATE | CMD_O_SAMPLE, 0, -1, CMD_A_TEXT,
+	    NULL, cmd_complete },
 	{ "feed", "feed [-s NAME] < FILE", CMD_O_SESSION | CMD_O_NOCREATE,
-	    0, 0, 0, cmd_feed },
+	    0, 0, CMD_A_NAMES, NULL, cmd_feed },
 	{ "new", "new NAME [--system TEXT] [--mode M] [--cache N] [--sinks N] "
-	    "[--kv f32|f16]", CMD_O_CREATE | CMD_O_SAMPLE, 1, 1, 0, cmd_new },
-	{ "ls", "ls", 0, 0, 0, 0, cmd_ls },
+	    "[--kv f32|f16]", CMD_O_CREATE | CMD_O_SAMPLE, 1, 1, CMD_A_NAMES,
+	    "a session name", cmd_new },
+	{ "ls", "ls", 0, 0, 0, CMD_A_NAMES, NULL, cmd_ls },
 	{ "show", "show [NAME] [--turns N]", CMD_O_SESSION | CMD_O_SHOW, 0, 1,
-	    0, cmd_show },
-	{ "rm", "rm NAME...", 0, 1, -1, 0, cmd_rm },
-	{ "reset", "reset [NAME]", CMD_O_SESSION, 0, 1, 0, cmd_reset },
-	{ "cancel", "cancel [-s NAME]", CMD_O_SESSION, 0, 0, 0, cmd_cancel },
-	{ "status", "status", 0, 0, 0, 0, cmd_status },
+	    CMD_A_NAMES, NULL, cmd_show },
+	{ "log", "log [NAME] [--from N] [--turns N]", CMD_O_SESSION |
+	    CMD_O_SHOW | CMD_O_LOG, 0, 1, CMD_A_NAMES, NULL, cmd_log },
+	{ "rm", "rm NAME...", 0, 1, -1, CMD_A_NAMES, "a session name",
+	    cmd_rm },
+	{ "reset", "reset [NAME]", CMD_O_SESSION, 0, 1, CMD_A_NAMES, NULL,
+	    cmd_reset },
+	{ "rebuild", "rebuild [NAME]", CMD_O_SESSION, 0, 1, CMD_A_NAMES, NULL,
+	    cmd_rebuild },
+	{ "fork", "fork NAME NEW", 0, 2, 2, CMD_A_NAMES,
+	    "two session names: NAME and NEW", cmd_fork },
+	{ "export", "export [NAME] [-o FILE]", CMD_O_SESSION | CMD_O_OUTPUT,
+	    0, 1, CMD_A_NAMES, NULL, cmd_export },
+	{ "import", "import FILE [NAME]", 0, 1, 2, CMD_A_FILE,
+	    "a file made by sink export (- for stdin)", cmd_import },
+	{ "cancel", "cancel [-s NAME]", CMD_O_SESSION, 0, 0, CMD_A_NAMES,
+	    NULL, cmd_cancel },
+	{ "status", "status", 0, 0, 0, CMD_A_NAMES, NULL, cmd_status },
 };
 #define N_CMDS (sizeof cmd_table / sizeof cmd_table[0])
 
 enum {
 	O_JSON = 256, O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_SEED,
 	O_STOP, O_MAX_INPUT, O_NO_CREATE, O_SYSTEM, O_SINKS, O_CACHE, O_MODE,
-	O_KV, O_TURNS, O_VERSION
+	O_KV, O_TURNS, O_FROM, O_VERSION
 };
 
 static const struct option long_opts[] = {
@@ -72,11 +88,13 @@ static const struct option long_opts[] = {
 	{ "mode", required_argument, NULL, O_MODE },
 	{ "kv", required_argument, NULL, O_KV },
 	{ "turns", required_argument, NULL, O_TURNS },
+	{ "from", required_argument, NULL, O_FROM },
+	{ "output", required_argument, NULL, 'o' },
 	{ NULL, 0, NULL, 0 }
 };
 #define N_OPTS (sizeof long_opts / sizeof long_opts[0] - 1)
 /* "+": options end at the first argument; ":": report missing values. */
-#define SHORT_OPTS "+:S:s:n:qvh"
+#define SHORT_OPTS "+:S:s:n:o:qvh"
 
 static void
 usage(FILE *f)
@@ -89,10 +107,14 @@ usage(FILE *f)
 	fprintf(f, "\n"
 "TEXT, and stdin when it is not a terminal, is one chat turn in session NAME\n"
 "(\"default\" unless -s; created on first use); the reply streams to stdout.\n"
+"Sessions outlive sinkd in its database: log prints a transcript, fork copies\n"
+"a session, export and import move one between sinkds (of the same model),\n"
+"rebuild makes a new cache from the transcript (for a damaged session).\n"
 "  -s, --session NAME   the session (default: default)\n"
 "  -S, --socket PATH    sinkd's socket (default: $SINKD_SOCKET, then\n"
 "                       $XDG_RUNTIME_DIR/sinkd/sock, /tmp/sinkd-UID/sock)\n"
 "  --json               print each message from the daemon as a JSON line\n"
+"                       (log: each turn as {\"n\", \"role\", \"text\"})\n"
 "  -n, --max-tokens N   tokens to generate at most\n"
 "  --temp T             temperature (0 = greedy)\n"
 "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
@@ -106,7 +128,10 @@ usage(FILE *f)
 "  --cache N            (new) cache size in tokens, sinks included\n"
 "  --sinks N            (new) attention sinks kept\n"
 "  --kv f32|f16         (new) cache storage\n"
-"  --turns N            (show) recent turns to show (default 4)\n"
+"  --turns N            (show) recent turns to show (default 4);\n"
+"                       (log) only the last N turns\n"
+"  --from N             (log) start at turn N (turns count from 0)\n"
+"  -o, --output FILE    (export) write FILE (mode 0600) instead of stdout\n"
 "  -q, --quiet          no summaries or notes\n"
 "  -v, --verbose        token counts and speeds after each reply\n"
 "  -h, --help           this help\n"
@@ -131,6 +156,10 @@ opt_group(int val)
 		return CMD_O_CREATE;
 	case O_TURNS:
 		return CMD_O_SHOW;
+	case O_FROM:
+		return CMD_O_LOG;
+	case 'o':
+		return CMD_O_OUTPUT;
 	default:
 		return 0;
 	}
@@ -311,7 +340,14 @@ set_opt(struct cmd_opts *o, int val, char *arg)
 	case O_CACHE:
 		return num_long("--cache", arg, 1, 1L << 30, &o->cache);
 	case O_TURNS:
-		return num_long("--turns", arg, 0, 1000, &o->turns);
+		return num_long("--turns", arg, 0, 1000000, &o->turns);
+	case O_FROM:
+		return num_long("--from", arg, 0, LONG_MAX, &o->from);
+	case 'o':
+		if (*arg == '\0')
+			return bad_usage("-o takes a file name");
+		o->output = arg;
+		return 0;
 	case O_JSON:
 		o->json = 1;
 		return 0;
@@ -437,11 +473,13 @@ check_cmd(const struct cmd_entry *e, const struct seen *seen,
 			    opt_name(seen->val[i], buf, sizeof buf), name);
 	}
 	if (o->argc < e->min_args)
-		return bad_usage("sink %s needs a session name", name);
+		return bad_usage("sink %s needs %s", name, e->need);
 	if (e->max_args >= 0 && o->argc > e->max_args)
 		return bad_usage("too many arguments for sink %s: '%s'", name,
 		    o->argv[e->max_args]);
-	for (j = 0; !e->text && j < o->argc; j++)
+	if (e->args == CMD_A_TEXT)
+		return 0;
+	for (j = e->args == CMD_A_FILE; j < o->argc; j++)
 		if (check_name("the name", o->argv[j]) != 0)
 			return EXIT_USAGE;
 	return 0;
@@ -464,7 +502,8 @@ parse(struct cmd_opts *o, int argc, char **argv, const struct cmd_entry **ep)
 	    (e = find_cmd(argv[first])) != NULL) {
 		argc -= first;
 		argv += first;
-		if ((r = parse_opts(o, argc, argv, !e->text, &seen)) != 0)
+		if ((r = parse_opts(o, argc, argv, e->args != CMD_A_TEXT,
+		    &seen)) != 0)
 			return r;
 		first = optind;
 	} else
@@ -480,6 +519,7 @@ opts_init(struct cmd_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->max_tokens = o->cache = o->sinks = o->top_k = o->turns = -1;
+	o->from = -1;
 	o->temp = o->top_p = o->min_p = o->repeat_penalty = -1;
 	o->max_input = CMD_MAX_INPUT;
 }

@@ -251,7 +251,7 @@ static int
 load(struct gen *g, struct job *j)
 {
 	struct session *s = j->s;
-	char cause[2 * ERR_LEN] = "", why[ERR_LEN];
+	char cause[3 * ERR_LEN] = "", why[ERR_LEN];
 
 	if (j->kind == JOB_REBUILD) {
 		session_unload(s);
@@ -271,8 +271,9 @@ load(struct gen *g, struct job *j)
 		j->load_failed = 1;
 		snprintf(j->why, sizeof j->why, "%s", why);
 		snprintf(cause, sizeof cause, "session '%s' cannot be loaded: "
-		    "%s; 'sink rebuild %s' re-encodes it from its transcript",
-		    s->name, why, s->name);
+		    "%s; 'sink rebuild %s' re-encodes it from its transcript, "
+		    "'sink reset %s' empties it", s->name, why, s->name,
+		    s->name);
 		log_error("%s", cause);
 		return fail(j, PROTO_E_DAMAGED, cause);
 	}

@@ -77,6 +77,10 @@ get_turns(struct req *r, const struct session *s, int64_t from, int64_t max,
 		tlist_free(l);
 		return req_err(r, PROTO_E_STORE, "%s", r->cause);
 	}
+	/* The turns in memory follow only a stored part that reached them. */
+	if (from < s->n_stored && (l->count == 0 ||
+	    l->v[l->count - 1].n != s->n_stored - 1))
+		return 0;
 	for (i = 0; rc == 0 && i < s->n_turns; i++) {
 		n = s->n_stored + (int64_t)i;
 		if (n < from || (int64_t)l->count >= max)
@@ -226,6 +230,9 @@ op_fork(struct req *r)
 	return reply(r);
 }
 
+/* An export frame fits one data message. */
+#define EXPORT_FRAME_MAX (REPLY_MAX - 1024)
+
 /* Export: each frame of the file goes out as one data message. */
 struct exporter {
 	struct req *r;
@@ -241,7 +248,7 @@ ship(struct exporter *e)
 	const char *data;
 	size_t len;
 
-	if (proto_out_finish(&e->frame, REPLY_MAX / 2, &data, &len,
+	if (proto_out_finish(&e->frame, EXPORT_FRAME_MAX, &data, &len,
 	    e->r->cause) != 0) {
 		e->failed = 1;
 		return -1;
@@ -561,7 +568,8 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 	int rc;
 
 	*out = NULL;
-	if ((rc = proto_frame_check(buf, len, len, &bl, r->cause)) != 1)
+	if ((rc = proto_frame_check(buf, len, EXPORT_FRAME_MAX, &bl,
+	    r->cause)) != 1)
 		return req_err(r, PROTO_E_BAD_REQUEST, "not a sinkd export%s%s",
 		    rc < 0 ? ": " : " (cut short)", rc < 0 ? r->cause : "");
 	if (import_head(&im, buf + 4, bl, name, name_len) != 0) {
@@ -572,9 +580,9 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 	proto_msg_parse(&h, buf + 4, bl, NULL);
 	at = 4 + bl;
 	while (!im.ended && at < len) {
-		if ((rc = proto_frame_check(buf + at, len - at, len - at, &bl,
-		    r->cause)) != 1 || import_frame(&im, buf + at + 4,
-		    bl) != 0) {
+		if ((rc = proto_frame_check(buf + at, len - at,
+		    EXPORT_FRAME_MAX, &bl, r->cause)) != 1 ||
+		    import_frame(&im, buf + at + 4, bl) != 0) {
 			snprintf(why, sizeof why, "%s", rc == 0 ? "the file "
 			    "is cut short" : r->cause);
 			rc = req_err(r, PROTO_E_BAD_REQUEST, "frame %llu of the "

@@ -2,7 +2,8 @@
 # test_client: the command line of sink, the client: its usage against
 # the SYNOPSIS of sink(1), one clear error (never a crash or a hang) for
 # each kind of bad usage, and the message when no daemon runs.  The
-# checks against a running sinkd are in the marked section at the end.
+# checks against a running sinkd are in the marked section at the end,
+# the store's (log, fork, export, import, rebuild, restarts) among them.
 # Prints "N passed, N failed".
 set -u
 bin=${SINKD_BUILDDIR:-.}
@@ -52,12 +53,13 @@ else
 	bad "--help: $(cat "$tmp/err")"
 fi
 sed -n 's/^usage: //; s/^ *//; /^sink /p' "$tmp/help" >"$tmp/usage"
-if [ "$(wc -l <"$tmp/usage")" -ge 11 ]; then
+if [ "$(wc -l <"$tmp/usage")" -ge 16 ]; then
 	ok "--help lists the subcommands"
 else
 	bad "--help lists $(wc -l <"$tmp/usage") command lines"
 fi
-for cmd in chat complete feed new ls show rm reset cancel status; do
+for cmd in chat complete feed new ls show log rm reset rebuild fork export \
+    import cancel status; do
 	if ! grep -q "^sink \[options\] $cmd" "$tmp/usage"; then
 		bad "--help lacks sink $cmd"
 	fi
@@ -94,6 +96,13 @@ expect "no daemon: cancel" 3 "$hint" "$sink" cancel -s x
 expect "no daemon: chat" 3 "$hint" "$sink" chat
 printf 'some context\n' >"$tmp/ctx"
 expect "no daemon: feed" 3 "$hint" sh -c "'$sink' feed -s x <'$tmp/ctx'"
+expect "no daemon: log" 3 "$hint" "$sink" log x
+expect "no daemon: rebuild" 3 "$hint" "$sink" rebuild x
+expect "no daemon: fork" 3 "$hint" "$sink" fork x y
+expect "no daemon: import" 3 "$hint" "$sink" import "$tmp/ctx"
+expect "no daemon: export" 3 "$hint" "$sink" export x -o "$tmp/x.sinkd"
+[ ! -e "$tmp/x.sinkd" ] && [ ! -e "$tmp/x.sinkd.tmp" ] &&
+    ok "no daemon: export leaves no file" || bad "no daemon: export left a file"
 expect "no daemon: -S wins over SINKD_SOCKET" 3 \
     "cannot connect to sinkd at $tmp/other: " "$sink" -S "$tmp/other" ls
 : >"$tmp/notasocket"
@@ -112,6 +121,12 @@ head -c 100 /dev/zero | tr '\0' 'a' >"$tmp/100"
 expect "stdin over --max-input" 1 "more than 10 bytes" \
     sh -c "'$sink' --max-input 10 hi <'$tmp/100'"
 expect "feed of nothing" 1 "nothing to feed" "$sink" feed -s x
+expect "import of a missing file" 1 \
+    "cannot open $tmp/nofile: No such file or directory" \
+    "$sink" import "$tmp/nofile"
+: >"$tmp/empty"
+expect "import of an empty file" 1 "$tmp/empty is empty" \
+    "$sink" import "$tmp/empty"
 
 # Bad usage: exit 2, one line.
 expect "unknown option" 2 "unknown option --bogus" "$sink" --bogus ls
@@ -140,20 +155,73 @@ expect "bad --kv" 2 "unknown --kv 'q8'" "$sink" new x --kv q8
 expect "bad --max-input" 2 "--max-input takes a size" \
     "$sink" --max-input 0 hi
 expect "empty --stop" 2 "--stop takes a non-empty" "$sink" --stop "" hi
+expect "fork with one name" 2 "sink fork needs two session names" \
+    "$sink" fork x
+expect "fork with three names" 2 "too many arguments for sink fork: 'z'" \
+    "$sink" fork x y z
+expect "fork to a bad name" 2 "'a b' is not a session name" \
+    "$sink" fork x "a b"
+expect "import without a file" 2 "sink import needs a file" "$sink" import
+expect "import under a bad name" 2 "'a b' is not a session name" \
+    "$sink" import "$tmp/ctx" "a b"
+expect "--from on show" 2 "--from does not apply to sink show" \
+    "$sink" show x --from 1
+expect "-o on log" 2 "--output does not apply to sink log" \
+    "$sink" log x -o "$tmp/f"
+expect "bad --from" 2 "--from takes a whole number" "$sink" log --from -1
+expect "export --json without -o" 2 "give the export a file with -o FILE" \
+    "$sink" --json export x
+
+# tty NAME RC PATTERN CMD: as expect, but with a terminal (script(1)) for
+# stdin and stdout; the output is both streams.
+tty_expect() {
+	name=$1 want=$2 pattern=$3
+	shift 3
+	timeout 20 script -qec "$*" /dev/null >"$tmp/tty" 2>&1 </dev/null
+	rc=$?
+	if [ $rc -ne "$want" ]; then
+		bad "$name: exit $rc, not $want ($(head -c 300 "$tmp/tty"))"
+	elif ! grep -q -- "$pattern" "$tmp/tty"; then
+		bad "$name: lacks '$pattern': $(head -c 300 "$tmp/tty")"
+	else
+		ok "$name"
+	fi
+}
+if command -v script >/dev/null 2>&1 &&
+    script -qec true /dev/null >/dev/null 2>&1 </dev/null; then
+	tty_expect "export to a terminal" 2 \
+	    "sink export writes binary data: redirect it to a file" \
+	    "'$sink' export x"
+	tty_expect "import - from a terminal" 2 \
+	    "import - reads the export from stdin" "'$sink' import -"
+else
+	echo "SKIP: script(1) cannot give a terminal; tty checks not run"
+fi
 
 # ---------------------------------------------------------------------
 # Against a real sinkd on a private socket, with a synthetic model.
 # ---------------------------------------------------------------------
-if "$bin/sinkd-mkmodel" -o "$tmp/m.gguf" --shape tiny --type Q8_0 --seed 4 \
-    2>/dev/null; then
-	SINKD_SOCKET=$tmp/d/sock
-	"$bin/sinkd" -m "$tmp/m.gguf" -t 1 2>"$tmp/sinkd.log" &
+
+# Starts sinkd (its database under $XDG_STATE_HOME) and waits for it.
+start_sinkd() {
+	"$bin/sinkd" -m "$tmp/m.gguf" -t 1 2>>"$tmp/sinkd.log" &
 	dpid=$!
 	i=0
 	while [ $i -lt 100 ] && ! "$sink" status >/dev/null 2>&1; do
 		sleep 0.1
 		i=$((i + 1))
 	done
+}
+
+# The turns' header lines of a text log.
+heads() { grep '^[a-z]*: #[0-9]*$' "$@"; }
+# What show says of a session's cache and transcript.
+show_keys() { "$sink" show "$1" 2>/dev/null | grep -E '^(cached|seen|turns) '; }
+
+if "$bin/sinkd-mkmodel" -o "$tmp/m.gguf" --shape tiny --type Q8_0 --seed 4 \
+    2>/dev/null; then
+	SINKD_SOCKET=$tmp/d/sock
+	start_sinkd
 	out=$("$sink" -s t -n 12 --temp 0 "hello there" 2>"$tmp/err")
 	[ $? -eq 0 ] && [ -n "$out" ] && ok "a turn streams a reply" ||
 		bad "turn: $(head -c 300 "$tmp/err")"
@@ -179,6 +247,255 @@ if "$bin/sinkd-mkmodel" -o "$tmp/m.gguf" --shape tiny --type Q8_0 --seed 4 \
 	"$sink" --json status 2>/dev/null | grep -q '"sessions"' &&
 	    ok "--json status" || bad "--json status"
 	expect "cancel idle" 1 "" "$sink" cancel -s t
+	# The store: log.
+	"$sink" -s lg -n 6 --temp 0 "first question" >/dev/null 2>&1
+	"$sink" -s lg -n 6 --temp 0 "second question" >/dev/null 2>&1
+	echo "a line of context" | "$sink" feed -q -s lg >/dev/null 2>&1
+	"$sink" log lg >"$tmp/log" 2>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(heads -c "$tmp/log")" -eq 5 ] &&
+	    [ "$(sed -n 1,2p "$tmp/log")" = "user: #0
+first question" ] && [ -z "$(sed -n 3p "$tmp/log")" ] && heads "$tmp/log" | sed -n 2p | grep -q '^assistant: #1$' &&
+	    grep -q '^user: #2$' "$tmp/log" &&
+	    grep -q '^second question$' "$tmp/log" &&
+	    [ "$(tail -n 2 "$tmp/log")" = "context: #4
+a line of context" ]; then
+		ok "log: the transcript as text"
+	else
+		bad "log: $(head -c 300 "$tmp/log") $(head -c 300 "$tmp/err")"
+	fi
+	"$sink" --json log lg >"$tmp/json" 2>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/json")" -eq 5 ] &&
+	    [ "$(head -n 1 "$tmp/json")" = \
+	    '{"n":0,"role":"user","text":"first question"}' ] &&
+	    [ "$(tail -n 1 "$tmp/json")" = \
+	    '{"n":4,"role":"context","text":"a line of context\n"}' ]; then
+		ok "log --json: one line per turn"
+	else
+		bad "log --json: $(head -c 300 "$tmp/json") $(cat "$tmp/err")"
+	fi
+	[ "$("$sink" log lg --turns 2 | heads | tr '\n' ' ')" = \
+	    "assistant: #3 context: #4 " ] && ok "log --turns" ||
+	    bad "log --turns: $("$sink" log lg --turns 2 2>&1 | head -c 300)"
+	[ "$("$sink" log -s lg --from 2 | heads | tr '\n' ' ')" = \
+	    "user: #2 assistant: #3 context: #4 " ] && ok "log --from" ||
+	    bad "log --from: $("$sink" log -s lg --from 2 2>&1 | head -c 300)"
+	[ "$("$sink" --json log lg --from 1 --turns 10 | cut -c1-7 |
+	    tr '\n' ' ')" = '{"n":1, {"n":2, {"n":3, {"n":4, ' ] &&
+	    ok "log --from with --turns" || bad "log --from with --turns"
+	[ "$("$sink" --json log lg --from 1 --turns 1 | cut -c1-7)" = \
+	    '{"n":4,' ] && ok "log: --turns counts from the end" ||
+	    bad "log: --turns with --from"
+	expect "log past the end" 0 "has 5 turns (numbered from 0): none" \
+	    "$sink" log lg --from 99
+	[ ! -s "$tmp/out" ] && ok "log past the end: nothing on stdout" ||
+	    bad "log past the end printed: $(head -c 300 "$tmp/out")"
+	expect "log of a missing session" 1 "no_such_session" \
+	    "$sink" log nosuch
+	# More turns than one log request takes (500).
+	i=0
+	while [ $i -lt 520 ]; do
+		echo "piece $i" | "$sink" feed -q -s pg || break
+		i=$((i + 1))
+	done
+	"$sink" log pg >"$tmp/log" 2>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(heads "$tmp/log" | sed 's/.*#//')" = \
+	    "$(seq 0 519)" ] && [ "$(tail -n 1 "$tmp/log")" = "piece 519" ]
+	then
+		ok "log of 520 turns: all of them, in order"
+	else
+		bad "log of 520 turns: $(heads -c "$tmp/log") headers, $(cat "$tmp/err")"
+	fi
+	[ "$("$sink" --json log pg --from 499 --turns 20 | head -n 2 |
+	    tr '\n' ' ')" = '{"n":500,"role":"context","text":"piece 500\n"} {"n":501,"role":"context","text":"piece 501\n"} ' ] &&
+	    ok "log --json across pages" || bad "log --json across pages"
+
+	# fork: a copy that goes on on its own.
+	"$sink" fork lg lg2 >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q '^session lg2: forked from lg (.*5 turns' "$tmp/out" &&
+	    ok "fork" || bad "fork: $(cat "$tmp/out" "$tmp/err" | head -c 300)"
+	"$sink" -s lg -n 4 "on the original" >/dev/null 2>&1 &&
+	    "$sink" -s lg2 -n 4 "on the fork" >/dev/null 2>&1 &&
+	    ok "both sessions go on after a fork" || bad "turns after fork"
+	"$sink" --json log lg | head -n 5 >"$tmp/a"
+	"$sink" --json log lg2 | head -n 5 >"$tmp/b"
+	if cmp -s "$tmp/a" "$tmp/b" && [ -s "$tmp/a" ] &&
+	    "$sink" log lg | grep -q '^on the original$' &&
+	    ! "$sink" log lg | grep -q '^on the fork$' &&
+	    "$sink" log lg2 | grep -q '^on the fork$' &&
+	    ! "$sink" log lg2 | grep -q '^on the original$'; then
+		ok "fork: a shared past, separate futures"
+	else
+		bad "fork: the transcripts are not as expected"
+	fi
+	expect "fork onto a taken name" 1 "exists" "$sink" fork lg lg2
+	expect "fork of a missing session" 1 "no_such_session" \
+	    "$sink" fork nosuch x2
+
+	# export and import.
+	"$sink" export lg -o "$tmp/lg.sinkd" >"$tmp/out" 2>"$tmp/err"
+	if [ $? -eq 0 ] && [ -s "$tmp/lg.sinkd" ] &&
+	    [ ! -e "$tmp/lg.sinkd.tmp" ] &&
+	    [ "$(stat -c %a "$tmp/lg.sinkd")" = 600 ] &&
+	    grep -q "^session lg: exported to $tmp/lg.sinkd (" "$tmp/out"; then
+		ok "export -o: a private file, no leftovers"
+	else
+		bad "export -o: $(cat "$tmp/out" "$tmp/err" | head -c 300)"
+	fi
+	"$sink" export lg >"$tmp/lg-out.sinkd" 2>"$tmp/err" &&
+	    cmp -s "$tmp/lg.sinkd" "$tmp/lg-out.sinkd" &&
+	    ok "export to stdout: the same bytes" ||
+	    bad "export to stdout: $(head -c 300 "$tmp/err")"
+	"$sink" import "$tmp/lg.sinkd" lg3 >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q '^session lg3: imported (.*7 turns' "$tmp/out" &&
+	    ok "import under a new name" ||
+	    bad "import: $(cat "$tmp/out" "$tmp/err" | head -c 300)"
+	if [ -n "$(show_keys lg)" ] &&
+	    [ "$(show_keys lg)" = "$(show_keys lg3)" ]; then
+		ok "import: show agrees on cached, seen and turns"
+	else
+		bad "import: show differs: $(show_keys lg) / $(show_keys lg3)"
+	fi
+	"$sink" --json log lg >"$tmp/a"
+	"$sink" --json log lg3 >"$tmp/b"
+	cmp -s "$tmp/a" "$tmp/b" && ok "import: the same transcript" ||
+	    bad "import: the transcripts differ"
+	"$sink" import - lg4 <"$tmp/lg.sinkd" >/dev/null 2>"$tmp/err" &&
+	    [ "$(show_keys lg4)" = "$(show_keys lg)" ] &&
+	    ok "import - from stdin" || bad "import -: $(head -c 300 "$tmp/err")"
+	expect "import under a taken name" 1 "exists" \
+	    "$sink" import "$tmp/lg.sinkd"
+	expect "import of something else" 1 "bad_request: not a sinkd export" \
+	    "$sink" import "$tmp/ctx" x5
+	head -c 1000 "$tmp/lg.sinkd" >"$tmp/cut.sinkd"
+	expect "import of a cut file" 1 "bad_request: " \
+	    "$sink" import "$tmp/cut.sinkd" x6
+	expect "export of a missing session" 1 "no_such_session" \
+	    "$sink" export nosuch -o "$tmp/ns.sinkd"
+	[ ! -e "$tmp/ns.sinkd" ] && [ ! -e "$tmp/ns.sinkd.tmp" ] &&
+	    ok "a failed export leaves no file" || bad "a failed export left a file"
+	# A file of several parts (512 KiB each).
+	"$sink" new mp --cache 4096 -q
+	seq 1 700 | "$sink" feed -q -s mp
+	"$sink" export mp -o "$tmp/mp.sinkd" -q
+	"$sink" --json import "$tmp/mp.sinkd" mp2 >"$tmp/json" 2>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(grep -c '"received":' "$tmp/json")" -ge 2 ] &&
+	    tail -n 1 "$tmp/json" | grep -q '"session":{"name":"mp2"' &&
+	    [ "$(show_keys mp)" = "$(show_keys mp2)" ]; then
+		ok "import in parts"
+	else
+		bad "import in parts: $(head -c 300 "$tmp/json") $(cat "$tmp/err")"
+	fi
+
+	# Another sinkd, as on another machine: its own database and a
+	# smaller frame limit (parts fit it); then one of another model.
+	"$bin/sinkd" -m "$tmp/m.gguf" -t 1 -s "$tmp/o/sock" \
+	    --db "$tmp/other.db" --max-frame 65536 2>>"$tmp/sinkd.log" &
+	opid=$!
+	i=0
+	while [ $i -lt 100 ] && ! "$sink" -S "$tmp/o/sock" status \
+	    >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	"$sink" -S "$tmp/o/sock" --json import "$tmp/mp.sinkd" >"$tmp/json" \
+	    2>"$tmp/err"
+	if [ $? -eq 0 ] && head -n 1 "$tmp/json" | grep -q '"received":61440}' &&
+	    [ "$(grep -c '"received":' "$tmp/json")" -ge 10 ] &&
+	    [ "$("$sink" -S "$tmp/o/sock" show mp 2>&1 |
+	    grep -E '^(cached|seen|turns) ')" = "$(show_keys mp)" ] &&
+	    [ "$("$sink" -S "$tmp/o/sock" log mp 2>&1)" = "$("$sink" log mp)" ]
+	then
+		ok "import on another sinkd, in parts under its frame limit"
+	else
+		bad "import on another sinkd: $(head -c 300 "$tmp/json") $(cat "$tmp/err")"
+	fi
+	kill -TERM $opid
+	wait $opid
+	# Another type: the fingerprint covers the GGUF header and the file
+	# size, so other weights alone (another --seed) would pass as the same.
+	"$bin/sinkd-mkmodel" -o "$tmp/m2.gguf" --shape tiny --type F16 \
+	    --seed 5 2>/dev/null
+	"$bin/sinkd" -m "$tmp/m2.gguf" -t 1 -s "$tmp/o/sock" \
+	    --db "$tmp/other2.db" 2>>"$tmp/sinkd.log" &
+	opid=$!
+	i=0
+	while [ $i -lt 100 ] && ! "$sink" -S "$tmp/o/sock" status \
+	    >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	expect "import on a sinkd of another model" 1 "wrong_model: " \
+	    "$sink" -S "$tmp/o/sock" import "$tmp/lg.sinkd"
+	kill -TERM $opid
+	wait $opid
+
+	# rebuild, and what ls, show and status say of the store.
+	"$sink" rebuild lg3 >"$tmp/out" 2>"$tmp/err" &&
+	    grep -q "session 'lg3' rebuilt from its transcript" "$tmp/err" &&
+	    ok "rebuild: exit 0, the daemon's note on stderr" ||
+	    bad "rebuild: $(cat "$tmp/out" "$tmp/err" | head -c 300)"
+	"$sink" -s lg3 -n 3 "after the rebuild" >/dev/null 2>&1 &&
+	    ok "a turn after rebuild" || bad "a turn after rebuild"
+	expect "rebuild of a missing session" 1 "no_such_session" \
+	    "$sink" rebuild nosuch
+	"$sink" ls >"$tmp/ls" 2>&1
+	head -n 1 "$tmp/ls" | grep -q ' STATE ' &&
+	    grep -Eq '^lg +.* loaded +-$' "$tmp/ls" &&
+	    ok "ls: the STATE column" || bad "ls: $(head -c 300 "$tmp/ls")"
+	"$sink" show lg 2>&1 | grep -q '^state  *loaded$' &&
+	    ok "show: the state" || bad "show: $("$sink" show lg 2>&1)"
+	"$sink" status >"$tmp/out" 2>&1
+	grep -q "^db  *$XDG_STATE_HOME/sinkd/sinkd.db$" "$tmp/out" &&
+	    grep -q '^sessions .* in memory, ' "$tmp/out" &&
+	    ok "status: db and sessions in memory" ||
+	    bad "status: $(head -c 400 "$tmp/out")"
+
+	# A restart: the sessions and their transcripts are still there.
+	"$sink" log lg >"$tmp/before" 2>&1
+	"$sink" --json log pg >"$tmp/before-pg" 2>&1
+	kill -TERM $dpid
+	wait $dpid && ok "sinkd stops on SIGTERM with sessions stored" ||
+	    bad "sinkd exit status before the restart"
+	damage=0
+	if command -v sqlite3 >/dev/null 2>&1 &&
+	    sqlite3 "$XDG_STATE_HOME/sinkd/sinkd.db" "UPDATE kv_chunks SET crc =
+	    (crc + 1) % 4294967296 WHERE session = 'lg4'" 2>"$tmp/err"; then
+		damage=1
+	fi
+	start_sinkd
+	"$sink" ls >"$tmp/ls" 2>&1
+	missing=
+	for s in lg lg2 lg3 lg4 mp mp2 pg; do
+		grep -q "^$s " "$tmp/ls" || missing="$missing $s"
+	done
+	[ -z "$missing" ] && grep -Eq '^lg +.* stored +-$' "$tmp/ls" &&
+	    ok "after a restart, ls lists the sessions (stored)" ||
+	    bad "after a restart, ls lacks$missing: $(head -c 300 "$tmp/ls")"
+	"$sink" log lg 2>&1 | cmp -s - "$tmp/before" &&
+	    ok "after a restart, log gives the same transcript" ||
+	    bad "after a restart, log differs: $("$sink" log lg 2>&1 | head -c 300)"
+	"$sink" --json log pg 2>&1 | cmp -s - "$tmp/before-pg" &&
+	    ok "after a restart, a long log is the same" ||
+	    bad "after a restart, the long log differs"
+	"$sink" -s lg -n 3 "back again" >/dev/null 2>&1 &&
+	    "$sink" log lg --turns 2 | grep -q '^user: #7$' &&
+	    ok "after a restart, a session goes on" ||
+	    bad "after a restart: $("$sink" log lg --turns 2 2>&1 | head -c 300)"
+	if [ $damage -eq 1 ]; then
+		expect "a damaged session refuses turns" 1 "sink: damaged: " \
+		    "$sink" -s lg4 -n 3 hi
+		"$sink" ls 2>&1 | grep -Eq '^lg4 +.* damaged +-$' &&
+		    "$sink" show lg4 2>&1 | grep -q '^problem .*CRC' &&
+		    ok "ls and show tell the damage" ||
+		    bad "damage not shown: $("$sink" show lg4 2>&1 | head -c 400)"
+		"$sink" rebuild lg4 >/dev/null 2>&1 &&
+		    "$sink" -s lg4 -n 3 "mended" >/dev/null 2>&1 &&
+		    ! "$sink" show lg4 2>&1 | grep -q '^problem' &&
+		    ok "rebuild mends a damaged session" ||
+		    bad "rebuild of a damaged session"
+	else
+		echo "SKIP: sqlite3 cannot change $XDG_STATE_HOME/sinkd/sinkd.db; damaged sessions not checked"
+	fi
 	kill -TERM $dpid
 	wait $dpid && ok "sinkd stops on SIGTERM" || bad "sinkd exit status"
 	expect "daemon gone" 3 "cannot connect" "$sink" ls
