@@ -14,6 +14,7 @@
 #include "log.h"
 #include "proto.h"
 #include "request.h"
+#include "xfer.h"
 
 static void client_free(struct client *);
 
@@ -103,6 +104,8 @@ write_cb(struct bufferevent *bev, void *arg)
 		client_free(c);
 		return;
 	}
+	if (c->export != NULL && !c->closing)
+		xfer_pump(c);
 	if (c->paused && !c->closing && client_queued(c) <=
 	    (size_t)c->d->conf->max_output / 2) {
 		c->paused = 0;
@@ -160,6 +163,7 @@ client_free(struct client *c)
 	struct client **pp;
 
 	drop_jobs(c);
+	xfer_end(c);
 	for (pp = &c->d->clients; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -212,6 +216,7 @@ client_fail(struct client *c, int code, const char *msg)
 	proto_out_free(&o);
 	/* Its requests end now, whether or not it ever reads again. */
 	drop_jobs(c);
+	xfer_end(c);
 	/* Freed by write_cb once the error is out: never in a callback. */
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);

@@ -15,6 +15,8 @@
 struct daemon;
 struct bufferevent;
 
+struct xfer_out;
+
 struct client {
 	struct daemon *d;
 	uint64_t serial;
@@ -26,6 +28,7 @@ struct client {
 	int paused;	/* not reading: too much output is queued */
 	uint8_t *import;	/* an import's parts so far (op import) */
 	size_t import_len, import_cap;
+	struct xfer_out *export;	/* an export being sent (xfer.c) */
 	struct client *next;
 };
 

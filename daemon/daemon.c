@@ -48,7 +48,7 @@ daemon_run_next(struct daemon *d, struct session *s)
 {
 	struct job *j = s->queue;
 
-	if (s->running != NULL || j == NULL || d->stopping)
+	if (s->running != NULL || j == NULL || d->stopping || s->exporting)
 		return;
 	s->queue = j->next;
 	if (s->queue == NULL)

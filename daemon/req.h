@@ -66,7 +66,13 @@ int get_turns(struct req *, const struct session *, int64_t from,
 void pack_turns(struct proto_out *, const struct tlist *);
 void tlist_free(struct tlist *);
 
-/* The store's ops (request_store.c). */
+/*
+ * 0 if s may be copied out: idle, no export running, all of it in the
+ * store (a snapshot owed is taken now); else -1 (busy, store).
+ */
+int settled(struct req *, struct session *);
+
+/* The store's ops (request_store.c, xfer.c). */
 req_fn op_log, op_rebuild, op_fork, op_export, op_import;
 
 #endif

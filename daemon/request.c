@@ -510,6 +510,9 @@ op_delete(struct req *r)
 
 	if (find_session(r, &s) != 0)
 		return -1;
+	if (s->exporting)
+		return req_err(r, PROTO_E_BUSY, "session '%s' is being "
+		    "exported: wait for it", s->name);
 	/* Gone from the disk first: a failure leaves it whole. */
 	if (s->running == NULL && persist_delete(r->d, s, r->cause) != 0)
 		return req_err(r, PROTO_E_STORE, "session '%s' could not be "
@@ -533,7 +536,7 @@ op_reset(struct req *r)
 
 	if (find_session(r, &s) != 0)
 		return -1;
-	if (s->running != NULL)
+	if (s->running != NULL || s->exporting)
 		return req_err(r, PROTO_E_BUSY, "session '%s' is running a "
 		    "request: cancel it first", s->name);
 	request_stop_session(r->d, s, STOP_USER);

@@ -118,6 +118,9 @@ typedef int store_chunk_fn(void *arg, int layer, int32_t chunk, uint32_t crc,
     const void *data, size_t len);
 int store_chunks(struct store *, const char *name, store_chunk_fn *,
     void *arg, char *cause);
+/* At most max of them, those after (layer, chunk) in that order. */
+int store_chunks_after(struct store *, const char *name, int layer,
+    int32_t chunk, int64_t max, store_chunk_fn *, void *arg, char *cause);
 
 /* A chunk's checksum: CRC-32C (engine/crc.h). */
 uint32_t store_crc32(const void *, size_t);

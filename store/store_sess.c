@@ -472,14 +472,24 @@ int
 store_chunks(struct store *s, const char *name, store_chunk_fn *fn, void *arg,
     char *cause)
 {
+	return store_chunks_after(s, name, -1, -1, INT64_MAX, fn, arg, cause);
+}
+
+int
+store_chunks_after(struct store *s, const char *name, int layer,
+    int32_t chunk, int64_t max, store_chunk_fn *fn, void *arg, char *cause)
+{
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 
 	if (read_begin(s, "SELECT layer, chunk, crc, data FROM kv_chunks WHERE "
-	    "session = ? ORDER BY layer, chunk", &st,
-	    cause) != 0)
+	    "session = ? AND (layer, chunk) > (?, ?) ORDER BY layer, chunk "
+	    "LIMIT ?", &st, cause) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, layer);
+	sqlite3_bind_int(st, 3, chunk);
+	sqlite3_bind_int64(st, 4, max);
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		stop = fn(arg, sqlite3_column_int(st, 0),
 		    sqlite3_column_int(st, 1),

@@ -802,6 +802,68 @@ START_TEST(fork_export_import)
 }
 END_TEST
 
+/*
+ * An export goes out as the client reads: with a small max-output the
+ * daemon holds a few chunks at a time; meanwhile the session refuses a
+ * reset and keeps a turn waiting, which runs once the export is done.
+ * The file is the session as it was when the export began.
+ */
+START_TEST(export_paced)
+{
+	struct reply r;
+	struct dh_conn a, b;
+	struct proto_msg *m;
+	char db[512];
+	static char text[40000];
+	uint8_t *file;
+	size_t len, i;
+	uint64_t turns;
+
+	db_path(db, sizeof db, "paced");
+	dh_start(model, std_args, "--db", db, "--max-output", "65536", NULL);
+	dh_open(&a);
+	dh_open(&b);
+	create(&a, 1, "s", "streaming", "f32", 4096);
+	for (i = 0; i + 8 < sizeof text; i += 6)
+		memcpy(text + i, i % 4 ? "stone " : "river ", 6);
+	text[i] = '\0';
+	dh_rq(&a, "feed", 2, "ss", "name", "s", "text", text);
+	ck_assert_int_eq(collect(&a, 2, &r), 0);
+	turns = info_u64(&a, 3, "s", "turns");
+	dh_rq(&a, "export", 4, "s", "name", "s");
+	usleep(200000);
+	dh_rq(&b, "reset", 5, "s", "name", "s");
+	dh_expect_error(&b, 5, "busy", NULL);
+	dh_rq(&b, "chat", 6, "ssub", "name", "s", "text", "hi", "max_tokens",
+	    (uint64_t)5, "ignore_eos", 1);
+	usleep(200000);
+	ck_assert_uint_eq(info_u64(&b, 7, "s", "turns"), turns);
+	/* Now read the export (export() sent it again: a second is busy). */
+	len = 0;
+	file = NULL;
+	while ((m = dh_next(&a)) != NULL && dh_is_kind(m, "data")) {
+		const void *d;
+		size_t n;
+		ck_assert_int_eq(proto_get_bin(m, "data", 1, SIZE_MAX, &d, &n,
+		    NULL), 0);
+		file = realloc(file, len + n);
+		memcpy(file + len, d, n);
+		len += n;
+	}
+	ck_assert(m != NULL && dh_is_kind(m, "ok") && dh_id_of(m) == 4);
+	ck_assert_uint_gt(len, 1 << 20);
+	ck_assert_int_eq(collect(&b, 6, &r), 0);
+	ck_assert_uint_eq(info_u64(&b, 8, "s", "turns"), turns + 2);
+	m = import(&b, 9, file, len, 500000, "copy");
+	ck_assert_msg(dh_is_kind(m, "ok"), "import: %s", msg_of(m));
+	ck_assert_uint_eq(info_u64(&b, 10, "copy", "turns"), turns);
+	free(file);
+	dh_close(&a);
+	dh_close(&b);
+	dh_stop();
+}
+END_TEST
+
 /* A database from a newer sinkd: refused at startup, not modified. */
 START_TEST(newer_database)
 {
@@ -843,6 +905,7 @@ main(void)
 	tcase_add_test(tc, wrong_model);
 	tcase_add_test(tc, memory_budget);
 	tcase_add_test(tc, fork_export_import);
+	tcase_add_test(tc, export_paced);
 	tcase_add_test(tc, newer_database);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
