@@ -486,6 +486,10 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 		rc = default_db(c, !c->check_db && !c->check_only, cause);
 	if (rc == 0 && strcmp(c->db, ":memory:") != 0)
 		rc = absolute(&c->db, cause);
+	/* Like the socket's, the database's directory is made if need be. */
+	if (rc == 0 && strcmp(c->db, ":memory:") != 0 && !c->check_db &&
+	    !c->check_only)
+		rc = make_dirs(c->db, cause);
 	if (rc == 0 && c->model == NULL && !c->check_db)
 		rc = err_set(cause, "no model: give -m MODEL (or model = in "
 		    "sinkd.conf)");

@@ -228,7 +228,8 @@ START_TEST(restart_between_turns)
 	uint64_t id = 100;
 
 	reference(ref);
-	db_path(db, sizeof db, "restart");
+	/* In directories that do not exist yet: sinkd makes them. */
+	db_path(db, sizeof db, "new/dirs/restart");
 	start_on(db, model);
 	dh_open(&c);
 	for (i = 0; i < N_CFGS; i++) {
