@@ -72,6 +72,18 @@ void tlist_free(struct tlist *);
  */
 int settled(struct req *, struct session *);
 
+/*
+ * Sampling keys of create, chat and complete; *any has bit 1 when one
+ * is given, bit 2 when the seed is.
+ */
+int get_sampling(struct req *, struct sampler_params *, int *any);
+/* A new session from the request's keys (with_opts: create's too). */
+int new_session(struct req *, const char *name, size_t len, int with_opts,
+    struct session **out);
+
+/* The session ops (request_sess.c). */
+req_fn op_hello, op_list, op_info, op_create, op_delete, op_reset;
+
 /* The store's ops (request_store.c, xfer.c). */
 req_fn op_log, op_rebuild, op_fork, op_export, op_import;
 
