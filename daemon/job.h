@@ -66,7 +66,7 @@ struct job {
 	enum proto_finish finish;
 	int failed;
 	enum proto_err err_code;
-	char err[2 * ERR_LEN];	/* room for a long name three times */
+	char err[3 * ERR_LEN];	/* room for a long name three times */
 	struct seq_info info;
 	int chatted;		/* the session's chat state after the job */
 	int load_failed;	/* the stored session could not be loaded */

@@ -360,7 +360,7 @@ snap_from_row(const struct model *m, const struct store_row *r,
 		bad = parse_summary(r->state, r->state_len, s, why) != 0;
 	if (bad)
 		snprintf(s->damaged, sizeof s->damaged, "the stored session "
-		    "cannot be read: %s", why);
+		    "cannot be read: %.200s", why);
 	else if (m != NULL && strcmp(r->fingerprint, m->fingerprint) != 0) {
 		s->foreign = 1;
 		snprintf(s->damaged, sizeof s->damaged, "it was made with "

@@ -132,8 +132,13 @@ bring_up(struct store *s, const char *path, char *cause)
 		return err_set(cause, "%s was written by a newer sinkd (schema "
 		    "%d; this one knows %d): not touching it", path, v,
 		    STORE_SCHEMA);
+	/*
+	 * The WAL keeps the size of the largest transaction (a full cache:
+	 * tens of MB) unless told to give the space back after a checkpoint.
+	 */
 	if (store_exec(s, "PRAGMA journal_mode=WAL", why) != 0 ||
-	    store_exec(s, "PRAGMA synchronous=FULL", why) != 0)
+	    store_exec(s, "PRAGMA synchronous=FULL", why) != 0 ||
+	    store_exec(s, "PRAGMA journal_size_limit=67108864", why) != 0)
 		return err_set(cause, "%s: %s", path, why);
 	for (; v < STORE_SCHEMA; v++) {
 		if (migrate(s, v, why) != 0)

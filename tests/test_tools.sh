@@ -131,6 +131,33 @@ else
 fi
 pkill -TERM -f -- "--socket d.sock" 2>/dev/null
 
+# sinkd-bench store drives a sinkd on a private database: the report's
+# shape on a tiny model with small counts, one CSV row per turn, a
+# reload on every restore turn, and nothing left behind.
+bench="$bin/sinkd-bench"
+if timeout 120 "$bench" store -m "$tmp/tiny.gguf" -t 1 --cache 32 --reply 4 \
+    --rounds 3 --turns 40 --sessions 2 --dir "$tmp" --csv "$tmp/store.csv" \
+    >"$tmp/out" 2>"$tmp/err" &&
+    grep -q '^snapshot of a turn (4-token reply on a full cache), 3 turns' \
+    "$tmp/out" &&
+    grep -q 'snapshot / turn: median [0-9.]*%, max [0-9.]*%' "$tmp/out" &&
+    grep -q 'warm: load median [0-9.]* ms, max [0-9.]* ms' "$tmp/out" &&
+    grep -q 'where it goes: SQLite reads 2 chunks' "$tmp/out" &&
+    [ "$(grep -cE '^ +[0-9]+ +[0-9.]+ +[0-9.]+ ' "$tmp/out")" -eq 6 ] &&
+    grep -q 'without the transcript: [0-9.]* MiB a session' "$tmp/out" &&
+    [ "$(grep -c '^size,' "$tmp/store.csv")" -eq 40 ] &&
+    awk -F, '$1 ~ /^restore/ && $10 <= 0 { exit 1 }
+	$1 == "size" && ($4 != 1 || $9 <= 0) { exit 1 }' "$tmp/store.csv" &&
+    ! ls -d "$tmp"/sinkd-bench-store-* >/dev/null 2>&1; then
+	ok "sinkd-bench store: report, csv, cleanup"
+else
+	bad "bench store: $(head -c 300 "$tmp/err") $(head -c 600 "$tmp/out")"
+fi
+expect_error "bench store bad --kv" "unknown --kv 'q8'" \
+    "$bench" store -m "$tmp/tiny.gguf" --kv q8
+expect_error "bench store bad --parts" "unknown part 'all'" \
+    "$bench" store -m "$tmp/tiny.gguf" --parts snapshot,all
+
 # No model anywhere: one line that says how to get one.
 mkdir -p "$tmp/bin"
 cp "$run" "$tmp/bin/"

@@ -3,8 +3,9 @@
  * reproduce the StreamingLLM paper's evaluation.
  *   speed      prompt-processing and generation tokens/s of a model
  *   bandwidth  this machine's memory read bandwidth, 1 and all threads
- *   corpus, ppl, attn, latency: see bench_corpus.c, bench_ppl.c,
- *              bench_attn.c and bench_latency.c
+ *   corpus, ppl, attn, latency, daemon, store: see bench_corpus.c,
+ *              bench_ppl.c, bench_attn.c, bench_latency.c,
+ *              bench_daemon.c and bench_store.c
  * Every speed is the median over repetitions after a warm-up, with the
  * spread (min..max) beside it: machines here are noisy.
  */
@@ -355,6 +356,7 @@ static const struct {
 	{ "latency", bench_latency, "decode latency and memory: streaming "
 	    "vs recompute" },
 	{ "daemon", bench_daemon, "what going through sinkd's socket costs" },
+	{ "store", bench_store, "snapshot, restore and size of the database" },
 };
 
 static void

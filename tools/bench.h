@@ -19,5 +19,6 @@ int bench_ppl(int argc, char **argv);
 int bench_attn(int argc, char **argv);
 int bench_latency(int argc, char **argv);
 int bench_daemon(int argc, char **argv);
+int bench_store(int argc, char **argv);
 
 #endif

@@ -111,9 +111,11 @@ start_sinkd(const struct dopts *o, const char *sock, char *cause)
 		return -1;
 	}
 	if (pid == 0) {
-		execl(o->sinkd, o->sinkd, "-m", o->model, "--socket", sock,
-		    "-t", threads, "--max-tokens", "16777216", "--max-clients",
-		    "100", "--log-level", "warn", (char *)NULL);
+		/* No user settings, nothing kept: each run starts clean. */
+		execl(o->sinkd, o->sinkd, "-c", "/dev/null", "-m", o->model,
+		    "--socket", sock, "--db", ":memory:", "-t", threads,
+		    "--max-tokens", "16777216", "--max-clients", "100",
+		    "--log-level", "warn", (char *)NULL);
 		fprintf(stderr, "sinkd-bench: cannot run %s: %s\n", o->sinkd,
 		    strerror(errno));
 		_exit(127);
