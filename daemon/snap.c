@@ -24,33 +24,41 @@
 #define BLOB_MAX (1u << 30)
 #define SYSTEM_BLOB_MAX (1u << 24)
 
-static void
-le32_put(uint8_t *b, uint32_t v)
-{
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
-	b[2] = (uint8_t)(v >> 16);
-	b[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t
-le32_get(const uint8_t *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-	    (uint32_t)b[3] << 24;
-}
-
-/* n int32 as little-endian bytes: a malloc'd buffer. */
+/* n int32 as stored (store_ids_put): a malloc'd buffer. */
 static uint8_t *
 ids_le(const int32_t *v, size_t n)
 {
 	uint8_t *b = malloc(n * 4 + 1);
-	size_t i;
 
 	if (b != NULL)
-		for (i = 0; i < n; i++)
-			le32_put(b + 4 * i, (uint32_t)v[i]);
+		store_ids_put(b, v, n);
 	return b;
+}
+
+/* The sampler's random state as eight stored int32, low half first. */
+static void
+rng_put(uint8_t r[32], const uint64_t rng[4])
+{
+	int32_t h[8];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		h[2 * i] = (int32_t)(uint32_t)rng[i];
+		h[2 * i + 1] = (int32_t)(uint32_t)(rng[i] >> 32);
+	}
+	store_ids_put(r, h, 8);
+}
+
+static void
+rng_get(uint64_t rng[4], const uint8_t r[32])
+{
+	int32_t h[8];
+	int i;
+
+	store_ids_get(h, r, 8);
+	for (i = 0; i < 4; i++)
+		rng[i] = (uint64_t)(uint32_t)h[2 * i] |
+		    (uint64_t)(uint32_t)h[2 * i + 1] << 32;
 }
 
 static void
@@ -83,14 +91,11 @@ pack_state(struct proto_out *o, const struct session *s, int chatted,
 	uint64_t rng[4];
 	uint8_t r[32], *hist, *toks;
 	int32_t *h;
-	size_t nh, i;
+	size_t nh;
 
 	seq_get_info(s->seq, &si);
 	sampler_rng_get(s->smp, rng);
-	for (i = 0; i < 4; i++) {
-		le32_put(r + 8 * i, (uint32_t)rng[i]);
-		le32_put(r + 8 * i + 4, (uint32_t)(rng[i] >> 32));
-	}
+	rng_put(r, rng);
 	h = malloc(((size_t)s->sp.repeat_last_n + 1) * sizeof *h);
 	if (h == NULL)
 		return err_set(cause, "out of memory");
@@ -402,18 +407,16 @@ snap_restore_state(struct session *s, const struct model *m, const void *b,
 		err_set(cause, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		ids[i] = (int32_t)le32_get(toks + 4 * i);
+	store_ids_get(ids, toks, n);
 	if (seq_restore(s->seq, seen, ids, why) != 0) {
 		err_set(cause, "its state: %s", why);
 		goto out;
 	}
-	for (i = 0; i < 4; i++)
-		r[i] = le32_get(rng + 8 * i) | (uint64_t)le32_get(rng + 8 * i +
-		    4) << 32;
+	rng_get(r, rng);
 	sampler_rng_set(s->smp, r);
 	for (i = 0; i < hl / 4; i++) {
-		int32_t id = (int32_t)le32_get(hist + 4 * i);
+		int32_t id;
+		store_ids_get(&id, hist + 4 * i, 1);
 		if (id < 0 || id >= m->hp.n_vocab) {
 			err_set(cause, "its penalty history holds token %d",
 			    id);

@@ -84,17 +84,10 @@ export_turn(void *arg, int64_t n, const struct store_turn *t)
 {
 	struct xfer_out *e = arg;
 	uint8_t *b = malloc(t->n_toks * 4 + 1);
-	size_t i;
 
 	if (b == NULL)
 		return err_set(e->cause, "out of memory");
-	for (i = 0; i < t->n_toks; i++) {
-		uint32_t v = (uint32_t)t->toks[i];
-		b[4 * i] = (uint8_t)v;
-		b[4 * i + 1] = (uint8_t)(v >> 8);
-		b[4 * i + 2] = (uint8_t)(v >> 16);
-		b[4 * i + 3] = (uint8_t)(v >> 24);
-	}
+	store_ids_put(b, t->toks, t->n_toks);
 	proto_pack_map(&e->frame, 4);
 	proto_put_u64(&e->frame, "n", (uint64_t)n);
 	proto_put_u64(&e->frame, "role", (uint64_t)t->role);
@@ -304,7 +297,7 @@ import_turn(struct importer *im, const struct proto_msg *f)
 	struct req *r = im->r;
 	uint64_t n, role;
 	const void *text, *tb;
-	size_t tl, bl, i;
+	size_t tl, bl;
 	int32_t *ids;
 	char *t;
 	int rc;
@@ -324,11 +317,7 @@ import_turn(struct importer *im, const struct proto_msg *f)
 		free(t);
 		return err_set(r->cause, "out of memory");
 	}
-	for (i = 0; i < bl / 4; i++) {
-		const uint8_t *p = (const uint8_t *)tb + 4 * i;
-		ids[i] = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-		    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-	}
+	store_ids_get(ids, tb, bl / 4);
 	memcpy(t, text, tl);
 	proto_utf8_sanitize(t, tl);
 	rc = session_add_turn(im->s, (enum turn_role)role, t, tl, ids, bl / 4,

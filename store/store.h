@@ -122,6 +122,10 @@ int store_chunks(struct store *, const char *name, store_chunk_fn *,
 int store_chunks_after(struct store *, const char *name, int layer,
     int32_t chunk, int64_t max, store_chunk_fn *, void *arg, char *cause);
 
+/* Token ids as stored and exported: int32 little-endian on any host. */
+void store_ids_put(uint8_t *b, const int32_t *ids, size_t n);
+void store_ids_get(int32_t *ids, const uint8_t *b, size_t n);
+
 /* A chunk's checksum: CRC-32C (engine/crc.h). */
 uint32_t store_crc32(const void *, size_t);
 

@@ -107,9 +107,8 @@ save_chunks(struct store *s, const struct store_snap *sn, uint64_t *bytes,
 	return rc;
 }
 
-/* Token ids are stored as little-endian int32, whatever this host is. */
-static void
-pack_tokens(uint8_t *b, const int32_t *t, size_t n)
+void
+store_ids_put(uint8_t *b, const int32_t *t, size_t n)
 {
 	size_t i;
 	uint32_t v;
@@ -121,6 +120,17 @@ pack_tokens(uint8_t *b, const int32_t *t, size_t n)
 		b[4 * i + 2] = (uint8_t)(v >> 16);
 		b[4 * i + 3] = (uint8_t)(v >> 24);
 	}
+}
+
+void
+store_ids_get(int32_t *t, const uint8_t *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		t[i] = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] <<
+		    8 | (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] <<
+		    24);
 }
 
 static int
@@ -142,7 +152,7 @@ save_turns(struct store *s, const struct store_snap *sn, char *cause)
 			rc = err_set(cause, "out of memory");
 			break;
 		}
-		pack_tokens(b, t->toks, t->n_toks);
+		store_ids_put(b, t->toks, t->n_toks);
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, sn->row->name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, sn->first_turn + (int64_t)i);
@@ -421,15 +431,10 @@ static int32_t *
 unpack_tokens(const uint8_t *b, size_t bytes, size_t *n)
 {
 	int32_t *t = malloc(bytes + sizeof *t);
-	size_t i;
 
 	*n = bytes / 4;
-	if (t == NULL)
-		return NULL;
-	for (i = 0; i < *n; i++)
-		t[i] = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] <<
-		    8 | (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] <<
-		    24);
+	if (t != NULL)
+		store_ids_get(t, b, *n);
 	return t;
 }
 
