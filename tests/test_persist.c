@@ -456,29 +456,58 @@ START_TEST(damaged_chunk)
 }
 END_TEST
 
-/* Garbage over the file's pages: --check-db says the file is damaged. */
+/*
+ * Garbage over a page of the file: --check-db says the file is damaged;
+ * sinkd starts, reports the session it cannot read as damaged, and
+ * serves on.
+ */
 START_TEST(damaged_file)
 {
 	struct reply r;
 	struct dh_conn c;
+	struct stat st;
 	char db[512], out[4096], junk[4096];
-	int fd;
+	int fd, i, damaged = 0;
+	off_t page;
 
 	db_path(db, sizeof db, "pages");
 	start_on(db, model);
 	dh_open(&c);
-	create(&c, 1, "s", "streaming", "f32", 128);
-	ck_assert_int_eq(chat(&c, 2, "s", "hello", 100, &r), 0);
+	create(&c, 1, "s", "streaming", "f32", 512);
+	create(&c, 2, "t", "streaming", "f32", 512);
+	ck_assert_int_eq(chat(&c, 3, "s", "hello", 300, &r), 0);
+	ck_assert_int_eq(chat(&c, 4, "t", "hello", 300, &r), 0);
 	dh_close(&c);
 	dh_stop();
 	sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	/* Most of the file is KV chunks: a page from its middle is one. */
+	ck_assert_int_eq(stat(db, &st), 0);
+	page = st.st_size / 4096 / 2;
 	memset(junk, 0xa5, sizeof junk);
 	fd = open(db, O_WRONLY);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, junk, sizeof junk, 4096 * 4), 4096);
+	ck_assert_int_eq(pwrite(fd, junk, sizeof junk, page * 4096), 4096);
 	close(fd);
 	ck_assert_int_eq(check_db(db, NULL, out, sizeof out), 1);
-	ck_assert_msg(strstr(out, "damaged") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "damaged") != NULL || strstr(out,
+	    "malformed") != NULL, "%s", out);
+	/* sinkd starts, refuses what it cannot read, serves the rest. */
+	start_on(db, model);
+	dh_open(&c);
+	for (i = 0; i < 2; i++) {
+		dh_rq(&c, "chat", 5 + (uint64_t)i, "ss", "name", i ? "t" : "s",
+		    "text", "again");
+		if (collect(&c, 5 + (uint64_t)i, &r) != 0) {
+			ck_assert_str_eq(r.finish, "damaged");
+			damaged++;
+		}
+	}
+	ck_assert_msg(damaged >= 1, "damage at page %lld went unseen",
+	    (long long)page);
+	dh_rq(&c, "status", 7, "");
+	dh_expect(&c, "ok", 7);
+	dh_close(&c);
+	dh_stop();
 }
 END_TEST
 
