@@ -584,11 +584,40 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 	persist_budget(d, NULL, 0, 0);
 }
 
+/* A delete that waited for the session's job: gone from the file, then ok. */
+static void
+finish_delete(struct daemon *d, struct session *s)
+{
+	struct client *c = client_find(d, s->del_client);
+	struct proto_out o;
+	char cause[ERR_LEN];
+	int rc = persist_delete(d, s, cause);
+
+	proto_out_init(&o);
+	if (rc != 0) {
+		log_error("session '%s' not deleted: %s", s->name, cause);
+		s->dead = 0;	/* it stays, as the file has it */
+		proto_encode_error(&o, s->del_id, PROTO_E_STORE, "session '%s' "
+		    "could not be deleted from the database: %s", s->name,
+		    cause);
+	} else
+		proto_encode_head(&o, s->del_id, PROTO_K_OK, 0);
+	if (c != NULL)
+		send_out(c, &o, s->del_id);
+	proto_out_free(&o);
+	if (rc != 0) {
+		daemon_run_next(d, s);
+		return;
+	}
+	log_info("session '%s' deleted", s->name);
+	sess_remove(&d->sessions, s);
+	session_free(s);
+}
+
 void
 request_job_done(struct daemon *d, struct job *j)
 {
 	struct session *s = j->s;
-	char cause[ERR_LEN];
 
 	s->running = NULL;
 	d->n_jobs--;
@@ -599,11 +628,6 @@ request_job_done(struct daemon *d, struct job *j)
 	job_free(j);
 	if (!s->dead)
 		daemon_run_next(d, s);
-	else if (s->queue == NULL) {
-		if (persist_delete(d, s, cause) != 0)
-			log_error("session '%s' deleted, but not from the "
-			    "database: %s", s->name, cause);
-		sess_remove(&d->sessions, s);
-		session_free(s);
-	}
+	else
+		finish_delete(d, s);
 }

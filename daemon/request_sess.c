@@ -389,13 +389,19 @@ op_delete(struct req *r)
 		return req_err(r, PROTO_E_STORE, "session '%s' could not be "
 		    "deleted from the database: %s", s->name, r->cause);
 	request_stop_session(r->d, s, STOP_USER);
-	log_info("session '%s' deleted", s->name);
-	if (s->running != NULL)
-		s->dead = 1; /* freed when its job ends */
-	else {
-		sess_remove(&r->d->sessions, s);
-		session_free(s);
+	if (s->running != NULL) {
+		/*
+		 * Its job's snapshot is still to come: the file forgets the
+		 * session after it, and only then is the delete answered.
+		 */
+		s->dead = 1;
+		s->del_client = r->c->serial;
+		s->del_id = r->id;
+		return 0;
 	}
+	log_info("session '%s' deleted", s->name);
+	sess_remove(&r->d->sessions, s);
+	session_free(s);
 	ok(r, 0);
 	return reply(r);
 }

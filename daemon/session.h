@@ -59,6 +59,7 @@ struct session {
 	struct job *queue, *queue_tail;
 	int n_queued;
 	int dead;		/* deleted: freed when its jobs end */
+	uint64_t del_client, del_id;	/* (then) the delete to answer */
 };
 
 struct sess_table {

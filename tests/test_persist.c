@@ -894,6 +894,43 @@ START_TEST(export_paced)
 }
 END_TEST
 
+/*
+ * A delete while the session's turn runs is answered once the session is
+ * gone from the file (after the turn's own snapshot): kill -9 right after
+ * the ok, and it stays gone.
+ */
+START_TEST(delete_while_running)
+{
+	struct dh_conn a, b;
+	struct proto_msg *m;
+	char db[512];
+	int i;
+
+	db_path(db, sizeof db, "delete");
+	start_on(db, model);
+	dh_open(&a);
+	dh_open(&b);
+	create(&a, 1, "s", "streaming", "f32", 32);
+	dh_rq(&a, "chat", 2, "ssub", "name", "s", "text", "go", "max_tokens",
+	    (uint64_t)100000, "ignore_eos", 1);
+	for (i = 0; i < 20; i++) {
+		m = dh_next(&a);
+		ck_assert(m != NULL && dh_is_kind(m, "token"));
+	}
+	dh_rq(&b, "delete", 3, "s", "name", "s");
+	dh_expect(&b, "ok", 3);
+	crash();
+	dh_close(&a);
+	dh_close(&b);
+	start_on(db, model);
+	dh_open(&a);
+	dh_rq(&a, "info", 4, "s", "name", "s");
+	dh_expect_error(&a, 4, "no_such_session", NULL);
+	dh_close(&a);
+	dh_stop();
+}
+END_TEST
+
 /* A database from a newer sinkd: refused at startup, not modified. */
 START_TEST(newer_database)
 {
@@ -936,6 +973,7 @@ main(void)
 	tcase_add_test(tc, memory_budget);
 	tcase_add_test(tc, fork_export_import);
 	tcase_add_test(tc, export_paced);
+	tcase_add_test(tc, delete_while_running);
 	tcase_add_test(tc, newer_database);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
