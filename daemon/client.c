@@ -172,7 +172,7 @@ client_free(struct client *c)
 	}
 	c->d->n_clients--;
 	bufferevent_free(c->bev);
-	free(c->import);
+	xfer_import_drop(c);
 	free(c);
 }
 

@@ -30,6 +30,7 @@ struct daemon {
 	struct sess_table sessions;
 	struct store *store;
 	uint64_t tick;		/* session uses, for least-recently-used */
+	uint64_t import_bytes;	/* parts of imports held, all clients */
 	struct client *clients;
 	int n_clients;
 	uint64_t next_serial;

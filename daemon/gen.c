@@ -82,7 +82,9 @@ chat_text(const struct job *j, size_t *len)
 struct recent {
 	int32_t **toks;		/* each turn's ids */
 	size_t *n, count, cap;
-	const struct tok *tk;	/* not NULL: encode the text again */
+	const struct tok *tk;	/* encodes turns whose ids are another's */
+	int64_t text_below;	/* those: below it, or all with foreign */
+	int foreign;
 	int chatted;		/* (then) a chat turn came before */
 };
 
@@ -152,8 +154,7 @@ recent_turn(void *arg, int64_t n, const struct store_turn *t)
 {
 	struct recent *r = arg;
 
-	(void)n;
-	if (r->tk != NULL)
+	if (r->foreign || n < r->text_below)
 		return recent_encode(r, t->role, t->text, t->len) != 0 ? -1 : 0;
 	return recent_add(r, t->toks, t->n_toks) != 0 ? -1 : 0;
 }
@@ -177,12 +178,14 @@ static int
 rebuild_tokens(struct gen *g, struct job *j, char *cause)
 {
 	const struct session *s = j->s;
-	struct recent r = { .tk = s->foreign ? g->m->tok : NULL };
+	struct recent r = { .tk = g->m->tok, .foreign = s->foreign,
+		.text_below = s->text_below };
 	size_t budget, take = 0, i, k, at;
 	int rc = -1;
 
-	if (store_turns(g->store, s->name, 0, INT64_MAX, recent_turn, &r,
-	    cause) != 0)
+	/* Only the stored turns that are the transcript (not a reset's). */
+	if (s->replace != 2 && store_turns(g->store, s->name, 0, s->n_stored,
+	    recent_turn, &r, cause) != 0)
 		goto out;
 	for (i = 0; i < s->n_turns; i++)
 		if (recent_add(&r, s->turns[i].toks, s->turns[i].n_toks) != 0)
@@ -218,6 +221,53 @@ out:
 	return rc;
 }
 
+int
+gen_system_tokens(const struct tok *tk, const char *text, size_t len,
+    int32_t **ids, size_t *n, char *cause)
+{
+	size_t tl = strlen(GEN_SYSTEM_HEAD) + len + 2;
+	char *t = malloc(tl);
+	int rc;
+
+	if (t == NULL)
+		return err_set(cause, "out of memory");
+	tl = (size_t)snprintf(t, tl, "%s%.*s\n", GEN_SYSTEM_HEAD, (int)len,
+	    text);
+	rc = tok_encode(tk, t, tl, tok_add_bos(tk) && tok_bos(tk) >= 0, ids,
+	    n, cause);
+	free(t);
+	return rc;
+}
+
+/*
+ * A session whose system prompt never made it into the cache (its job
+ * cancelled, or sinkd killed before that job's snapshot): the prompt
+ * goes first, ahead of the turn's own tokens.
+ */
+static int
+prepend_system(const struct tok *tk, struct job *j, char *cause)
+{
+	int32_t *sys = NULL, *all;
+	size_t ns = 0;
+
+	if (gen_system_tokens(tk, j->s->system, strlen(j->s->system), &sys,
+	    &ns, cause) != 0)
+		return -1;
+	if ((all = malloc((ns + j->n_toks) * sizeof *all + 1)) == NULL) {
+		free(sys);
+		return err_set(cause, "out of memory");
+	}
+	memcpy(all, sys, ns * sizeof *all);
+	if (j->n_toks > 0)
+		memcpy(all + ns, j->toks, j->n_toks * sizeof *all);
+	free(sys);
+	free(j->toks);
+	j->toks = all;
+	j->n_toks += ns;
+	j->n_sys = ns;
+	return 0;
+}
+
 /* The tokens to prefill: the formatted turn, BOS first on a new stream. */
 static int
 encode(struct gen *g, struct job *j, char *cause)
@@ -237,13 +287,33 @@ encode(struct gen *g, struct job *j, char *cause)
 	if (j->kind == JOB_REBUILD)
 		return rebuild_tokens(g, j, cause);
 	seq_get_info(j->s->seq, &si);
-	bos = si.n_seen == 0 && tok_add_bos(tk) && tok_bos(tk) >= 0;
+	bos = si.n_seen == 0 && tok_add_bos(tk) && tok_bos(tk) >= 0 &&
+	    j->s->system == NULL;
 	if (j->kind == JOB_CHAT && (text = chat_text(j, &len)) == NULL)
 		return err_set(cause, "out of memory");
 	rc = tok_encode(tk, text, len, bos, &j->toks, &j->n_toks, cause);
 	if (text != j->text)
 		free(text);
+	if (rc == 0 && si.n_seen == 0 && j->s->system != NULL)
+		rc = prepend_system(tk, j, cause);
 	return rc;
+}
+
+/* A rebuild that failed: the session's cache and sampler as they were. */
+static void
+rebuild_undo(struct job *j)
+{
+	struct session *s = j->s;
+
+	if (!j->swapped)
+		return;
+	j->swapped = 0;
+	seq_free(s->seq);
+	sampler_free(s->smp);
+	s->seq = j->old_seq;
+	s->smp = j->old_smp;
+	j->old_seq = NULL;
+	j->old_smp = NULL;
 }
 
 /* A rebuild starts from a new, empty cache; others from the stored one. */
@@ -254,12 +324,14 @@ load(struct gen *g, struct job *j)
 	char cause[3 * ERR_LEN] = "", why[ERR_LEN];
 
 	if (j->kind == JOB_REBUILD) {
-		session_unload(s);
+		/* The old cache stays aside until the new one is whole. */
+		j->old_seq = s->seq;
+		j->old_smp = s->smp;
+		j->swapped = 1;
 		if ((s->seq = seq_new(g->m, &s->so, cause)) == NULL ||
 		    (s->smp = sampler_new(&s->sp, g->m->hp.n_vocab,
 		    cause)) == NULL) {
-			session_unload(s);
-			j->load_failed = 1;
+			rebuild_undo(j);
 			return fail(j, PROTO_E_INTERNAL, cause);
 		}
 		return GEN_MORE;
@@ -525,7 +597,7 @@ end(struct job *j, gen_emit_fn *emit, void *arg)
 		sampler_rng_get(j->tmp_smp, rng);
 		sampler_rng_set(j->s->smp, rng);
 	}
-	if (j->load_failed)
+	if (j->load_failed || j->s->seq == NULL)
 		return GEN_DONE;
 	if (j->t_prefill == 0.0 && j->t_start > 0.0)
 		j->t_prefill = now() - j->t_start;
@@ -562,7 +634,8 @@ job_turns(const struct job *j, struct store_turn t[2])
 		return 0;
 	t[n++] = (struct store_turn){ .role = j->kind == JOB_CHAT ?
 	    ROLE_USER : ROLE_CONTEXT, .text = j->text, .len = j->text_len,
-	    .toks = j->toks, .n_toks = j->fed };
+	    .toks = j->toks + j->n_sys, .n_toks = j->fed > j->n_sys ?
+	    j->fed - j->n_sys : 0 };
 	if (generates(j) && j->reply != NULL)
 		t[n++] = (struct store_turn){ .role = ROLE_ASSISTANT,
 		    .text = j->reply, .len = j->reply_len, .toks = j->gen,
@@ -589,9 +662,14 @@ gen_save(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		emit(arg, j, PROTO_K_WARNING, msg, (size_t)n < sizeof msg ?
 		    (size_t)n : sizeof msg - 1, 0);
 	}
-	/* A rebuild that failed leaves the stored state as it was. */
-	if (j->kind == JOB_REBUILD && j->failed)
+	/* A rebuild that failed leaves the session as it was. */
+	if (j->kind == JOB_REBUILD && j->failed) {
+		rebuild_undo(j);
 		return;
+	}
+	/* The stored turns' ids stay the other model's: their text counts. */
+	if (j->kind == JOB_REBUILD && s->foreign)
+		s->text_below = s->n_stored + (int64_t)s->n_turns;
 	j->n_saved_turns = job_turns(j, t);
 	if (snap_save(g->store, g->m, s, j->failed ? s->chatted : j->chatted,
 	    t, j->n_saved_turns, j->kind == JOB_REBUILD, &j->save_bytes,

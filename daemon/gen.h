@@ -37,6 +37,10 @@ struct gen {
 	int32_t n_batch;
 };
 
+/* BOS, then a system prompt in the chat format: the pinned prefix. */
+int gen_system_tokens(const struct tok *, const char *text, size_t len,
+    int32_t **ids, size_t *n, char *cause);
+
 int gen_init(struct gen *, const struct model *, struct store *,
     int threads, char *cause);
 void gen_free(struct gen *);

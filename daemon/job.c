@@ -17,6 +17,8 @@ job_free(struct job *j)
 	free(j->reply);
 	free(j->gen);
 	sampler_free(j->tmp_smp);
+	seq_free(j->old_seq);
+	sampler_free(j->old_smp);
 	for (i = 0; i < j->n_stops; i++)
 		free(j->stops[i]);
 	free(j);

@@ -61,6 +61,7 @@ struct job {
 	size_t n_gen, cap_gen;
 	double t_start, t_prefill, t_decode;
 	size_t n_prompt;
+	size_t n_sys;		/* toks begin with a system prompt this long */
 
 	/* The outcome, read by the loop after the done event. */
 	enum proto_finish finish;
@@ -70,6 +71,9 @@ struct job {
 	struct seq_info info;
 	int chatted;		/* the session's chat state after the job */
 	int load_failed;	/* the stored session could not be loaded */
+	struct seq *old_seq;	/* JOB_REBUILD: the cache it replaces, */
+	struct sampler *old_smp;	/* back in place if it fails */
+	int swapped;		/* (while the new ones are in the session) */
 	char why[ERR_LEN];	/* (then) why, for the session's record */
 	size_t n_rebuilt_turns;	/* JOB_REBUILD: turns re-encoded */
 	int saved;		/* the snapshot after the job is committed */

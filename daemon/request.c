@@ -549,7 +549,8 @@ record(struct session *s, const struct job *j)
 	if (j->kind == JOB_PREFIX || j->kind == JOB_REBUILD)
 		return;
 	session_add_turn(s, j->kind == JOB_CHAT ? ROLE_USER : ROLE_CONTEXT,
-	    j->text, j->text_len, j->toks, j->fed, NULL);
+	    j->text, j->text_len, j->toks + j->n_sys, j->fed > j->n_sys ?
+	    j->fed - j->n_sys : 0, NULL);
 	if (j->kind == JOB_FEED || j->reply == NULL)
 		return;
 	session_add_turn(s, ROLE_ASSISTANT, j->reply, j->reply_len, j->gen,
@@ -565,7 +566,8 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 		s->resident = 0;
 		return;
 	}
-	s->info = j->info;
+	if (s->seq != NULL)
+		seq_get_info(s->seq, &s->info);
 	if (!j->failed)
 		s->chatted = j->chatted;
 	if (j->kind == JOB_REBUILD && !j->failed) {
@@ -576,11 +578,14 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 		s->n_stored += (int64_t)(s->n_turns + j->n_saved_turns);
 		session_drop_turns(s);
 		s->dirty = 0;
-	} else {
+	} else if (!(j->kind == JOB_REBUILD && j->failed)) {
+		/* (A rebuild that failed left the session as it was.) */
 		if (!j->failed)
 			record(s, j);
 		s->dirty = 1;
 	}
+	if (s->seq == NULL)
+		s->resident = 0;
 	persist_budget(d, NULL, 0, 0);
 }
 

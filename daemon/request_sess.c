@@ -251,19 +251,8 @@ int
 system_tokens(struct req *r, const char *text, size_t len, int32_t **ids,
     size_t *n)
 {
-	const struct tok *tk = r->d->model->tok;
-	size_t tl = strlen(GEN_SYSTEM_HEAD) + len + 2;
-	char *t = malloc(tl);
-	int rc;
-
-	if (t == NULL)
-		return req_err(r, PROTO_E_INTERNAL, "out of memory");
-	tl = (size_t)snprintf(t, tl, "%s%.*s\n", GEN_SYSTEM_HEAD, (int)len,
-	    text);
-	rc = tok_encode(tk, t, tl, tok_add_bos(tk) && tok_bos(tk) >= 0, ids,
-	    n, r->cause);
-	free(t);
-	if (rc != 0)
+	if (gen_system_tokens(r->d->model->tok, text, len, ids, n,
+	    r->cause) != 0)
 		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	return 0;
 }

@@ -145,6 +145,8 @@ session_reset(struct session *s, const struct model *m, char *cause)
 	session_drop_turns(s);
 	s->n_stored = 0;
 	s->chatted = 0;
+	s->foreign = 0;
+	s->text_below = 0;
 	s->damaged[0] = '\0';
 	return 0;
 }

@@ -51,6 +51,7 @@ struct session {
 	int replace;		/* (then) what it had to replace (snap_save) */
 	char damaged[ERR_LEN];	/* why the stored state is unusable */
 	int foreign;		/* stored by another model: ids mean nothing */
+	int64_t text_below;	/* stored turns below it: another model's ids */
 	int exporting;		/* a client reads it out: no job may start */
 	uint64_t tick;		/* last use, for least-recently-used */
 	time_t created, used;

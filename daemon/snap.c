@@ -6,7 +6,9 @@
  * "repeat_penalty", "repeat_last_n", "seed", "max_tokens", "system"
  * (absent: none)}.
  * state blob: {"v": 1, "seen", "cached", "evicted", "sinks" (in effect),
- * "bytes", "token_layer_bytes", "chatted", "rng" (4 x u64 LE), "hist"
+ * "bytes", "token_layer_bytes", "chatted", "text_below" (turns below
+ * it hold another model's ids: a rebuild encodes their text), "rng"
+ * (4 x u64 LE), "hist"
  * (the penalty history, int32 LE oldest first), "tokens" (the token in
  * each cache slot, int32 LE)}.
  * A reader ignores keys it does not know; a "v" above SNAP_VERSION is
@@ -108,7 +110,7 @@ pack_state(struct proto_out *o, const struct session *s, int chatted,
 		free(toks);
 		return err_set(cause, "out of memory");
 	}
-	proto_pack_map(o, 11);
+	proto_pack_map(o, 12);
 	proto_put_u64(o, "v", SNAP_VERSION);
 	proto_put_i64(o, "seen", si.n_seen);
 	proto_put_u64(o, "cached", (uint64_t)si.n_cached);
@@ -117,6 +119,7 @@ pack_state(struct proto_out *o, const struct session *s, int chatted,
 	proto_put_u64(o, "bytes", si.bytes);
 	proto_put_u64(o, "token_layer_bytes", si.token_layer_bytes);
 	proto_put_bool(o, "chatted", chatted);
+	proto_put_i64(o, "text_below", s->text_below);
 	proto_put_bin(o, "rng", r, sizeof r);
 	proto_put_bin(o, "hist", hist, nh * 4);
 	proto_put_bin(o, "tokens", toks, (size_t)si.n_cache * 4);
@@ -319,7 +322,9 @@ parse_summary(const void *b, size_t len, struct session *s, char *cause)
 	    proto_get_u64(&msg, "sinks", 1, 0, SEQ_MAX_CACHE, &sinks, why) ||
 	    proto_get_u64(&msg, "bytes", 1, 0, UINT64_MAX, &bytes, why) ||
 	    proto_get_u64(&msg, "token_layer_bytes", 1, 0, UINT32_MAX, &tlb,
-	    why) || proto_get_bool(&msg, "chatted", 1, &chatted, why)) {
+	    why) || proto_get_bool(&msg, "chatted", 1, &chatted, why) ||
+	    proto_get_i64(&msg, "text_below", 0, 0, INT64_MAX, &s->text_below,
+	    why) < 0) {
 		proto_msg_free(&msg);
 		return err_set(cause, "its state: %s", why);
 	}

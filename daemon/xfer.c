@@ -199,6 +199,15 @@ xfer_pump(struct client *c)
 }
 
 void
+xfer_import_drop(struct client *c)
+{
+	c->d->import_bytes -= c->import_len;
+	free(c->import);
+	c->import = NULL;
+	c->import_len = c->import_cap = 0;
+}
+
+void
 xfer_end(struct client *c)
 {
 	if (c->export != NULL)
@@ -504,20 +513,23 @@ static int
 import_append(struct req *r, const void *data, size_t len)
 {
 	struct client *c = r->c;
-	uint64_t limit = (uint64_t)r->d->conf->max_memory + (256u << 20);
+	struct daemon *d = r->d;
+	uint64_t limit = (d->conf->max_memory > 0 ?
+	    (uint64_t)d->conf->max_memory : UINT64_C(4) << 30) + (256u << 20);
 	size_t cap;
 	uint8_t *b;
 
-	if (c->import_len + len > limit) {
-		free(c->import);
-		c->import = NULL;
-		c->import_len = c->import_cap = 0;
-		return req_err(r, PROTO_E_TOO_LARGE, "the import is over %llu "
-		    "bytes (max-memory and 256 MiB of transcript)",
-		    (unsigned long long)limit);
+	/* One budget for every import under way, not one per client. */
+	if (d->import_bytes + len > limit) {
+		xfer_import_drop(c);
+		return req_err(r, PROTO_E_TOO_LARGE, "imports under way would "
+		    "hold over %llu bytes (max-memory and 256 MiB of "
+		    "transcript): try again later", (unsigned long long)limit);
 	}
 	if (c->import_len + len > c->import_cap) {
 		cap = (c->import_len + len) * 2;
+		if (cap > limit)
+			cap = c->import_len + len;
 		if ((b = realloc(c->import, cap)) == NULL)
 			return req_err(r, PROTO_E_INTERNAL, "out of memory");
 		c->import = b;
@@ -525,6 +537,7 @@ import_append(struct req *r, const void *data, size_t len)
 	}
 	memcpy(c->import + c->import_len, data, len);
 	c->import_len += len;
+	d->import_bytes += len;
 	return 0;
 }
 
@@ -550,9 +563,7 @@ op_import(struct req *r)
 		return reply(r);
 	}
 	rc = import_all(r, c->import, c->import_len, name, nl, &s);
-	free(c->import);
-	c->import = NULL;
-	c->import_len = c->import_cap = 0;
+	xfer_import_drop(c);
 	if (rc != 0)
 		return -1;
 	persist_budget(r->d, NULL, s->info.bytes, 1);

@@ -15,5 +15,7 @@ struct client;
 void xfer_pump(struct client *);
 /* Drops c's export, if any (the client is going). */
 void xfer_end(struct client *);
+/* Drops c's import parts so far. */
+void xfer_import_drop(struct client *);
 
 #endif

@@ -530,7 +530,9 @@ seq_restore(struct seq *s, int64_t n_seen, const int32_t *tokens,
 {
 	int32_t i, nv = s->m->hp.n_vocab;
 
-	if (n_seen < 0 || (!s->kv.evict && n_seen > s->kv.cap))
+	/* Far past any real stream, and far from overflowing a position. */
+	if (n_seen < 0 || n_seen > SEQ_MAX_SEEN || (!s->kv.evict &&
+	    n_seen > s->kv.cap))
 		return err_set(cause, "stream position %lld does not fit this "
 		    "cache", (long long)n_seen);
 	for (i = 0; i < s->kv.cap; i++) {

@@ -27,6 +27,7 @@ enum seq_mode { SEQ_STREAMING, SEQ_WINDOW, SEQ_RECOMPUTE, SEQ_DENSE };
 #define SEQ_DEFAULT_CACHE 1024
 #define SEQ_DEFAULT_SINKS 4
 #define SEQ_MAX_CACHE (1 << 26)
+#define SEQ_MAX_SEEN (INT64_C(1) << 53) /* seq_restore's bound on n_seen */
 
 struct seq_opts {
 	enum seq_mode mode;

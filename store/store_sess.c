@@ -358,8 +358,12 @@ store_load_row(struct store *s, const char *name, struct store_row *r,
 		return 1;
 	if (rc != SQLITE_ROW)
 		return -1;
-	if (*options == NULL || *state == NULL)
+	if (*options == NULL || *state == NULL) {
+		free(*options);
+		free(*state);
+		*options = *state = NULL;
 		return err_set(cause, "out of memory");
+	}
 	return 0;
 }
 

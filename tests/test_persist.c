@@ -780,6 +780,79 @@ import(struct dh_conn *c, uint64_t id, const uint8_t *buf, size_t len,
 	return dh_next(c);
 }
 
+/* map with key's value replaced: packed into o. */
+static void
+pack_replacing(struct proto_out *o, const msgpack_object *map,
+    const char *key, void (*put)(struct proto_out *, void *), void *arg)
+{
+	uint32_t i;
+
+	proto_pack_map(o, map->via.map.size);
+	for (i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		proto_pack_object(o, &kv->key);
+		if (kv->key.via.str.size == strlen(key) &&
+		    memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
+			put(o, arg);
+		else
+			proto_pack_object(o, &kv->val);
+	}
+}
+
+static void
+put_seen(struct proto_out *o, void *arg)
+{
+	proto_pack_i64(o, *(int64_t *)arg);
+}
+
+/* The state blob with "seen" set to *arg, as a bin. */
+static void
+put_state(struct proto_out *o, void *arg)
+{
+	const msgpack_object *st = ((void **)arg)[0];
+	struct proto_msg m;
+	struct proto_out inner;
+	const char *data;
+	size_t len;
+
+	ck_assert_int_eq(proto_msg_parse(&m, (const uint8_t *)st->via.bin.ptr,
+	    st->via.bin.size, NULL), 0);
+	proto_out_init(&inner);
+	pack_replacing(&inner, &m.root, "seen", put_seen, ((void **)arg)[1]);
+	ck_assert_int_eq(proto_out_finish(&inner, 1u << 30, &data, &len,
+	    NULL), 0);
+	proto_pack_bin(o, data + 4, len - 4);
+	proto_out_free(&inner);
+	proto_msg_free(&m);
+}
+
+/* An export whose head says the stream is at seen: a forged file. */
+static uint8_t *
+forge_seen(const uint8_t *file, size_t len, int64_t seen, size_t *out_len)
+{
+	struct proto_msg head;
+	struct proto_out o;
+	const char *data;
+	size_t hl = (size_t)file[0] << 24 | (size_t)file[1] << 16 |
+	    (size_t)file[2] << 8 | file[3], n;
+	void *arg[2];
+	uint8_t *f;
+
+	ck_assert_int_eq(proto_msg_parse(&head, file + 4, hl, NULL), 0);
+	arg[0] = (void *)proto_get(&head, "state");
+	arg[1] = &seen;
+	proto_out_init(&o);
+	pack_replacing(&o, &head.root, "state", put_state, arg);
+	ck_assert_int_eq(proto_out_finish(&o, 1u << 30, &data, &n, NULL), 0);
+	f = malloc(n + len);
+	memcpy(f, data, n);
+	memcpy(f + n, file + 4 + hl, len - 4 - hl);
+	*out_len = n + len - 4 - hl;
+	proto_out_free(&o);
+	proto_msg_free(&head);
+	return f;
+}
+
 /*
  * fork, export and import carry the whole state: the copies continue
  * exactly as the original does; bad exports are refused by name.
@@ -790,8 +863,8 @@ START_TEST(fork_export_import)
 	struct dh_conn c;
 	struct proto_msg *m;
 	char db[512];
-	uint8_t *file;
-	size_t len;
+	uint8_t *file, *forged;
+	size_t len, flen;
 
 	db_path(db, sizeof db, "copies");
 	start_on(db, model);
@@ -812,6 +885,16 @@ START_TEST(fork_export_import)
 	ck_assert(dh_is_kind(m, "error") && dh_code_is(m, "bad_request"));
 	m = import(&c, 9, (const uint8_t *)"\0\0\0\3abc", 7, 7, "v");
 	ck_assert(dh_is_kind(m, "error") && dh_code_is(m, "bad_request"));
+	/* A stream position no stream reaches: refused, not overflowed. */
+	forged = forge_seen(file, len, INT64_MAX, &flen);
+	m = import(&c, 20, forged, flen, 65536, "w");
+	ck_assert_msg(dh_is_kind(m, "error") && dh_code_is(m, "bad_request"),
+	    "forged seen: %s", msg_of(m));
+	free(forged);
+	forged = forge_seen(file, len, 40, &flen); /* the real one: fine */
+	m = import(&c, 21, forged, flen, 65536, "w");
+	ck_assert_msg(dh_is_kind(m, "ok"), "re-packed export: %s", msg_of(m));
+	free(forged);
 	ck_assert_int_eq(chat(&c, 10, "s", "more", 30, &a), 0);
 	ck_assert_int_eq(chat(&c, 11, "f", "more", 30, &b), 0);
 	same_reply(&a, &b, "the fork");
@@ -931,6 +1014,49 @@ START_TEST(delete_while_running)
 }
 END_TEST
 
+/*
+ * kill -9 while the system prompt's own snapshot is open: the session
+ * was saved at create without it; its first turn after the restart puts
+ * the prompt first, and replies as a session that never stopped.
+ */
+START_TEST(system_prompt_survives)
+{
+	static const char sys[] = "You are a pirate and talk about ships.";
+	struct reply a, b;
+	struct dh_conn c;
+	char db[512];
+
+	start_on(":memory:", model);
+	dh_open(&c);
+	dh_rq(&c, "create", 1, "ssuf", "name", "s", "system", sys, "seed",
+	    (uint64_t)3, "temp", 0.9);
+	dh_expect(&c, "ok", 1);
+	ck_assert_int_eq(chat(&c, 2, "s", "ahoy", 20, &a), 0);
+	dh_close(&c);
+	dh_stop();
+
+	db_path(db, sizeof db, "system");
+	setenv("SINKD_TEST_SAVE_PAUSE_MS", "3000", 1);
+	start_on(db, model);
+	unsetenv("SINKD_TEST_SAVE_PAUSE_MS");
+	dh_open(&c);
+	/* create's own save waits 3 s too: its reply comes after it. */
+	dh_rq(&c, "create", 1, "ssuf", "name", "s", "system", sys, "seed",
+	    (uint64_t)3, "temp", 0.9);
+	dh_expect(&c, "ok", 1);
+	usleep(500000);	/* the prompt's job is inside its snapshot */
+	crash();
+	dh_close(&c);
+	start_on(db, model);
+	dh_open(&c);
+	ck_assert_uint_eq(info_u64(&c, 3, "s", "seen"), 0);
+	ck_assert_int_eq(chat(&c, 4, "s", "ahoy", 20, &b), 0);
+	same_reply(&a, &b, "the first turn after the prompt was lost");
+	dh_close(&c);
+	dh_stop();
+}
+END_TEST
+
 /* A database from a newer sinkd: refused at startup, not modified. */
 START_TEST(newer_database)
 {
@@ -974,6 +1100,7 @@ main(void)
 	tcase_add_test(tc, fork_export_import);
 	tcase_add_test(tc, export_paced);
 	tcase_add_test(tc, delete_while_running);
+	tcase_add_test(tc, system_prompt_survives);
 	tcase_add_test(tc, newer_database);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
