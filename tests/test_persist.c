@@ -401,6 +401,30 @@ check_db(const char *db, const char *m, char *out, size_t size)
 }
 
 /*
+ * Rebuilds name (ids from id on): the note, finish fed, loaded, the
+ * transcript's turns kept, a turn served; then sinkd stops and the file
+ * is sound for model m.  Closes c.
+ */
+static void
+rebuild_sound(struct dh_conn *c, uint64_t id, const char *name,
+    uint64_t turns, const char *db, const char *m)
+{
+	struct reply r;
+	char out[4096];
+
+	dh_rq(c, "rebuild", id, "s", "name", name);
+	ck_assert_int_eq(collect(c, id, &r), 0);
+	ck_assert_int_eq(r.warnings, 1); /* the note: an approximation */
+	ck_assert_str_eq(r.finish, "fed");
+	ck_assert_str_eq(info_str(c, id + 1, name, "state"), "loaded");
+	ck_assert_uint_eq(info_u64(c, id + 2, name, "turns"), turns);
+	ck_assert_int_eq(chat(c, id + 3, name, "again", 10, &r), 0);
+	dh_close(c);
+	dh_stop();
+	ck_assert_msg(check_db(db, m, out, sizeof out) == 0, "%s", out);
+}
+
+/*
  * A damaged chunk: that session is reported damaged, the others work,
  * --check-db names it, and a rebuild from the transcript revives it.
  */
@@ -443,16 +467,7 @@ START_TEST(damaged_chunk)
 	ck_assert_int_eq(chat(&c, 7, "good", "again", 10, &r), 0);
 	dh_rq(&c, "chat", 8, "ss", "name", "bad", "text", "again");
 	dh_expect_error(&c, 8, "damaged", NULL);
-	dh_rq(&c, "rebuild", 9, "s", "name", "bad");
-	ck_assert_int_eq(collect(&c, 9, &r), 0);
-	ck_assert_int_eq(r.warnings, 1); /* the note: an approximation */
-	ck_assert_str_eq(r.finish, "fed");
-	ck_assert_str_eq(info_str(&c, 10, "bad", "state"), "loaded");
-	ck_assert_uint_eq(info_u64(&c, 11, "bad", "turns"), 2);
-	ck_assert_int_eq(chat(&c, 12, "bad", "again", 10, &r), 0);
-	dh_close(&c);
-	dh_stop();
-	ck_assert_int_eq(check_db(db, model, out, sizeof out), 0);
+	rebuild_sound(&c, 9, "bad", 2, db, model);
 }
 END_TEST
 
@@ -618,7 +633,7 @@ START_TEST(wrong_model)
 	struct reply r;
 	struct dh_conn c;
 	struct proto_msg *m;
-	char db[512], out[4096];
+	char db[512];
 	const char *msg;
 	size_t len;
 
@@ -648,14 +663,7 @@ START_TEST(wrong_model)
 	/* Rebuilt by the other model from the transcript's text: its own. */
 	start_on(db, model2);
 	dh_open(&c);
-	dh_rq(&c, "rebuild", 6, "s", "name", "s");
-	ck_assert_int_eq(collect(&c, 6, &r), 0);
-	ck_assert_str_eq(info_str(&c, 7, "s", "state"), "loaded");
-	ck_assert_uint_eq(info_u64(&c, 8, "s", "turns"), 4);
-	ck_assert_int_eq(chat(&c, 9, "s", "hello", 10, &r), 0);
-	dh_close(&c);
-	dh_stop();
-	ck_assert_int_eq(check_db(db, model2, out, sizeof out), 0);
+	rebuild_sound(&c, 6, "s", 4, db, model2);
 }
 END_TEST
 
