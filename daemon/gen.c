@@ -15,6 +15,7 @@
 #include "store.h"
 
 #define GEN_BATCH 256
+#define REBUILD_PAGE 64	/* stored turns read at a time by a rebuild */
 
 static double
 now(void)
@@ -59,35 +60,40 @@ fail(struct job *j, enum proto_err code, const char *why)
 	return GEN_DONE;
 }
 
-/* The text a chat turn is encoded from. */
+/*
+ * A user turn in the chat format: the text between the user and
+ * assistant heads, after a newline when a chat turn came before.
+ */
 static char *
-chat_text(const struct job *j, size_t *len)
+chat_format(const char *text, size_t len, int chatted, size_t *out)
 {
-	size_t n = 1 + strlen(GEN_USER_HEAD) + j->text_len +
-	    strlen(GEN_ASSISTANT_HEAD) + 1;
-	char *t = malloc(n);
+	size_t hl = strlen(GEN_USER_HEAD), al = strlen(GEN_ASSISTANT_HEAD);
+	char *t = malloc(len + hl + al + 2), *p;
 
-	if (t == NULL)
+	if ((p = t) == NULL)
 		return NULL;
-	*len = (size_t)snprintf(t, n, "%s%s", j->s->chatted ? "\n" : "",
-	    GEN_USER_HEAD);
-	memcpy(t + *len, j->text, j->text_len);
-	*len += j->text_len;
-	memcpy(t + *len, GEN_ASSISTANT_HEAD, strlen(GEN_ASSISTANT_HEAD));
-	*len += strlen(GEN_ASSISTANT_HEAD);
-	t[*len] = '\0';
+	if (chatted)
+		*p++ = '\n';
+	memcpy(p, GEN_USER_HEAD, hl);
+	memcpy(p + hl, text, len);
+	memcpy(p + hl + len, GEN_ASSISTANT_HEAD, al);
+	p += hl + len + al;
+	*p = '\0';
+	*out = (size_t)(p - t);
 	return t;
 }
 
+/* A rebuild's turns, newest first, until they fill the cache. */
 struct recent {
 	int32_t **toks;		/* each turn's ids */
 	size_t *n, count, cap;
+	size_t take, budget;	/* their tokens, and room for them */
 	const struct tok *tk;	/* encodes turns whose ids are another's */
 	int64_t text_below;	/* those: below it, or all with foreign */
 	int foreign;
-	int chatted;		/* (then) a chat turn came before */
 };
 
+/* Takes a turn's ids; 1 once the cache is full, -1 out of memory. */
 static int
 recent_add(struct recent *r, const int32_t *t, size_t n)
 {
@@ -109,54 +115,111 @@ recent_add(struct recent *r, const int32_t *t, size_t n)
 	if (n > 0)
 		memcpy(r->toks[r->count], t, n * sizeof *t);
 	r->n[r->count++] = n;
-	return 0;
+	r->take += n;
+	return r->take >= r->budget;
 }
 
 /*
- * A turn stored by another model: its ids are that model's, so its text
- * is encoded again, a user turn in the chat format as gen did.
+ * A stored turn n.  One of another model holds that model's ids: its
+ * text is encoded again, a user turn in the chat format as gen did.
  */
 static int
-recent_encode(struct recent *r, int role, const char *text, size_t len)
+recent_turn(struct recent *r, int64_t n, const struct store_turn *t)
 {
-	size_t hl = strlen(GEN_USER_HEAD), al = strlen(GEN_ASSISTANT_HEAD);
-	char *t = malloc(len + hl + al + 2), *p;
 	int32_t *ids = NULL;
-	size_t n = 0;
+	size_t len = t->len, k = 0;
+	char *text = NULL;
 	int rc;
 
-	if (t == NULL)
+	if (!r->foreign && n >= r->text_below)
+		return recent_add(r, t->toks, t->n_toks);
+	if (t->role == ROLE_USER && (text = chat_format(t->text, t->len,
+	    n > 0, &len)) == NULL)
 		return -1;
-	p = t;
-	if (role == ROLE_USER) {
-		if (r->chatted)
-			*p++ = '\n';
-		memcpy(p, GEN_USER_HEAD, hl);
-		p += hl;
-		r->chatted = 1;
-	}
-	memcpy(p, text, len);
-	p += len;
-	if (role == ROLE_USER) {
-		memcpy(p, GEN_ASSISTANT_HEAD, al);
-		p += al;
-	}
-	rc = tok_encode(r->tk, t, (size_t)(p - t), 0, &ids, &n, NULL);
-	free(t);
+	rc = tok_encode(r->tk, text != NULL ? text : t->text, len, 0, &ids,
+	    &k, NULL);
+	free(text);
 	if (rc == 0)
-		rc = recent_add(r, ids, n);
+		rc = recent_add(r, ids, k);
 	free(ids);
 	return rc;
 }
 
-static int
-recent_turn(void *arg, int64_t n, const struct store_turn *t)
-{
-	struct recent *r = arg;
+/* A page of stored turns, oldest first as the store gives them. */
+struct page {
+	struct store_turn t[REBUILD_PAGE];
+	int32_t *ids[REBUILD_PAGE];
+	char *text[REBUILD_PAGE];
+	int64_t first;
+	size_t count;
+};
 
-	if (r->foreign || n < r->text_below)
-		return recent_encode(r, t->role, t->text, t->len) != 0 ? -1 : 0;
-	return recent_add(r, t->toks, t->n_toks) != 0 ? -1 : 0;
+static int
+page_turn(void *arg, int64_t n, const struct store_turn *t)
+{
+	struct page *p = arg;
+	size_t i = p->count;
+
+	p->ids[i] = malloc(t->n_toks * sizeof *t->toks + 1);
+	p->text[i] = malloc(t->len + 1);
+	if (p->ids[i] == NULL || p->text[i] == NULL) {
+		free(p->ids[i]);
+		free(p->text[i]);
+		return -1;
+	}
+	memcpy(p->ids[i], t->toks, t->n_toks * sizeof *t->toks);
+	memcpy(p->text[i], t->text, t->len);
+	p->t[i] = *t;
+	p->t[i].toks = p->ids[i];
+	p->t[i].text = p->text[i];
+	if (p->count++ == 0)
+		p->first = n;
+	return 0;
+}
+
+static void
+page_free(struct page *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->count; i++) {
+		free(p->ids[i]);
+		free(p->text[i]);
+	}
+	p->count = 0;
+}
+
+/*
+ * The stored turns before `end`, newest first, a page at a time, until
+ * the cache is full: a long transcript is not read for its tail.
+ */
+static int
+recent_stored(struct gen *g, const struct session *s, struct recent *r,
+    int64_t end, char *cause)
+{
+	struct page *p = calloc(1, sizeof *p);
+	int64_t from;
+	size_t i;
+	int rc = 0;
+
+	if (p == NULL)
+		return err_set(cause, "out of memory");
+	for (; rc == 0 && end > 0; end = from) {
+		from = end > REBUILD_PAGE ? end - REBUILD_PAGE : 0;
+		if (store_turns(g->store, s->name, from, end - from, page_turn,
+		    p, cause) != 0) {
+			rc = -1;
+			break;
+		}
+		for (i = p->count; rc == 0 && i > 0; i--)
+			rc = recent_turn(r, p->first + (int64_t)i - 1,
+			    &p->t[i - 1]);
+		page_free(p);
+	}
+	free(p);
+	if (rc < 0 && cause[0] == '\0')
+		err_set(cause, "out of memory");
+	return rc < 0 ? -1 : 0;
 }
 
 static void
@@ -180,45 +243,39 @@ rebuild_tokens(struct gen *g, struct job *j, char *cause)
 	const struct session *s = j->s;
 	struct recent r = { .tk = g->m->tok, .foreign = s->foreign,
 		.text_below = s->text_below };
-	size_t budget, take = 0, i, k, at;
-	int rc = -1;
+	size_t i, k, at;
+	int rc = 0;
 
-	/* Only the stored turns that are the transcript (not a reset's). */
-	if (s->replace != 2 && store_turns(g->store, s->name, 0, s->n_stored,
-	    recent_turn, &r, cause) != 0)
-		goto out;
-	for (i = 0; i < s->n_turns; i++)
-		if (recent_add(&r, s->turns[i].toks, s->turns[i].n_toks) != 0)
-			goto oom;
-	budget = (size_t)s->so.n_cache > j->n_prefix ? (size_t)s->so.n_cache -
-	    j->n_prefix : 0;
-	for (i = r.count; i > 0 && take < budget; i--)
-		take += r.n[i - 1];
-	if (take > budget)
-		take = budget;
-	if ((j->toks = malloc((j->n_prefix + take) * sizeof *j->toks + 1)) ==
-	    NULL)
-		goto oom;
+	r.budget = (size_t)s->so.n_cache > j->n_prefix ?
+	    (size_t)s->so.n_cache - j->n_prefix : 0;
+	/* The turns in memory are the newest; then the stored ones. */
+	for (i = s->n_turns; rc == 0 && i > 0 && r.budget > 0; i--)
+		rc = recent_add(&r, s->turns[i - 1].toks,
+		    s->turns[i - 1].n_toks);
+	/* (Only the stored turns that are the transcript, not a reset's.) */
+	if (rc == 0 && r.budget > 0 && s->replace != 2)
+		rc = recent_stored(g, s, &r, s->n_stored, cause);
+	if (rc < 0 || (j->toks = malloc((j->n_prefix + r.budget) *
+	    sizeof *j->toks + 1)) == NULL) {
+		if (cause[0] == '\0')
+			err_set(cause, "out of memory");
+		recent_free(&r);
+		return -1;
+	}
 	if (j->n_prefix > 0)
 		memcpy(j->toks, j->prefix, j->n_prefix * sizeof *j->toks);
-	j->n_toks = j->n_prefix + take;
-	/* Backwards from the newest turn, filling from the end. */
+	j->n_toks = j->n_prefix + (r.take < r.budget ? r.take : r.budget);
+	/* Newest first, filling from the end. */
 	at = j->n_toks;
-	for (i = r.count; i > 0 && at > j->n_prefix; i--) {
-		k = r.n[i - 1] < at - j->n_prefix ? r.n[i - 1] : at -
-		    j->n_prefix;
+	for (i = 0; i < r.count && at > j->n_prefix; i++) {
+		k = r.n[i] < at - j->n_prefix ? r.n[i] : at - j->n_prefix;
 		at -= k;
-		memcpy(j->toks + at, r.toks[i - 1] + r.n[i - 1] - k,
+		memcpy(j->toks + at, r.toks[i] + r.n[i] - k,
 		    k * sizeof *j->toks);
 	}
-	j->n_rebuilt_turns = r.count - i;
-	rc = 0;
-	goto out;
-oom:
-	err_set(cause, "out of memory");
-out:
+	j->n_rebuilt_turns = i;
 	recent_free(&r);
-	return rc;
+	return 0;
 }
 
 int
@@ -289,7 +346,8 @@ encode(struct gen *g, struct job *j, char *cause)
 	seq_get_info(j->s->seq, &si);
 	bos = si.n_seen == 0 && tok_add_bos(tk) && tok_bos(tk) >= 0 &&
 	    j->s->system == NULL;
-	if (j->kind == JOB_CHAT && (text = chat_text(j, &len)) == NULL)
+	if (j->kind == JOB_CHAT && (text = chat_format(j->text, j->text_len,
+	    j->s->chatted, &len)) == NULL)
 		return err_set(cause, "out of memory");
 	rc = tok_encode(tk, text, len, bos, &j->toks, &j->n_toks, cause);
 	if (text != j->text)

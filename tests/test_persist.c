@@ -63,6 +63,7 @@ struct reply {
 	int warnings;
 	char finish[16];
 	int saved;
+	uint64_t prompt;	/* usage: prompt_tokens */
 };
 
 /*
@@ -108,6 +109,8 @@ collect(struct dh_conn *c, uint64_t id, struct reply *r)
 	snprintf(r->finish, sizeof r->finish, "%.*s", (int)len, s);
 	u = proto_get(m, "usage");
 	ck_assert_int_eq(proto_map_get_bool(u, "saved", 1, &r->saved, NULL), 0);
+	ck_assert_int_eq(proto_map_get_u64(u, "prompt_tokens", 1, 0,
+	    UINT64_MAX, &r->prompt, NULL), 0);
 	return 0;
 }
 
@@ -1065,6 +1068,36 @@ START_TEST(system_prompt_survives)
 }
 END_TEST
 
+/*
+ * A rebuild of a long transcript (over two pages of the store's turns)
+ * fills the cache from its newest turns, and the transcript stays.
+ */
+START_TEST(rebuild_long)
+{
+	struct reply r;
+	struct dh_conn c;
+	char db[512];
+	uint64_t id = 2;
+	int i;
+
+	db_path(db, sizeof db, "long");
+	start_on(db, model);
+	dh_open(&c);
+	create(&c, 1, "s", "streaming", "f32", 32);
+	for (i = 0; i < 150; i++) {
+		dh_rq(&c, "feed", id, "ss", "name", "s", "text", "one more");
+		ck_assert_int_eq(collect(&c, id++, &r), 0);
+	}
+	dh_rq(&c, "rebuild", id, "s", "name", "s");
+	ck_assert_int_eq(collect(&c, id++, &r), 0);
+	ck_assert_uint_eq(r.prompt, 32);
+	ck_assert_uint_eq(info_u64(&c, id++, "s", "turns"), 150);
+	ck_assert_uint_eq(info_u64(&c, id++, "s", "cached"), 32);
+	dh_close(&c);
+	dh_stop();
+}
+END_TEST
+
 /* A database from a newer sinkd: refused at startup, not modified. */
 START_TEST(newer_database)
 {
@@ -1109,6 +1142,7 @@ main(void)
 	tcase_add_test(tc, export_paced);
 	tcase_add_test(tc, delete_while_running);
 	tcase_add_test(tc, system_prompt_survives);
+	tcase_add_test(tc, rebuild_long);
 	tcase_add_test(tc, newer_database);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
