@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "mem.h"
 #include "proto.h"
 
 /* C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024). */
@@ -91,8 +92,7 @@ conf_defaults(struct conf *c)
 	c->threads = sysconf(_SC_NPROCESSORS_ONLN);
 	c->log_level = LOG_INFO;
 	c->max_sessions = 256;
-	c->max_memory = (long)(sysconf(_SC_PHYS_PAGES) / 2 *
-	    sysconf(_SC_PAGESIZE));
+	c->max_memory = (long)mem_half_ram();
 	c->max_clients = 64;
 	c->max_frame = 1 << 20;
 	c->max_tokens = 4096;

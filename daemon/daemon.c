@@ -29,20 +29,6 @@
 #include "store.h"
 #include "worker.h"
 
-uint64_t
-daemon_rss(void)
-{
-	unsigned long size, resident;
-	FILE *f = fopen("/proc/self/statm", "r");
-	int ok;
-
-	if (f == NULL)
-		return 0;
-	ok = fscanf(f, "%lu %lu", &size, &resident) == 2;
-	fclose(f);
-	return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 void
 daemon_run_next(struct daemon *d, struct session *s)
 {

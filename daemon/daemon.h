@@ -47,7 +47,5 @@ int daemon_main(int argc, char **argv);
 void daemon_run_next(struct daemon *, struct session *);
 /* Asks every job to stop; the loop ends once they have (daemon.c). */
 void daemon_stop(struct daemon *, const char *why);
-/* This process's resident memory in bytes; 0 if unknown. */
-uint64_t daemon_rss(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "job.h"
 #include "log.h"
+#include "mem.h"
 #include "persist.h"
 #include "proto.h"
 #include "session.h"
@@ -344,7 +345,7 @@ op_status(struct req *r)
 	proto_put_u64(o, "clients", (uint64_t)d->n_clients);
 	proto_put_u64(o, "busy", busy);
 	proto_put_u64(o, "memory", mem);
-	proto_put_u64(o, "rss", daemon_rss());
+	proto_put_u64(o, "rss", mem_rss());
 	proto_put_u64(o, "tokens_in", d->tokens_in);
 	proto_put_u64(o, "tokens_out", d->tokens_out);
 	proto_put_cstr(o, "db", d->conf->db);

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "kernels.h"
+#include "mem.h"
 #include "quant.h"
 #include "seq_int.h"
 
@@ -87,16 +87,6 @@ resolve(const struct seq_opts *in, struct seq_opts *o)
 		o->n_sink = o->n_pin;
 }
 
-static uint64_t
-default_max_bytes(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
-
-	if (pages <= 0 || size <= 0)
-		return (uint64_t)1 << 32;
-	return (uint64_t)pages * (uint64_t)size / 2;
-}
-
 static int
 check_shape(const struct seq_opts *in, const struct seq_opts *o,
     char *cause)
@@ -141,7 +131,7 @@ seq_check_opts(const struct model *m, const struct seq_opts *in,
 	if (check_shape(in, &o, cause) != 0)
 		return -1;
 	bytes = kv_total_bytes(&m->hp, o.kv_type, o.n_cache);
-	max = o.max_bytes != 0 ? o.max_bytes : default_max_bytes();
+	max = o.max_bytes != 0 ? o.max_bytes : mem_half_ram();
 	if (bytes > max)
 		return err_set(cause, "a cache of %d tokens needs %.1f MiB, over "
 		    "the limit of %.1f MiB", o.n_cache, (double)bytes /

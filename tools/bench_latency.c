@@ -21,6 +21,7 @@
 
 #include "bench.h"
 #include "kernels.h"
+#include "mem.h"
 #include "model.h"
 #include "opt.h"
 #include "plot.h"
@@ -312,7 +313,7 @@ lat_decode(struct lat_ctx *c, struct seq *s, struct lat_stream *st,
 			memcpy(st->scratch, st->ring, (size_t)st->win *
 			    sizeof *st->ring);
 			st->ms[k] = stats_of(st->scratch, (int)st->win).median;
-			st->rss[k++] = (double)opt_rss() / LAT_MIB;
+			st->rss[k++] = (double)mem_rss() / LAT_MIB;
 		}
 		if ((now = opt_now()) - last < (c->tty ? 0.5 : 30.0))
 			continue;

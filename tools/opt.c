@@ -203,16 +203,3 @@ opt_long_list(const char *opt, const char *arg, long min, long max,
 	}
 }
 
-uint64_t
-opt_rss(void)
-{
-	unsigned long size, resident;
-	FILE *f = fopen("/proc/self/statm", "r");
-	int ok;
-
-	if (f == NULL)
-		return 0;
-	ok = fscanf(f, "%lu %lu", &size, &resident) == 2;
-	fclose(f);
-	return ok ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
-}

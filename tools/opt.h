@@ -40,7 +40,5 @@ extern const char opt_no_model_hint[];
 char *opt_read_all(const char *path, size_t *len, char *cause);
 
 double opt_now(void); /* monotonic seconds */
-/* This process's resident memory in bytes (/proc/self/statm); 0 if unknown. */
-uint64_t opt_rss(void);
 
 #endif
