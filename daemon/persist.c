@@ -67,9 +67,7 @@ persist_save(struct daemon *d, struct session *s, int replace, char *cause)
 		return err_set(cause, "session '%s' was not saved: %s", s->name,
 		    why);
 	}
-	s->n_stored = (replace == 2 ? 0 : s->n_stored) + (int64_t)s->n_turns;
-	session_drop_turns(s);
-	s->dirty = 0;
+	session_saved(s, 0);
 	return 0;
 }
 

@@ -575,11 +575,9 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 		s->damaged[0] = '\0';
 		s->foreign = 0;
 	}
-	if (j->saved) {
-		s->n_stored += (int64_t)(s->n_turns + j->n_saved_turns);
-		session_drop_turns(s);
-		s->dirty = 0;
-	} else if (!(j->kind == JOB_REBUILD && j->failed)) {
+	if (j->saved)
+		session_saved(s, j->n_saved_turns);
+	else if (!(j->kind == JOB_REBUILD && j->failed)) {
 		/* (A rebuild that failed left the session as it was.) */
 		if (!j->failed)
 			record(s, j);

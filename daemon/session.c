@@ -105,6 +105,14 @@ session_free(struct session *s)
 	free(s);
 }
 
+void
+session_saved(struct session *s, size_t n_more)
+{
+	s->n_stored += (int64_t)(s->n_turns + n_more);
+	session_drop_turns(s);
+	s->dirty = 0;
+}
+
 int
 session_add_turn(struct session *s, enum turn_role role, const char *text,
     size_t len, const int32_t *toks, size_t n_toks, char *cause)

@@ -86,6 +86,11 @@ int session_add_turn(struct session *, enum turn_role, const char *text,
 /* Frees the turns in memory (they are in the store now). */
 void session_drop_turns(struct session *);
 /*
+ * A snapshot succeeded: it stored the turns in memory and n_more after
+ * them (a job's own), and nothing is owed.
+ */
+void session_saved(struct session *, size_t n_more);
+/*
  * Empties cache and transcript and restarts the random stream from the
  * seed; keeps options and the system prompt.  Loads a fresh cache when
  * the session had none.
