@@ -41,7 +41,7 @@ check_chunk(void *arg, int layer, int32_t chunk, uint32_t crc,
 		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
 		    "is %zu bytes, others %zu", chunk, layer, len,
 		    c->chunk_len);
-	else if (store_crc32(data, len) != crc)
+	else if (store_crc(data, len) != crc)
 		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
 		    "is damaged (CRC mismatch)", chunk, layer);
 	return 0;

@@ -192,7 +192,7 @@ snap_save(struct store *st, const struct model *m, struct session *s,
 	proto_out_init(&state);
 	if (snap_row(s, m, chatted, &row, &opt, &state, cause) == 0) {
 		sn = (struct store_snap){ .row = &row, .seq = s->seq,
-			.n_layer = m->hp.n_layer, .full = replace != 0,
+			.n_layer = m->hp.n_layer,
 			.replace = replace, .turns = t, .n_turns = n,
 			.first_turn = replace == 2 ? 0 : s->n_stored };
 		if ((rc = store_save(st, &sn, bytes, cause)) == 0)

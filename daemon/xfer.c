@@ -292,7 +292,7 @@ import_chunk(struct importer *im, const struct proto_msg *f)
 		return err_set(r->cause, "chunk %llu of layer %llu is %zu bytes, "
 		    "not %zu", (unsigned long long)chunk,
 		    (unsigned long long)layer, len, seq_chunk_bytes(q));
-	if (store_crc32(data, len) != (uint32_t)crc)
+	if (store_crc(data, len) != (uint32_t)crc)
 		return err_set(r->cause, "chunk %llu of layer %llu is damaged "
 		    "(CRC mismatch)", (unsigned long long)chunk,
 		    (unsigned long long)layer);

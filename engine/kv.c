@@ -284,6 +284,7 @@ void
 kv_chunk_set(struct kv *kv, int layer, int32_t chunk, const void *buf)
 {
 	chunk_copy(kv, layer, chunk, (char *)(uintptr_t)buf, 0);
+	kv->dirty[(size_t)layer * (size_t)kv_n_chunks(kv) + (size_t)chunk] = 1;
 }
 
 int

@@ -41,7 +41,8 @@ struct kv {
  * Snapshots move the cache in chunks of KV_CHUNK slots of one layer:
  * for each KV head its K rows, then for each KV head its V rows (the
  * storage type's bytes, the last chunk padded with zeros).  A chunk is
- * dirty once a row in it is written, until kv_clean.
+ * dirty once a row in it is written (kv_chunk_set included), until
+ * kv_clean.
  */
 #define KV_CHUNK 64
 

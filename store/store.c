@@ -266,7 +266,7 @@ store_check(struct store *s, char *cause)
 }
 
 uint32_t
-store_crc32(const void *data, size_t len)
+store_crc(const void *data, size_t len)
 {
 	return crc_32c(0, data, len);
 }

@@ -61,16 +61,16 @@ struct seq;
 
 /*
  * One snapshot.  The row always; the sequence's chunks that are dirty
- * (every one with full; none when seq is NULL); turns appended as
- * numbers first_turn, first_turn + 1, ...  replace 1: the session's
- * stored chunks go first (a rebuild); 2: its turns too (a reset, an
- * import).
+ * (none when seq is NULL); turns appended as numbers first_turn,
+ * first_turn + 1, ...  replace 1: the session's stored chunks go first
+ * (a rebuild: a chunk never written since is all zeros, as a missing one
+ * loads); 2: its turns too (a reset, an import).
  */
 struct store_snap {
 	const struct store_row *row;
 	const struct seq *seq;
 	int n_layer;
-	int full, replace;
+	int replace;
 	const struct store_turn *turns;
 	size_t n_turns;
 	int64_t first_turn;
@@ -127,6 +127,6 @@ void store_ids_put(uint8_t *b, const int32_t *ids, size_t n);
 void store_ids_get(int32_t *ids, const uint8_t *b, size_t n);
 
 /* A chunk's checksum: CRC-32C (engine/crc.h). */
-uint32_t store_crc32(const void *, size_t);
+uint32_t store_crc(const void *, size_t);
 
 #endif

@@ -87,7 +87,7 @@ save_chunks(struct store *s, const struct store_snap *sn, uint64_t *bytes,
 		rc = -1;
 	for (l = 0; rc == 0 && l < sn->n_layer; l++) {
 		for (c = 0; rc == 0 && c < seq_n_chunks(q); c++) {
-			if (!sn->full && !seq_chunk_dirty(q, l, c))
+			if (!seq_chunk_dirty(q, l, c))
 				continue;
 			seq_chunk_get(q, l, c, buf);
 			sqlite3_reset(st);
@@ -95,7 +95,7 @@ save_chunks(struct store *s, const struct store_snap *sn, uint64_t *bytes,
 			    SQLITE_STATIC);
 			sqlite3_bind_int(st, 2, l);
 			sqlite3_bind_int(st, 3, c);
-			sqlite3_bind_int64(st, 4, store_crc32(buf, len));
+			sqlite3_bind_int64(st, 4, store_crc(buf, len));
 			sqlite3_bind_blob64(st, 5, buf, len, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE)
 				rc = db_err(s, cause);
@@ -381,7 +381,7 @@ load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, char *cause)
 	    len != seq_chunk_bytes(q))
 		return err_set(cause, "chunk %d of layer %d does not fit this "
 		    "cache", c, l);
-	if (store_crc32(data, len) != crc)
+	if (store_crc(data, len) != crc)
 		return err_set(cause, "chunk %d of layer %d is damaged (CRC "
 		    "mismatch)", c, l);
 	seq_chunk_set(q, l, c, data);

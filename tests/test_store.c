@@ -187,16 +187,16 @@ state_blob(const struct seq *q, size_t *len)
 }
 
 static void
-save(struct store *st, struct seq *q, const struct model *m, int full)
+save(struct store *st, struct seq *q, const struct model *m)
 {
 	struct store_row r = { .name = "s", .owner = 7, .created = 1,
 		.used = 2, .options = "opts", .options_len = 4 };
 	char cause[ERR_LEN] = "";
 	void *state = state_blob(q, &r.state_len);
+	struct store_snap sn = { .row = &r, .seq = q,
+		.n_layer = m->hp.n_layer };
 
 	snprintf(r.fingerprint, sizeof r.fingerprint, "%s", m->fingerprint);
-	struct store_snap sn = { .row = &r, .seq = q, .n_layer = m->hp.n_layer,
-		.full = full };
 
 	r.state = state;
 	ck_assert_msg(store_save(st, &sn, NULL, cause) == 0, "%s", cause);
@@ -205,8 +205,9 @@ save(struct store *st, struct seq *q, const struct model *m, int full)
 }
 
 /*
- * A session saved in full, then only what changed, loads into a fresh
- * sequence that continues bit for bit; a damaged chunk is refused.
+ * A session saved (every chunk written so far), then only what changed,
+ * loads into a fresh sequence that continues bit for bit; a damaged
+ * chunk is refused.
  */
 START_TEST(save_and_load)
 {
@@ -243,9 +244,9 @@ START_TEST(save_and_load)
 	st = store_open(db, cause);
 	ck_assert_msg(st != NULL, "%s", cause);
 	ck_assert_int_eq(seq_eval(a, w, pool, ids, 250, NULL, 0, NULL), 0);
-	save(st, a, m, 1);
+	save(st, a, m);
 	ck_assert_int_eq(seq_eval(a, w, pool, ids + 250, 30, NULL, 0, NULL), 0);
-	save(st, a, m, 0); /* the dirty chunks only */
+	save(st, a, m); /* the dirty chunks only */
 	ck_assert_int_eq(store_load_row(st, "s", &r, &opt, &state, cause), 0);
 	ck_assert_str_eq(r.fingerprint, m->fingerprint);
 	ck_assert_int_eq(r.owner, 7);
@@ -286,7 +287,7 @@ START_TEST(chunk_checksum)
 	size_t i, off, len;
 
 	ck_assert_uint_eq(crc_32c(0, "123456789", 9), 0xe3069283u);
-	ck_assert_uint_eq(store_crc32("123456789", 9), 0xe3069283u);
+	ck_assert_uint_eq(store_crc("123456789", 9), 0xe3069283u);
 	ck_assert_uint_eq(crc_32c(crc_32c(0, "1234", 4), "56789", 5),
 	    0xe3069283u);
 	ck_assert_uint_eq(crc_32(0, "123456789", 9), 0xcbf43926u);

@@ -9,7 +9,7 @@
  *             s1 take turns, so that every turn reloads one; with the
  *             file in the page cache (warm) and dropped from it (cold);
  *             then where the time goes, measured here through the
- *             store's own code: SQLite reading the chunks, store_crc32
+ *             store's own code: SQLite reading the chunks, store_crc
  *             checking them, and copying them into a new buffer;
  *   size      the database over --turns one-letter feeds spread over
  *             --sessions sessions (after a restart): the KV chunks, the
@@ -272,7 +272,7 @@ pass_chunk(void *arg, int layer, int32_t chunk, uint32_t crc,
 	(void)chunk;
 	if (p->check) {
 		t = opt_now();
-		p->bad |= store_crc32(data, len) != crc;
+		p->bad |= store_crc(data, len) != crc;
 		p->crc_s += opt_now() - t;
 		t = opt_now();
 		memcpy(p->copy + p->bytes, data, len);
@@ -337,7 +337,7 @@ restore_print(const struct sd *d, struct stats w, struct stats c,
 	printf("  cold (the file's pages dropped first): load median %.1f "
 	    "ms, max %.1f ms\n", c.median, c.max);
 	printf("  where it goes: SQLite reads %zu chunks (%.1f MiB) in %.1f "
-	    "ms; store_crc32 checks them in %.1f ms (%.0f MB/s); copying them "
+	    "ms; store_crc checks them in %.1f ms (%.0f MB/s); copying them "
 	    "into a new buffer takes %.1f ms, %.1f ms of it faulting its "
 	    "pages in (the same copy again: %.1f ms)\n", p->n, mib(p->bytes),
 	    rd, crc, (double)p->bytes / (crc > 0 ? crc * 1e3 : 1), cp,
