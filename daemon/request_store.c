@@ -205,14 +205,14 @@ op_fork(struct req *r)
 	row.created = row.used = (int64_t)time(NULL);
 	n = NULL;
 	if (store_fork(r->d->store, s->name, &row, r->cause) != 0)
-		rc = req_err(r, PROTO_E_STORE, "fork of '%s': %s", s->name,
+		req_err(r, PROTO_E_STORE, "fork of '%s': %s", s->name,
 		    r->cause);
 	else if ((n = snap_from_row(r->d->model, &row, s->n_stored,
 	    r->cause)) == NULL || sess_add(&r->d->sessions, n, r->cause) != 0) {
 		session_free(n);
 		n = NULL;
 		store_delete(r->d->store, row.name, NULL);
-		rc = req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
+		req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	}
 	free(opt);
 	free(state);

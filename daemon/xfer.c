@@ -270,6 +270,10 @@ struct importer {
 	int64_t next_turn;
 	uint64_t frames;
 	int ended;
+	struct proto_msg head;	/* the first frame, while the rest is read */
+	int have_head;
+	const void *state;	/* its state blob, in head */
+	size_t state_len;
 };
 
 static int
@@ -370,83 +374,66 @@ import_head(struct importer *im, const uint8_t *body, size_t len,
     const char *name, size_t name_len)
 {
 	struct req *r = im->r;
-	struct proto_msg h;
+	struct proto_msg *h = &im->head;
 	struct store_row row = { 0 };
 	const char *fmt, *nm, *fp;
 	size_t fl, nl, fpl;
-	uint64_t version = 0;
-	int rc = -1;
+	uint64_t version;
 
-	if (proto_msg_parse(&h, body, len, r->cause) != 0)
+	if (proto_msg_parse(h, body, len, r->cause) != 0)
 		return req_err(r, PROTO_E_BAD_REQUEST, "not a sinkd export: %s",
 		    r->cause);
-	if (proto_get_str(&h, "format", 1, 64, &fmt, &fl, r->cause) != 0 ||
-	    strcmp(fmt, "sinkd-session") != 0) {
-		req_err(r, PROTO_E_BAD_REQUEST, "not a sinkd export (no "
+	im->have_head = 1;
+	if (proto_get_str(h, "format", 1, 64, &fmt, &fl, r->cause) != 0 ||
+	    strcmp(fmt, "sinkd-session") != 0)
+		return req_err(r, PROTO_E_BAD_REQUEST, "not a sinkd export (no "
 		    "format 'sinkd-session' in its first frame)");
-		goto out;
-	}
-	if (proto_get_u64(&h, "version", 1, 1, UINT32_MAX, &version,
-	    r->cause) || version > 1 || proto_get_str(&h, "name", 1,
-	    PROTO_NAME_MAX, &nm, &nl, r->cause) || proto_get_str(&h,
-	    "fingerprint", 1, 64, &fp, &fpl, r->cause) || proto_get_i64(&h,
+	if (proto_get_u64(h, "version", 1, 1, UINT32_MAX, &version,
+	    r->cause) == 0 && version > 1)
+		return req_err(r, PROTO_E_BAD_REQUEST, "export version %llu "
+		    "is newer than this sinkd's 1", (unsigned long long)version);
+	if (r->cause[0] != '\0' || proto_get_str(h, "name", 1,
+	    PROTO_NAME_MAX, &nm, &nl, r->cause) || proto_get_str(h,
+	    "fingerprint", 1, 64, &fp, &fpl, r->cause) || proto_get_i64(h,
 	    "created", 1, 0, INT64_MAX, &row.created, r->cause) ||
-	    proto_get_i64(&h, "used", 1, 0, INT64_MAX, &row.used, r->cause) ||
-	    proto_get_bin(&h, "options", 1, 1 << 26, &row.options,
-	    &row.options_len, r->cause) || proto_get_bin(&h, "state", 1,
-	    1 << 30, &row.state, &row.state_len, r->cause)) {
-		if (r->cause[0] == '\0' || version > 1)
-			snprintf(r->cause, sizeof r->cause, "export version "
-			    "%llu is newer than this sinkd's 1",
-			    (unsigned long long)version);
-		req_err(r, PROTO_E_BAD_REQUEST, "export head: %s", r->cause);
-		goto out;
-	}
-	if (strcmp(fp, im->m->fingerprint) != 0) {
-		req_err(r, PROTO_E_WRONG_MODEL, "this export was made with "
-		    "another model (fingerprint %.12s; this sinkd runs %s, "
+	    proto_get_i64(h, "used", 1, 0, INT64_MAX, &row.used, r->cause) ||
+	    proto_get_bin(h, "options", 1, 1 << 26, &row.options,
+	    &row.options_len, r->cause) || proto_get_bin(h, "state", 1,
+	    1 << 30, &im->state, &im->state_len, r->cause))
+		return req_err(r, PROTO_E_BAD_REQUEST, "export head: %s",
+		    r->cause);
+	row.state = im->state;
+	row.state_len = im->state_len;
+	if (strcmp(fp, im->m->fingerprint) != 0)
+		return req_err(r, PROTO_E_WRONG_MODEL, "this export was made "
+		    "with another model (fingerprint %.12s; this sinkd runs %s, "
 		    "%.12s): import it where that model runs", fp,
 		    im->m->desc, im->m->fingerprint);
-		goto out;
-	}
 	if (name_len == 0) {
 		name = nm;
 		name_len = nl;
 	}
-	if (!proto_session_name_ok(name, name_len)) {
-		req_err(r, PROTO_E_INVALID_NAME, "'%.*s' is not a session name",
-		    (int)(name_len > 64 ? 64 : name_len), name);
-		goto out;
-	}
-	if (sess_find(&r->d->sessions, name, name_len) != NULL) {
-		req_err(r, PROTO_E_EXISTS, "session '%.*s' exists: give "
+	if (!proto_session_name_ok(name, name_len))
+		return req_err(r, PROTO_E_INVALID_NAME, "'%.*s' is not a "
+		    "session name", (int)(name_len > 64 ? 64 : name_len), name);
+	if (sess_find(&r->d->sessions, name, name_len) != NULL)
+		return req_err(r, PROTO_E_EXISTS, "session '%.*s' exists: give "
 		    "another name", (int)name_len, name);
-		goto out;
-	}
 	snprintf(row.name, sizeof row.name, "%.*s", (int)name_len, name);
 	snprintf(row.fingerprint, sizeof row.fingerprint, "%s", fp);
 	row.owner = (uint32_t)r->c->uid;
-	if ((im->s = snap_from_row(im->m, &row, 0, r->cause)) == NULL) {
-		req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
-		goto out;
-	}
-	if (im->s->damaged[0] != '\0') {
-		req_err(r, PROTO_E_BAD_REQUEST, "the export cannot be used: %s",
-		    im->s->damaged);
-		goto out;
-	}
+	if ((im->s = snap_from_row(im->m, &row, 0, r->cause)) == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
+	if (im->s->damaged[0] != '\0')
+		return req_err(r, PROTO_E_BAD_REQUEST, "the export cannot be "
+		    "used: %s", im->s->damaged);
 	if ((im->s->seq = seq_new(im->m, &im->s->so, r->cause)) == NULL ||
 	    (im->s->smp = sampler_new(&im->s->sp, im->m->hp.n_vocab,
-	    r->cause)) == NULL) {
-		req_err(r, PROTO_E_BAD_REQUEST, "the export's cache: %s",
+	    r->cause)) == NULL)
+		return req_err(r, PROTO_E_BAD_REQUEST, "the export's cache: %s",
 		    r->cause);
-		goto out;
-	}
-	/* The state is restored once the chunks are in: keep it. */
-	rc = 0;
-out:
-	proto_msg_free(&h);
-	return rc;
+	/* The state (im->state) is restored once the chunks are in. */
+	return 0;
 }
 
 /* Reads a whole export into a new session; -1 with the error set. */
@@ -455,9 +442,7 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
     size_t name_len, struct session **out)
 {
 	struct importer im = { .r = r, .m = r->d->model, .frames = 1 };
-	const uint8_t *state;
-	size_t bl, at = 0, state_len;
-	struct proto_msg h;
+	size_t bl, at = 0;
 	char why[ERR_LEN];
 	int rc;
 
@@ -466,12 +451,9 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 	    r->cause)) != 1)
 		return req_err(r, PROTO_E_BAD_REQUEST, "not a sinkd export%s%s",
 		    rc < 0 ? ": " : " (cut short)", rc < 0 ? r->cause : "");
-	if (import_head(&im, buf + 4, bl, name, name_len) != 0) {
-		session_free(im.s);
-		return -1;
-	}
-	/* The head again, for its state blob (the message is freed). */
-	proto_msg_parse(&h, buf + 4, bl, NULL);
+	r->cause[0] = '\0';
+	if ((rc = import_head(&im, buf + 4, bl, name, name_len)) != 0)
+		goto fail;
 	at = 4 + bl;
 	while (!im.ended && at < len) {
 		if ((rc = proto_frame_check(buf + at, len - at,
@@ -491,20 +473,20 @@ import_all(struct req *r, const uint8_t *buf, size_t len, const char *name,
 		    "(no end frame)");
 		goto fail;
 	}
-	proto_get_bin(&h, "state", 1, 1 << 30, (const void **)&state,
-	    &state_len, NULL);
-	if (snap_restore_state(im.s, im.m, state, state_len, why) != 0) {
+	if (snap_restore_state(im.s, im.m, im.state, im.state_len, why) !=
+	    0) {
 		rc = req_err(r, PROTO_E_BAD_REQUEST, "the export's state: %s",
 		    why);
 		goto fail;
 	}
-	proto_msg_free(&h);
+	proto_msg_free(&im.head);
 	seq_get_info(im.s->seq, &im.s->info);
 	im.s->resident = 1;
 	*out = im.s;
 	return 0;
 fail:
-	proto_msg_free(&h);
+	if (im.have_head)
+		proto_msg_free(&im.head);
 	session_free(im.s);
 	return rc;
 }

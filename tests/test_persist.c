@@ -837,9 +837,13 @@ put_state(struct proto_out *o, void *arg)
 	proto_msg_free(&m);
 }
 
-/* An export whose head says the stream is at seen: a forged file. */
+/*
+ * An export whose head says the stream is at seen (version: its format's
+ * version is that instead): a forged file.
+ */
 static uint8_t *
-forge_seen(const uint8_t *file, size_t len, int64_t seen, size_t *out_len)
+forge(const uint8_t *file, size_t len, int version, int64_t seen,
+    size_t *out_len)
 {
 	struct proto_msg head;
 	struct proto_out o;
@@ -853,7 +857,10 @@ forge_seen(const uint8_t *file, size_t len, int64_t seen, size_t *out_len)
 	arg[0] = (void *)proto_get(&head, "state");
 	arg[1] = &seen;
 	proto_out_init(&o);
-	pack_replacing(&o, &head.root, "state", put_state, arg);
+	if (version)
+		pack_replacing(&o, &head.root, "version", put_seen, &seen);
+	else
+		pack_replacing(&o, &head.root, "state", put_state, arg);
 	ck_assert_int_eq(proto_out_finish(&o, 1u << 30, &data, &n, NULL), 0);
 	f = malloc(n + len);
 	memcpy(f, data, n);
@@ -897,12 +904,17 @@ START_TEST(fork_export_import)
 	m = import(&c, 9, (const uint8_t *)"\0\0\0\3abc", 7, 7, "v");
 	ck_assert(dh_is_kind(m, "error") && dh_code_is(m, "bad_request"));
 	/* A stream position no stream reaches: refused, not overflowed. */
-	forged = forge_seen(file, len, INT64_MAX, &flen);
+	forged = forge(file, len, 0, INT64_MAX, &flen);
 	m = import(&c, 20, forged, flen, 65536, "w");
 	ck_assert_msg(dh_is_kind(m, "error") && dh_code_is(m, "bad_request"),
 	    "forged seen: %s", msg_of(m));
 	free(forged);
-	forged = forge_seen(file, len, 40, &flen); /* the real one: fine */
+	forged = forge(file, len, 1, 2, &flen); /* a newer format */
+	m = import(&c, 22, forged, flen, 65536, "w");
+	ck_assert_msg(dh_is_kind(m, "error") && strstr(msg_of(m), "newer") !=
+	    NULL, "version 2: %s", msg_of(m));
+	free(forged);
+	forged = forge(file, len, 0, 40, &flen); /* the real one: fine */
 	m = import(&c, 21, forged, flen, 65536, "w");
 	ck_assert_msg(dh_is_kind(m, "ok"), "re-packed export: %s", msg_of(m));
 	free(forged);
