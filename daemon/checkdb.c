@@ -3,6 +3,7 @@
  * without changing it: SQLite's integrity check, every session's row and
  * blobs, every KV chunk's size and CRC, the transcript's numbering.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +30,13 @@ check_chunk(void *arg, int layer, int32_t chunk, uint32_t crc,
 {
 	struct check *c = arg;
 
+	/* Without the model, chunk sizes agree with the first one's. */
 	if (c->chunks++ == 0)
 		c->chunk_len = len;
-	if (c->problem[0] != '\0')
-		return 0;
-	if (chunk < 0 || chunk >= c->n_chunks || layer < 0 || (c->m != NULL &&
-	    layer >= c->m->hp.n_layer))
-		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
-		    "lies outside the session's cache", chunk, layer);
-	else if (len != c->chunk_len || len == 0)
-		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
-		    "is %zu bytes, others %zu", chunk, layer, len,
-		    c->chunk_len);
-	else if (store_crc(data, len) != crc)
-		snprintf(c->problem, sizeof c->problem, "chunk %d of layer %d "
-		    "is damaged (CRC mismatch)", chunk, layer);
+	if (c->problem[0] == '\0')
+		store_chunk_check(layer, chunk, crc, data, len, c->m != NULL ?
+		    c->m->hp.n_layer : INT_MAX, c->n_chunks, c->chunk_len,
+		    c->problem);
 	return 0;
 }
 

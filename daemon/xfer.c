@@ -285,21 +285,16 @@ import_chunk(struct importer *im, const struct proto_msg *f)
 	const void *data;
 	size_t len;
 
-	if (proto_get_u64(f, "layer", 1, 0, (uint64_t)im->m->hp.n_layer - 1,
-	    &layer, r->cause) || proto_get_u64(f, "chunk", 1, 0,
-	    (uint64_t)seq_n_chunks(q) - 1, &chunk, r->cause) ||
+	/* Types here; place, size and CRC in store_chunk_check. */
+	if (proto_get_u64(f, "layer", 1, 0, INT32_MAX, &layer, r->cause) ||
+	    proto_get_u64(f, "chunk", 1, 0, INT32_MAX, &chunk, r->cause) ||
 	    proto_get_u64(f, "crc", 1, 0, UINT32_MAX, &crc, r->cause) ||
-	    proto_get_bin(f, "data", 1, seq_chunk_bytes(q), &data, &len,
-	    r->cause))
+	    proto_get_bin(f, "data", 1, SIZE_MAX, &data, &len, r->cause))
 		return -1;
-	if (len != seq_chunk_bytes(q))
-		return err_set(r->cause, "chunk %llu of layer %llu is %zu bytes, "
-		    "not %zu", (unsigned long long)chunk,
-		    (unsigned long long)layer, len, seq_chunk_bytes(q));
-	if (store_crc(data, len) != (uint32_t)crc)
-		return err_set(r->cause, "chunk %llu of layer %llu is damaged "
-		    "(CRC mismatch)", (unsigned long long)chunk,
-		    (unsigned long long)layer);
+	if (store_chunk_check((int)layer, (int32_t)chunk, (uint32_t)crc, data,
+	    len, im->m->hp.n_layer, seq_n_chunks(q), seq_chunk_bytes(q),
+	    r->cause) != 0)
+		return -1;
 	seq_chunk_set(q, (int)layer, (int32_t)chunk, data);
 	return 0;
 }

@@ -270,3 +270,19 @@ store_crc(const void *data, size_t len)
 {
 	return crc_32c(0, data, len);
 }
+
+int
+store_chunk_check(int layer, int32_t chunk, uint32_t crc, const void *data,
+    size_t len, int n_layer, int32_t n_chunks, size_t want, char *cause)
+{
+	if (layer < 0 || layer >= n_layer || chunk < 0 || chunk >= n_chunks)
+		return err_set(cause, "chunk %d of layer %d lies outside the "
+		    "session's cache", chunk, layer);
+	if (len != want)
+		return err_set(cause, "chunk %d of layer %d is %zu bytes, not "
+		    "%zu", chunk, layer, len, want);
+	if (store_crc(data, len) != crc)
+		return err_set(cause, "chunk %d of layer %d is damaged (CRC "
+		    "mismatch)", chunk, layer);
+	return 0;
+}

@@ -128,5 +128,13 @@ void store_ids_get(int32_t *ids, const uint8_t *b, size_t n);
 
 /* A chunk's checksum: CRC-32C (engine/crc.h). */
 uint32_t store_crc(const void *, size_t);
+/*
+ * Whether a chunk (from the database or an export file) fits a cache of
+ * n_layer layers of n_chunks chunks of want bytes, and its CRC holds: 0,
+ * or -1 with cause naming the chunk and what is wrong.
+ */
+int store_chunk_check(int layer, int32_t chunk, uint32_t crc,
+    const void *data, size_t len, int n_layer, int32_t n_chunks,
+    size_t want, char *cause);
 
 #endif

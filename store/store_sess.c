@@ -377,13 +377,9 @@ load_chunk(sqlite3_stmt *st, struct seq *q, int n_layer, char *cause)
 	const void *data = sqlite3_column_blob(st, 3);
 	size_t len = (size_t)sqlite3_column_bytes(st, 3);
 
-	if (l < 0 || l >= n_layer || c < 0 || c >= seq_n_chunks(q) ||
-	    len != seq_chunk_bytes(q))
-		return err_set(cause, "chunk %d of layer %d does not fit this "
-		    "cache", c, l);
-	if (store_crc(data, len) != crc)
-		return err_set(cause, "chunk %d of layer %d is damaged (CRC "
-		    "mismatch)", c, l);
+	if (store_chunk_check(l, c, crc, data, len, n_layer, seq_n_chunks(q),
+	    seq_chunk_bytes(q), cause) != 0)
+		return -1;
 	seq_chunk_set(q, l, c, data);
 	return 0;
 }
