@@ -202,15 +202,20 @@ fi
 # Against a real sinkd on a private socket, with a synthetic model.
 # ---------------------------------------------------------------------
 
+# Waits (up to 10 s) until a sinkd answers; sink's own arguments, if any.
+wait_sinkd() {
+	i=0
+	while [ $i -lt 100 ] && ! "$sink" "$@" status >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # Starts sinkd (its database under $XDG_STATE_HOME) and waits for it.
 start_sinkd() {
 	"$bin/sinkd" -m "$tmp/m.gguf" -t 1 2>>"$tmp/sinkd.log" &
 	dpid=$!
-	i=0
-	while [ $i -lt 100 ] && ! "$sink" status >/dev/null 2>&1; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_sinkd
 }
 
 # The turns' header lines of a text log.
@@ -391,12 +396,7 @@ a line of context" ]; then
 	"$bin/sinkd" -m "$tmp/m.gguf" -t 1 -s "$tmp/o/sock" \
 	    --db "$tmp/other.db" --max-frame 65536 2>>"$tmp/sinkd.log" &
 	opid=$!
-	i=0
-	while [ $i -lt 100 ] && ! "$sink" -S "$tmp/o/sock" status \
-	    >/dev/null 2>&1; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_sinkd -S "$tmp/o/sock"
 	"$sink" -S "$tmp/o/sock" --json import "$tmp/mp.sinkd" >"$tmp/json" \
 	    2>"$tmp/err"
 	if [ $? -eq 0 ] && head -n 1 "$tmp/json" | grep -q '"received":61440}' &&
@@ -418,12 +418,7 @@ a line of context" ]; then
 	"$bin/sinkd" -m "$tmp/m2.gguf" -t 1 -s "$tmp/o/sock" \
 	    --db "$tmp/other2.db" 2>>"$tmp/sinkd.log" &
 	opid=$!
-	i=0
-	while [ $i -lt 100 ] && ! "$sink" -S "$tmp/o/sock" status \
-	    >/dev/null 2>&1; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_sinkd -S "$tmp/o/sock"
 	expect "import on a sinkd of another model" 1 "wrong_model: " \
 	    "$sink" -S "$tmp/o/sock" import "$tmp/lg.sinkd"
 	kill -TERM $opid
