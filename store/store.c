@@ -106,6 +106,47 @@ migrate(struct store *s, int from, char *cause)
 	return store_exec(s, "COMMIT", cause);
 }
 
+/*
+ * One sinkd writes a database at a time: two would each snapshot their
+ * own idea of a session and the file would hold one's cache with the
+ * other's transcript.  SQLite's own locks only serialize transactions, so
+ * the writer holds an open-file-description lock on PATH.lock for as long
+ * as the store is open; the kernel drops it when the process dies, so a
+ * kill -9 leaves nothing stale.  The file holds the holder's pid, for the
+ * refusal's message.  Readers (--check-db, backups) take no lock.
+ */
+static int
+take_lock(struct store *s, const char *path, char *cause)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char lp[4096], buf[32];
+	ssize_t n;
+	long pid;
+
+	if (snprintf(lp, sizeof lp, "%s.lock", path) >= (int)sizeof lp)
+		return err_set(cause, "%s: the path is too long", path);
+	if ((s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return err_set(cause, "%s: %s", lp, strerror(errno));
+	if (fcntl(s->lock_fd, F_OFD_SETLK, &fl) != 0) {
+		if (errno != EAGAIN && errno != EACCES)
+			return err_set(cause, "%s: %s", lp, strerror(errno));
+		n = pread(s->lock_fd, buf, sizeof buf - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		pid = strtol(buf, NULL, 10);
+		if (pid > 0)
+			return err_set(cause, "%s is in use by another sinkd "
+			    "(pid %ld): stop it first, or give this one "
+			    "another --db", path, pid);
+		return err_set(cause, "%s is in use by another sinkd: stop it "
+		    "first, or give this one another --db", path);
+	}
+	n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, buf,
+	    (size_t)n, 0) != n)
+		return err_set(cause, "%s: %s", lp, strerror(errno));
+	return 0;
+}
+
 /* The file exists with mode 0600 before SQLite opens it. */
 static int
 create_private(const char *path, char *cause)
@@ -160,6 +201,7 @@ open_db(const char *path, int readonly, char *cause)
 		err_set(cause, "out of memory");
 		return NULL;
 	}
+	s->lock_fd = -1;
 
 	/* Recursive: a listing's callback may read more of the store. */
 	pthread_mutexattr_init(&ma);
@@ -170,7 +212,8 @@ open_db(const char *path, int readonly, char *cause)
 		err_set(cause, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!readonly && !mem && create_private(path, cause) != 0)
+	if (!readonly && !mem && (create_private(path, cause) != 0 ||
+	    take_lock(s, path, cause) != 0))
 		goto fail;
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
 	    NULL) != SQLITE_OK) {
@@ -210,6 +253,9 @@ store_close(struct store *s)
 	if (s == NULL)
 		return;
 	sqlite3_close(s->db);
+	/* After the connection: the lock outlives every write. */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -24,9 +24,11 @@ struct store;
 /*
  * Opens (creating when absent, mode 0600) the database at path in WAL
  * mode and brings its schema up to STORE_SCHEMA.  A database written by
- * a newer sinkd is refused and left untouched.  store_open_readonly
- * creates, migrates and writes nothing (for --check-db).  NULL with
- * cause.
+ * a newer sinkd is refused and left untouched.  store_open holds an
+ * exclusive lock on PATH.lock until store_close: a database another
+ * process (or another store) has open for writing is refused, naming its
+ * pid.  store_open_readonly locks, creates, migrates and writes nothing
+ * (for --check-db).  NULL with cause.
  */
 struct store *store_open(const char *path, char *cause);
 struct store *store_open_readonly(const char *path, char *cause);

@@ -15,6 +15,7 @@ struct store {
 	pthread_mutex_t lock;	/* held for a whole call */
 	int found;		/* user_version when opened */
 	unsigned pause_ms;	/* test hook: SINKD_TEST_SAVE_PAUSE_MS */
+	int lock_fd;		/* PATH.lock, held while open; -1: none */
 };
 
 /* Runs constant SQL (no parameters); 0, or -1 with SQLite's message. */

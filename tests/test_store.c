@@ -121,6 +121,33 @@ START_TEST(newer_schema_untouched)
 }
 END_TEST
 
+/*
+ * One writer at a time: a second store_open of the same file is refused
+ * naming the holder's pid, readers still open it, and closing the first
+ * frees the file for the next writer.
+ */
+START_TEST(one_writer)
+{
+	char path[256], cause[ERR_LEN] = "", want[64];
+	struct store *a, *b;
+
+	db_path(path, sizeof path, "locked.db");
+	a = store_open(path, cause);
+	ck_assert_msg(a != NULL, "%s", cause);
+	ck_assert_ptr_null(store_open(path, cause));
+	snprintf(want, sizeof want, "in use by another sinkd (pid %ld)",
+	    (long)getpid());
+	ck_assert_msg(strstr(cause, want) != NULL, "%s", cause);
+	b = store_open_readonly(path, cause);
+	ck_assert_msg(b != NULL, "%s", cause);
+	store_close(b);
+	store_close(a);
+	a = store_open(path, cause);
+	ck_assert_msg(a != NULL, "%s", cause);
+	store_close(a);
+}
+END_TEST
+
 /* Garbage over a page of a table: the check (or the open) says so. */
 START_TEST(damage_is_found)
 {
@@ -311,6 +338,7 @@ main(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, create_and_reopen);
 	tcase_add_test(tc, newer_schema_untouched);
+	tcase_add_test(tc, one_writer);
 	tcase_add_test(tc, damage_is_found);
 	tcase_add_test(tc, bad_paths);
 	tcase_add_test(tc, save_and_load);

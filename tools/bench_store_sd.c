@@ -394,7 +394,7 @@ void
 sd_cleanup(struct sd *d)
 {
 	static const char *const f[] = { "sock", DB_FILE, DB_FILE "-wal",
-		DB_FILE "-shm" };
+		DB_FILE "-shm", DB_FILE ".lock" };
 	char p[PATH_MAX + 32];
 	size_t i;
 

@@ -22,7 +22,7 @@ echo "== sinkd and sink"
 SINKD_SOCKET=$top/build/run/sock
 export SINKD_SOCKET
 db=$top/build/run/quickstart.db
-rm -f "$db" "$db-wal" "$db-shm"	# each run tells the same story
+rm -f "$db" "$db-wal" "$db-shm" "$db.lock"	# each run tells the same story
 pid=
 start_sinkd() {
 	build/sinkd -m "$model" --db "$db" --log "$top/build/run.log" &
