@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,7 +50,41 @@ conn_default_path(char *buf, size_t size, char *cause)
 		    (unsigned)geteuid());
 	if (n < 0 || (size_t)n >= size)
 		return err_set(cause, "the socket path is too long");
+	/* No sinkd of our own: the system-wide one, if it runs. */
+	if ((env == NULL || *env == '\0') && access(buf, F_OK) != 0 &&
+	    errno == ENOENT && access(CONN_SYSTEM_SOCKET, F_OK) == 0 &&
+	    strlen(CONN_SYSTEM_SOCKET) < size)
+		snprintf(buf, size, "%s", CONN_SYSTEM_SOCKET);
 	return 0;
+}
+
+/*
+ * Before a byte is sent, the server must run as us, as root, or as the
+ * system user of the system-wide service (CONN_SYSTEM_USER): anyone else
+ * may have bound that path first, in a directory they can write, to read
+ * what we send.
+ */
+static int
+peer_trusted(int fd, const char *path, char *cause)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	struct passwd pw, *pp = NULL;
+	char buf[4096];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    len != sizeof cr)
+		return err_set(cause, "%s: cannot tell who serves it: %s",
+		    path, strerror(errno));
+	if (cr.uid == geteuid() || cr.uid == 0)
+		return 0;
+	if (getpwnam_r(CONN_SYSTEM_USER, &pw, buf, sizeof buf, &pp) == 0 &&
+	    pp != NULL && pw.pw_uid == cr.uid)
+		return 0;
+	return err_set(cause, "refusing to talk to %s: it is served by uid %u "
+	    "(pid %d), not by you, root or the '%s' user: another user may "
+	    "be posing as sinkd", path, (unsigned)cr.uid, (int)cr.pid,
+	    CONN_SYSTEM_USER);
 }
 
 static int
@@ -67,8 +102,12 @@ connect_unix(const char *path, int *refused, char *cause)
 	memcpy(sun.sun_path, path, strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return err_set(cause, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0)
-		return fd;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+		if (peer_trusted(fd, path, cause) == 0)
+			return fd;
+		close(fd);
+		return -1;
+	}
 	e = errno;
 	close(fd);
 	*refused = e == ENOENT || e == ECONNREFUSED || e == ENOTSOCK ||

@@ -40,17 +40,24 @@ struct conn_msg {
 	const char	*message;
 };
 
+/* The system-wide service's socket (sinkd.socket) and its user. */
+#define CONN_SYSTEM_SOCKET "/run/sinkd/sock"
+#define CONN_SYSTEM_USER "sinkd"
+
 /*
  * The socket to use: $SINKD_SOCKET, then $XDG_RUNTIME_DIR/sinkd/sock
  * (when that is an absolute path), then /tmp/sinkd-UID/sock, as sinkd
- * chooses its own.  0, or -1 with cause if it does not fit.
+ * chooses its own; when that one does not exist and the system-wide
+ * service's does, that.  0, or -1 with cause if it does not fit.
  */
 int	conn_default_path(char *buf, size_t size, char *cause);
 
 /*
- * Connects.  NULL with cause on failure; *refused is set to 1 when
- * nothing listens at path (no such file, refused, not a socket), where
- * the caller may suggest starting the daemon.
+ * Connects, and checks who serves path (SO_PEERCRED: ourselves, root
+ * or CONN_SYSTEM_USER) before anything is sent.  NULL with cause on
+ * failure; *refused is set to 1 when nothing listens at path (no such
+ * file, refused, not a socket), where the caller may suggest starting
+ * the daemon.
  */
 struct conn *conn_open(const char *path, int *refused, char *cause);
 void	conn_close(struct conn *);

@@ -21,9 +21,13 @@
 #include "err.h"
 #include "mem.h"
 #include "proto.h"
+#include "seq.h"
 
-/* C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024). */
-enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE };
+/*
+ * C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024).
+ * C_MODE and C_KV are strings that must name a cache mode or KV type.
+ */
+enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE, C_MODE, C_KV };
 
 struct conf_opt {
 	const char *name;
@@ -78,9 +82,9 @@ static const struct conf_opt conf_opts[] = {
 	    "default cache size of new sessions, tokens (default 1024)" },
 	{ "sinks", 0, C_LONG, OFF(sinks), 0, 1 << 26,
 	    "default attention sinks of new sessions (default 4)" },
-	{ "mode", 0, C_STR, OFF(mode), 0, 0,
+	{ "mode", 0, C_MODE, OFF(mode), 0, 0,
 	    "default cache mode: streaming, window, recompute, dense" },
-	{ "kv", 0, C_STR, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
+	{ "kv", 0, C_KV, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
 };
 
 #define N_OPTS (sizeof conf_opts / sizeof conf_opts[0])
@@ -109,7 +113,8 @@ conf_free(struct conf *c)
 	size_t i;
 
 	for (i = 0; i < N_OPTS; i++) {
-		if (conf_opts[i].type == C_STR)
+		if (conf_opts[i].type == C_STR || conf_opts[i].type == C_MODE ||
+		    conf_opts[i].type == C_KV)
 			free(*(char **)(void *)((char *)c + conf_opts[i].off));
 	}
 	free(c->config);
@@ -176,8 +181,20 @@ conf_set(struct conf *c, const struct conf_opt *o, const char *v,
 	char *end, **sp;
 	long n;
 	enum log_level l;
+	enum seq_mode mode;
+	enum kv_type kv;
 
 	switch (o->type) {
+	case C_MODE:
+		if (seq_mode_parse(v, &mode) != 0)
+			return err_set(cause, "%s: '%s' is not a cache mode "
+			    "(streaming, window, recompute, dense)", where, v);
+		/* FALLTHROUGH */
+	case C_KV:
+		if (o->type == C_KV && seq_kv_parse(v, &kv) != 0)
+			return err_set(cause, "%s: '%s' is not a KV type (f32, "
+			    "f16)", where, v);
+		/* FALLTHROUGH */
 	case C_STR:
 		sp = (char **)(void *)((char *)c + o->off);
 		free(*sp);
@@ -494,4 +511,32 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 		rc = err_set(cause, "no model: give -m MODEL (or model = in "
 		    "sinkd.conf)");
 	return rc;
+}
+
+void
+conf_seq_opts(const struct conf *c, struct seq_opts *so)
+{
+	seq_opts_default(so);
+	so->n_cache = (int32_t)c->cache;
+	/* conf_set let only valid names in. */
+	if (c->mode != NULL)
+		seq_mode_parse(c->mode, &so->mode);
+	if (c->kv != NULL)
+		seq_kv_parse(c->kv, &so->kv_type);
+	so->n_sink = so->mode == SEQ_STREAMING ? (int32_t)c->sinks : -1;
+}
+
+int
+conf_check_model(const struct conf *c, const struct model *m, char *cause)
+{
+	struct seq_opts so;
+	char why[ERR_LEN];
+
+	conf_seq_opts(c, &so);
+	if (seq_check_opts(m, &so, why) != 0)
+		return err_set(cause, "the settings of new sessions (--cache "
+		    "%ld, --sinks %ld, --mode %s, --kv %s) would fail every "
+		    "turn: %s", c->cache, c->sinks, seq_mode_name(so.mode),
+		    seq_kv_name(so.kv_type), why);
+	return 0;
 }

@@ -35,4 +35,15 @@ void conf_free(struct conf *);
 int conf_load(struct conf *, int argc, char **argv, char *cause);
 void conf_usage(FILE *);
 
+struct seq_opts;
+struct model;
+/* The cache options of a new session before its request's own. */
+void conf_seq_opts(const struct conf *, struct seq_opts *);
+/*
+ * Whether new sessions could run on this model with these defaults, as
+ * a session's creation would check them: 0, or -1 with cause.
+ */
+int conf_check_model(const struct conf *, const struct model *,
+    char *cause);
+
 #endif

@@ -1,32 +1,29 @@
 /*
- * daemon: startup, the listening socket and its access control, signals
- * as loop events, the worker's events, and an orderly stop.
+ * daemon: startup, signals as loop events, the worker's events, the
+ * systemd watchdog's keep-alives, and an orderly stop whose exit status
+ * says whether everything was saved.
  */
 #include "daemon.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
-#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "blas.h"
 #include "client.h"
+#include "conf.h"
 #include "job.h"
+#include "listen.h"
 #include "log.h"
 #include "persist.h"
 #include "request.h"
 #include "store.h"
+#include "systemd.h"
 #include "worker.h"
 
 void
@@ -62,10 +59,8 @@ daemon_stop(struct daemon *d, const char *why)
 		return;
 	d->stopping = 1;
 	log_info("stopping (%s): %d requests to end", why, d->n_jobs);
-	if (d->listener != NULL) {
-		evconnlistener_free(d->listener);
-		d->listener = NULL;
-	}
+	systemd_notify("STOPPING=1");
+	listen_stop(d);
 	for (i = 0; i < d->sessions.n; i++)
 		request_stop_session(d, d->sessions.v[i], STOP_SHUTDOWN);
 	if (d->n_jobs == 0)
@@ -109,138 +104,6 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	daemon_stop(d, sig == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-/* Whether a peer may talk to us: our own user, root, or the group. */
-static int
-allowed(const struct daemon *d, const struct ucred *cr)
-{
-	struct passwd pw, *pp;
-	struct group gr, *gp;
-	char buf[4096];
-	char **m;
-
-	if (cr->uid == geteuid() || cr->uid == 0)
-		return 1;
-	if (d->group == (gid_t)-1)
-		return 0;
-	if (cr->gid == d->group)
-		return 1;
-	if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &pp) != 0 || pp == NULL)
-		return 0;
-	if (getgrgid_r(d->group, &gr, buf, sizeof buf, &gp) != 0 || gp == NULL)
-		return 0;
-	for (m = gr.gr_mem; *m != NULL; m++)
-		if (strcmp(*m, pw.pw_name) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int len, void *arg)
-{
-	struct daemon *d = arg;
-	struct ucred cr;
-	socklen_t cl = sizeof cr;
-	struct client *c;
-
-	(void)l;
-	(void)sa;
-	(void)len;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-	    !allowed(d, &cr)) {
-		log_warn("connection from uid %d refused",
-		    cl == sizeof cr ? (int)cr.uid : -1);
-		close(fd);
-		return;
-	}
-	if ((c = client_new(d, fd, cr.uid, cr.gid, cr.pid)) == NULL) {
-		log_error("out of memory for a client");
-		close(fd);
-		return;
-	}
-	if (d->n_clients > d->conf->max_clients)
-		client_fail(c, PROTO_E_LIMIT, "too many clients "
-		    "(max-clients)");
-}
-
-/* mkdir -p of the socket's directory, private to us. */
-static int
-make_dir(const char *path, char *cause)
-{
-	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], *p;
-
-	snprintf(dir, sizeof dir, "%s", path);
-	if ((p = strrchr(dir, '/')) == NULL || p == dir)
-		return 0;
-	*p = '\0';
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-			return err_set(cause, "%s: %s", dir, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return err_set(cause, "%s: %s", dir, strerror(errno));
-	return 0;
-}
-
-/* Refuses a socket another sinkd answers on; removes a stale one. */
-static int
-claim_path(const struct sockaddr_un *sun, char *cause)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
-	struct stat st;
-
-	if (fd < 0)
-		return err_set(cause, "socket: %s", strerror(errno));
-	rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
-	close(fd);
-	if (rc == 0)
-		return err_set(cause, "another sinkd already serves %s",
-		    sun->sun_path);
-	if (lstat(sun->sun_path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return err_set(cause, "%s exists and is not a socket",
-			    sun->sun_path);
-		log_info("removing stale socket %s", sun->sun_path);
-		unlink(sun->sun_path);
-	}
-	return 0;
-}
-
-static int
-listen_on(struct daemon *d, char *cause)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	const char *path = d->conf->socket;
-	int fd;
-
-	if (strlen(path) >= sizeof sun.sun_path)
-		return err_set(cause, "socket path %s is too long", path);
-	strcpy(sun.sun_path, path);
-	if (make_dir(path, cause) != 0 || claim_path(&sun, cause) != 0)
-		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) < 0)
-		return err_set(cause, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
-	    chmod(path, d->group != (gid_t)-1 ? 0660 : 0600) != 0 ||
-	    (d->group != (gid_t)-1 && chown(path, (uid_t)-1, d->group) != 0)) {
-		err_set(cause, "%s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	d->listener = evconnlistener_new(d->base, accept_cb, d,
-	    LEV_OPT_CLOSE_ON_FREE, 64, fd);
-	if (d->listener == NULL) {
-		close(fd);
-		return err_set(cause, "%s: cannot listen", path);
-	}
-	return 0;
 }
 
 static int
@@ -300,8 +163,7 @@ flush_clients(struct daemon *d)
 static void
 teardown(struct daemon *d)
 {
-	if (d->listener != NULL)
-		evconnlistener_free(d->listener);
+	listen_stop(d);
 	if (d->base != NULL)
 		client_close_all(d);
 	worker_free(d->worker);
@@ -313,6 +175,8 @@ teardown(struct daemon *d)
 		event_free(d->ev_int);
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
+	if (d->ev_watchdog != NULL)
+		event_free(d->ev_watchdog);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	sess_table_free(&d->sessions);
@@ -321,52 +185,85 @@ teardown(struct daemon *d)
 }
 
 /*
- * Tells systemd (Type=notify) how we are: one datagram of "READY=1" or
- * "STOPPING=1" to $NOTIFY_SOCKET, which may be abstract ("@...").
+ * The keep-alive comes from the loop itself, so a loop that stops
+ * turning (a deadlock, a handler that never returns) stops it, and
+ * systemd restarts sinkd.
  */
 static void
-notify(const char *state)
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t len;
-	int fd;
-
-	if (path == NULL || (*path != '/' && *path != '@') ||
-	    (len = strlen(path)) >= sizeof sun.sun_path)
-		return;
-	memcpy(sun.sun_path, path, len);
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return;
-	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun,
-	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-		log_warn("NOTIFY_SOCKET: %s", strerror(errno));
-	close(fd);
+	(void)fd;
+	(void)what;
+	(void)arg;
+	systemd_notify("WATCHDOG=1");
 }
 
 static int
+setup_watchdog(struct daemon *d, char *cause)
+{
+	uint64_t usec = systemd_watchdog_usec();
+	struct timeval tv;
+
+	if (usec == 0)
+		return 0;
+	/* Twice per interval, as systemd advises. */
+	usec /= 2;
+	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
+	if ((d->ev_watchdog = event_new(d->base, -1, EV_PERSIST, watchdog_cb,
+	    d)) == NULL || event_add(d->ev_watchdog, &tv) != 0)
+		return err_set(cause, "cannot set up the watchdog timer");
+	log_info("systemd watchdog: a keep-alive every %.3f s",
+	    (double)usec / 1e6);
+	return 0;
+}
+
+/*
+ * What is not saved at the end is lost: a failed final snapshot makes
+ * the exit status say so (DAEMON_EXIT_UNSAVED), with each session named.
+ */
+static int
+final_save(struct daemon *d)
+{
+	char names[512];
+	size_t n = persist_flush(d, names, sizeof names);
+
+	if (n == 0)
+		return DAEMON_EXIT_OK;
+	log_error("%zu session%s not saved, their last turns are lost: %s",
+	    n, n == 1 ? " was" : "s were", names);
+	return DAEMON_EXIT_UNSAVED;
+}
+
+/* Serves until stopped: a DAEMON_EXIT_* status, with cause if not 0. */
+static int
 serve(struct daemon *d, char *cause)
 {
-	if (d->conf->daemonize && daemon(0, 0) != 0)
-		return err_set(cause, "cannot detach: %s", strerror(errno));
-	if (persist_open(d, cause) != 0 ||
-	    (d->worker = worker_new(d->model, d->store, (int)d->conf->threads,
+	int rc;
+
+	if (d->conf->daemonize && daemon(0, 0) != 0) {
+		err_set(cause, "cannot detach: %s", strerror(errno));
+		return DAEMON_EXIT_FAIL;
+	}
+	if (persist_open(d, cause) != 0)
+		return DAEMON_EXIT_CONFIG;
+	if ((d->worker = worker_new(d->model, d->store, (int)d->conf->threads,
 	    cause)) == NULL || setup_events(d, cause) != 0 ||
-	    listen_on(d, cause) != 0)
-		return -1;
+	    setup_watchdog(d, cause) != 0)
+		return DAEMON_EXIT_FAIL;
+	if (listen_start(d, cause) != 0)
+		return DAEMON_EXIT_CONFIG;
 	d->started = time(NULL);
 	log_info("serving %s on %s (%ld threads)", d->model->desc,
 	    d->conf->socket, d->conf->threads);
-	notify("READY=1");
+	systemd_notify("READY=1");
 	event_base_dispatch(d->base);
-	notify("STOPPING=1");
-	persist_flush(d);
+	systemd_notify("STOPPING=1");
+	rc = final_save(d);
 	flush_clients(d);
-	unlink(d->conf->socket);
-	log_info("stopped");
-	return 0;
+	listen_stop(d);
+	log_info("stopped%s", rc != 0 ? ", not everything saved" : "");
+	return rc;
 }
 
 /* sinkd --check-db: the model (if given) only for the fingerprints. */
@@ -388,6 +285,17 @@ check_db(struct conf *conf, char *cause)
 	return rc;
 }
 
+/* What must hold before serving: the group, the model, the defaults. */
+static int
+prepare(struct daemon *d, char *cause)
+{
+	if (resolve_group(d, cause) != 0 ||
+	    (d->model = model_open(d->conf->model, NULL, cause)) == NULL ||
+	    conf_check_model(d->conf, d->model, cause) != 0)
+		return -1;
+	return 0;
+}
+
 int
 daemon_main(int argc, char **argv)
 {
@@ -402,25 +310,29 @@ daemon_main(int argc, char **argv)
 	if ((rc = conf_load(&conf, argc, argv, cause)) != 0) {
 		conf_free(&conf);
 		if (rc > 0)
-			return 0;
+			return DAEMON_EXIT_OK;
 		fprintf(stderr, "sinkd: %s\n", cause);
-		return 2;
+		return DAEMON_EXIT_CONFIG;
 	}
-	rc = log_open(conf.log_file, (enum log_level)conf.log_level, cause);
-	if (rc == 0 && conf.check_db)
+	if (log_open(conf.log_file, (enum log_level)conf.log_level,
+	    cause) != 0) {
+		fprintf(stderr, "sinkd: %s\n", cause);
+		conf_free(&conf);
+		return DAEMON_EXIT_CONFIG;
+	}
+	if (conf.check_db)
 		return check_db(&conf, cause);
-	if (rc == 0 && (rc = resolve_group(&d, cause)) == 0 &&
-	    (d.model = model_open(conf.model, NULL, cause)) == NULL)
-		rc = -1;
-	if (rc == 0 && conf.check_only)
+	if (prepare(&d, cause) != 0)
+		rc = DAEMON_EXIT_CONFIG;
+	else if (conf.check_only)
 		printf("sinkd: settings and model are fine: %s; socket %s\n",
 		    d.model->desc, conf.socket);
-	else if (rc == 0)
+	else
 		rc = serve(&d, cause);
-	if (rc != 0)
+	if (rc != DAEMON_EXIT_OK && rc != DAEMON_EXIT_UNSAVED)
 		log_error("%s", cause);
 	teardown(&d);
 	log_close();
 	conf_free(&conf);
-	return rc != 0;
+	return rc;
 }

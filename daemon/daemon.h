@@ -26,6 +26,8 @@ struct daemon {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *ev_worker, *ev_term, *ev_int, *ev_hup;
+	struct event *ev_watchdog;	/* keep-alives to systemd, if asked */
+	int socket_made;	/* we bound conf->socket: remove it at exit */
 	struct worker *worker;
 	struct sess_table sessions;
 	struct store *store;
@@ -39,6 +41,17 @@ struct daemon {
 	uint64_t tokens_in, tokens_out, requests;
 	int n_jobs;		/* jobs submitted and not yet done */
 	int stopping;
+};
+
+/*
+ * sinkd's exit statuses (sinkd(8), EXIT STATUS).  The systemd units keep
+ * DAEMON_EXIT_CONFIG from restarting: the same settings would fail again.
+ */
+enum daemon_exit {
+	DAEMON_EXIT_OK = 0,
+	DAEMON_EXIT_FAIL = 1,	/* could not run: out of memory, the loop */
+	DAEMON_EXIT_CONFIG = 2,	/* settings, model, socket, database */
+	DAEMON_EXIT_UNSAVED = 3	/* stopped, but some turns are not saved */
 };
 
 int daemon_main(int argc, char **argv);

@@ -71,16 +71,26 @@ persist_save(struct daemon *d, struct session *s, int replace, char *cause)
 	return 0;
 }
 
-void
-persist_flush(struct daemon *d)
+size_t
+persist_flush(struct daemon *d, char *names, size_t size)
 {
-	size_t i;
+	size_t i, n = 0, len = 0;
+	struct session *s;
+	int w;
 
+	names[0] = '\0';
 	for (i = 0; i < d->sessions.n; i++) {
-		struct session *s = d->sessions.v[i];
-		if (s->dirty && s->running == NULL && !s->dead)
-			persist_save(d, s, 0, NULL);
+		s = d->sessions.v[i];
+		if (!s->dirty || s->running != NULL || s->dead ||
+		    persist_save(d, s, 0, NULL) == 0)
+			continue;
+		n++;
+		w = snprintf(names + len, size - len, "%s'%s'", len > 0 ?
+		    ", " : "", s->name);
+		if (w > 0 && (size_t)w < size - len)
+			len += (size_t)w;
 	}
+	return n;
 }
 
 void

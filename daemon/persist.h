@@ -24,7 +24,11 @@ int persist_open(struct daemon *, char *cause);
 int persist_save(struct daemon *, struct session *, int replace,
     char *cause);
 /* Saves every dirty idle session: at shutdown. */
-void persist_flush(struct daemon *);
+/*
+ * Snapshots every session with unsaved changes (at shutdown): the number
+ * that could not be saved, their names listed in names (cut to size).
+ */
+size_t persist_flush(struct daemon *, char *names, size_t size);
 /* The session is being used: it becomes the most recently used. */
 void persist_touch(struct daemon *, struct session *);
 /*

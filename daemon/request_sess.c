@@ -214,12 +214,7 @@ get_cache_opts(struct req *r, struct seq_opts *so)
 	char buf[16];
 	int rc;
 
-	seq_opts_default(so);
-	so->n_cache = (int32_t)cf->cache;
-	if (cf->mode != NULL)
-		seq_mode_parse(cf->mode, &so->mode);
-	if (cf->kv != NULL)
-		seq_kv_parse(cf->kv, &so->kv_type);
+	conf_seq_opts(cf, so);
 	if ((rc = proto_get_str(r->msg, "mode", 0, 15, &s, &len, r->cause)) < 0)
 		return bad(r);
 	if (rc == 0 && (snprintf(buf, sizeof buf, "%.*s", (int)len, s),
