@@ -33,6 +33,8 @@ ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
 run_suite build-asan --enable-sanitizers || status=1
+echo "=== systemd units: verify, security, sysusers, socket activation" >&2
+"$top/tools/check-units.sh" build || status=1
 echo "=== soak: kill -9 at random over ${SINKD_SOAK_TURNS:-200} turns" >&2
 if [ -f "${SINKD_SHARED:-$top/../shared}/models/stories260K.gguf" ]; then
 	"$top/tools/soak.sh" -b "$top/build" -n "${SINKD_SOAK_TURNS:-200}" \
