@@ -72,15 +72,32 @@ slurp(const char *path)
 	return buf;
 }
 
+/* Waits for p to exit, 20 s at most: its status, 128 + signal, or -1. */
+static int
+wait_exit(pid_t p)
+{
+	int st, i;
+
+	for (i = 0; i < 2000; i++) {
+		if (waitpid(p, &st, WNOHANG) == p)
+			return WIFEXITED(st) ? WEXITSTATUS(st) :
+			    128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(p, SIGKILL);
+	waitpid(p, &st, 0);
+	return -1;
+}
+
 /*
- * Runs prog with argv (NULL-terminated) to its end, 20 s at most, its
- * stdout and stderr into out: the exit status, 128 + signal, or -1.
+ * Runs argv (NULL-terminated) to its end as wait_exit says, its stdout
+ * and stderr into out.
  */
 static int
 run(const char *out, const char *const *argv)
 {
 	pid_t pid;
-	int st, i, fd;
+	int fd;
 
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -92,15 +109,7 @@ run(const char *out, const char *const *argv)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	for (i = 0; i < 2000; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return wait_exit(pid);
 }
 
 /* sinkd with these arguments (after -m model), run to its end. */
@@ -461,22 +470,6 @@ start_activated(int lfd, const char *out)
 		_exit(127);
 	}
 	return p;
-}
-
-static int
-wait_exit(pid_t p)
-{
-	int st, i;
-
-	for (i = 0; i < 1000; i++) {
-		if (waitpid(p, &st, WNOHANG) == p)
-			return WIFEXITED(st) ? WEXITSTATUS(st) :
-			    128 + WTERMSIG(st);
-		usleep(10000);
-	}
-	kill(p, SIGKILL);
-	waitpid(p, &st, 0);
-	return -1;
 }
 
 /*
