@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "intr.h"
+#include "vis.h"
 
 const char *
 cmd_session(const struct cmd_ctx *c)
@@ -220,9 +221,9 @@ hello(struct cmd_ctx *c)
 	    (r = cmd_wait(c, id, PROTO_OP_HELLO, 0, NULL, &m)) != 0)
 		return r;
 	if (m.kind == PROTO_K_ERROR && m.err == PROTO_E_VERSION) {
-		fprintf(stderr, "sink: version: %s (this sink speaks protocol "
-		    "%d.%d: use a sink and a sinkd of the same release)\n",
-		    m.message, PROTO_MAJOR, PROTO_MINOR);
+		vis_printf(stderr, c->out.note_tty, "sink: version: %s (this "
+		    "sink speaks protocol %d.%d: use a sink and a sinkd of the "
+		    "same release)\n", m.message, PROTO_MAJOR, PROTO_MINOR);
 		conn_msg_free(&m);
 		return EXIT_FAIL;
 	}
