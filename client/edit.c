@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <limits.h>
 #include <locale.h>
 #include <poll.h>
@@ -64,8 +65,14 @@ edit_find_path(void)
 void
 edit_open(void)
 {
-	/* libedit decodes what is typed by the locale: UTF-8 stays whole. */
-	setlocale(LC_CTYPE, "");
+	/*
+	 * libedit decodes what is typed by the locale, and drops what the
+	 * locale cannot decode (all of UTF-8 but ASCII in "C"): the protocol
+	 * is UTF-8, so a locale of another charset gives way to C.UTF-8.
+	 */
+	if (setlocale(LC_CTYPE, "") == NULL ||
+	    strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+		setlocale(LC_CTYPE, "C.UTF-8");
 	rl_readline_name = "sink";
 	rl_instream = stdin;
 	/* The prompt on stderr, as without libedit: stdout is replies. */

@@ -82,7 +82,7 @@ def turns(session):
 class Pty:
     """sink on a pseudo-terminal: what it writes, collected."""
 
-    def __init__(self, args):
+    def __init__(self, args, env=env):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
             os.execve(sink, [sink] + args, env)
@@ -220,6 +220,18 @@ def main():
     p.send(b"\x03")
     check("Ctrl-C at the prompt leaves with status 130",
           p.finish() == 130, "status %r, %s" % (p.status, tail(p)))
+
+    # UTF-8 typed in the C locale arrives whole.
+    p = Pty(["chat", "-s", "u8"] + opts, dict(env, LC_ALL="C"))
+    p.expect(b"> ")
+    typed = "h\u00e9llo w\u00f6rld \u2014 \u65e5\u672c"
+    p.send((typed + "\r").encode())
+    t = p.wait_turns("u8", 2)
+    p.send(b"/quit\r")
+    p.finish()
+    check("UTF-8 typed in the C locale is sent whole",
+          len(t) >= 1 and t[0]["text"] == typed,
+          "turns %r, output %s" % (t[:1], tail(p)))
 
     # Ctrl-C during a reply stops only that reply.  The model is large
     # enough that a greedy reply of 4096 tokens takes seconds.
