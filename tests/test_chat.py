@@ -214,9 +214,19 @@ def main():
     check("the history is there in the next sink chat",
           len(t) >= 1 and t[0]["text"] == "after the restart",
           "turns %r, output %s" % (t[:1], tail(p)))
+    # sinkd restarted while the chat waits: the next line goes through.
+    p.pump(0.5)
+    stop_sinkd()
+    start_sinkd()
+    n = len(p.out)
+    p.send(b"once it is back\r")
+    t = p.wait_turns("h2", 4)
+    check("a line typed after sinkd restarted is answered and stored",
+          len(t) >= 4 and t[2]["text"] == "once it is back" and
+          b"reconnecting" in p.out[n:], "turns %r, output %s" %
+          (t[2:], tail(p)))
     # Ctrl-C at the prompt ends sink at once.
-    p.expect(b"> ")
-    p.pump(0.3)
+    p.pump(0.5)
     p.send(b"\x03")
     check("Ctrl-C at the prompt leaves with status 130",
           p.finish() == 130, "status %r, %s" % (p.status, tail(p)))
