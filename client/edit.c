@@ -124,10 +124,14 @@ edit_line(const char *prompt, char **line, char *cause)
 			r = -2;
 			break;
 		}
+		/*
+		 * libedit says nothing of a read that fails: a terminal that
+		 * hung up would be polled readable for ever.
+		 */
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
 		if (pfd[0].revents & POLLIN)
 			rl_callback_read_char();
-		else if (pfd[0].revents != 0)
-			break;		/* the terminal hung up */
 	}
 	/* Leaves the terminal as it was: the reply prints in cooked mode. */
 	rl_callback_handler_remove();

@@ -5,8 +5,8 @@
 # arrow recalls the last line, in this sink and in the next, kept in a
 # 0600 file), Ctrl-C at the prompt and during a reply, a restart of
 # sinkd while the chat waits (the line typed meanwhile is answered and
-# stored), bare `sink` on a terminal starting a chat, and piped chat
-# input as before.
+# stored), bare `sink` on a terminal starting a chat, UTF-8 typed under
+# the C locale, a terminal that hangs up, and piped chat input as before.
 # Standard library only.  Prints "N passed, N failed".
 import json
 import os
@@ -267,6 +267,28 @@ def main():
     check("bare sink on a terminal starts a chat",
           started and len(t) >= 1 and t[0]["text"] == "hi there" and
           status == 0, "status %r, %s" % (status, tail(p)))
+
+    # A terminal that hangs up (SIGHUP ignored, as under nohup) ends the
+    # chat, instead of a prompt polling a dead terminal for ever.
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve("/bin/sh", ["sh", "-c", 'trap "" HUP; exec "$0" chat',
+                              sink], env)
+    time.sleep(1)
+    os.close(fd)
+    end = time.time() + 10
+    status = None
+    while status is None and time.time() < end:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(st)
+        time.sleep(0.05)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    check("a terminal that hangs up ends the chat", status == 0,
+          "still running after 10 s" if status is None else
+          "status %d" % status)
 
     # Piped lines: read as before, backslash continuation included.
     r = run("chat", "-s", "pipe", *opts, stdin=b"one\\\ntwo\nthree\n")
