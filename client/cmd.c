@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "intr.h"
+#include "vis.h"
 
 const char *
 cmd_session(const struct cmd_ctx *c)
@@ -35,6 +36,7 @@ last_words(struct cmd_ctx *c, enum proto_op op)
 	int r;
 
 	c->broken = 1;
+	c->gone = 1;
 	out_reply_end(&c->out, c->out.tty);
 	while ((r = conn_read(c->conn, &m, cause)) == CONN_MSG) {
 		if (m.kind == PROTO_K_ERROR) {
@@ -130,6 +132,8 @@ cmd_wait(struct cmd_ctx *c, uint64_t id, enum proto_op op, int cancellable,
 			conn_msg_free(&m);
 			return EXIT_FAIL;
 		}
+		if (m.id == id)
+			c->heard = 1;
 		if (m.id != id) {
 			/* A reply to an earlier cancel: only scripts see it. */
 			if (c->o.json)
@@ -220,9 +224,9 @@ hello(struct cmd_ctx *c)
 	    (r = cmd_wait(c, id, PROTO_OP_HELLO, 0, NULL, &m)) != 0)
 		return r;
 	if (m.kind == PROTO_K_ERROR && m.err == PROTO_E_VERSION) {
-		fprintf(stderr, "sink: version: %s (this sink speaks protocol "
-		    "%d.%d: use a sink and a sinkd of the same release)\n",
-		    m.message, PROTO_MAJOR, PROTO_MINOR);
+		vis_printf(stderr, c->out.note_tty, "sink: version: %s (this "
+		    "sink speaks protocol %d.%d: use a sink and a sinkd of the "
+		    "same release)\n", m.message, PROTO_MAJOR, PROTO_MINOR);
 		conn_msg_free(&m);
 		return EXIT_FAIL;
 	}
@@ -240,20 +244,36 @@ hello(struct cmd_ctx *c)
 	return cmd_end(c, PROTO_OP_HELLO, 0, &m);
 }
 
-int
-cmd_connect(struct cmd_ctx *c)
+static int
+connect_as(struct cmd_ctx *c, int quiet)
 {
 	char cause[ERR_LEN];
-	int refused;
+	int refused, r;
 
+	c->broken = c->gone = 0;
 	c->conn = conn_open(c->socket, &refused, cause);
 	if (c->conn == NULL) {
+		if (quiet && refused)
+			return -1;
 		fprintf(stderr, "sink: %s%s\n", cause, refused ? " (is sinkd "
 		    "running? start it with: sinkd -m MODEL)" : "");
 		return EXIT_UNREACHABLE;
 	}
 	conn_set_intr(c->conn, intr_fd());
-	return hello(c);
+	r = hello(c);
+	return quiet && c->gone ? -1 : r;
+}
+
+int
+cmd_connect(struct cmd_ctx *c)
+{
+	return connect_as(c, 0);
+}
+
+int
+cmd_connect_quiet(struct cmd_ctx *c)
+{
+	return connect_as(c, 1);
 }
 
 void

@@ -64,6 +64,8 @@ struct cmd_ctx {
 	uint64_t	 max_prompt;	/* from hello, 0 when not said */
 	uint64_t	 cancel_id;	/* the last cancel sent for Ctrl-C */
 	int		 broken;	/* the connection cannot be used */
+	int		 gone;		/* the daemon hung up on it */
+	int		 heard;		/* cmd_wait read a message for its id */
 	/*
 	 * When set, cmd_wait hands data messages here instead of to the
 	 * writer; a non-zero return is an exit status that ends the wait
@@ -108,6 +110,11 @@ struct cmd_entry {
 
 /* Connects, sends hello, checks the reply.  0 or an exit status. */
 int	cmd_connect(struct cmd_ctx *);
+/*
+ * As cmd_connect, but when nothing listens on the socket (or the daemon
+ * hangs up during the hello) returns -1 without a word: for retrying.
+ */
+int	cmd_connect_quiet(struct cmd_ctx *);
 void	cmd_disconnect(struct cmd_ctx *);
 
 /* The session named by -s, or "default". */

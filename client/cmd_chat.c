@@ -2,23 +2,37 @@
  * cmd_chat: the interactive loop.  One line is one turn; a line ending
  * with a backslash goes on on the next.  Lines are read with the
  * interrupt pipe in the same poll, so Ctrl-C at the prompt ends sink at
- * once, while Ctrl-C during a reply cancels only that reply.
+ * once, while Ctrl-C during a reply cancels only that reply.  On a
+ * terminal lines are edited with libedit (edit.h); piped lines are read
+ * here.  When sinkd goes away, the chat waits for it to come back and
+ * sends the same line again: a line typed is never lost to a restart.
  */
 #include "cmd.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "edit.h"
 #include "err.h"
+#include "intr.h"
 
 #define PROMPT "> "
 #define PROMPT_MORE "... "
+/* How long a chat waits for sinkd to come back, and how often it asks. */
+#define RECONNECT_MS	500
+#define RECONNECT_TRIES	60
+/* Sends of one line: a daemon dying of the line is not fed it forever. */
+#define RESEND_MAX	3
 
 struct lines {
 	char	*buf;
 	size_t	 off, len, cap, max;
 	int	 eof;
+	int	 prompt;	/* stdin is a terminal: prompt on stderr */
+	int	 tty;		/* and so is stderr: edited with libedit */
+	char	*edited;	/* libedit's last line */
 };
 
 /*
@@ -92,9 +106,26 @@ text_add(struct text *t, const char *s, size_t len)
 	return 0;
 }
 
+/* A line typed at the terminal: as next_line, kept in the history. */
+static int
+edited_line(struct lines *l, const char *prompt, char **line, size_t *len,
+    char *cause)
+{
+	int r;
+
+	free(l->edited);
+	l->edited = NULL;
+	if ((r = edit_line(prompt, &l->edited, cause)) != 1)
+		return r;
+	edit_remember(l->edited);
+	*line = l->edited;
+	*len = strlen(*line);
+	return 1;
+}
+
 /* One turn's text, joining backslash-continued lines: as next_line. */
 static int
-read_turn(struct lines *l, struct text *t, int tty)
+read_turn(struct lines *l, struct text *t)
 {
 	char cause[ERR_LEN], *line = NULL;
 	size_t len = 0;
@@ -102,9 +133,18 @@ read_turn(struct lines *l, struct text *t, int tty)
 
 	t->len = 0;
 	for (more = 0;; more = 1) {
-		if (tty)
-			fputs(more ? PROMPT_MORE : PROMPT, stderr);
-		if ((r = next_line(l, &line, &len, cause)) == 1) {
+		if (l->tty)
+			r = edited_line(l, more ? PROMPT_MORE : PROMPT, &line,
+			    &len, cause);
+		else {
+			if (l->prompt)
+				fputs(more ? PROMPT_MORE : PROMPT, stderr);
+			r = next_line(l, &line, &len, cause);
+		}
+		if (r == 1 && l->tty && t->len + len > l->max)
+			r = err_set(cause, "a line of more than %zu bytes "
+			    "(--max-input raises the limit)", l->max);
+		if (r == 1) {
 			more = len > 0 && line[len - 1] == '\\';
 			if (text_add(t, line, len - more) == -1 ||
 			    (more && text_add(t, "\n", 1) == -1))
@@ -116,7 +156,7 @@ read_turn(struct lines *l, struct text *t, int tty)
 			r = 1;		/* a continued last line */
 		if (r == -1)
 			fprintf(stderr, "sink: reading stdin: %s\n", cause);
-		if (r != 1 && tty)
+		if (r != 1 && l->prompt)
 			fputc('\n', stderr);
 		return r;
 	}
@@ -127,6 +167,8 @@ chat_help(void)
 {
 	fprintf(stderr,
 	    "Each line is one turn; end a line with \\ to go on on the next.\n"
+	    "On a terminal, lines are edited as in a shell; the up arrow\n"
+	    "recalls earlier ones (kept in $XDG_STATE_HOME/sinkd/chat_history).\n"
 	    "  /reset  empty this session's cache and transcript\n"
 	    "  /quit   leave (as does Ctrl-D); Ctrl-C stops a reply\n");
 }
@@ -149,11 +191,83 @@ chat_reset(struct cmd_ctx *c)
 	return 0;
 }
 
+/* Waits ms, or less for a Ctrl-C: 0, or EXIT_INTR. */
+static int
+chat_sleep(int ms)
+{
+	struct pollfd pfd;
+
+	pfd.fd = intr_fd();
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, ms) == 1) {
+		intr_take();
+		return EXIT_INTR;
+	}
+	return 0;
+}
+
+/* Connects again after sinkd went away: 0, or an exit status. */
+static int
+chat_reconnect(struct cmd_ctx *c, int sent)
+{
+	int i, r;
+
+	cmd_disconnect(c);
+	fprintf(stderr, "sink: sinkd went away; reconnecting...%s\n",
+	    sent ? " (the reply is lost; the line was sent)" : "");
+	for (i = 0; i < RECONNECT_TRIES; i++) {
+		if (i > 0 && (r = chat_sleep(RECONNECT_MS)) != 0)
+			return r;
+		if ((r = cmd_connect_quiet(c)) != -1) {
+			if (r == 0 && !c->o.quiet)
+				fprintf(stderr, "sink: reconnected\n");
+			return r;
+		}
+		cmd_disconnect(c);
+	}
+	fprintf(stderr, "sink: sinkd did not come back in %d s\n",
+	    RECONNECT_TRIES * RECONNECT_MS / 1000);
+	return EXIT_UNREACHABLE;
+}
+
+/*
+ * The line's request, sent again after a reconnection while sinkd had
+ * not answered it: when it hung up before any reply to the line, the
+ * line did not reach the conversation.  0 or an exit status.
+ */
+static int
+chat_send(struct cmd_ctx *c, struct text *t, int reset)
+{
+	int cancelled = 0, r, sends, heard;
+
+	for (sends = 1;; sends++) {
+		c->heard = 0;
+		if (reset)
+			r = chat_reset(c);
+		else
+			r = cmd_turn(c, PROTO_OP_CHAT, t->s, t->len,
+			    &cancelled);
+		if (!c->gone)
+			break;
+		heard = c->heard;	/* the hello will set it */
+		if ((r = chat_reconnect(c, heard)) != 0 || heard)
+			return r;
+		if (sends == RESEND_MAX) {
+			fprintf(stderr, "sink: sinkd went away %d times on this "
+			    "line: not sent again\n", sends);
+			return 0;
+		}
+	}
+	if (r == EXIT_INTR && cancelled == 1)
+		r = 0;		/* the reply stopped; go on */
+	return r;
+}
+
 /* One line typed: 0 to go on, -1 to leave, or an exit status. */
 static int
 chat_line(struct cmd_ctx *c, struct text *t)
 {
-	int cancelled = 0, r;
+	int r;
 
 	if (strcmp(t->s, "/quit") == 0)
 		return -1;
@@ -161,16 +275,11 @@ chat_line(struct cmd_ctx *c, struct text *t)
 		chat_help();
 		return 0;
 	}
-	if (strcmp(t->s, "/reset") == 0)
-		r = chat_reset(c);
-	else if (t->len == strspn(t->s, " \t\n"))
+	if (t->len == strspn(t->s, " \t\n"))
 		return 0;
-	else {
+	if (strcmp(t->s, "/reset") != 0)
 		cmd_fix_utf8(t->s, t->len, "the line");
-		r = cmd_turn(c, PROTO_OP_CHAT, t->s, t->len, &cancelled);
-		if (r == EXIT_INTR && cancelled == 1)
-			r = 0;		/* the reply stopped; go on */
-	}
+	r = chat_send(c, t, strcmp(t->s, "/reset") == 0);
 	/* A failed turn (busy, say) is not the end of the conversation. */
 	if (r == EXIT_FAIL && !c->broken)
 		r = 0;
@@ -182,7 +291,7 @@ cmd_chat(struct cmd_ctx *c)
 {
 	struct lines l;
 	struct text t;
-	int tty = isatty(STDIN_FILENO), r;
+	int r;
 
 	if ((r = cmd_connect(c)) != 0)
 		return r;
@@ -190,16 +299,21 @@ cmd_chat(struct cmd_ctx *c)
 	memset(&t, 0, sizeof t);
 	l.cap = 4096;
 	l.max = c->o.max_input;
+	l.prompt = isatty(STDIN_FILENO);
+	/* libedit echoes on stderr: it must be the terminal too. */
+	l.tty = l.prompt && isatty(STDERR_FILENO);
 	if ((l.buf = malloc(l.cap)) == NULL) {
 		fprintf(stderr, "sink: out of memory\n");
 		return EXIT_FAIL;
 	}
 	c->out.reply_nl = 1;
-	if (tty && !c->o.quiet)
+	if (l.tty)
+		edit_open();
+	if (l.prompt && !c->o.quiet)
 		fprintf(stderr, "sink: session %s; /help for help, Ctrl-D to "
 		    "leave\n", cmd_session(c));
 	for (;;) {
-		if ((r = read_turn(&l, &t, tty)) != 1) {
+		if ((r = read_turn(&l, &t)) != 1) {
 			r = r == 0 ? EXIT_OK : r == -2 ? EXIT_INTR : EXIT_FAIL;
 			break;
 		}
@@ -209,6 +323,9 @@ cmd_chat(struct cmd_ctx *c)
 			break;
 		}
 	}
+	if (l.tty)
+		edit_close();
+	free(l.edited);
 	free(l.buf);
 	free(t.s);
 	return r;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vis.h"
+
 void
 out_init(struct out *o, int json)
 {
@@ -19,6 +21,7 @@ out_init(struct out *o, int json)
 	o->fp = stdout;
 	o->note = stderr;
 	o->tty = isatty(STDOUT_FILENO);
+	o->note_tty = isatty(STDERR_FILENO);
 	o->reply_last = -1;
 }
 
@@ -70,7 +73,12 @@ json_str(FILE *f, const char *s, size_t len)
 			fputs("\\r", f);
 		else if (c < 0x20 || c == 0x7f)
 			fprintf(f, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
-		else
+		else if (c == 0xc2 && i + 1 < len &&
+		    ((unsigned char)s[i + 1] & 0xe0) == 0x80) {
+			/* C1 (U+0080..U+009F): no raw CSI for a terminal. */
+			c = (unsigned char)s[++i];
+			fprintf(f, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+		} else
 			fputc(c, f);
 	}
 	fputc('"', f);
@@ -171,7 +179,8 @@ json_message(struct out *o, enum proto_op op, const struct conn_msg *m)
 	fputc('\n', o->fp);
 	fflush(o->fp);
 	if (m->kind == PROTO_K_ERROR)
-		fprintf(o->note, "sink: %s: %s\n", m->code, m->message);
+		vis_printf(o->note, o->note_tty, "sink: %s: %s\n", m->code,
+		    m->message);
 }
 
 static void

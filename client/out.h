@@ -44,7 +44,12 @@ struct out {
 	const struct out_ops *ops;
 	FILE		*fp;		/* replies, results: stdout */
 	FILE		*note;		/* notes, errors: stderr */
-	int		 tty;		/* fp is a terminal */
+	/*
+	 * fp, note are terminals: what came from the daemon is then shown
+	 * through vis.h, its control characters made visible.
+	 */
+	int		 tty;
+	int		 note_tty;
 	int		 quiet;		/* -q: no summaries */
 	int		 verbose;	/* -v: usage lines, the handshake */
 	int		 reply_nl;	/* end each reply with a newline */

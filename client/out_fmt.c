@@ -8,6 +8,7 @@
 
 #include "out.h"
 #include "proto.h"
+#include "vis.h"
 
 int
 fmt_get_u64(const msgpack_object *map, const char *key, uint64_t *v)
@@ -119,23 +120,29 @@ fmt_value(const msgpack_object *v, char *buf, size_t size)
 }
 
 void
-fmt_text(FILE *f, const msgpack_object *v, size_t max)
+fmt_text(FILE *f, int tty, const msgpack_object *v, size_t max)
 {
 	const char *s;
-	size_t len, n, i;
+	size_t len, n, i, j;
 
 	if (v == NULL || v->type != MSGPACK_OBJECT_STR)
 		return;
 	s = v->via.str.ptr;
 	len = v->via.str.size;
 	if (max == 0) {
-		fwrite(s, 1, len, f);
+		vis_write(f, tty, s, len);
 		return;
 	}
 	n = utf8_cut(s, len, max);
-	for (i = 0; i < n; i++)
-		fputc(s[i] == '\n' || s[i] == '\t' || s[i] == '\r' ? ' ' : s[i],
-		    f);
+	/* Runs between the blanks that become spaces. */
+	for (i = 0; i < n; i = j + 1) {
+		for (j = i; j < n && s[j] != '\n' && s[j] != '\t' &&
+		    s[j] != '\r'; j++)
+			;
+		vis_write(f, tty, s + i, j - i);
+		if (j < n)
+			fputc(' ', f);
+	}
 	if (n < len)
 		fputs("...", f);
 }
@@ -237,13 +244,14 @@ fmt_width(const char *s)
 }
 
 void
-fmt_pad(FILE *f, const char *s, size_t width, int right, const char *sep)
+fmt_pad(FILE *f, int tty, const char *s, size_t width, int right,
+    const char *sep)
 {
 	size_t w = fmt_width(s);
 
 	if (right)
 		fprintf(f, "%*s", (int)(width > w ? width - w : 0), "");
-	fputs(s, f);
+	vis_puts(f, tty, s);
 	/* No trailing blanks at the end of a line. */
 	if (!right && strcmp(sep, "\n") != 0)
 		fprintf(f, "%*s", (int)(width > w ? width - w : 0), "");

@@ -25,9 +25,10 @@ void	fmt_value(const msgpack_object *, char *buf, size_t size);
 /*
  * A text value: as it is when max is 0; else on one line (newlines and
  * tabs as spaces) and cut after max bytes, at a character boundary,
- * with "..." appended.  Nothing for NULL or a non-string.
+ * with "..." appended.  Nothing for NULL or a non-string.  Rendered by
+ * vis_write when tty.
  */
-void	fmt_text(FILE *, const msgpack_object *, size_t max);
+void	fmt_text(FILE *, int tty, const msgpack_object *, size_t max);
 
 /* "3m ago"; a local date; "3h 02m"; "2.0 MiB". */
 void	fmt_ago(time_t now, uint64_t t, char *buf, size_t size);
@@ -40,8 +41,8 @@ void	fmt_shape(const msgpack_object *session, char *buf, size_t size);
 
 /* Columns a UTF-8 string takes (one per character). */
 size_t	fmt_width(const char *);
-/* s padded to width (right-aligned when right), then sep. */
-void	fmt_pad(FILE *, const char *s, size_t width, int right,
+/* s padded to width (right-aligned when right), then sep; vis when tty. */
+void	fmt_pad(FILE *, int tty, const char *s, size_t width, int right,
 	    const char *sep);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "out_fmt.h"
+#include "vis.h"
 
 /* "streaming, cache 1024 tokens (4 sinks), kv f16; 12 turns, 345 cached" */
 static void
@@ -38,8 +39,8 @@ session_line(struct out *o, const struct conn_msg *m, const char *verb)
 		return;
 	name = fmt_get_str(s, "name");
 	summary(s, buf, sizeof buf);
-	fprintf(o->fp, "session %s: %s (%s)\n", name != NULL ? name : "?",
-	    verb, buf);
+	vis_printf(o->fp, o->tty, "session %s: %s (%s)\n",
+	    name != NULL ? name : "?", verb, buf);
 	fflush(o->fp);
 }
 
@@ -107,11 +108,12 @@ out_text_turn(struct out *o, const msgpack_object *t)
 	fmt_get_u64(t, "n", &n);
 	if (o->n_turns++ > 0)
 		fputc('\n', o->fp);
-	fprintf(o->fp, "%s: #%" PRIu64 "\n", role != NULL ? role : "?", n);
+	vis_printf(o->fp, o->tty, "%s: #%" PRIu64 "\n", role != NULL ? role : "?",
+	    n);
 	if (text == NULL || text->type != MSGPACK_OBJECT_STR ||
 	    (len = text->via.str.size) == 0)
 		return;
-	fwrite(text->via.str.ptr, 1, len, o->fp);
+	vis_write(o->fp, o->tty, text->via.str.ptr, len);
 	if (text->via.str.ptr[len - 1] != '\n')
 		fputc('\n', o->fp);
 }

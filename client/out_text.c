@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "out_fmt.h"
+#include "vis.h"
 
 #define KEY_WIDTH 10
 
@@ -21,7 +22,7 @@ static void
 kv_line(struct out *o, const char *key, const char *value)
 {
 	/* A key as long as the column still gets a space after it. */
-	fprintf(o->fp, "%-*s %s\n", KEY_WIDTH - 1, key, value);
+	vis_printf(o->fp, o->tty, "%-*s %s\n", KEY_WIDTH - 1, key, value);
 }
 
 /* Every key of map not in known, as "key value" lines. */
@@ -78,7 +79,7 @@ text_token(struct out *o, const struct conn_msg *m)
 	if (proto_get_str(&m->msg, "text", 0, CONN_MAX_IN, &s, &len,
 	    NULL) != 0 || len == 0)
 		return;
-	fwrite(s, 1, len, o->fp);
+	vis_write(o->fp, o->tty, s, len);
 	fflush(o->fp);
 	o->reply_len += len;
 	o->reply_last = (unsigned char)s[len - 1];
@@ -137,7 +138,8 @@ text_hello(struct out *o, const struct conn_msg *m)
 		return;
 	fmt_get_u64(&m->msg.root, "proto", &major);
 	fmt_get_u64(&m->msg.root, "minor", &minor);
-	fprintf(o->note, "sink: connected to %s at %s, protocol %" PRIu64
+	vis_printf(o->note, o->note_tty, "sink: connected to %s at %s, "
+	    "protocol %" PRIu64
 	    ".%" PRIu64 ", model %s\n", server != NULL ? server : "sinkd",
 	    o->socket, major, minor, model != NULL ? model : "unknown");
 }
@@ -217,7 +219,7 @@ text_ls(struct out *o, const struct conn_msg *m)
 			else
 				ls_cell(s, c, now, cell, sizeof cell);
 			right = c >= C_CACHE && c <= C_TURNS;
-			fmt_pad(o->fp, cell, w[c], right,
+			fmt_pad(o->fp, o->tty, cell, w[c], right,
 			    c + 1 < C_COUNT ? "  " : "\n");
 		}
 	}
@@ -310,7 +312,7 @@ show_session(struct out *o, const msgpack_object *s)
 	if (fmt_get_str(s, "system") != NULL &&
 	    *fmt_get_str(s, "system") != '\0') {
 		fprintf(o->fp, "%-*s", KEY_WIDTH, "system");
-		fmt_text(o->fp, proto_map_get(s, "system"),
+		fmt_text(o->fp, o->tty, proto_map_get(s, "system"),
 		    o->verbose ? 0 : 200);
 		fputc('\n', o->fp);
 	}
@@ -332,8 +334,9 @@ show_recent(struct out *o, const msgpack_object *recent)
 	for (i = 0; i < recent->via.array.size; i++) {
 		t = &recent->via.array.ptr[i];
 		role = fmt_get_str(t, "role");
-		fprintf(o->fp, "  %s: ", role != NULL ? role : "?");
-		fmt_text(o->fp, proto_map_get(t, "text"), o->verbose ? 0 : 200);
+		vis_printf(o->fp, o->tty, "  %s: ", role != NULL ? role : "?");
+		fmt_text(o->fp, o->tty, proto_map_get(t, "text"),
+		    o->verbose ? 0 : 200);
 		fputc('\n', o->fp);
 	}
 }
@@ -488,13 +491,14 @@ text_message(struct out *o, enum proto_op op, const struct conn_msg *m)
 		text_progress(o, m);
 		break;
 	case PROTO_K_WARNING:
-		fprintf(o->note, "sink: warning: %s\n",
+		vis_printf(o->note, o->note_tty, "sink: warning: %s\n",
 		    fmt_get_str(&m->msg.root, "message") != NULL ?
 		    fmt_get_str(&m->msg.root, "message") : "(no message)");
 		break;
 	case PROTO_K_ERROR:
 		out_reply_end(o, o->tty || o->reply_nl);
-		fprintf(o->note, "sink: %s: %s\n", m->code, m->message);
+		vis_printf(o->note, o->note_tty, "sink: %s: %s\n", m->code,
+		    m->message);
 		break;
 	case PROTO_K_DONE:
 		text_done(o, op, m);

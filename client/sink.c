@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "err.h"
@@ -107,6 +108,9 @@ usage(FILE *f)
 	fprintf(f, "\n"
 "TEXT, and stdin when it is not a terminal, is one chat turn in session NAME\n"
 "(\"default\" unless -s; created on first use); the reply streams to stdout.\n"
+"With neither, at a terminal, sink is sink chat: lines are edited as in a\n"
+"shell, with a history in $XDG_STATE_HOME/sinkd/chat_history; if sinkd\n"
+"restarts, chat waits for it (up to 30 s) and sends the line again.\n"
 "Sessions outlive sinkd in its database: log prints a transcript, fork copies\n"
 "a session, export and import move one between sinkds (of the same model),\n"
 "rebuild makes a new cache from the transcript (for a damaged session).\n"
@@ -536,6 +540,10 @@ main(int argc, char **argv)
 	opts_init(&c.o);
 	if ((r = parse(&c.o, argc, argv, &e)) != 0)
 		return r == -1 ? EXIT_OK : r;
+	/* Nothing to send and a person at a terminal: a conversation. */
+	if (e->name == NULL && c.o.argc == 0 && isatty(STDIN_FILENO) &&
+	    isatty(STDOUT_FILENO))
+		e = find_cmd("chat");
 	if (c.o.socket != NULL)
 		snprintf(c.socket, sizeof c.socket, "%s", c.o.socket);
 	else if (conn_default_path(c.socket, sizeof c.socket, cause) == -1) {

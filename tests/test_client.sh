@@ -314,6 +314,48 @@ a line of context" ]; then
 	    tr '\n' ' ')" = '{"n":500,"role":"context","text":"piece 500\n"} {"n":501,"role":"context","text":"piece 501\n"} ' ] &&
 	    ok "log --json across pages" || bad "log --json across pages"
 
+	# Control bytes stored in a transcript (a clear screen, a title set
+	# by OSC, the C1 CSI): a pipe gets them exactly, a terminal sees them
+	# drawn as ^[ and M-^[, never the bytes themselves.
+	printf 'clear \033[2J title \033]0;pwned\007 csi \302\233 end\n' \
+	    >"$tmp/esc"
+	"$sink" -s esc -n 2 --temp 0 look <"$tmp/esc" >/dev/null 2>&1
+	{ printf 'look\n\n'; cat "$tmp/esc"; } >"$tmp/esc-turn"
+	"$sink" log esc 2>&1 | sed -n '2,4p' | cmp -s - "$tmp/esc-turn" &&
+	    ok "log through a pipe: control bytes exact" ||
+	    bad "log through a pipe changed the bytes: $("$sink" log esc 2>&1 | od -c | head -n 5)"
+	vis='clear ^[[2J title ^[]0;pwned^G csi M-^[ end'
+	for cmd in "log esc" "show esc" "-v show esc"; do
+		timeout 20 script -qec "'$sink' $cmd" /dev/null >"$tmp/tty" \
+		    2>&1 </dev/null
+		if grep -q "$(printf '[\033\007]')" "$tmp/tty" ||
+		    grep -q "$(printf '\302\233')" "$tmp/tty"; then
+			bad "$cmd on a terminal: control bytes reach it: $(od -c "$tmp/tty" | head -n 8)"
+		elif ! grep -qF -- "$vis" "$tmp/tty"; then
+			bad "$cmd on a terminal: not drawn as $vis: $(head -c 400 "$tmp/tty")"
+		else
+			ok "$cmd on a terminal: control characters made visible"
+		fi
+	done
+	# The model writes control bytes too: greedy, this one answers the
+	# same turn with a GS (^]).  A reply streamed to a terminal shows it.
+	"$sink" -s esc2 -n 2 --temp 0 look <"$tmp/esc" 2>/dev/null |
+	    tr -d '\n\t' >"$tmp/reply"
+	timeout 20 script -qec "'$sink' -s esc3 -n 2 --temp 0 look <'$tmp/esc'" \
+	    /dev/null >"$tmp/tty" 2>&1 </dev/null
+	if ! LC_ALL=C grep -q '[[:cntrl:]]' "$tmp/reply"; then
+		echo "SKIP: the reply has no control byte; its rendering not checked"
+	elif tr -d '\r\n\t' <"$tmp/tty" | LC_ALL=C grep -q '[[:cntrl:]]'; then
+		bad "a reply on a terminal: control bytes reach it: $(od -c "$tmp/tty" | head -n 4)"
+	else
+		ok "a reply on a terminal: control characters made visible"
+	fi
+	timeout 20 script -qec "'$sink' --json log esc" /dev/null >"$tmp/tty" \
+	    2>&1 </dev/null
+	grep -qF 'clear \u001b[2J title \u001b]0;pwned\u0007 csi \u009b end' \
+	    "$tmp/tty" && ok "log --json on a terminal: controls as \\u escapes" ||
+	    bad "log --json on a terminal: $(head -c 400 "$tmp/tty")"
+
 	# fork: a copy that goes on on its own.
 	"$sink" fork lg lg2 >"$tmp/out" 2>"$tmp/err" &&
 	    grep -q '^session lg2: forked from lg (.*5 turns' "$tmp/out" &&

@@ -3,7 +3,7 @@
 # through sudo).  Safe to run again: apt-get skips what is there.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev
-libmsgpack-dev libsqlite3-dev libopenblas-dev check"
+libmsgpack-dev libsqlite3-dev libopenblas-dev check libedit-dev python3"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
