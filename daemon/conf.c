@@ -21,9 +21,13 @@
 #include "err.h"
 #include "mem.h"
 #include "proto.h"
+#include "seq.h"
 
-/* C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024). */
-enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE };
+/*
+ * C_SIZE: bytes, with an optional K, M, G or T suffix (powers of 1024).
+ * C_MODE, C_KV: text, kept only if seq_mode_parse / seq_kv_parse takes it.
+ */
+enum conf_type { C_STR, C_LONG, C_LEVEL, C_SIZE, C_MODE, C_KV };
 
 struct conf_opt {
 	const char *name;
@@ -78,9 +82,9 @@ static const struct conf_opt conf_opts[] = {
 	    "default cache size of new sessions, tokens (default 1024)" },
 	{ "sinks", 0, C_LONG, OFF(sinks), 0, 1 << 26,
 	    "default attention sinks of new sessions (default 4)" },
-	{ "mode", 0, C_STR, OFF(mode), 0, 0,
+	{ "mode", 0, C_MODE, OFF(mode), 0, 0,
 	    "default cache mode: streaming, window, recompute, dense" },
-	{ "kv", 0, C_STR, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
+	{ "kv", 0, C_KV, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
 };
 
 #define N_OPTS (sizeof conf_opts / sizeof conf_opts[0])
@@ -109,7 +113,8 @@ conf_free(struct conf *c)
 	size_t i;
 
 	for (i = 0; i < N_OPTS; i++) {
-		if (conf_opts[i].type == C_STR)
+		if (conf_opts[i].type == C_STR || conf_opts[i].type == C_MODE ||
+		    conf_opts[i].type == C_KV)
 			free(*(char **)(void *)((char *)c + conf_opts[i].off));
 	}
 	free(c->config);
@@ -176,8 +181,18 @@ conf_set(struct conf *c, const struct conf_opt *o, const char *v,
 	char *end, **sp;
 	long n;
 	enum log_level l;
+	enum seq_mode m;
+	enum kv_type k;
 
 	switch (o->type) {
+	case C_MODE:
+	case C_KV:
+		if (o->type == C_MODE ? seq_mode_parse(v, &m) != 0 :
+		    seq_kv_parse(v, &k) != 0)
+			return err_set(cause, "%s: '%s' is not %s", where, v,
+			    o->type == C_MODE ? "a cache mode (streaming, "
+			    "window, recompute, dense)" : "a KV type (f32, f16)");
+		/* FALLTHROUGH */
 	case C_STR:
 		sp = (char **)(void *)((char *)c + o->off);
 		free(*sp);
