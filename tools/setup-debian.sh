@@ -1,9 +1,14 @@
 #!/bin/sh
 # Installs what building and testing sinkd needs on Debian 12 (as root, or
-# through sudo).  Safe to run again: apt-get skips what is there.
+# through sudo).  --test adds what tools/test-all.sh needs besides: the
+# tools that build and check the Debian package (tools/deb.sh).  Safe to
+# run again: apt-get skips what is there.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev
 libmsgpack-dev libsqlite3-dev libopenblas-dev check"
+if [ "${1:-}" = "--test" ]; then
+	pkgs="$pkgs dpkg-dev debhelper fakeroot lintian"
+fi
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
