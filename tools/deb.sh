@@ -5,7 +5,8 @@
 # package's contents and its programs, run from the unpacked .deb (nothing
 # is installed).  The .deb, .changes and .buildinfo land in OUTDIR
 # (default build-deb/).  make check is skipped (DEB_BUILD_OPTIONS=nocheck;
-# tools/test-all.sh runs it elsewhere) unless --check is given.
+# tools/test-all.sh runs it elsewhere) unless --check is given; its tests
+# find their data in $SINKD_SHARED, default ../shared beside this tree.
 #   tools/deb.sh [--check] [OUTDIR]
 # Needs dpkg-dev, debhelper, fakeroot, lintian and the build dependencies:
 # tools/setup-debian.sh --test installs them.  Prints "deb: PASS" or
@@ -33,10 +34,13 @@ git clone -q "$top" "$tmp/sinkd" &&
 	fail "git clone of $top"
 echo "=== deb: dpkg-buildpackage -us -uc -b" >&2
 (cd "$tmp/sinkd" && DEB_BUILD_OPTIONS="$opts parallel=2" \
+    SINKD_SHARED=${SINKD_SHARED:-$top/../shared} \
     dpkg-buildpackage -us -uc -b) >"$tmp/build.log" 2>&1 || {
 	tail -40 "$tmp/build.log"
 	fail "dpkg-buildpackage (the log's end is above)"
 }
+[ -n "$opts" ] || grep -E '^(# (TOTAL|PASS|SKIP|FAIL|ERROR):|SKIP: )' \
+    "$tmp/build.log"
 deb=$(ls "$tmp"/sinkd_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || fail "no .deb made"
 
