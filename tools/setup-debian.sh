@@ -1,9 +1,15 @@
 #!/bin/sh
 # Installs what building and testing sinkd needs on Debian 12 (as root, or
-# through sudo).  Safe to run again: apt-get skips what is there.
+# through sudo).  --test adds what tools/test-all.sh needs besides: the
+# tools that build and check the Debian package (tools/deb.sh), and
+# systemd for checking the units (tools/check-units.sh).  Safe to
+# run again: apt-get skips what is there.
 set -eu
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev
 libmsgpack-dev libsqlite3-dev libopenblas-dev check libedit-dev python3"
+if [ "${1:-}" = "--test" ]; then
+	pkgs="$pkgs dpkg-dev debhelper fakeroot lintian systemd"
+fi
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

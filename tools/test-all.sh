@@ -1,11 +1,14 @@
 #!/bin/sh
 # The whole test suite: installs dependencies, builds and runs `make check`
-# in build/, then again under AddressSanitizer + UndefinedBehaviorSanitizer
+# in build/, then `make distcheck` there (the release tarball builds out of
+# tree, passes make check, installs, uninstalls and cleans up) and
+# tools/deb.sh (the Debian package builds and passes lintian), then
+# `make check` again under AddressSanitizer + UndefinedBehaviorSanitizer
 # in build-asan/, then fuzzes the wire-format decoder for
 # $SINKD_FUZZ_SECONDS (default 30) seconds.  Prints every test's summary; exits non-zero on failure.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/tools/setup-debian.sh" || exit 1
+"$top/tools/setup-debian.sh" --test || exit 1
 status=0
 
 run_suite() { # DIR [configure options]
@@ -29,6 +32,18 @@ run_suite() { # DIR [configure options]
 }
 
 run_suite build || status=1
+echo "=== distcheck: the release tarball" >&2
+if make -s -C "$top/build" -j"$(nproc)" distcheck \
+    >"$top/build/distcheck.log" 2>&1; then
+	echo "distcheck: PASS: $(grep -o 'sinkd-.*\.tar\.gz$' \
+	    "$top/build/distcheck.log" | tail -1)"
+else
+	tail -40 "$top/build/distcheck.log"
+	echo "distcheck: FAIL (build/distcheck.log)"
+	status=1
+fi
+echo "=== deb: the Debian package" >&2
+"$top/tools/deb.sh" || status=1
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS UBSAN_OPTIONS
