@@ -4,8 +4,11 @@
 # tree, passes make check, installs, uninstalls and cleans up) and
 # tools/deb.sh (the Debian package builds and passes lintian), then
 # `make check` again under AddressSanitizer + UndefinedBehaviorSanitizer
-# in build-asan/, then fuzzes the wire-format decoder for
-# $SINKD_FUZZ_SECONDS (default 30) seconds.  Prints every test's summary; exits non-zero on failure.
+# in build-asan/, then checks the installed systemd units
+# (tools/check-units.sh), then kills sinkd at random for 200 turns
+# (tools/soak.sh), then fuzzes the wire-format decoder for
+# $SINKD_FUZZ_SECONDS (default 30) seconds.  Prints every test's summary;
+# exits non-zero on failure.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/tools/setup-debian.sh" --test || exit 1
