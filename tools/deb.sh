@@ -57,10 +57,14 @@ echo "=== deb: contents" >&2
 dpkg-deb -x "$deb" "$tmp/root" || fail "dpkg-deb -x"
 for f in usr/bin/sinkd usr/bin/sink usr/bin/sinkd-run usr/bin/sinkd-mkmodel \
     usr/bin/sinkd-bench etc/sinkd/sinkd.conf \
-    usr/lib/systemd/user/sinkd.service usr/share/man/man8/sinkd.8.gz \
+    usr/lib/systemd/user/sinkd.service usr/lib/systemd/user/sinkd.socket \
+    lib/systemd/system/sinkd.service lib/systemd/system/sinkd.socket \
+    usr/lib/sysusers.d/sinkd.conf usr/share/man/man8/sinkd.8.gz \
     usr/share/man/man5/sinkd.conf.5.gz usr/share/man/man1/sink.1.gz; do
 	[ -f "$tmp/root/$f" ] || fail "the package lacks /$f"
 done
+dpkg-deb -I "$deb" postinst 2>/dev/null | grep -q 'systemd-sysusers' ||
+	fail "the postinst does not create the user sinkd (systemd-sysusers)"
 dpkg-deb -I "$deb" conffiles 2>/dev/null | grep -qx /etc/sinkd/sinkd.conf ||
 	fail "/etc/sinkd/sinkd.conf is not a conffile"
 b=$tmp/root/usr/bin
