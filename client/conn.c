@@ -34,6 +34,14 @@ struct conn {
 	struct proto_out out;	/* never moved: its packer points here */
 };
 
+static const char *
+system_socket(void)
+{
+	const char *s = getenv("SINKD_SYSTEM_SOCKET");
+
+	return s != NULL && *s != '\0' ? s : CONN_SYSTEM_SOCKET;
+}
+
 int
 conn_default_path(char *buf, size_t size, char *cause)
 {
@@ -52,9 +60,9 @@ conn_default_path(char *buf, size_t size, char *cause)
 		return err_set(cause, "the socket path is too long");
 	/* No sinkd of our own: the system-wide one, if it runs. */
 	if ((env == NULL || *env == '\0') && access(buf, F_OK) != 0 &&
-	    errno == ENOENT && access(CONN_SYSTEM_SOCKET, F_OK) == 0 &&
-	    strlen(CONN_SYSTEM_SOCKET) < size)
-		snprintf(buf, size, "%s", CONN_SYSTEM_SOCKET);
+	    errno == ENOENT && access(system_socket(), F_OK) == 0 &&
+	    strlen(system_socket()) < size)
+		snprintf(buf, size, "%s", system_socket());
 	return 0;
 }
 
@@ -112,6 +120,10 @@ connect_unix(const char *path, int *refused, char *cause)
 	close(fd);
 	*refused = e == ENOENT || e == ECONNREFUSED || e == ENOTSOCK ||
 	    e == ENOTDIR;
+	if (e == EACCES && strcmp(path, system_socket()) == 0)
+		return err_set(cause, "cannot connect to sinkd at %s: %s (the "
+		    "system-wide sinkd serves root and the members of group "
+		    "'%s')", path, strerror(e), CONN_SYSTEM_USER);
 	return err_set(cause, "cannot connect to sinkd at %s: %s", path,
 	    strerror(e));
 }

@@ -40,7 +40,10 @@ struct conn_msg {
 	const char	*message;
 };
 
-/* The system-wide service's socket (sinkd.socket) and its user. */
+/*
+ * The system-wide service's socket (sinkd.socket; $SINKD_SYSTEM_SOCKET
+ * overrides it) and its user.
+ */
 #define CONN_SYSTEM_SOCKET "/run/sinkd/sock"
 #define CONN_SYSTEM_USER "sinkd"
 
@@ -48,7 +51,7 @@ struct conn_msg {
  * The socket to use: $SINKD_SOCKET, then $XDG_RUNTIME_DIR/sinkd/sock
  * (when that is an absolute path), then /tmp/sinkd-UID/sock, as sinkd
  * chooses its own; when that one does not exist and the system-wide
- * service's does, that.  0, or -1 with cause if it does not fit.
+ * service's does ($SINKD_SYSTEM_SOCKET, else CONN_SYSTEM_SOCKET), that.  0, or -1 with cause if it does not fit.
  */
 int	conn_default_path(char *buf, size_t size, char *cause);
 

@@ -21,29 +21,69 @@
 #include "log.h"
 #include "systemd.h"
 
-/* Whether a peer may talk to us: our own user, root, or the group. */
+/*
+ * Whether the peer on fd belongs to group g.  The kernel's record of the
+ * peer's groups at connect time (SO_PEERGROUPS) is the truth; the group
+ * database is the fallback for kernels without it.
+ */
 static int
-allowed(const struct daemon *d, const struct ucred *cr)
+peer_in_group(int fd, const struct ucred *cr, gid_t g)
 {
+	gid_t groups[256];
+	socklen_t len = sizeof groups;
 	struct passwd pw, *pp;
 	struct group gr, *gp;
-	char buf[4096];
+	char pbuf[4096], gbuf[16384];
 	char **m;
+	size_t i;
 
-	if (cr->uid == geteuid() || cr->uid == 0)
+	if (cr->gid == g)
 		return 1;
-	if (d->group == (gid_t)-1)
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+		for (i = 0; i < len / sizeof groups[0]; i++)
+			if (groups[i] == g)
+				return 1;
 		return 0;
-	if (cr->gid == d->group)
-		return 1;
-	if (getpwuid_r(cr->uid, &pw, buf, sizeof buf, &pp) != 0 || pp == NULL)
-		return 0;
-	if (getgrgid_r(d->group, &gr, buf, sizeof buf, &gp) != 0 || gp == NULL)
+	}
+	/* Separate buffers: pw_name must outlive the group lookup. */
+	if (getpwuid_r(cr->uid, &pw, pbuf, sizeof pbuf, &pp) != 0 ||
+	    pp == NULL ||
+	    getgrgid_r(g, &gr, gbuf, sizeof gbuf, &gp) != 0 || gp == NULL)
 		return 0;
 	for (m = gr.gr_mem; *m != NULL; m++)
 		if (strcmp(*m, pw.pw_name) == 0)
 			return 1;
 	return 0;
+}
+
+/* Whether a peer may talk to us: our own user, root, or the group. */
+static int
+allowed(const struct daemon *d, int fd, const struct ucred *cr)
+{
+	if (cr->uid == geteuid() || cr->uid == 0)
+		return 1;
+	return d->group != (gid_t)-1 && peer_in_group(fd, cr, d->group);
+}
+
+/* Tells a peer that may not use us why, then closes. */
+static void
+refuse(struct daemon *d, int fd, const struct ucred *cr)
+{
+	struct client *c;
+	char msg[256];
+
+	log_warn("connection from uid %u (pid %d) refused: not sinkd's user, "
+	    "root%s", (unsigned)cr->uid, (int)cr->pid, d->group !=
+	    (gid_t)-1 ? " or a member of --group" : "");
+	if ((c = client_new(d, fd, cr->uid, cr->gid, cr->pid)) == NULL) {
+		close(fd);
+		return;
+	}
+	snprintf(msg, sizeof msg, "uid %u may not use this sinkd: it serves "
+	    "its own user (uid %u), root%s%s", (unsigned)cr->uid,
+	    (unsigned)geteuid(), d->conf->group != NULL ? " and the members "
+	    "of group " : "", d->conf->group != NULL ? d->conf->group : "");
+	client_fail(c, PROTO_E_DENIED, msg);
 }
 
 static void
@@ -59,10 +99,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)sa;
 	(void)len;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-	    !allowed(d, &cr)) {
-		log_warn("connection from uid %d refused",
-		    cl == sizeof cr ? (int)cr.uid : -1);
+	    cl != sizeof cr) {
+		log_warn("connection refused: SO_PEERCRED: %s",
+		    strerror(errno));
 		close(fd);
+		return;
+	}
+	if (!allowed(d, fd, &cr)) {
+		refuse(d, fd, &cr);
 		return;
 	}
 	if ((c = client_new(d, fd, cr.uid, cr.gid, cr.pid)) == NULL) {

@@ -70,7 +70,7 @@
 #include <msgpack.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 1 /* 1: the store's ops, errors and keys */
+#define PROTO_MINOR 2 /* 1: the store's ops, errors and keys; 2: denied */
 #define PROTO_MAX_FRAME (1u << 20) /* default limit on L */
 #define PROTO_MAX_DEPTH 8
 #define PROTO_ID_MAX (UINT64_C(1) << 53) /* request ids are 1..2^53 */
@@ -98,7 +98,8 @@
 	X(BUSY, "busy") X(TOO_LARGE, "too_large") X(LIMIT, "limit")     \
 	X(CANCELLED, "cancelled") X(OVERFLOW, "overflow")               \
 	X(INTERNAL, "internal") X(DAMAGED, "damaged")                   \
-	X(WRONG_MODEL, "wrong_model") X(STORE, "store")
+	X(WRONG_MODEL, "wrong_model") X(STORE, "store")                 \
+	X(DENIED, "denied")
 
 #define PROTO_KINDS(X)                                                  \
 	X(OK, "ok") X(ERROR, "error") X(TOKEN, "token")                 \

@@ -26,7 +26,9 @@ fi
 
 # No daemon anywhere these checks look.
 SINKD_SOCKET=$tmp/none/sock
-export SINKD_SOCKET
+# A system-wide sinkd on this machine must not answer these tests.
+SINKD_SYSTEM_SOCKET=$tmp/none/system.sock
+export SINKD_SOCKET SINKD_SYSTEM_SOCKET
 
 # expect NAME RC PATTERN CMD...: exits RC (no signal, no hang), and
 # stderr is one line holding PATTERN.  Stdin is empty, not a terminal.
@@ -232,6 +234,12 @@ if "$bin/sinkd-mkmodel" -o "$tmp/m.gguf" --shape tiny --type Q8_0 --seed 4 \
 		bad "turn: $(head -c 300 "$tmp/err")"
 	"$sink" ls 2>/dev/null | grep -q '^t ' && ok "ls lists the session" ||
 		bad "ls: $("$sink" ls 2>&1 | head -c 300)"
+	# No sinkd of one's own: the system-wide one, when its socket exists.
+	env -u SINKD_SOCKET XDG_RUNTIME_DIR="$tmp/xdg" \
+	    SINKD_SYSTEM_SOCKET="$tmp/d/sock" "$sink" ls 2>/dev/null |
+	    grep -q '^t ' && ok "the system-wide socket when there is no other" ||
+	    bad "system socket: $(env -u SINKD_SOCKET XDG_RUNTIME_DIR="$tmp/xdg" \
+	    SINKD_SYSTEM_SOCKET="$tmp/d/sock" "$sink" ls 2>&1 | head -c 300)"
 	printf 'line one\nline two\n' | "$sink" -s r -n 4 "summarize" \
 	    >/dev/null 2>"$tmp/err"
 	"$sink" show r 2>/dev/null >"$tmp/show"

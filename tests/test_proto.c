@@ -978,7 +978,7 @@ START_TEST(names)
 	static const char *const errs[] = { "bad_request", "unknown_op",
 	    "version", "no_such_session", "exists", "invalid_name", "busy",
 	    "too_large", "limit", "cancelled", "overflow", "internal",
-	    "damaged", "wrong_model", "store" };
+	    "damaged", "wrong_model", "store", "denied" };
 	static const char *const kinds[] = { "ok", "error", "token", "warning",
 	    "done", "progress", "data" };
 	static const char *const fins[] = { "eos", "length", "stop",
@@ -995,7 +995,7 @@ START_TEST(names)
 		ck_assert_int_eq(proto_op_parse(ops[i], strlen(ops[i]), &op), 0);
 		ck_assert_int_eq(op, i);
 	}
-	ck_assert_int_eq(PROTO_E_COUNT, 15);
+	ck_assert_int_eq(PROTO_E_COUNT, 16);
 	for (i = 0; i < PROTO_E_COUNT; i++) {
 		ck_assert_str_eq(proto_err_name((enum proto_err)i), errs[i]);
 		ck_assert_int_eq(proto_err_parse(errs[i], strlen(errs[i]), &e),

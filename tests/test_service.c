@@ -11,6 +11,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -270,6 +271,87 @@ START_TEST(client_checks_the_server)
 	rmdir(dir);
 	ck_assert_msg(strcmp(got, "0") == 0, "sink sent %s bytes to the fake",
 	    got);
+}
+END_TEST
+
+/*
+ * Runs `sink --socket sock ls` as uid nobody with primary group gid and
+ * the supplementary groups given (n of them), its output in out.  The
+ * binary is copied into dir first: the build tree may be closed to
+ * nobody.
+ */
+static int
+sink_as_nobody(const char *dir, const char *sock, gid_t gid,
+    const gid_t *groups, size_t n, const char *out)
+{
+	char cmd[1400], sink[600];
+	const char *argv[] = { sink, "--socket", sock, "ls", NULL };
+	pid_t pid;
+	int fd;
+
+	snprintf(sink, sizeof sink, "%s/sink", dir);
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", bin("sink"), sink);
+	ck_assert_int_eq(system(cmd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
+		    setgroups(n, groups) != 0 || setgid(gid) != 0 ||
+		    setuid(NOBODY) != 0)
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return wait_exit(pid);
+}
+
+/*
+ * --group: a member (by a supplementary group, as the kernel saw it at
+ * connect time) is served; anyone else who reaches the socket is told
+ * `denied` before the connection closes.  Needs root to be others.
+ */
+START_TEST(group_members_only)
+{
+	char dir[512], sock[600], out[512], cmd[700];
+	gid_t nogroup = NOBODY, none[1] = { 0 };
+	pid_t p;
+	int i;
+
+	if (geteuid() != 0) {
+		printf("SKIP: group_members_only: other users need root\n");
+		return;
+	}
+	snprintf(dir, sizeof dir, "/tmp/sinkd-test-group-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(sock, sizeof sock, "%s/sock", dir);
+	tmp_path(out, sizeof out, "group.out");
+	{
+		const char *argv[] = { bin("sinkd"), "-m", model, "-c",
+			"/dev/null", "--db", ":memory:", "--socket", sock,
+			"--group", "nogroup", NULL };
+		if ((p = fork()) == 0) {
+			execv(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+	}
+	ck_assert_int_gt(p, 0);
+	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
+		usleep(20000);
+	usleep(100000);
+	ck_assert_int_eq(sink_as_nobody(dir, sock, 1, &nogroup, 1, out), 0);
+	expect_in(out, "no sessions", "a member of the group");
+	/* Past the socket's 0660, the daemon's own check. */
+	ck_assert_int_eq(chmod(sock, 0666), 0);
+	ck_assert_int_eq(sink_as_nobody(dir, sock, 1, none, 0, out), 1);
+	expect_in(out, "denied: uid 65534 may not use this sinkd",
+	    "not a member");
+	expect_in(out, "members of group nogroup", "the message says who may");
+	kill(p, SIGTERM);
+	ck_assert_int_eq(wait_exit(p), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -533,6 +615,7 @@ main(void)
 	tcase_add_test(tc, one_writer_per_database);
 	tcase_add_test(tc, socket_dir_must_be_private);
 	tcase_add_test(tc, client_checks_the_server);
+	tcase_add_test(tc, group_members_only);
 	tcase_add_test(tc, settings_checked_as_a_turn_would);
 	tcase_add_test(tc, unsaved_at_shutdown_is_an_error);
 	tcase_add_test(tc, notify_and_watchdog);
