@@ -303,20 +303,24 @@ START_TEST(test_stories)
 }
 END_TEST
 
-START_TEST(test_gpt2_refused)
-{
-	char path[8192], cause[ERR_LEN] = "";
-	struct gguf_file *g;
+/* The byte-level BPE vocabularies (tokenizer.ggml.model gpt2). */
+static const char *const bpe_vocabs[] = {
+	"ggml-vocab-gpt-2.gguf", "ggml-vocab-deepseek-llm.gguf",
+	"ggml-vocab-deepseek-coder.gguf", "ggml-vocab-falcon.gguf",
+	"ggml-vocab-mpt.gguf", "ggml-vocab-llama3.gguf",
+	"ggml-vocab-qwen2.gguf",
+};
+#define N_BPE (sizeof bpe_vocabs / sizeof bpe_vocabs[0])
 
-	snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", shared);
-	g = gguf_open(path, cause);
-	ck_assert_msg(g != NULL, "gguf_open: %s", cause);
-	ck_assert_ptr_null(tok_open(g, cause));
-	printf("gpt-2 refused: %s\n", cause);
-	ck_assert_ptr_nonnull(strstr(cause, "\"gpt2\""));
-	ck_assert_ptr_nonnull(strstr(cause, "\"llama\""));
-	ck_assert_ptr_nonnull(strstr(cause, "tokenizer.ggml.model"));
-	gguf_close(g);
+START_TEST(test_bpe_cases)
+{
+	run_vocab(bpe_vocabs[_i], 0);
+}
+END_TEST
+
+START_TEST(test_bpe_roundtrip)
+{
+	run_vocab(bpe_vocabs[_i], 1);
 }
 END_TEST
 
@@ -1053,9 +1057,23 @@ add(Suite *s, const char *name, const TTest *test, int fixture)
 	suite_add_tcase(s, tc);
 }
 
+/* Loop test t for the one index i. */
+static void
+add_loop(Suite *s, const char *name, const TTest *t, int i)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, t, i, i + 1);
+	suite_add_tcase(s, tc);
+}
+
 static void
 add_shared(Suite *s)
 {
+	char rel[256];
+	size_t i;
+
 	if (have("vocab/ggml-vocab-llama-spm.gguf")) {
 		add(s, "llama_spm_cases", test_llama_spm_cases, 0);
 		add(s, "llama_spm_roundtrip", test_llama_spm_roundtrip, 0);
@@ -1071,8 +1089,13 @@ add_shared(Suite *s)
 	}
 	if (have("models/stories260K.gguf"))
 		add(s, "stories", test_stories, 0);
-	if (have("vocab/ggml-vocab-gpt-2.gguf"))
-		add(s, "gpt2_refused", test_gpt2_refused, 0);
+	for (i = 0; i < N_BPE; i++) {
+		snprintf(rel, sizeof rel, "vocab/%s", bpe_vocabs[i]);
+		if (!have(rel))
+			continue;
+		add_loop(s, "bpe_cases", test_bpe_cases, (int)i);
+		add_loop(s, "bpe_roundtrip", test_bpe_roundtrip, (int)i);
+	}
 }
 
 int
