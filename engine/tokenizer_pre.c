@@ -205,8 +205,10 @@ llama3(const struct pre_in *in, size_t pos, size_t end, size_t ndig)
 	    (pos + 1 < end && cl[pos + 1] == UC_LETTER)))
 		return 1 + run_of(in, pos + 1, end, UC_LETTER);
 	if (cl[pos] == UC_NUMBER) {
-		k = run_of(in, pos, end, UC_NUMBER);
-		return k < ndig ? k : ndig;
+		for (k = 1; k < ndig && pos + k < end && cl[pos + k] == UC_NUMBER;
+		    k++)
+			;
+		return k;
 	}
 	q = cp[pos] == ' ' ? pos + 1 : pos;
 	if (q < end && is_other(cl[q])) {
