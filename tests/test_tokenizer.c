@@ -1,9 +1,10 @@
 /*
- * test_tokenizer: the SentencePiece tokenizer against the shared test
- * vocabularies (exact ids from their .inp/.out files), the real
- * stories260K model, and small vocabularies written at test time to pin
- * down merge order, unused pieces, user-defined pieces, byte and unknown
- * fallback and metadata validation.
+ * test_tokenizer: the SentencePiece and byte-level BPE tokenizers against
+ * the shared test vocabularies (exact ids from their .inp/.out files,
+ * round trips, special tokens in text, timings), the real stories260K
+ * model, and small vocabularies written at test time to pin down merge
+ * order, unused pieces, user-defined pieces, byte and unknown fallback
+ * and metadata validation.
  */
 #include <check.h>
 #include <math.h>
