@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define TOK_MAX_PIECE (64 * 1024) /* bytes in one vocabulary entry */
+#define TOK_MAX_INPUT (1024UL * 1024 * 1024) /* bytes per tok_encode call */
 
 static uint32_t
 hash_bytes(const char *s, size_t len)
@@ -577,6 +578,14 @@ int
 tok_encode(const struct tok *t, const char *text, size_t len, int add_bos,
     int32_t **out, size_t *n_out, char *cause)
 {
+	*out = NULL;
+	*n_out = 0;
+	if (add_bos && t->bos < 0)
+		return err_set(cause, "BOS requested but the model has no "
+		    "tokenizer.ggml.bos_token_id");
+	if (len > TOK_MAX_INPUT)
+		return err_set(cause, "input of %zu bytes is over the %lu "
+		    "byte limit", len, TOK_MAX_INPUT);
 	if (t->bpe)
 		return tok_bpe_encode(t, text, len, add_bos, out, n_out, cause);
 	return tok_spm_encode(t, text, len, add_bos, out, n_out, cause);

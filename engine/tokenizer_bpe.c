@@ -22,7 +22,6 @@
 
 #include "unicode.h"
 
-#define TOK_MAX_INPUT (1024UL * 1024 * 1024) /* bytes per tok_encode call */
 
 /* One symbol of the word being merged; len 0 once merged away. */
 struct bsym {
@@ -392,14 +391,6 @@ tok_bpe_encode(const struct tok *t, const char *text, size_t len,
 	int32_t *shrunk;
 	int r = 0;
 
-	*out = NULL;
-	*n_out = 0;
-	if (add_bos && t->bos < 0)
-		return err_set(cause, "BOS requested but the model has no "
-		    "tokenizer.ggml.bos_token_id");
-	if (len > TOK_MAX_INPUT)
-		return err_set(cause, "input of %zu bytes is over the %lu "
-		    "byte limit", len, TOK_MAX_INPUT);
 	memset(&e, 0, sizeof e);
 	e.t = t;
 	/* Every id covers at least one byte of text, plus BOS. */

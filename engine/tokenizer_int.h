@@ -73,6 +73,7 @@ int32_t tok_lookup(const struct tok *, const char *s, size_t len);
 int32_t tok_match_user(const struct tok *, const char *s, size_t n,
     uint32_t *len);
 
+/* tok_encode for each kind: it has checked BOS and the length. */
 int tok_spm_encode(const struct tok *, const char *text, size_t len,
     int add_bos, int32_t **out, size_t *n_out, char *cause);
 

@@ -18,7 +18,6 @@
 
 #include "unicode.h"
 
-#define TOK_MAX_INPUT (1024UL * 1024 * 1024) /* bytes per tok_encode call */
 #define FROZEN (-2) /* sym.node of a user-defined piece */
 
 /* One live or merged-away symbol of the text being encoded. */
@@ -339,14 +338,6 @@ tok_spm_encode(const struct tok *t, const char *text, size_t len,
 	size_t n = 0;
 	int r = 0;
 
-	*out = NULL;
-	*n_out = 0;
-	if (add_bos && t->bos < 0)
-		return err_set(cause, "BOS requested but the model has no "
-		    "tokenizer.ggml.bos_token_id");
-	if (len > TOK_MAX_INPUT)
-		return err_set(cause, "input of %zu bytes is over the %lu "
-		    "byte limit", len, TOK_MAX_INPUT);
 	memset(&e, 0, sizeof e);
 	e.t = t;
 	if (len != 0)
