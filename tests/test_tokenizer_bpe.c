@@ -62,32 +62,37 @@ open_timed(const char *rel, struct gguf_file **g)
 /* Metadata: Llama 3 adds BOS, Qwen2 does not; neither a space prefix. */
 START_TEST(test_bpe_meta)
 {
+	static const struct {
+		const char *rel;
+		int32_t n, bos, eos, pad, hello;
+		int add_bos;
+	} m[] = {
+		{ "vocab/ggml-vocab-llama3.gguf", 128256, 128000, 128001, -1,
+		    9906, 1 },
+		{ "vocab/ggml-vocab-qwen2.gguf", 151936, 151643, 151645,
+		    151643, 9707, 0 },
+	};
 	struct gguf_file *g;
 	struct tok *t;
 	int32_t *ids;
-	size_t n;
+	size_t n, i;
 
-	t = open_timed("vocab/ggml-vocab-llama3.gguf", &g);
-	ck_assert_int_eq(tok_n_vocab(t), 128256);
-	ck_assert_int_eq(tok_bos(t), 128000);
-	ck_assert_int_eq(tok_eos(t), 128001);
-	ck_assert_int_eq(tok_add_bos(t), 1);
-	ck_assert_int_eq(tok_add_space_prefix(t), 0);
-	ids = encode(t, "Hello", 1, &n);
-	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(ids[0], 128000);
-	ck_assert_int_eq(ids[1], 9906);
-	free(ids);
-	tok_free(t);
-	gguf_close(g);
-	t = open_timed("vocab/ggml-vocab-qwen2.gguf", &g);
-	ck_assert_int_eq(tok_n_vocab(t), 151936);
-	ck_assert_int_eq(tok_eos(t), 151645);
-	ck_assert_int_eq(tok_pad(t), 151643);
-	ck_assert_int_eq(tok_add_bos(t), 0);
-	ck_assert_int_eq(tok_add_space_prefix(t), 0);
-	tok_free(t);
-	gguf_close(g);
+	for (i = 0; i < sizeof m / sizeof m[0]; i++) {
+		t = open_timed(m[i].rel, &g);
+		ck_assert_int_eq(tok_n_vocab(t), m[i].n);
+		ck_assert_int_eq(tok_bos(t), m[i].bos);
+		ck_assert_int_eq(tok_eos(t), m[i].eos);
+		ck_assert_int_eq(tok_pad(t), m[i].pad);
+		ck_assert_int_eq(tok_add_bos(t), m[i].add_bos);
+		ck_assert_int_eq(tok_add_space_prefix(t), 0);
+		ids = encode(t, "Hello", tok_add_bos(t), &n);
+		ck_assert_uint_eq(n, 1 + (size_t)m[i].add_bos);
+		ck_assert_int_eq(ids[0], m[i].add_bos ? m[i].bos : m[i].hello);
+		ck_assert_int_eq(ids[n - 1], m[i].hello);
+		free(ids);
+		tok_free(t);
+		gguf_close(g);
+	}
 }
 END_TEST
 
