@@ -9,7 +9,10 @@
  *   (tokenizer_pre.c; an unknown name is refused, a missing one means
  *   GPT-2's rules) cuts words, whose bytes merge by rank
  *   (`tokenizer.ggml.merges`); every byte sequence encodes and decodes
- *   back.  tokenizer_bpe.c.
+ *   back, but for bytes the vocabulary gives no token of its own (Falcon
+ *   and MPT lack some bytes, dropped as llama.cpp does; DeepSeek's tokens
+ *   for 0xc0, 0xc1 and 0xf5..0xff, which UTF-8 never uses, are
+ *   user-defined characters and decode as such).  tokenizer_bpe.c.
  * Control tokens are never produced from text.  The vocabulary is copied
  * out of the GGUF, so the tokenizer outlives it.  tokenizer.c loads,
  * decodes SentencePiece pieces and dispatches.

@@ -13,7 +13,8 @@
  * texts, rank = index), leftmost first, until no pair has a rank.  Every
  * merge joins two tokens into a token, so symbols are token ids and the
  * merge table is a hash from id pairs to rank.  Any byte sequence
- * encodes, and decodes back to itself.
+ * encodes, and decodes back to itself when each byte has a token of its
+ * own (see tokenizer.h for the vocabularies where some do not).
  */
 #include "tokenizer_int.h"
 
