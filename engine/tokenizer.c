@@ -1,8 +1,10 @@
 /*
  * tokenizer: owns the vocabulary copied out of a GGUF (texts, scores,
  * token types, special ids): validates it, builds the lookup tables the
- * encoder in tokenizer_spm.c uses (piece hash, byte tokens, user-defined
- * pieces) and turns ids back into bytes.
+ * encoders in tokenizer_spm.c and tokenizer_bpe.c use (piece hash, byte
+ * tokens, user-defined pieces), turns ids back into bytes and sends each
+ * call to the model's kind: SentencePiece (llama) or byte-level BPE
+ * (gpt2).
  */
 #include "tokenizer_int.h"
 
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #define TOK_MAX_PIECE (64 * 1024) /* bytes in one vocabulary entry */
+#define TOK_MAX_INPUT (1024UL * 1024 * 1024) /* bytes per tok_encode call */
 
 static uint32_t
 hash_bytes(const char *s, size_t len)
@@ -77,6 +80,7 @@ parse_byte(const char *s, size_t len)
 	return v;
 }
 
+/* 0 for SentencePiece, 1 for byte-level BPE, -1 for neither. */
 static int
 check_model(const struct gguf_file *g, char *cause)
 {
@@ -91,9 +95,12 @@ check_model(const struct gguf_file *g, char *cause)
 		    "file has no tokenizer");
 	if (gguf_str_eq(m, "llama"))
 		return 0;
+	if (gguf_str_eq(m, "gpt2"))
+		return 1;
 	return err_set(cause, "unsupported tokenizer model \"%.*s\" "
-	    "(tokenizer.ggml.model); supported: \"llama\" (SentencePiece BPE)",
-	    (int)(m.len > 64 ? 64 : m.len), m.ptr);
+	    "(tokenizer.ggml.model); supported: \"llama\" (SentencePiece "
+	    "BPE), \"gpt2\" (byte-level BPE)", (int)(m.len > 64 ? 64 :
+	    m.len), m.ptr);
 }
 
 static int
@@ -271,15 +278,19 @@ load_flag(const struct gguf_file *g, const char *key, int def, int *out,
 	return r < 0 ? -1 : 0;
 }
 
+/* BPE models default to no BOS (llama-bpe to one) and no space prefix,
+ * which they never add. */
 static int
 load_special(struct tok *t, const struct gguf_file *g, char *cause)
 {
+	int bos_def = t->bpe ? tok_pre_add_bos(t->pre) : 1;
+
 	if (load_id(t, g, "tokenizer.ggml.bos_token_id", &t->bos, cause) ||
 	    load_id(t, g, "tokenizer.ggml.eos_token_id", &t->eos, cause) ||
 	    load_id(t, g, "tokenizer.ggml.unknown_token_id", &t->unk, cause) ||
 	    load_id(t, g, "tokenizer.ggml.padding_token_id", &t->pad, cause))
 		return -1;
-	if (load_flag(g, "tokenizer.ggml.add_bos_token", 1, &t->add_bos,
+	if (load_flag(g, "tokenizer.ggml.add_bos_token", bos_def, &t->add_bos,
 	    cause) ||
 	    load_flag(g, "tokenizer.ggml.add_eos_token", 0, &t->add_eos,
 	    cause) ||
@@ -288,7 +299,7 @@ load_special(struct tok *t, const struct gguf_file *g, char *cause)
 		return -1;
 	t->add_bos = t->add_bos != 0;
 	t->add_eos = t->add_eos != 0;
-	t->add_space = t->add_space != 0;
+	t->add_space = t->add_space != 0 && !t->bpe;
 	return 0;
 }
 
@@ -391,20 +402,25 @@ struct tok *
 tok_open(const struct gguf_file *g, char *cause)
 {
 	struct tok *t;
+	int kind;
 
-	if (check_model(g, cause) != 0)
+	if ((kind = check_model(g, cause)) < 0)
 		return NULL;
 	if ((t = calloc(1, sizeof *t)) == NULL) {
 		err_set(cause, "out of memory for the tokenizer");
 		return NULL;
 	}
-	if (load_tokens(t, g, cause) != 0 || load_scores(t, g, cause) != 0 ||
+	t->bpe = kind;
+	if ((t->bpe && tok_bpe_pre(t, g, cause) != 0) ||
+	    load_tokens(t, g, cause) != 0 || load_scores(t, g, cause) != 0 ||
 	    load_types(t, g, cause) != 0 || load_special(t, g, cause) != 0 ||
-	    build_hash(t, cause) != 0 || build_user(t, cause) != 0) {
+	    build_hash(t, cause) != 0 || build_user(t, cause) != 0 ||
+	    (t->bpe && tok_bpe_load(t, g, cause) != 0)) {
 		tok_free(t);
 		return NULL;
 	}
-	build_bytes(t);
+	if (!t->bpe)
+		build_bytes(t);
 	return t;
 }
 
@@ -420,6 +436,7 @@ tok_free(struct tok *t)
 	free(t->type);
 	free(t->slot);
 	free(t->ud);
+	tok_bpe_free(t);
 	free(t);
 }
 
@@ -536,6 +553,8 @@ tok_piece(const struct tok *t, int32_t prev, int32_t id, char *buf,
 
 	if (id < 0 || id >= t->n)
 		return -1;
+	if (t->bpe)
+		return tok_bpe_piece(t, id, buf, cap);
 	s = text_of(t, id);
 	len = t->len[id];
 	switch (t->type[id]) {
@@ -553,6 +572,23 @@ tok_piece(const struct tok *t, int32_t prev, int32_t id, char *buf,
 		strip = t->add_space && (prev < 0 || prev == t->bos);
 		return (int)unescape(s, len, strip, buf, cap);
 	}
+}
+
+int
+tok_encode(const struct tok *t, const char *text, size_t len, int add_bos,
+    int32_t **out, size_t *n_out, char *cause)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (add_bos && t->bos < 0)
+		return err_set(cause, "BOS requested but the model has no "
+		    "tokenizer.ggml.bos_token_id");
+	if (len > TOK_MAX_INPUT)
+		return err_set(cause, "input of %zu bytes is over the %lu "
+		    "byte limit", len, TOK_MAX_INPUT);
+	if (t->bpe)
+		return tok_bpe_encode(t, text, len, add_bos, out, n_out, cause);
+	return tok_spm_encode(t, text, len, add_bos, out, n_out, cause);
 }
 
 char *

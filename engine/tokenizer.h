@@ -1,9 +1,21 @@
 /*
- * tokenizer: text <-> token ids for `tokenizer.ggml.model = llama`
- * (SentencePiece BPE: merges by score, byte fallback <0xXX>, spaces as
- * U+2581, add-BOS and leading-space rules from the model's metadata).
- * The vocabulary is copied out of the GGUF, so the tokenizer outlives it.
- * tokenizer.c loads and decodes; tokenizer_spm.c encodes.
+ * tokenizer: text <-> token ids for two kinds of model, by
+ * `tokenizer.ggml.model`:
+ * - llama: SentencePiece BPE (merges by score, byte fallback <0xXX>,
+ *   spaces as U+2581, add-BOS and leading-space rules from the model's
+ *   metadata); tokenizer_spm.c encodes.
+ * - gpt2: byte-level BPE (Llama 3, Qwen2, GPT-2, DeepSeek, Falcon, MPT,
+ *   StarCoder, SmolLM): a pre-tokenizer chosen by `tokenizer.ggml.pre`
+ *   (tokenizer_pre.c; an unknown name is refused, a missing one means
+ *   GPT-2's rules) cuts words, whose bytes merge by rank
+ *   (`tokenizer.ggml.merges`); every byte sequence encodes and decodes
+ *   back, but for bytes the vocabulary gives no token of its own (Falcon
+ *   and MPT lack some bytes, dropped as llama.cpp does; DeepSeek's tokens
+ *   for 0xc0, 0xc1 and 0xf5..0xff, which UTF-8 never uses, are
+ *   user-defined characters and decode as such).  tokenizer_bpe.c.
+ * Control tokens are never produced from text.  The vocabulary is copied
+ * out of the GGUF, so the tokenizer outlives it.  tokenizer.c loads,
+ * decodes SentencePiece pieces and dispatches.
  */
 #ifndef SINKD_TOKENIZER_H
 #define SINKD_TOKENIZER_H
@@ -43,7 +55,9 @@ int tok_encode(const struct tok *, const char *text, size_t len, int add_bos,
 
 /*
  * The bytes token id stands for, for streaming output: U+2581 becomes a
- * space, <0xXX> its byte, control tokens (BOS, EOS, ...) nothing.  Writes
+ * space, <0xXX> its byte, control tokens (BOS, EOS, ...) nothing; a
+ * byte-level token its raw bytes, which may end inside a UTF-8 character
+ * the next token completes (so may a <0xXX> byte).  Writes
  * at most cap bytes to buf and returns the full length, or -1 for an id
  * out of range.  `prev` is the preceding token id or -1 at the start of
  * the text: the leading-space rule strips the space the encoder added

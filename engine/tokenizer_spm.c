@@ -1,5 +1,5 @@
 /*
- * tokenizer_spm: the SentencePiece BPE encoder (tok_encode).
+ * tokenizer_spm: the SentencePiece BPE encoder (tok_spm_encode).
  *
  * Spaces become U+2581, a U+2581 prefix is added when add_space_prefix
  * says so, the text is cut into UTF-8 characters (user-defined pieces are
@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOK_MAX_INPUT (1024UL * 1024 * 1024) /* bytes per tok_encode call */
+#include "unicode.h"
+
 #define FROZEN (-2) /* sym.node of a user-defined piece */
 
 /* One live or merged-away symbol of the text being encoded. */
@@ -61,32 +62,6 @@ struct enc {
 	int32_t *out;
 	size_t nout;
 };
-
-/* Bytes in the UTF-8 character at s, or 1 when it is not valid UTF-8. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned lo = 0x80, hi = 0xbf;
-	size_t k, i;
-
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 1;
-	k = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* beyond U+10FFFF */
-	if (n < k || s[1] < lo || s[1] > hi)
-		return 1;
-	for (i = 2; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 1;
-	return k;
-}
 
 static int
 better(const struct bigram *a, const struct bigram *b)
@@ -169,7 +144,7 @@ split_symbols(struct enc *e, size_t n)
 {
 	const struct tok *t = e->t;
 	struct sym *s;
-	uint32_t len;
+	uint32_t len, cp;
 	size_t p;
 	int32_t id;
 
@@ -181,8 +156,8 @@ split_symbols(struct enc *e, size_t n)
 			s->id = id;
 			s->node = FROZEN;
 		} else
-			len = (uint32_t)utf8_len((const unsigned char *)e->s +
-			    p, n - p);
+			len = (uint32_t)uc_decode((const unsigned char *)e->s +
+			    p, n - p, &cp);
 		s->start = (uint32_t)p;
 		s->len = len;
 		s->prev = e->nsym - 1;
@@ -354,8 +329,8 @@ encode_text(struct enc *e, size_t n, size_t maxsym, char *cause)
 }
 
 int
-tok_encode(const struct tok *t, const char *text, size_t len, int add_bos,
-    int32_t **out, size_t *n_out, char *cause)
+tok_spm_encode(const struct tok *t, const char *text, size_t len,
+    int add_bos, int32_t **out, size_t *n_out, char *cause)
 {
 	struct enc e;
 	int32_t *shrunk;
@@ -363,14 +338,6 @@ tok_encode(const struct tok *t, const char *text, size_t len, int add_bos,
 	size_t n = 0;
 	int r = 0;
 
-	*out = NULL;
-	*n_out = 0;
-	if (add_bos && t->bos < 0)
-		return err_set(cause, "BOS requested but the model has no "
-		    "tokenizer.ggml.bos_token_id");
-	if (len > TOK_MAX_INPUT)
-		return err_set(cause, "input of %zu bytes is over the %lu "
-		    "byte limit", len, TOK_MAX_INPUT);
 	memset(&e, 0, sizeof e);
 	e.t = t;
 	if (len != 0)

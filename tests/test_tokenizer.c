@@ -3,7 +3,8 @@
  * vocabularies (exact ids from their .inp/.out files), the real
  * stories260K model, and small vocabularies written at test time to pin
  * down merge order, unused pieces, user-defined pieces, byte and unknown
- * fallback and metadata validation.
+ * fallback and metadata validation; the helpers both files use (see
+ * test_tokenizer.h) and main.  Byte-level BPE: test_tokenizer_bpe.c.
  */
 #include <check.h>
 #include <math.h>
@@ -16,15 +17,16 @@
 
 #include "gguf.h"
 #include "tokenizer.h"
+#include "test_tokenizer.h"
 
 #define SEP "__ggml_vocab_test__"
 #define WS "\xe2\x96\x81"
 #define MAX_CASES 256
 
-static char shared[4096];
+char shared[4096];
 
 /* Fixture directory for the current test process. */
-static char fxdir[4096];
+char fxdir[4096];
 
 struct cases {
 	char *inp, *out;
@@ -127,7 +129,7 @@ parse_ids(const char *line, int32_t *ids, size_t cap)
 	}
 }
 
-static struct tok *
+struct tok *
 open_tok(const char *path, struct gguf_file **g)
 {
 	char cause[ERR_LEN] = "";
@@ -140,7 +142,7 @@ open_tok(const char *path, struct gguf_file **g)
 	return t;
 }
 
-static struct tok *
+struct tok *
 open_shared(const char *rel, struct gguf_file **g)
 {
 	char path[8192];
@@ -149,7 +151,7 @@ open_shared(const char *rel, struct gguf_file **g)
 	return open_tok(path, g);
 }
 
-static void
+void
 print_ids(const char *what, const int32_t *ids, size_t n)
 {
 	size_t i;
@@ -184,7 +186,7 @@ check_case(const struct tok *t, const char *s, size_t len, const char *line)
 }
 
 /* decode(encode(s)) == s, with and without BOS. */
-static void
+void
 assert_roundtrip(const struct tok *t, const char *s, size_t len)
 {
 	char cause[ERR_LEN];
@@ -213,7 +215,7 @@ assert_roundtrip(const struct tok *t, const char *s, size_t len)
  * strings holds a literal U+2581, the one thing that cannot come back
  * (it decodes as a space).
  */
-static void
+void
 run_vocab(const char *name, int roundtrip)
 {
 	struct cases c;
@@ -266,7 +268,7 @@ START_TEST(test_phi3_roundtrip)
 }
 END_TEST
 
-static int32_t *
+int32_t *
 encode(const struct tok *t, const char *s, int bos, size_t *n)
 {
 	char cause[ERR_LEN];
@@ -303,25 +305,8 @@ START_TEST(test_stories)
 }
 END_TEST
 
-START_TEST(test_gpt2_refused)
-{
-	char path[8192], cause[ERR_LEN] = "";
-	struct gguf_file *g;
-
-	snprintf(path, sizeof path, "%s/vocab/ggml-vocab-gpt-2.gguf", shared);
-	g = gguf_open(path, cause);
-	ck_assert_msg(g != NULL, "gguf_open: %s", cause);
-	ck_assert_ptr_null(tok_open(g, cause));
-	printf("gpt-2 refused: %s\n", cause);
-	ck_assert_ptr_nonnull(strstr(cause, "\"gpt2\""));
-	ck_assert_ptr_nonnull(strstr(cause, "\"llama\""));
-	ck_assert_ptr_nonnull(strstr(cause, "tokenizer.ggml.model"));
-	gguf_close(g);
-}
-END_TEST
-
 /* Deterministic prose with digits, punctuation, UTF-8 and line breaks. */
-static char *
+char *
 make_text(size_t len)
 {
 	static const char *const words[] = { "the", "quick", "brown", "fox",
@@ -349,7 +334,7 @@ make_text(size_t len)
 	return s;
 }
 
-static double
+double
 time_encode(const struct tok *t, const char *what, const char *s,
     size_t len)
 {
@@ -397,7 +382,7 @@ START_TEST(test_large_input)
 }
 END_TEST
 
-static int
+int
 has_id(const int32_t *ids, size_t n, int32_t id)
 {
 	size_t i;
@@ -529,13 +514,7 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* GGUF fixtures written at test time. */
 
-struct fx {
-	unsigned char *buf;
-	size_t len, cap;
-	uint64_t nkv;
-};
-
-static void
+void
 fx_put(struct fx *f, const void *p, size_t n)
 {
 	if (f->len + n > f->cap) {
@@ -547,7 +526,7 @@ fx_put(struct fx *f, const void *p, size_t n)
 	f->len += n;
 }
 
-static void
+void
 fx_u(struct fx *f, uint64_t v, size_t n)
 {
 	unsigned char b[8];
@@ -558,14 +537,14 @@ fx_u(struct fx *f, uint64_t v, size_t n)
 	fx_put(f, b, n);
 }
 
-static void
+void
 fx_s(struct fx *f, const char *s)
 {
 	fx_u(f, strlen(s), 8);
 	fx_put(f, s, strlen(s));
 }
 
-static void
+void
 fx_key(struct fx *f, const char *key, uint32_t type)
 {
 	fx_s(f, key);
@@ -573,7 +552,7 @@ fx_key(struct fx *f, const char *key, uint32_t type)
 	f->nkv++;
 }
 
-static void
+void
 fx_str(struct fx *f, const char *key, const char *v)
 {
 	fx_key(f, key, GGUF_STRING);
@@ -595,7 +574,7 @@ fx_bool(struct fx *f, const char *key, int v)
 }
 
 /* n elements of 4 bytes (float32 or int32), copied bit for bit. */
-static void
+void
 fx_arr4(struct fx *f, const char *key, uint32_t type, const void *v,
     size_t n)
 {
@@ -611,7 +590,7 @@ fx_arr4(struct fx *f, const char *key, uint32_t type, const void *v,
 	}
 }
 
-static void
+void
 fx_arr_str(struct fx *f, const char *key, const char *const *v, size_t n)
 {
 	size_t i;
@@ -624,7 +603,7 @@ fx_arr_str(struct fx *f, const char *key, const char *const *v, size_t n)
 }
 
 /* Writes the file and returns its path (static buffer). */
-static const char *
+const char *
 fx_write(struct fx *f, const char *name)
 {
 	static char path[8192];
@@ -648,7 +627,6 @@ fx_write(struct fx *f, const char *name)
 }
 
 /* A small vocabulary: specials, 256 byte tokens, then the given pieces. */
-#define FX_MAX 400
 
 struct vocab {
 	const char *tok[FX_MAX];
@@ -706,7 +684,7 @@ vid(const struct vocab *v, const char *s)
 	return -1;
 }
 
-static void
+void
 expect(const struct tok *t, const char *s, const int32_t *want, size_t nw)
 {
 	int32_t *ids;
@@ -733,7 +711,7 @@ open_fx(struct vocab *v, int space_prefix, struct gguf_file **g)
 	return open_tok(fx_write(&f, "v.gguf"), g);
 }
 
-static void
+void
 fx_setup(void)
 {
 	snprintf(fxdir, sizeof fxdir, "%s/sinkd-tok-XXXXXX",
@@ -741,7 +719,7 @@ fx_setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(fxdir));
 }
 
-static void
+void
 fx_teardown(void)
 {
 	static const char *const names[] = { "v.gguf", "bad.gguf" };
@@ -915,7 +893,7 @@ START_TEST(test_fallback)
 END_TEST
 
 /* Opens the fixture expecting failure; cause must contain want. */
-static void
+void
 expect_refused(struct fx *f, const char *want)
 {
 	char cause[ERR_LEN] = "";
@@ -1029,7 +1007,7 @@ START_TEST(test_minimal_metadata)
 }
 END_TEST
 
-static int
+int
 have(const char *rel)
 {
 	char path[8192];
@@ -1041,7 +1019,7 @@ have(const char *rel)
 	return 0;
 }
 
-static void
+void
 add(Suite *s, const char *name, const TTest *test, int fixture)
 {
 	TCase *tc = tcase_create(name);
@@ -1071,8 +1049,6 @@ add_shared(Suite *s)
 	}
 	if (have("models/stories260K.gguf"))
 		add(s, "stories", test_stories, 0);
-	if (have("vocab/ggml-vocab-gpt-2.gguf"))
-		add(s, "gpt2_refused", test_gpt2_refused, 0);
 }
 
 int
@@ -1093,6 +1069,7 @@ main(void)
 	add(s, "validation", test_validation, 1);
 	add(s, "validation_values", test_validation_values, 1);
 	add(s, "minimal_metadata", test_minimal_metadata, 1);
+	tt_bpe_add(s);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -262,5 +262,32 @@ else
 	echo "SKIP: $stories not found (set SINKD_SHARED); real-model CLI tests skipped"
 fi
 
+# Tokenizing needs no weights: vocabulary-only files (byte-level BPE).
+# The expected ids are those of the vocabularies' .out files.
+l3=$shared/vocab/ggml-vocab-llama3.gguf
+qw=$shared/vocab/ggml-vocab-qwen2.gguf
+if [ -f "$l3" ] && [ -f "$qw" ]; then
+	ids=$(printf 'Hello world' | "$run" -m "$l3" --tokenize)
+	[ "$ids" = "128000 9906 1917" ] && ok "llama3 tokenize adds BOS" ||
+		bad "llama3 tokenize: '$ids'"
+	llama=$(printf ' this is \360\237\246\231.cpp')
+	ids=$(printf '%s' "$llama" | "$run" -m "$l3" --tokenize --no-bos)
+	[ "$ids" = "420 374 11410 99 247 13 11055" ] &&
+		ok "llama3 tokenize --no-bos" || bad "llama3 --no-bos: '$ids'"
+	text=$(echo "128000 $ids" | "$run" -m "$l3" --detokenize)
+	[ "$text" = "$llama" ] && ok "llama3 detokenize round trip" ||
+		bad "llama3 detokenize: '$text'"
+	ids=$(printf ' Hello world' | "$run" -m "$qw" --tokenize)
+	[ "$ids" = "21927 1879" ] && ok "qwen2 tokenize, no BOS" ||
+		bad "qwen2 tokenize: '$ids'"
+	ids=$(printf '<|im_end|>' | "$run" -m "$qw" --tokenize)
+	[ "$ids" = "27 91 318 6213 91 29" ] &&
+		ok "qwen2 chat marker in text is text" ||
+		bad "qwen2 marker: '$ids'"
+	expect_error "vocabulary only, generate" "tensors" "$run" -m "$l3" -p hi
+else
+	echo "SKIP: $l3 or $qw not found (set SINKD_SHARED); BPE CLI tests skipped"
+fi
+
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]

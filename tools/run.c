@@ -466,7 +466,7 @@ run_generate(struct run *r, double t_load, char *cause)
 }
 
 static int
-run_tokenize(const struct model *m, const struct run_opts *o, char *cause)
+run_tokenize(const struct tok *tk, const struct run_opts *o, char *cause)
 {
 	int32_t *ids;
 	size_t len, n, i;
@@ -474,8 +474,8 @@ run_tokenize(const struct model *m, const struct run_opts *o, char *cause)
 
 	if ((text = opt_read_all("-", &len, cause)) == NULL)
 		return -1;
-	if (tok_encode(m->tok, text, len, tok_add_bos(m->tok) && !o->no_bos,
-	    &ids, &n, cause) != 0) {
+	if (tok_encode(tk, text, len, tok_add_bos(tk) && !o->no_bos, &ids, &n,
+	    cause) != 0) {
 		free(text);
 		return -1;
 	}
@@ -517,7 +517,7 @@ parse_ids(const char *text, int32_t n_vocab, int32_t **ids, size_t *n,
 }
 
 static int
-run_detokenize(const struct model *m, char *cause)
+run_detokenize(const struct tok *tk, char *cause)
 {
 	int32_t *ids;
 	size_t len, n;
@@ -525,12 +525,12 @@ run_detokenize(const struct model *m, char *cause)
 
 	if ((text = opt_read_all("-", &len, cause)) == NULL)
 		return -1;
-	if (parse_ids(text, m->hp.n_vocab, &ids, &n, cause) != 0) {
+	if (parse_ids(text, tok_n_vocab(tk), &ids, &n, cause) != 0) {
 		free(text);
 		return -1;
 	}
 	free(text);
-	out = tok_decode(m->tok, ids, n, cause);
+	out = tok_decode(tk, ids, n, cause);
 	free(ids);
 	if (out == NULL)
 		return -1;
@@ -538,6 +538,29 @@ run_detokenize(const struct model *m, char *cause)
 	printf("\n");
 	free(out);
 	return 0;
+}
+
+/* The vocabulary is all these need: vocabulary-only files do. */
+static int
+run_tokens(const struct run_opts *o, char *cause)
+{
+	struct gguf_file *g;
+	struct tok *tk;
+	int rc;
+
+	if ((g = gguf_open(o->model, cause)) == NULL)
+		return -1;
+	if ((tk = tok_open(g, cause)) == NULL) {
+		gguf_close(g);
+		return -1;
+	}
+	if (o->mode == RUN_TOKENIZE)
+		rc = run_tokenize(tk, o, cause);
+	else
+		rc = run_detokenize(tk, cause);
+	tok_free(tk);
+	gguf_close(g);
+	return rc;
 }
 
 int
@@ -557,17 +580,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "sinkd-run: %s\n", cause);
 		return 2;
 	}
+	if (o.mode != RUN_GENERATE) {
+		if ((rc = run_tokens(&o, cause)) != 0)
+			fprintf(stderr, "sinkd-run: %s\n", cause);
+		return rc != 0;
+	}
 	mo.use_mmap = o.use_mmap;
 	t0 = opt_now();
 	if ((r.m = model_open(o.model, &mo, cause)) == NULL) {
 		fprintf(stderr, "sinkd-run: %s\n", cause);
 		return 1;
 	}
-	if (o.mode == RUN_TOKENIZE)
-		rc = run_tokenize(r.m, &o, cause);
-	else if (o.mode == RUN_DETOKENIZE)
-		rc = run_detokenize(r.m, cause);
-	else if ((rc = run_setup(&r, &o, cause)) == 0)
+	if ((rc = run_setup(&r, &o, cause)) == 0)
 		rc = run_generate(&r, opt_now() - t0, cause);
 	if (rc != 0)
 		fprintf(stderr, "sinkd-run: %s\n", cause);
