@@ -257,11 +257,10 @@ serve(struct daemon *d, char *cause)
 	log_info("serving %s on %s (%ld threads)", d->model->desc,
 	    d->conf->socket, d->conf->threads);
 	systemd_notify("READY=1");
+	/* daemon_stop has told systemd and closed the socket. */
 	event_base_dispatch(d->base);
-	systemd_notify("STOPPING=1");
 	rc = final_save(d);
 	flush_clients(d);
-	listen_stop(d);
 	log_info("stopped%s", rc != 0 ? ", not everything saved" : "");
 	return rc;
 }
