@@ -110,17 +110,26 @@ answers(void)
 	return rc == 0;
 }
 
+const char *
+dh_bin(const char *name)
+{
+	static char path[PATH_MAX];
+	const char *b = getenv("SINKD_BUILDDIR");
+	char rel[PATH_MAX - 64];
+
+	/* Absolute: sinkd may run in rundir. */
+	snprintf(rel, sizeof rel, "%s/%s", b != NULL ? b : ".", name);
+	ck_assert_msg(realpath(rel, path) != NULL, "no %s", rel);
+	return path;
+}
+
 void
 dh_start(const char *model, const char *const *base, ...)
 {
-	const char *bin = getenv("SINKD_BUILDDIR"), *argv[48], *a;
-	char rel[600], path[PATH_MAX];
+	const char *path = dh_bin("sinkd"), *argv[48], *a;
 	int n = 0, i;
 	va_list ap;
 
-	/* Absolute: sinkd may run in rundir. */
-	snprintf(rel, sizeof rel, "%s/sinkd", bin != NULL ? bin : ".");
-	ck_assert_msg(realpath(rel, path) != NULL, "no %s", rel);
 	snprintf(sock, sizeof sock, "%.80s/s%d", tmpdir,
 	    (int)getpid() % 100000);
 	argv[n++] = path;

@@ -45,6 +45,12 @@ pid_t		 dh_pid(void);
 void		 dh_write_model(char *, size_t, const char *, int);
 
 /*
+ * The absolute path of a program of $SINKD_BUILDDIR (else .), valid
+ * until the next call.
+ */
+const char	*dh_bin(const char *);
+
+/*
  * Starts sinkd -m model --socket <sock>, then the arguments of base
  * (NULL-terminated; may be NULL), then the extra ones (NULL-terminated).
  */

@@ -39,18 +39,6 @@ setup(void)
 	dh_write_model(model, sizeof model, "tiny", 1);
 }
 
-static const char *
-bin(const char *name)
-{
-	static char path[PATH_MAX];
-	const char *b = getenv("SINKD_BUILDDIR");
-	char rel[PATH_MAX - 64];
-
-	snprintf(rel, sizeof rel, "%s/%s", b != NULL ? b : ".", name);
-	ck_assert_msg(realpath(rel, path) != NULL, "no %s", rel);
-	return path;
-}
-
 static void
 tmp_path(char *buf, size_t size, const char *name)
 {
@@ -91,26 +79,40 @@ wait_exit(pid_t p)
 }
 
 /*
- * Runs argv (NULL-terminated) to its end as wait_exit says, its stdout
- * and stderr into out.
+ * Starts argv (NULL-terminated), its stdout and stderr into out, stdin
+ * closed.  With lfd >= 0, as systemd's socket activation would: lfd is
+ * fd 3, LISTEN_FDS=1 and LISTEN_PID its own pid.
  */
-static int
-run(const char *out, const char *const *argv)
+static pid_t
+spawn(const char *out, const char *const *argv, int lfd)
 {
-	pid_t pid;
+	char pid[32];
+	pid_t p = fork();
 	int fd;
 
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
+	ck_assert_int_ge(p, 0);
+	if (p == 0) {
 		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
+		    (lfd >= 0 && dup2(lfd, 3) < 0))
 			_exit(126);
 		close(0);
+		if (lfd >= 0) {
+			snprintf(pid, sizeof pid, "%d", (int)getpid());
+			setenv("LISTEN_PID", pid, 1);
+			setenv("LISTEN_FDS", "1", 1);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	return wait_exit(pid);
+	return p;
+}
+
+/* Runs argv to its end as wait_exit says, its output in out. */
+static int
+run(const char *out, const char *const *argv)
+{
+	return wait_exit(spawn(out, argv, -1));
 }
 
 /* sinkd with these arguments (after -m model), run to its end. */
@@ -118,7 +120,7 @@ static int
 run_sinkd(const char *out, const char *a1, const char *a2, const char *a3,
     const char *a4, const char *a5, const char *a6)
 {
-	const char *argv[] = { bin("sinkd"), "-m", model, "-c", "/dev/null",
+	const char *argv[] = { dh_bin("sinkd"), "-m", model, "-c", "/dev/null",
 		a1, a2, a3, a4, a5, a6, NULL };
 
 	return run(out, argv);
@@ -258,7 +260,7 @@ START_TEST(client_checks_the_server)
 	close(p[1]);
 	ck_assert_int_eq(read(p[0], got, 1), 1);
 	{
-		const char *argv[] = { bin("sink"), "--socket", sock, "ls",
+		const char *argv[] = { dh_bin("sink"), "--socket", sock, "ls",
 			NULL };
 		ck_assert_int_ne(run(out, argv), 0);
 	}
@@ -290,7 +292,7 @@ sink_as_nobody(const char *dir, const char *sock, gid_t gid,
 	int fd;
 
 	snprintf(sink, sizeof sink, "%s/sink", dir);
-	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", bin("sink"), sink);
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", dh_bin("sink"), sink);
 	ck_assert_int_eq(system(cmd), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -326,17 +328,14 @@ START_TEST(group_members_only)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	ck_assert_int_eq(chmod(dir, 0755), 0);
 	snprintf(sock, sizeof sock, "%s/sock", dir);
-	tmp_path(out, sizeof out, "group.out");
+	tmp_path(out, sizeof out, "group.sinkd.out");
 	{
-		const char *argv[] = { bin("sinkd"), "-m", model, "-c",
+		const char *argv[] = { dh_bin("sinkd"), "-m", model, "-c",
 			"/dev/null", "--db", ":memory:", "--socket", sock,
 			"--group", "nogroup", NULL };
-		if ((p = fork()) == 0) {
-			execv(argv[0], (char *const *)argv);
-			_exit(127);
-		}
+		p = spawn(out, argv, -1);
 	}
-	ck_assert_int_gt(p, 0);
+	tmp_path(out, sizeof out, "group.out");
 	for (i = 0; i < 500 && access(sock, F_OK) != 0; i++)
 		usleep(20000);
 	usleep(100000);
@@ -382,7 +381,7 @@ START_TEST(settings_checked_as_a_turn_would)
 	fputs("cache = 4\nsinks = 4\n", f);
 	fclose(f);
 	{
-		const char *argv[] = { bin("sinkd"), "-m", model, "-c", conf,
+		const char *argv[] = { dh_bin("sinkd"), "-m", model, "-c", conf,
 			"-n", NULL };
 		ck_assert_int_eq(run(out, argv), 2);
 	}
@@ -526,32 +525,14 @@ START_TEST(notify_and_watchdog)
 }
 END_TEST
 
-/*
- * Starts sinkd as systemd would with socket activation: fd 3 is lfd,
- * LISTEN_FDS=1 and LISTEN_PID its own pid.  Its output goes to out.
- */
+/* sinkd on a passed socket lfd (see spawn), its output in out. */
 static pid_t
 start_activated(int lfd, const char *out)
 {
-	const char *argv[] = { bin("sinkd"), "-m", model, "-c", "/dev/null",
+	const char *argv[] = { dh_bin("sinkd"), "-m", model, "-c", "/dev/null",
 		"--db", ":memory:", "--socket", "/nonexistent/ignored", NULL };
-	char pid[32];
-	pid_t p = fork();
-	int fd;
 
-	ck_assert_int_ge(p, 0);
-	if (p == 0) {
-		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 ||
-		    dup2(lfd, 3) < 0)
-			_exit(126);
-		snprintf(pid, sizeof pid, "%d", (int)getpid());
-		setenv("LISTEN_PID", pid, 1);
-		setenv("LISTEN_FDS", "1", 1);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return p;
+	return spawn(out, argv, lfd);
 }
 
 /*
