@@ -20,29 +20,13 @@
 
 #include "err.h"
 #include "intr.h"
+#include "path.h"
 
 static char	 edit_path[PATH_MAX];	/* the history file, or "" */
 static int	 edit_warned;		/* once about a failed save */
 /* What the line handler got: set when a line (or Ctrl-D) ended. */
 static int	 edit_done;
 static char	*edit_got;
-
-/* mkdir -p of path's directory, each new one mode 0700. */
-static int
-edit_mkdirs(char *path)
-{
-	char *p;
-
-	for (p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
-		*p = '\0';
-		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
 
 /* $XDG_STATE_HOME/sinkd/chat_history, else under ~/.local/state. */
 static void
@@ -159,7 +143,7 @@ edit_remember(const char *line)
 	 * write_history() creates with fopen's 0666: make the file 0600
 	 * first, so a conversation is never readable by others.
 	 */
-	if (edit_mkdirs(edit_path) == 0 &&
+	if (path_make_dirs(edit_path, NULL) == 0 &&
 	    (fd = open(edit_path, O_WRONLY | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) != -1) {
 		r = fchmod(fd, 0600);

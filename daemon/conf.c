@@ -20,6 +20,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "path.h"
 #include "proto.h"
 #include "seq.h"
 
@@ -331,27 +332,6 @@ default_socket(struct conf *c, char *cause)
 	return 0;
 }
 
-/* mkdir -p with mode 0700 for what is created. */
-static int
-make_dirs(char *path, char *cause)
-{
-	char *p;
-
-	for (p = path + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-			err_set(cause, "cannot create %s: %s", path,
-			    strerror(errno));
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
 /* $XDG_STATE_HOME/sinkd/sinkd.db, or ~/.local/state/sinkd/sinkd.db. */
 static int
 default_db(struct conf *c, int create_dir, char *cause)
@@ -366,7 +346,7 @@ default_db(struct conf *c, int create_dir, char *cause)
 	else
 		return err_set(cause, "no database: neither XDG_STATE_HOME nor "
 		    "HOME is set; give --db PATH");
-	if (create_dir && make_dirs(buf, cause) != 0)
+	if (create_dir && path_make_dirs(buf, cause) != 0)
 		return -1;
 	if ((c->db = strdup(buf)) == NULL)
 		return err_set(cause, "out of memory");
@@ -506,7 +486,7 @@ conf_load(struct conf *c, int argc, char **argv, char *cause)
 	/* Like the socket's, the database's directory is made if need be. */
 	if (rc == 0 && strcmp(c->db, ":memory:") != 0 && !c->check_db &&
 	    !c->check_only)
-		rc = make_dirs(c->db, cause);
+		rc = path_make_dirs(c->db, cause);
 	if (rc == 0 && c->model == NULL && !c->check_db)
 		rc = err_set(cause, "no model: give -m MODEL (or model = in "
 		    "sinkd.conf)");

@@ -19,6 +19,7 @@
 #include "client.h"
 #include "err.h"
 #include "log.h"
+#include "path.h"
 #include "systemd.h"
 
 /*
@@ -132,20 +133,12 @@ safe_dir(const char *path, char *cause)
 	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], *p;
 	struct stat st;
 
+	if (path_make_dirs(path, cause) != 0)
+		return -1;
 	snprintf(dir, sizeof dir, "%s", path);
 	if ((p = strrchr(dir, '/')) == NULL)
 		return err_set(cause, "socket path %s is not absolute", path);
 	*(p == dir ? p + 1 : p) = '\0';
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-			return err_set(cause, "%s: %s", dir, strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return err_set(cause, "%s: %s", dir, strerror(errno));
 	if (lstat(dir, &st) != 0)
 		return err_set(cause, "%s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
