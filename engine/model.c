@@ -109,15 +109,17 @@ llama3_factors(const struct gguf_file *g, const char *arch,
 	struct model_hparams *hp = &m->hp;
 	double factor, lo, hi, ctx, freq, wl, smooth;
 	int i, half = hp->n_rot / 2;
+	int32_t octx;
 
 	if (arch_f64(g, arch, "rope.scaling.factor", 8.0, &factor, cause) ||
 	    arch_f64(g, arch, "rope.scaling.low_freq_factor", 1.0, &lo,
 	    cause) ||
 	    arch_f64(g, arch, "rope.scaling.high_freq_factor", 4.0, &hi,
 	    cause) ||
-	    arch_f64(g, arch, "rope.scaling.original_context_length", 8192.0,
-	    &ctx, cause))
+	    arch_u32(g, arch, "rope.scaling.original_context_length", 8192,
+	    &octx, cause))
 		return -1;
+	ctx = octx;
 	if (!(factor >= 1.0 && factor <= 1e3 && lo > 0.0 && hi > lo &&
 	    ctx >= 1.0 && ctx <= 1e9))
 		return err_set(cause, "llama3 rope scaling: factor %g, "

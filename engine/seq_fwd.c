@@ -254,7 +254,7 @@ run_probe(const struct attn_job *j, long h0, long nh, const float *scores,
  */
 static size_t
 decode_swa_spans(const struct attn_job *j, long kvh, const float *qs,
-    const float *q, struct kern_attn_span *sp)
+    const float *q, struct kern_attn_span *sp, int32_t *slot0)
 {
 	const struct kv *kv = &j->s->kv;
 	int64_t a = j->ck->a0, W = j->s->m->hp.n_swa, p = kv_pos(kv, a);
@@ -267,6 +267,7 @@ decode_swa_spans(const struct attn_job *j, long kvh, const float *qs,
 		sp[n].k = kv_k_row(kv, j->layer, (int)kvh, (int32_t)s0);
 		sp[n].v = kv_v_row(kv, j->layer, (int)kvh, (int32_t)s0);
 		sp[n].len = (size_t)(ns - s0);
+		slot0[n] = (int32_t)s0;
 		sp[n++].q = qs;
 	}
 	if (a < kv->n_sink)
@@ -279,14 +280,45 @@ decode_swa_spans(const struct attn_job *j, long kvh, const float *qs,
 		sp[n].k = kv_k_row(kv, j->layer, (int)kvh, first);
 		sp[n].v = kv_v_row(kv, j->layer, (int)kvh, first);
 		sp[n].len = (size_t)(kv->cap - first);
+		slot0[n] = first;
 		sp[n++].q = q;
 		first = kv->n_sink;
 	}
 	sp[n].k = kv_k_row(kv, j->layer, (int)kvh, first);
 	sp[n].v = kv_v_row(kv, j->layer, (int)kvh, first);
 	sp[n].len = (size_t)(last - first + 1);
+	slot0[n] = first;
 	sp[n++].q = q;
 	return n;
+}
+
+/*
+ * The probe's weights are by slot: spread a sliding-window layer's
+ * (span by span) over the slots, zeros where it does not look.  For
+ * analysis tools only, so the allocation does not matter.
+ */
+static void
+probe_swa(const struct attn_job *j, long h0, long nh, const float *scores,
+    const struct kern_attn_span *sp, const int32_t *slot0, size_t n_span)
+{
+	const struct kv *kv = &j->s->kv;
+	int64_t a = j->ck->a0;
+	size_t full = (size_t)min32(kv->n_sink, a + 1) + (a < kv->n_sink ? 0 :
+	    (size_t)min32(a - kv->n_sink + 1, kv->n_win)), len = 0, i, k, o;
+	float *wts = calloc((size_t)nh * full, sizeof *wts);
+	long h;
+
+	if (wts == NULL)
+		return;
+	for (i = 0; i < n_span; i++)
+		len += sp[i].len;
+	for (h = 0; h < nh; h++)
+		for (i = 0, o = 0; i < n_span; o += sp[i++].len)
+			for (k = 0; k < sp[i].len; k++)
+				wts[(size_t)h * full + (size_t)slot0[i] + k] =
+				    scores[(size_t)h * len + o + k];
+	run_probe(j, h0, nh, wts, full);
+	free(wts);
 }
 
 /* Decode: one token's heads [h0, h0 + nh) straight from the cache. */
@@ -297,8 +329,9 @@ attn_decode(const struct attn_job *j, long h0, long nh, float *scores)
 	const struct model_hparams *hp = &j->s->m->hp;
 	long kvh = h0 / (hp->n_head / hp->n_head_kv);
 	int64_t a = j->ck->a0;
-	size_t hd = (size_t)hp->head_dim, i, len = 0;
+	size_t hd = (size_t)hp->head_dim;
 	struct kern_attn_span sp[3];
+	int32_t slot0[3];
 	struct kern_attn_args ar = { .span = sp, .n_span = 2, .n_q = (size_t)nh,
 		.q_stride = hd, .kv_stride = hd, .hd = hd, .out_stride = hd,
 		.kv_f16 = kv->type == KV_F16, .scale = hp->attn_scale,
@@ -307,23 +340,24 @@ attn_decode(const struct attn_job *j, long h0, long nh, float *scores)
 
 	if (j->s->m->layers[j->layer].swa) {
 		ar.n_span = decode_swa_spans(j, kvh, sink_q(j, 0, h0),
-		    j->w->q + (size_t)h0 * hd, sp);
-	} else {
-		sp[0].k = kv_k_row(kv, j->layer, (int)kvh, 0);
-		sp[0].v = kv_v_row(kv, j->layer, (int)kvh, 0);
-		sp[0].len = (size_t)min32(kv->n_sink, a + 1);
-		sp[0].q = sink_q(j, 0, h0);
-		sp[1].k = kv_k_row(kv, j->layer, (int)kvh, kv->n_sink);
-		sp[1].v = kv_v_row(kv, j->layer, (int)kvh, kv->n_sink);
-		sp[1].len = a < kv->n_sink ? 0 : (size_t)min32(a -
-		    kv->n_sink + 1, kv->n_win);
-		sp[1].q = j->w->q + (size_t)h0 * hd;
+		    j->w->q + (size_t)h0 * hd, sp, slot0);
+		kern_attn(&ar);
+		if (j->s->probe != NULL)
+			probe_swa(j, h0, nh, scores, sp, slot0, ar.n_span);
+		return;
 	}
+	sp[0].k = kv_k_row(kv, j->layer, (int)kvh, 0);
+	sp[0].v = kv_v_row(kv, j->layer, (int)kvh, 0);
+	sp[0].len = (size_t)min32(kv->n_sink, a + 1);
+	sp[0].q = sink_q(j, 0, h0);
+	sp[1].k = kv_k_row(kv, j->layer, (int)kvh, kv->n_sink);
+	sp[1].v = kv_v_row(kv, j->layer, (int)kvh, kv->n_sink);
+	sp[1].len = a < kv->n_sink ? 0 : (size_t)min32(a - kv->n_sink + 1,
+	    kv->n_win);
+	sp[1].q = j->w->q + (size_t)h0 * hd;
 	kern_attn(&ar);
-	for (i = 0; i < ar.n_span; i++)
-		len += sp[i].len;
 	if (j->s->probe != NULL)
-		run_probe(j, h0, nh, scores, len);
+		run_probe(j, h0, nh, scores, sp[0].len + sp[1].len);
 }
 
 /* A few tokens: token t's heads [h0, h0 + nh) over the gathered rows. */
