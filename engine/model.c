@@ -291,6 +291,8 @@ read_hparams(const struct gguf_file *g, struct model *m, char *cause)
 	hp->rope_neox = hp->arch->rope_neox;
 	hp->attn_scale = 1.0f / sqrtf((float)(hp->head_dim > 0 ?
 	    hp->head_dim : 1));
+	if (hp->n_layer == hp->arch->embd_scale_layers)
+		hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / hp->n_head);
 	if (check_hparams(hp, cause) != 0)
 		return -1;
 	/* After the checks: the factors need a sane n_rot and base. */

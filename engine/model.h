@@ -43,6 +43,12 @@ struct model_arch {
 	int softcaps;		/* attn_logit_ and final_logit_softcapping */
 	int rope_freqs;		/* rope_freqs.weight / llama3 scaling allowed */
 	enum model_swa swa;
+	/*
+	 * With this block count (Gemma-2 27B), q . k is scaled by
+	 * 1/sqrt(n_embd / n_head) rather than 1/sqrt(head_dim), as that
+	 * model was trained (query_pre_attn_scalar); 0: never.
+	 */
+	int32_t embd_scale_layers;
 	/* Tensors this code cannot run; their presence is refused. */
 	const char *const *refuse;
 };

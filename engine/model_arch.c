@@ -49,6 +49,7 @@ static const struct model_arch archs[] = {
 		.embd_scale = 1,
 		.softcaps = 1,
 		.swa = SWA_EVEN,
+		.embd_scale_layers = 46,
 	},
 };
 
