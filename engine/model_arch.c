@@ -38,7 +38,13 @@ static const struct model_arch archs[] = {
 		.act = ACT_SILU,
 		.fused_qkv = 1,
 		.fused_gate_up = 1,
-		.swa = SWA_ALL,
+		/*
+		 * Phi-3's files carry a sliding_window (2047 in a 4096
+		 * context) that llama.cpp ignores, as the checkpoints are
+		 * used everywhere but in flash-attention training code: so
+		 * do we, to compute what the files are known to compute.
+		 */
+		.swa = SWA_NONE,
 		.refuse = phi3_refuse,
 	},
 	{

@@ -135,17 +135,6 @@ gate(float *g, const float *u, size_t n, enum model_act act)
 	}
 }
 
-static void
-softcap(float *x, size_t n, float c)
-{
-	size_t i;
-
-	if (c <= 0.0f)
-		return;
-	for (i = 0; i < n; i++)
-		x[i] = c * tanhf(x[i] / c);
-}
-
 static int32_t
 min32(int64_t a, int64_t b)
 {
@@ -608,14 +597,17 @@ seq_fwd_chunk(struct seq *s, struct seq_work *w, struct pool *pool,
 		    hp->rms_eps);
 		matmul(pool, &s->m->output, w->xn, n, logits,
 		    (size_t)hp->n_vocab, &w->mm, NULL);
-		softcap(logits, n * (size_t)hp->n_vocab, hp->final_softcap);
+		if (hp->final_softcap > 0.0f)
+			kern_softcap(logits, n * (size_t)hp->n_vocab,
+			    hp->final_softcap);
 		return;
 	}
 	last = w->x + (n - 1) * (size_t)hp->n_embd;
 	rmsnorm(last, s->m->output_norm, w->xn, hp->n_embd, hp->rms_eps);
 	matmul(pool, &s->m->output, w->xn, 1, logits, (size_t)hp->n_vocab,
 	    &w->mm, NULL);
-	softcap(logits, (size_t)hp->n_vocab, hp->final_softcap);
+	if (hp->final_softcap > 0.0f)
+		kern_softcap(logits, (size_t)hp->n_vocab, hp->final_softcap);
 }
 
 static void *

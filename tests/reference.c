@@ -164,8 +164,10 @@ ref_open(const char *path, char *cause)
 	m->hd = (int)u32_or(g, a, "attention.key_length",
 	    (uint32_t)(m->n_embd / m->n_head));
 	m->n_rot = (int)u32_or(g, a, "rope.dimension_count", m->hd);
-	m->n_swa = strcmp(a, "qwen2") == 0 || strcmp(a, "qwen3") == 0 ? 0 :
-	    (int)u32_or(g, a, "attention.sliding_window", 0);
+	/* Windows: gemma2's even layers, every layer of a llama file
+	 * (mistral); qwen and phi3 files may carry the key, unused. */
+	m->n_swa = strcmp(a, "llama") == 0 || m->gelu ?
+	    (int)u32_or(g, a, "attention.sliding_window", 0) : 0;
 	m->embd_scale = m->gelu ? sqrt((double)m->n_embd) : 1.0;
 	m->attn_cap = f64_or(g, a, "attn_logit_softcapping", 0.0);
 	m->final_cap = f64_or(g, a, "final_logit_softcapping", 0.0);

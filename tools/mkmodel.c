@@ -34,7 +34,7 @@ usage(FILE *f)
 "  --tied            no output matrix: the embedding is reused\n"
 "  --output-type T   type of the output matrix (any GGUF type; types sinkd\n"
 "                    cannot compute are written as zeros)\n"
-"  --sliding-window N  attention window: every layer (llama, phi3) or the\n"
+"  --sliding-window N  attention window: every layer (llama) or the\n"
 "                    even ones (gemma2, default 4096)\n"
 "  --attn-softcap F, --final-softcap F  gemma2's (default 50, 30)\n"
 "  --rope-freqs      llama: Llama-3.1 rope factors in rope_freqs.weight\n"

@@ -77,8 +77,10 @@ synth_check(const struct synth_opts *o, char *cause)
 	    strcmp(o->arch, "llama") != 0)
 		return err_set(cause, "Llama-3 rope factors are for --arch "
 		    "llama");
-	if (o->n_swa < 0)
-		return err_set(cause, "--sliding-window must be positive");
+	if (o->n_swa < 0 || (o->n_swa > 0 && strcmp(o->arch, "llama") != 0 &&
+	    strcmp(o->arch, "gemma2") != 0))
+		return err_set(cause, "--sliding-window is for llama (every "
+		    "layer) and gemma2 (even layers)");
 	if (o->output_type > 0 && qtype_block_elems((uint32_t)o->output_type) == 0)
 		return err_set(cause, "--output-type %d is not a GGUF type",
 		    o->output_type);
@@ -357,8 +359,7 @@ add_hparams(struct gguf_writer *w, const struct synth_opts *o)
 		    o->attn_softcap > 0 ? o->attn_softcap : 50.0f);
 		gguf_writer_add_f32(w, KEY("final_logit_softcapping"),
 		    o->final_softcap > 0 ? o->final_softcap : 30.0f);
-	} else if (o->n_swa > 0 && (strcmp(o->arch, "llama") == 0 ||
-	    strcmp(o->arch, "phi3") == 0)) {
+	} else if (o->n_swa > 0) {
 		gguf_writer_add_u32(w, KEY("attention.sliding_window"),
 		    (uint32_t)o->n_swa);
 	}

@@ -20,9 +20,9 @@ struct synth_opts {
 	int output_type;	/* type of output.weight; 0: as the others.
 				 * Types sinkd cannot compute are written
 				 * as zeros (to test their refusal). */
-	int32_t n_swa;		/* attention.sliding_window (llama, phi3:
-				 * every layer; gemma2: even layers, 0
-				 * there means 4096) */
+	int32_t n_swa;		/* attention.sliding_window (llama: every
+				 * layer; gemma2: even layers, 0 there
+				 * means 4096) */
 	float attn_softcap;	/* gemma2; 0: 50 */
 	float final_softcap;	/* gemma2; 0: 30 */
 	int rope_freqs;		/* llama: Llama-3.1 factors (8, 1, 4, 8192)
