@@ -309,6 +309,15 @@ kern_attn(const struct kern_attn_args *in)
 }
 
 void
+kern_softcap(float *x, size_t n, float c)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		x[i] = c * tanhf(x[i] / c);
+}
+
+void
 kern_softmax(float *x, size_t n)
 {
 	if (n > 0)
@@ -539,6 +548,8 @@ portable_attn(const struct kern_attn_args *a)
 				    sp->q + i * a->q_stride, k, a->hd) * a->scale;
 		}
 	}
+	if (a->softcap > 0.0f)
+		kern_softcap(a->scores, a->n_q * a->len, a->softcap);
 	kern_softmax_rows(a->scores, a->n_q, a->len);
 	for (i = 0; i < a->n_q; i++)
 		memset(a->out + i * a->out_stride, 0, a->hd * sizeof(float));

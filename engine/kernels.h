@@ -68,6 +68,7 @@ float kern_dot_f32(const float *a, const float *b, size_t n);
  * sinks and its window with queries rotated to different positions.
  * For each query i < n_q, over all rows j of all spans in order,
  *   out_i = softmax_j(scale * q_span(j),i . k_j) v_j
+ * (the scaled scores soft-capped first when softcap > 0, as gemma2's)
  * with query i of a span at span.q + i * q_stride and out_i at
  * out + i * out_stride.  scores is scratch for n_q * (total rows) floats,
  * which on return hold the softmax weights, query by query.  No rows
@@ -88,11 +89,14 @@ struct kern_attn_args {
 	size_t n_q, q_stride, kv_stride, hd, out_stride;
 	int kv_f16;
 	float scale;
+	float softcap;	 /* > 0: scores become softcap * tanh(s / softcap) */
 	float *scores, *out;
 	size_t len;	 /* total rows: set by kern_attn */
 };
 
 void kern_attn(const struct kern_attn_args *);
+/* x[i] = c * tanh(x[i] / c) over n floats (attention soft-capping). */
+void kern_softcap(float *x, size_t n, float c);
 
 /*
  * x[0..n) = softmax(x[0..n)) in place, vectorized.  Entries of -inf

@@ -315,6 +315,8 @@ kern_softmax_avx512(float *scores, size_t n_q, size_t len)
 			ATTN_GROUPS(QK, ATTN_QK, sp_, col_, j_, f16);	\
 		}							\
 	}								\
+	if (a->softcap > 0.0f)						\
+		kern_softcap(a->scores, a->n_q * a->len, a->softcap);	\
 	SOFTMAX(a->scores, a->n_q, a->len);				\
 	for (c_ = 0; c_ < a->hd; c_ += VEC)				\
 		ATTN_GROUPS(PV, ATTN_PV, c_, f16);			\

@@ -373,15 +373,20 @@ matmul(struct pool *pool, const struct wmat *W, const float *X, size_t n,
  * [0, hi).
  */
 static void
-band_softmax(float *row, size_t L, size_t ns, size_t lo, size_t hi)
+band_softmax(float *row, size_t L, size_t s0, size_t ns, size_t lo,
+    size_t hi)
 {
 	size_t j;
 
 	if (hi <= ns) /* a sink token: no window yet */
 		lo = hi = ns;
+	for (j = 0; j < s0; j++)
+		row[j] = -INFINITY;
 	for (j = ns; j < lo; j++)
 		row[j] = -INFINITY;
 	kern_softmax(row, hi);
+	if (s0 > 0)
+		memset(row, 0, s0 * sizeof(float));
 	if (lo > ns)
 		memset(row + ns, 0, (lo - ns) * sizeof(float));
 	if (L > hi)
@@ -401,9 +406,14 @@ matmul_attn_band(const struct matmul_band *b)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b->n,
 		    (int)b->n_sink, (int)b->hd, b->scale, b->Qs, (int)b->ldq,
 		    b->K, (int)b->ldk, 0.0f, b->S, (int)b->L);
-	for (t = 0; t < b->n; t++)
-		band_softmax(b->S + t * b->L, b->L, (size_t)b->ns[t],
-		    (size_t)b->lo[t], (size_t)b->hi[t]);
+	for (t = 0; t < b->n; t++) {
+		if (b->softcap > 0.0f)
+			kern_softcap(b->S + t * b->L, (size_t)(b->hi[t] >
+			    b->ns[t] ? b->hi[t] : b->ns[t]), b->softcap);
+		band_softmax(b->S + t * b->L, b->L, b->s0 != NULL ?
+		    (size_t)b->s0[t] : 0, (size_t)b->ns[t], (size_t)b->lo[t],
+		    (size_t)b->hi[t]);
+	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b->n,
 	    (int)b->hd, (int)b->L, 1.0f, b->S, (int)b->L, b->V, (int)b->ldk,
 	    0.0f, b->out, (int)b->ldo);

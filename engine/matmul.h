@@ -55,7 +55,9 @@ struct matmul_band {
 	const float *Q, *Qs, *K, *V;
 	size_t ldq, ldk, n, L, n_sink, hd, ldo;
 	const int32_t *ns, *lo, *hi;
+	const int32_t *s0;	/* NULL, or rows [0, s0[t]) hidden too */
 	float scale;
+	float softcap;		/* > 0: scores soft-capped (kern_softcap) */
 	float *out, *S;
 };
 

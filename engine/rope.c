@@ -1,7 +1,9 @@
 /*
  * rope: the rotation of query and key pairs by position.  Llama GGUFs
- * store Q and K with interleaved pairs (x[2i], x[2i+1]); qwen2 ("neox")
- * pairs x[i] with x[i + n_rot/2].
+ * store Q and K with interleaved pairs (x[2i], x[2i+1]); the "neox"
+ * architectures (qwen2, qwen3, phi3, gemma2) pair x[i] with
+ * x[i + n_rot/2].  Llama-3.x files divide each pair's frequency by a
+ * factor of their own (rope_freqs.weight).
  */
 #include "rope.h"
 
@@ -23,7 +25,8 @@ rope_init(struct rope *r, const struct model_hparams *hp, char *cause)
 		return err_set(cause, "out of memory");
 	for (i = 0; i < hp->n_rot / 2; i++)
 		r->inv_freq[i] = pow(hp->rope_base, -2.0 * i / hp->n_rot) /
-		    hp->rope_scale;
+		    hp->rope_scale / (hp->rope_freqs != NULL ?
+		    (double)hp->rope_freqs[i] : 1.0);
 	return 0;
 }
 

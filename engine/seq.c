@@ -232,9 +232,11 @@ work_alloc(struct seq_work *w, const struct model_hparams *hp)
 	w->ns = calloc(nb, sizeof(int32_t));
 	w->lo = calloc(nb, sizeof(int32_t));
 	w->hi = calloc(nb, sizeof(int32_t));
+	w->s0 = calloc(nb, sizeof(int32_t));
+	w->slo = calloc(nb, sizeof(int32_t));
 	return w->x && w->xn && w->q && w->qs && w->att && w->kc && w->vc &&
 	    w->g && w->u && w->cs && w->cs_sink && w->pos && w->ns && w->lo &&
-	    w->hi ? 0 : -1;
+	    w->hi && w->s0 && w->slo ? 0 : -1;
 }
 
 struct seq_work *
@@ -284,6 +286,8 @@ seq_work_free(struct seq_work *w)
 	free(w->ns);
 	free(w->lo);
 	free(w->hi);
+	free(w->s0);
+	free(w->slo);
 	free(w->kg);
 	free(w->vg);
 	free(w->scores);

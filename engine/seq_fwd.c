@@ -2,8 +2,23 @@
  * seq_fwd: the forward pass of a llama-family transformer over a chunk
  * of tokens, with attention over the attention-sink cache.  Every layer
  * does
- *   h = x + Wo * attn(rope(Wq*norm(x)), rope(Wk*norm(x)), Wv*norm(x))
- *   x = h + Wdown * (silu(Wgate*norm(h)) * Wup*norm(h))
+ *   h = x + pnorm(Wo * attn(rope(qn(Wq*norm(x))), rope(kn(Wk*norm(x))),
+ *       Wv*norm(x)))
+ *   x = h + pnorm(Wdown * (act(Wgate*norm(h)) * Wup*norm(h)))
+ * where the architecture (model_arch.c) says which of the per-head q/k
+ * norms qn, kn and the post-norms pnorm exist, the activation (SiLU or
+ * GELU-tanh), the embedding scale, the soft-caps of attention scores
+ * and logits, and which layers attend through a sliding window.
+ *
+ * Sliding-window layers (gemma2's even layers, mistral) see the cache
+ * entries whose cache position is within n_swa of the query's: query at
+ * cache position p sees entries at p - n_swa < position <= p.  Sinks
+ * are entries like any other there: they are seen while they are that
+ * close and not after.  Such a layer was trained never to see a token
+ * n_swa back, so keeping the sinks in view would show it something it
+ * has never seen; the sinks exist for the full-attention layers, whose
+ * softmax needs them.  In dense mode (no sinks, positions = stream
+ * indices) this is exactly the model's own mask, 0 <= i - j < n_swa.
  *
  * Positions.  StreamingLLM places the tokens of the cache by their place
  * in it: sinks at 0..S-1, the window after them in order, the query
@@ -44,6 +59,7 @@ struct chunk {
 	size_t n_sg;	/* gathered sink rows */
 	int64_t wlo;	/* first window stream index gathered */
 	size_t L;	/* rows gathered */
+	const int32_t *s0, *lo; /* this layer's first sink and window rows */
 };
 
 static void
@@ -83,10 +99,67 @@ add_bias(float *y, const float *b, size_t n, int dim)
 			y[t * dim + i] += b[i];
 }
 
+/* RMSNorm of each head_dim-sized piece of n rows of n_heads heads. */
+static void
+head_norm(float *y, const float *w, size_t n, int n_heads, int hd,
+    size_t ld, float eps)
+{
+	size_t t;
+	int h;
+
+	if (w == NULL)
+		return;
+	for (t = 0; t < n; t++)
+		for (h = 0; h < n_heads; h++)
+			rmsnorm(y + t * ld + (size_t)h * (size_t)hd, w,
+			    y + t * ld + (size_t)h * (size_t)hd, hd, eps);
+}
+
+/* g = act(g) * u over n floats. */
+static void
+gate(float *g, const float *u, size_t n, enum model_act act)
+{
+	const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+	size_t i;
+	float x;
+
+	if (act == ACT_SILU) {
+		for (i = 0; i < n; i++)
+			g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		x = g[i];
+		g[i] = 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x *
+		    x))) * u[i];
+	}
+}
+
 static int32_t
 min32(int64_t a, int64_t b)
 {
 	return (int32_t)(a < b ? a : b);
+}
+
+/*
+ * What token t of a chunk sees in a sliding-window layer: the sinks
+ * from s0[t] on and the window from slo[t] on (see the top comment).
+ */
+static void
+swa_plan(const struct seq *s, struct seq_work *w, const struct chunk *ck)
+{
+	int64_t W = s->m->hp.n_swa, a, p;
+	size_t t;
+
+	if (W <= 0)
+		return;
+	for (t = 0; t < ck->n; t++) {
+		a = ck->a0 + (int64_t)t;
+		p = kv_pos(&s->kv, a);
+		w->s0[t] = min32(p - W + 1 > 0 ? p - W + 1 : 0, w->ns[t]);
+		w->slo[t] = w->hi[t] - W > w->lo[t] ? (int32_t)(w->hi[t] - W) :
+		    w->lo[t];
+	}
 }
 
 /*
@@ -124,6 +197,7 @@ chunk_plan(const struct seq *s, struct seq_work *w, int64_t a0, size_t n,
 		}
 		w->pos[t] = a;
 	}
+	swa_plan(s, w, ck);
 	rope_table(&s->rope, w->pos, n, w->cs);
 	if (ck->sink_q) {
 		for (t = 0; t < n; t++)
@@ -162,6 +236,80 @@ run_probe(const struct attn_job *j, long h0, long nh, const float *scores,
 		    scores + (size_t)i * len, (int32_t)len);
 }
 
+/*
+ * The spans of a decode step in a sliding-window layer: the sinks still
+ * within the window and the window's last n_swa entries, which may wrap
+ * around the ring (two spans).  Returns the span count.
+ */
+static size_t
+decode_swa_spans(const struct attn_job *j, long kvh, const float *qs,
+    const float *q, struct kern_attn_span *sp, int32_t *slot0)
+{
+	const struct kv *kv = &j->s->kv;
+	int64_t a = j->ck->a0, W = j->s->m->hp.n_swa, p = kv_pos(kv, a);
+	int64_t ns = min32(kv->n_sink, a + 1), s0, nw, b0;
+	int32_t first, last;
+	size_t n = 0;
+
+	s0 = p - W + 1 > 0 ? p - W + 1 : 0;
+	if (s0 < ns) {
+		sp[n].k = kv_k_row(kv, j->layer, (int)kvh, (int32_t)s0);
+		sp[n].v = kv_v_row(kv, j->layer, (int)kvh, (int32_t)s0);
+		sp[n].len = (size_t)(ns - s0);
+		slot0[n] = (int32_t)s0;
+		sp[n++].q = qs;
+	}
+	if (a < kv->n_sink)
+		return n;
+	nw = a - kv_win_lo(kv, a) + 1;
+	b0 = a - (nw < W ? nw : W) + 1;
+	first = kv_slot(kv, b0);
+	last = kv_slot(kv, a);
+	if (first > last) { /* wrapped: [first, cap) then [n_sink, last] */
+		sp[n].k = kv_k_row(kv, j->layer, (int)kvh, first);
+		sp[n].v = kv_v_row(kv, j->layer, (int)kvh, first);
+		sp[n].len = (size_t)(kv->cap - first);
+		slot0[n] = first;
+		sp[n++].q = q;
+		first = kv->n_sink;
+	}
+	sp[n].k = kv_k_row(kv, j->layer, (int)kvh, first);
+	sp[n].v = kv_v_row(kv, j->layer, (int)kvh, first);
+	sp[n].len = (size_t)(last - first + 1);
+	slot0[n] = first;
+	sp[n++].q = q;
+	return n;
+}
+
+/*
+ * The probe's weights are by slot: spread a sliding-window layer's
+ * (span by span) over the slots, zeros where it does not look.  For
+ * analysis tools only, so the allocation does not matter.
+ */
+static void
+probe_swa(const struct attn_job *j, long h0, long nh, const float *scores,
+    const struct kern_attn_span *sp, const int32_t *slot0, size_t n_span)
+{
+	const struct kv *kv = &j->s->kv;
+	int64_t a = j->ck->a0;
+	size_t full = (size_t)min32(kv->n_sink, a + 1) + (a < kv->n_sink ? 0 :
+	    (size_t)min32(a - kv->n_sink + 1, kv->n_win)), len = 0, i, k, o;
+	float *wts = calloc((size_t)nh * full, sizeof *wts);
+	long h;
+
+	if (wts == NULL)
+		return;
+	for (i = 0; i < n_span; i++)
+		len += sp[i].len;
+	for (h = 0; h < nh; h++)
+		for (i = 0, o = 0; i < n_span; o += sp[i++].len)
+			for (k = 0; k < sp[i].len; k++)
+				wts[(size_t)h * full + (size_t)slot0[i] + k] =
+				    scores[(size_t)h * len + o + k];
+	run_probe(j, h0, nh, wts, full);
+	free(wts);
+}
+
 /* Decode: one token's heads [h0, h0 + nh) straight from the cache. */
 static void
 attn_decode(const struct attn_job *j, long h0, long nh, float *scores)
@@ -171,12 +319,22 @@ attn_decode(const struct attn_job *j, long h0, long nh, float *scores)
 	long kvh = h0 / (hp->n_head / hp->n_head_kv);
 	int64_t a = j->ck->a0;
 	size_t hd = (size_t)hp->head_dim;
-	struct kern_attn_span sp[2];
+	struct kern_attn_span sp[3];
+	int32_t slot0[3];
 	struct kern_attn_args ar = { .span = sp, .n_span = 2, .n_q = (size_t)nh,
 		.q_stride = hd, .kv_stride = hd, .hd = hd, .out_stride = hd,
-		.kv_f16 = kv->type == KV_F16, .scale = 1.0f / sqrtf((float)hd),
-		.scores = scores, .out = j->w->att + (size_t)h0 * hd };
+		.kv_f16 = kv->type == KV_F16, .scale = hp->attn_scale,
+		.softcap = hp->attn_softcap, .scores = scores,
+		.out = j->w->att + (size_t)h0 * hd };
 
+	if (j->s->m->layers[j->layer].swa) {
+		ar.n_span = decode_swa_spans(j, kvh, sink_q(j, 0, h0),
+		    j->w->q + (size_t)h0 * hd, sp, slot0);
+		kern_attn(&ar);
+		if (j->s->probe != NULL)
+			probe_swa(j, h0, nh, scores, sp, slot0, ar.n_span);
+		return;
+	}
 	sp[0].k = kv_k_row(kv, j->layer, (int)kvh, 0);
 	sp[0].v = kv_v_row(kv, j->layer, (int)kvh, 0);
 	sp[0].len = (size_t)min32(kv->n_sink, a + 1);
@@ -202,18 +360,20 @@ attn_rows(const struct attn_job *j, size_t t, long h0, long nh,
 	size_t hd = (size_t)hp->head_dim, base = (size_t)kvh * w->g_rows * hd;
 	size_t qo = t * (size_t)w->q_dim + (size_t)h0 * hd;
 	struct kern_attn_span sp[2];
+	size_t s0 = j->ck->s0 != NULL ? (size_t)j->ck->s0[t] : 0;
+	size_t lo = (size_t)j->ck->lo[t];
 	struct kern_attn_args ar = { .span = sp, .n_span = 2, .n_q = (size_t)nh,
 		.q_stride = hd, .kv_stride = hd, .hd = hd, .out_stride = hd,
-		.scale = 1.0f / sqrtf((float)hd), .scores = scores,
-		.out = w->att + qo };
+		.scale = hp->attn_scale, .softcap = hp->attn_softcap,
+		.scores = scores, .out = w->att + qo };
 
-	sp[0].k = w->kg + base;
-	sp[0].v = w->vg + base;
-	sp[0].len = (size_t)w->ns[t];
+	sp[0].k = w->kg + base + s0 * hd;
+	sp[0].v = w->vg + base + s0 * hd;
+	sp[0].len = (size_t)w->ns[t] - s0;
 	sp[0].q = sink_q(j, t, h0);
-	sp[1].k = w->kg + base + (size_t)w->lo[t] * hd;
-	sp[1].v = w->vg + base + (size_t)w->lo[t] * hd;
-	sp[1].len = (size_t)(w->hi[t] - w->lo[t]);
+	sp[1].k = w->kg + base + lo * hd;
+	sp[1].v = w->vg + base + lo * hd;
+	sp[1].len = (size_t)w->hi[t] - lo;
 	sp[1].q = w->q + qo;
 	kern_attn(&ar);
 }
@@ -252,8 +412,9 @@ attn_gemm_slice(void *arg, int ith, int nth)
 	size_t hd = (size_t)hp->head_dim;
 	struct matmul_band b = { .ldq = (size_t)w->q_dim, .ldk = hd,
 		.n = j->ck->n, .L = j->ck->L, .n_sink = j->ck->n_sg, .hd = hd,
-		.ldo = (size_t)w->q_dim, .ns = w->ns, .lo = w->lo, .hi = w->hi,
-		.scale = 1.0f / sqrtf((float)hd),
+		.ldo = (size_t)w->q_dim, .ns = w->ns, .lo = j->ck->lo,
+		.hi = w->hi, .s0 = j->ck->s0, .scale = hp->attn_scale,
+		.softcap = hp->attn_softcap,
 		.S = w->scores + (size_t)ith * j->per_thread };
 	long lo, hi, h, kvh;
 
@@ -331,6 +492,8 @@ attention(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
 	struct attn_job j = { .s = s, .w = w, .ck = ck, .layer = layer };
 
 	j.per = attn_per_job(hp, ck->n, nth);
+	ck->s0 = s->m->layers[layer].swa ? w->s0 : NULL;
+	ck->lo = s->m->layers[layer].swa ? w->slo : w->lo;
 	j.per_thread = w->scores_cap / (size_t)nth;
 	if (ck->sink_q) {
 		memcpy(w->qs, w->q, ck->n * (size_t)w->q_dim * sizeof(float));
@@ -372,15 +535,24 @@ layer_forward(struct seq *s, struct seq_work *w, struct pool *pool, int il,
 	add_bias(w->q, ly->bq, n, w->q_dim);
 	add_bias(w->kc, ly->bk, n, w->kv_dim);
 	add_bias(w->vc, ly->bv, n, w->kv_dim);
+	head_norm(w->q, ly->q_norm, n, hp->n_head, hp->head_dim,
+	    (size_t)w->q_dim, hp->rms_eps);
+	head_norm(w->kc, ly->k_norm, n, hp->n_head_kv, hp->head_dim,
+	    (size_t)w->kv_dim, hp->rms_eps);
 	attention(s, w, pool, il, ck);
 	matmul(pool, &ly->wo, w->att, n, w->xn, e, &w->mm, NULL);
+	if (ly->post_attn_norm != NULL)
+		rmsnorm_rows(w->xn, ly->post_attn_norm, w->xn, n, hp->n_embd,
+		    hp->rms_eps);
 	for (i = 0; i < n * e; i++)
 		w->x[i] += w->xn[i];
 	rmsnorm_rows(w->x, ly->ffn_norm, w->xn, n, hp->n_embd, hp->rms_eps);
 	matmul_many(pool, 2, ffn_w, w->xn, n, ffn_y, ffn_ld, &w->mm, NULL);
-	for (i = 0; i < n * f; i++)
-		w->g[i] = w->g[i] / (1.0f + expf(-w->g[i])) * w->u[i];
+	gate(w->g, w->u, n * f, hp->arch->act);
 	matmul(pool, &ly->w_down, w->g, n, w->xn, e, &w->mm, NULL);
+	if (ly->post_ffn_norm != NULL)
+		rmsnorm_rows(w->xn, ly->post_ffn_norm, w->xn, n, hp->n_embd,
+		    hp->rms_eps);
 	for (i = 0; i < n * e; i++)
 		w->x[i] += w->xn[i];
 }
@@ -390,12 +562,17 @@ embed(const struct seq *s, struct seq_work *w, const int32_t *tokens,
     size_t n)
 {
 	const struct wmat *m = &s->m->tok_embd;
-	size_t t;
+	size_t t, i, e = (size_t)m->cols;
+	float k;
 
 	for (t = 0; t < n; t++)
 		quant_dequantize_row(m->type, (const char *)m->data +
-		    (size_t)tokens[t] * m->row_bytes, w->x + t * (size_t)m->cols,
-		    (size_t)m->cols);
+		    (size_t)tokens[t] * m->row_bytes, w->x + t * e, e);
+	if (!s->m->hp.arch->embd_scale)
+		return;
+	k = sqrtf((float)e);
+	for (i = 0; i < n * e; i++)
+		w->x[i] *= k;
 }
 
 void
@@ -420,12 +597,17 @@ seq_fwd_chunk(struct seq *s, struct seq_work *w, struct pool *pool,
 		    hp->rms_eps);
 		matmul(pool, &s->m->output, w->xn, n, logits,
 		    (size_t)hp->n_vocab, &w->mm, NULL);
+		if (hp->final_softcap > 0.0f)
+			kern_softcap(logits, n * (size_t)hp->n_vocab,
+			    hp->final_softcap);
 		return;
 	}
 	last = w->x + (n - 1) * (size_t)hp->n_embd;
 	rmsnorm(last, s->m->output_norm, w->xn, hp->n_embd, hp->rms_eps);
 	matmul(pool, &s->m->output, w->xn, 1, logits, (size_t)hp->n_vocab,
 	    &w->mm, NULL);
+	if (hp->final_softcap > 0.0f)
+		kern_softcap(logits, (size_t)hp->n_vocab, hp->final_softcap);
 }
 
 static void *

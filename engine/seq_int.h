@@ -30,6 +30,8 @@ struct seq_work {
 	float *cs, *cs_sink;	 /* [n_batch][n_rot] rope tables */
 	int64_t *pos;		 /* [n_batch] */
 	int32_t *ns, *lo, *hi;	 /* [n_batch] rows each query sees */
+	int32_t *s0, *slo;	 /* [n_batch] its first sink, window rows in
+				  * a sliding-window layer */
 	float *kg, *vg;		 /* gathered rows [n_head_kv][rows][head_dim] */
 	size_t g_rows;		 /* rows kg and vg have room for */
 	float *scores;		 /* [threads][per_thread] */

@@ -1,5 +1,7 @@
 /*
- * reference: a deliberately plain llama/qwen2 forward pass for tests.
+ * reference: a deliberately plain forward pass for tests (llama, qwen2,
+ * qwen3, phi3, gemma2: each architecture's conventions written out
+ * again here, not taken from the engine's table).
  * Every weight is dequantized to double up front, every sum accumulates
  * in double, every position is recomputed from scratch.  It shares only
  * the GGUF reader and the scalar dequantizers with the engine.

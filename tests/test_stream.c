@@ -283,18 +283,17 @@ END_TEST
  * Recompute: once the cache is full, each token's logits are those of a
  * fresh forward pass over the sinks, the window's newest tokens and it.
  */
-START_TEST(recompute_matches_fresh_passes)
+static void
+check_recompute(const char *path, const char *what)
 {
 	struct seq_opts o = opts(SEQ_RECOMPUTE, 16, 2, 0, KV_F32);
 	size_t n = 48, nv, t, i, cap = 16, s = 2;
 	int32_t *ids, win[16];
-	char path[512];
 	struct model *m;
 	struct ref_model *r;
 	float *got;
 	double *lg, *ref, e = 0.0;
 
-	make_synth("llama", path, sizeof path);
 	m = tenv_open_model(path);
 	nv = (size_t)m->hp.n_vocab;
 	ids = synth_ids(m, n);
@@ -312,14 +311,147 @@ START_TEST(recompute_matches_fresh_passes)
 		memcpy(ref + t * nv, lg + (len - 1) * nv, nv * sizeof *lg);
 	}
 	e = worst_err(got, ref, n, nv);
-	printf("recompute: cache 16, 2 sinks, 48 tokens vs fresh passes "
-	    "%.2e\n", e);
-	ck_assert_msg(e <= TOL, "recompute vs fresh passes %g", e);
+	printf("%s recompute: cache 16, 2 sinks, 48 tokens vs fresh passes "
+	    "%.2e\n", what, e);
+	ck_assert_msg(e <= TOL, "%s recompute vs fresh passes %g", what, e);
 	free(got);
 	free(lg);
 	free(ref);
 	free(ids);
 	ref_close(r);
+	model_close(m);
+}
+
+START_TEST(recompute_matches_fresh_passes)
+{
+	char path[512];
+
+	make_synth("llama", path, sizeof path);
+	check_recompute(path, "llama");
+}
+END_TEST
+
+/*
+ * Sliding-window layers (gemma2's even layers; every layer of a
+ * mistral-style llama) under every cache mode.  A window of 6 inside
+ * caches of 16-24 with 2-10 sinks: the layer sees the entries within 6
+ * cache positions of the query, sinks only while that close (see
+ * seq_fwd.c).  The naive cache does the same by its own code: it
+ * recomputes every position as a place in the cache and masks by it.
+ */
+static void
+make_swa(const char *arch, char *path, size_t len)
+{
+	struct synth_opts o = { .arch = arch, .type = QT_F32, .seed = 11,
+		.n_swa = 6, .attn_softcap = 0.5f, .final_softcap = 1.0f,
+		.tied = strcmp(arch, "gemma2") == 0 };
+	char cause[ERR_LEN] = "";
+
+	synth_shape(&o, "tiny", NULL);
+	snprintf(path, len, "%s/%s-swa.gguf", tenv_dir, arch);
+	if (access(path, R_OK) != 0)
+		ck_assert_msg(synth_write(&o, path, cause) == 0, "%s", cause);
+}
+
+START_TEST(sliding_window_every_mode)
+{
+	static const char *const arch[] = { "gemma2", "llama" };
+	struct seq_opts o;
+	char path[512], what[64];
+
+	make_swa(arch[_i], path, sizeof path);
+	o = opts(SEQ_STREAMING, 24, 4, 0, KV_F32);
+	snprintf(what, sizeof what, "%s swa streaming", arch[_i]);
+	check_against_naive(path, what, &o, 4, 5 * 24, TOL);
+	o = opts(SEQ_STREAMING, 24, 10, 0, KV_F32);
+	snprintf(what, sizeof what, "%s swa 10 sinks", arch[_i]);
+	check_against_naive(path, what, &o, 10, 5 * 24, TOL);
+	o = opts(SEQ_WINDOW, 20, -1, 0, KV_F32);
+	snprintf(what, sizeof what, "%s swa window", arch[_i]);
+	check_against_naive(path, what, &o, 0, 5 * 20, TOL);
+	o = opts(SEQ_DENSE, 100, -1, 0, KV_F32);
+	snprintf(what, sizeof what, "%s swa dense", arch[_i]);
+	check_against_naive(path, what, &o, 0, 100, TOL);
+	/* f16 flips as in streaming_f16, a little louder with soft-caps. */
+	o = opts(SEQ_STREAMING, 24, 4, 0, KV_F16);
+	snprintf(what, sizeof what, "%s swa f16", arch[_i]);
+	check_against_naive_pd(path, what, &o, 4, 5 * 24, 2e-3, 5e-4);
+	snprintf(what, sizeof what, "%s swa", arch[_i]);
+	check_recompute(path, what);
+}
+END_TEST
+
+/* What the probe saw: the worst breach of the window, and the calls. */
+struct swa_probe {
+	int n_swa, dense, calls, breaches, full_ok;
+	int64_t step;
+};
+
+static void
+swa_probe_fn(void *arg, int layer, int head, const float *wts, int32_t n)
+{
+	struct swa_probe *p = arg;
+	int32_t j, nz = 0;
+
+	(void)head;
+	p->calls++;
+	for (j = 0; j < n; j++) {
+		nz += wts[j] != 0.0f;
+		/* dense: slot j is position j, the query is at n - 1 */
+		if (layer % 2 == 0 && p->dense && wts[j] != 0.0f &&
+		    n - 1 - j >= p->n_swa)
+			p->breaches++;
+	}
+	if (layer % 2 == 0 && nz > p->n_swa)
+		p->breaches++;
+	/* the full-attention layers do see every slot */
+	if (layer % 2 == 1 && nz != n)
+		p->full_ok = 0;
+}
+
+/* An SWA layer never attends beyond its window, whatever the mode. */
+START_TEST(sliding_window_layers_stay_in_window)
+{
+	static const enum seq_mode modes[] = { SEQ_STREAMING, SEQ_WINDOW,
+		SEQ_RECOMPUTE, SEQ_DENSE };
+	struct swa_probe p;
+	struct seq_opts o;
+	struct model *m;
+	struct seq *s;
+	struct seq_work *w;
+	char path[512], cause[ERR_LEN] = "";
+	int32_t *ids;
+	size_t i, n = 60;
+	float *lg;
+
+	make_swa("gemma2", path, sizeof path);
+	m = tenv_open_model(path);
+	ids = synth_ids(m, n);
+	lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
+	o = opts(modes[_i], _i == 3 ? 64 : 20, _i == 0 || _i == 2 ? 4 : -1,
+	    0, KV_F32);
+	memset(&p, 0, sizeof p);
+	p.n_swa = m->hp.n_swa;
+	p.dense = modes[_i] == SEQ_DENSE;
+	p.full_ok = 1;
+	s = seq_new(m, &o, cause);
+	w = seq_work_new(m, 0, cause);
+	ck_assert_msg(s != NULL && w != NULL, "%s", cause);
+	seq_set_probe(s, swa_probe_fn, &p);
+	ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids, 60 < o.n_cache ? 60 :
+	    (size_t)o.n_cache, lg, 0, cause), 0);
+	for (i = (size_t)o.n_cache; i < n && !p.dense; i++)
+		ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids + i, 1, lg, 0,
+		    cause), 0);
+	printf("gemma2 %s: %d probe calls, %d window breaches\n",
+	    seq_mode_name(modes[_i]), p.calls, p.breaches);
+	ck_assert_int_gt(p.calls, 0);
+	ck_assert_int_eq(p.breaches, 0);
+	ck_assert(p.full_ok);
+	seq_work_free(w);
+	seq_free(s);
+	free(lg);
+	free(ids);
 	model_close(m);
 }
 END_TEST
@@ -577,6 +709,8 @@ stream_suite(void)
 	tcase_add_test(tc, streaming_f16);
 	tcase_add_test(tc, dense_matches_naive);
 	tcase_add_test(tc, recompute_matches_fresh_passes);
+	tcase_add_loop_test(tc, sliding_window_every_mode, 0, 2);
+	tcase_add_loop_test(tc, sliding_window_layers_stay_in_window, 0, 4);
 	tcase_add_loop_test(tc, shifted_stream_is_exact, 0, 2);
 	tcase_add_test(tc, info_reports_memory_and_eviction);
 	tcase_add_loop_test(tc, snapshot_restore_is_exact, 0, 5);

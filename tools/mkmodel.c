@@ -16,11 +16,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: sinkd-mkmodel -o OUT.gguf [--shape NAME] [--arch llama|qwen2]\n"
+"usage: sinkd-mkmodel -o OUT.gguf [--shape NAME]\n"
+"                     [--arch llama|qwen2|qwen3|phi3|gemma2]\n"
 "                     [--type F32|F16|BF16|Q8_0|Q4_0] [--n-embd N]\n"
 "                     [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
 "                     [--n-vocab N] [--vocab-from GGUF] [--ctx N]\n"
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
+"                     [--sliding-window N] [--attn-softcap F]\n"
+"                     [--final-softcap F] [--rope-freqs] [--rope-llama3]\n"
 "\n"
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
@@ -30,12 +33,18 @@ usage(FILE *f)
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
 "  --tied            no output matrix: the embedding is reused\n"
 "  --output-type T   type of the output matrix (any GGUF type; types sinkd\n"
-"                    cannot compute are written as zeros)\n");
+"                    cannot compute are written as zeros)\n"
+"  --sliding-window N  attention window: every layer (llama) or the\n"
+"                    even ones (gemma2, default 4096)\n"
+"  --attn-softcap F, --final-softcap F  gemma2's (default 50, 30)\n"
+"  --rope-freqs      llama: Llama-3.1 rope factors in rope_freqs.weight\n"
+"  --rope-llama3     llama: the same as rope.scaling.* keys\n");
 }
 
 enum {
 	O_ARCH = 256, O_TYPE, O_EMBD, O_LAYER, O_HEAD, O_HEADKV, O_FF, O_VOCAB,
-	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE,
+	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE, O_SWA,
+	O_ACAP, O_FCAP, O_FREQS, O_L3KEYS,
 };
 
 static const struct option long_opts[] = {
@@ -54,6 +63,11 @@ static const struct option long_opts[] = {
 	{ "rope-base", required_argument, NULL, O_ROPE },
 	{ "tied", no_argument, NULL, O_TIED },
 	{ "output-type", required_argument, NULL, O_OUTTYPE },
+	{ "sliding-window", required_argument, NULL, O_SWA },
+	{ "attn-softcap", required_argument, NULL, O_ACAP },
+	{ "final-softcap", required_argument, NULL, O_FCAP },
+	{ "rope-freqs", no_argument, NULL, O_FREQS },
+	{ "rope-llama3", no_argument, NULL, O_L3KEYS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -65,9 +79,10 @@ set_size(int c, const char *arg, struct synth_opts *o, char *cause)
 		{ O_EMBD, "--n-embd" }, { O_LAYER, "--n-layer" },
 		{ O_HEAD, "--n-head" }, { O_HEADKV, "--n-head-kv" },
 		{ O_FF, "--n-ff" }, { O_VOCAB, "--n-vocab" }, { O_CTX, "--ctx" },
+		{ O_SWA, "--sliding-window" },
 	};
 	int32_t *dst[] = { &o->n_embd, &o->n_layer, &o->n_head,
-		&o->n_head_kv, &o->n_ff, &o->n_vocab, &o->n_ctx };
+		&o->n_head_kv, &o->n_ff, &o->n_vocab, &o->n_ctx, &o->n_swa };
 	size_t i;
 	long v;
 
@@ -113,6 +128,15 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 		case O_ARCH: o->arch = optarg; break;
 		case O_VFROM: o->vocab_from = optarg; break;
 		case O_TIED: o->tied = 1; break;
+		case O_FREQS: o->rope_freqs = 1; break;
+		case O_L3KEYS: o->rope_llama3_keys = 1; break;
+		case O_ACAP:
+		case O_FCAP:
+			if (opt_float(c == O_ACAP ? "--attn-softcap" :
+			    "--final-softcap", optarg, 0.01, 1e4, c == O_ACAP ?
+			    &o->attn_softcap : &o->final_softcap, cause) != 0)
+				return -1;
+			break;
 		case O_SHAPE: break;
 		case O_SEED:
 			if (opt_u64("--seed", optarg, &o->seed, cause) != 0)

@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 const char opt_no_model_hint[] = "no model: pass -m FILE.gguf or set "
-    "SINKD_MODEL (any llama or qwen2 GGUF file; sinkd-mkmodel writes "
+    "SINKD_MODEL (a llama, qwen2, qwen3, phi3 or gemma2 GGUF file; "
+    "sinkd-mkmodel writes "
     "synthetic ones, and llama2.c's stories260K converted to GGUF is a "
     "small real one)";
 

@@ -51,14 +51,36 @@ synth_shape(struct synth_opts *o, const char *name, char *cause)
 	    "llama2-7b, smollm-135m, tiny)", name);
 }
 
+static const char *const arch_names[] = { "llama", "qwen2", "qwen3", "phi3",
+	"gemma2" };
+
+static int
+arch_index(const char *a)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof arch_names / sizeof arch_names[0]; i++)
+		if (strcmp(a, arch_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 int
 synth_check(const struct synth_opts *o, char *cause)
 {
 	uint32_t blk = qtype_block_elems(o->type);
 
-	if (strcmp(o->arch, "llama") != 0 && strcmp(o->arch, "qwen2") != 0)
-		return err_set(cause, "--arch '%s': choose llama or qwen2",
-		    o->arch);
+	if (arch_index(o->arch) < 0)
+		return err_set(cause, "--arch '%s': choose llama, qwen2, "
+		    "qwen3, phi3 or gemma2", o->arch);
+	if ((o->rope_freqs || o->rope_llama3_keys) &&
+	    strcmp(o->arch, "llama") != 0)
+		return err_set(cause, "Llama-3 rope factors are for --arch "
+		    "llama");
+	if (o->n_swa < 0 || (o->n_swa > 0 && strcmp(o->arch, "llama") != 0 &&
+	    strcmp(o->arch, "gemma2") != 0))
+		return err_set(cause, "--sliding-window is for llama (every "
+		    "layer) and gemma2 (even layers)");
 	if (o->output_type > 0 && qtype_block_elems((uint32_t)o->output_type) == 0)
 		return err_set(cause, "--output-type %d is not a GGUF type",
 		    o->output_type);
@@ -110,6 +132,7 @@ struct synth_tensor {
 	uint32_t type;
 	uint64_t cols, rows;
 	float center, spread; /* value = center + spread * U(-1, 1) */
+	const float *values;  /* instead, when set (rope_freqs) */
 };
 
 static int
@@ -129,7 +152,8 @@ synth_fill(void *arg, void *buf, size_t nbytes, char *cause)
 	}
 	for (r = 0; r < t->rows; r++) {
 		for (i = 0; i < t->cols; i++)
-			row[i] = t->center + t->spread * rng_sym(&s);
+			row[i] = t->values != NULL ? t->values[r * t->cols + i] :
+			    t->center + t->spread * rng_sym(&s);
 		quant_quantize_row(t->type, row, (char *)buf + r * rb, t->cols);
 	}
 	free(row);
@@ -164,32 +188,76 @@ add_tensor(struct synth_ctx *c, const char *name, uint64_t cols,
 	c->n++;
 }
 
+/* A block's tensors, as each architecture's files have them. */
 static void
 add_layer(struct synth_ctx *c, int il)
 {
 	const struct synth_opts *o = c->o;
 	uint64_t e = (uint64_t)o->n_embd, f = (uint64_t)o->n_ff;
-	uint64_t kv = e / (uint64_t)o->n_head * (uint64_t)o->n_head_kv;
+	uint64_t hd = e / (uint64_t)o->n_head, kv = hd * (uint64_t)o->n_head_kv;
+	int phi3 = strcmp(o->arch, "phi3") == 0;
+	int gemma2 = strcmp(o->arch, "gemma2") == 0;
 	char n[64];
 
 #define T(what, cols, rows, vec) \
 	(snprintf(n, sizeof n, "blk.%d.%s", il, what), \
 	    add_tensor(c, n, cols, rows, vec))
 	T("attn_norm.weight", e, 1, 1);
-	T("attn_q.weight", e, e, 0);
-	T("attn_k.weight", e, kv, 0);
-	T("attn_v.weight", e, kv, 0);
+	if (phi3) {
+		T("attn_qkv.weight", e, e + 2 * kv, 0);
+	} else {
+		T("attn_q.weight", e, e, 0);
+		T("attn_k.weight", e, kv, 0);
+		T("attn_v.weight", e, kv, 0);
+	}
 	if (strcmp(o->arch, "qwen2") == 0) {
 		T("attn_q.bias", e, 1, 1);
 		T("attn_k.bias", kv, 1, 1);
 		T("attn_v.bias", kv, 1, 1);
 	}
+	if (strcmp(o->arch, "qwen3") == 0) {
+		T("attn_q_norm.weight", hd, 1, 1);
+		T("attn_k_norm.weight", hd, 1, 1);
+	}
 	T("attn_output.weight", e, e, 0);
+	if (gemma2)
+		T("post_attention_norm.weight", e, 1, 1);
 	T("ffn_norm.weight", e, 1, 1);
-	T("ffn_gate.weight", e, f, 0);
-	T("ffn_up.weight", e, f, 0);
+	if (phi3) {
+		T("ffn_up.weight", e, 2 * f, 0);
+	} else {
+		T("ffn_gate.weight", e, f, 0);
+		T("ffn_up.weight", e, f, 0);
+	}
 	T("ffn_down.weight", f, e, 0);
+	if (gemma2)
+		T("post_ffw_norm.weight", e, 1, 1);
 #undef T
+}
+
+/*
+ * Llama-3.1's frequency divisors (factor 8, low_freq_factor 1,
+ * high_freq_factor 4, original context 8192), as its converter
+ * computes them into rope_freqs.weight.
+ */
+static void
+llama3_factors(const struct synth_opts *o, float *out, int half)
+{
+	double base = o->rope_base > 0 ? o->rope_base : 10000.0, wl, sm;
+	int i;
+
+	for (i = 0; i < half; i++) {
+		wl = 2.0 * 3.14159265358979323846 * pow(base, 2.0 * i /
+		    (2.0 * half));
+		if (wl < 8192.0 / 4.0)
+			out[i] = 1.0f;
+		else if (wl > 8192.0 / 1.0)
+			out[i] = 8.0f;
+		else {
+			sm = (8192.0 / wl - 1.0) / (4.0 - 1.0);
+			out[i] = (float)(1.0 / ((1.0 - sm) / 8.0 + sm));
+		}
+	}
 }
 
 /* Pieces "▁a".."▁z", then "▁a0"... until the vocabulary is full. */
@@ -280,6 +348,31 @@ add_hparams(struct gguf_writer *w, const struct synth_opts *o)
 	gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 	gguf_writer_add_f32(w, KEY("rope.freq_base"),
 	    o->rope_base > 0 ? o->rope_base : 10000.0f);
+	if (strcmp(o->arch, "gemma2") == 0) {
+		gguf_writer_add_u32(w, KEY("attention.key_length"),
+		    (uint32_t)(o->n_embd / o->n_head));
+		gguf_writer_add_u32(w, KEY("attention.value_length"),
+		    (uint32_t)(o->n_embd / o->n_head));
+		gguf_writer_add_u32(w, KEY("attention.sliding_window"),
+		    (uint32_t)(o->n_swa > 0 ? o->n_swa : 4096));
+		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"),
+		    o->attn_softcap > 0 ? o->attn_softcap : 50.0f);
+		gguf_writer_add_f32(w, KEY("final_logit_softcapping"),
+		    o->final_softcap > 0 ? o->final_softcap : 30.0f);
+	} else if (o->n_swa > 0) {
+		gguf_writer_add_u32(w, KEY("attention.sliding_window"),
+		    (uint32_t)o->n_swa);
+	}
+	if (o->rope_llama3_keys) {
+		gguf_writer_add_str(w, KEY("rope.scaling.type"), "llama3");
+		gguf_writer_add_f32(w, KEY("rope.scaling.factor"), 8.0f);
+		gguf_writer_add_f32(w, KEY("rope.scaling.low_freq_factor"),
+		    1.0f);
+		gguf_writer_add_f32(w, KEY("rope.scaling.high_freq_factor"),
+		    4.0f);
+		gguf_writer_add_u32(w,
+		    KEY("rope.scaling.original_context_length"), 8192);
+	}
 #undef KEY
 }
 
@@ -288,14 +381,16 @@ synth_write(const struct synth_opts *o, const char *path, char *cause)
 {
 	struct synth_ctx c = { .o = o };
 	struct synth_opts v = *o;
-	int il, rc = -1;
+	int il, rc = -1, half = o->n_embd / o->n_head / 2;
+	float *freqs = NULL;
 
 	if (synth_check(o, cause) != 0)
 		return -1;
 	c.o = &v;
 	c.w = gguf_writer_new();
-	c.t = calloc((size_t)o->n_layer * 12 + 3, sizeof *c.t);
-	if (c.w == NULL || c.t == NULL) {
+	c.t = calloc((size_t)o->n_layer * 16 + 4, sizeof *c.t);
+	freqs = calloc((size_t)half, sizeof *freqs);
+	if (c.w == NULL || c.t == NULL || freqs == NULL) {
 		err_set(cause, "out of memory");
 		goto out;
 	}
@@ -310,11 +405,17 @@ synth_write(const struct synth_opts *o, const char *path, char *cause)
 	if (!o->tied)
 		add_tensor(&c, "output.weight", (uint64_t)v.n_embd,
 		    (uint64_t)v.n_vocab, 0);
+	if (o->rope_freqs) {
+		llama3_factors(o, freqs, half);
+		c.t[c.n].values = freqs;
+		add_tensor(&c, "rope_freqs.weight", (uint64_t)half, 1, 1);
+	}
 	for (il = 0; il < o->n_layer; il++)
 		add_layer(&c, il);
 	rc = gguf_writer_write(c.w, path, cause);
 out:
 	gguf_writer_free(c.w);
 	free(c.t);
+	free(freqs);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * synth: writes synthetic llama / qwen2 GGUF models with seeded random
+ * synth: writes synthetic llama / qwen2 / qwen3 / phi3 / gemma2 GGUF
+ * models with seeded random
  * weights at real shapes, for benchmarks and test fixtures.  The same
  * options and seed always give the same file.
  */
@@ -11,7 +12,7 @@
 #include "err.h"
 
 struct synth_opts {
-	const char *arch;	/* "llama" or "qwen2" */
+	const char *arch;	/* llama, qwen2, qwen3, phi3 or gemma2 */
 	uint32_t type;		/* type of the 2-D weights (quant.h) */
 	int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
 	float rope_base;
@@ -19,6 +20,14 @@ struct synth_opts {
 	int output_type;	/* type of output.weight; 0: as the others.
 				 * Types sinkd cannot compute are written
 				 * as zeros (to test their refusal). */
+	int32_t n_swa;		/* attention.sliding_window (llama: every
+				 * layer; gemma2: even layers, 0 there
+				 * means 4096) */
+	float attn_softcap;	/* gemma2; 0: 50 */
+	float final_softcap;	/* gemma2; 0: 30 */
+	int rope_freqs;		/* llama: Llama-3.1 factors (8, 1, 4, 8192)
+				 * in rope_freqs.weight ... */
+	int rope_llama3_keys;	/* ... or as rope.scaling.* keys */
 	uint64_t seed;
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
 };
