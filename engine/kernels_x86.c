@@ -375,7 +375,8 @@ matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			y[r] = row_f_avx2(QT_BF16, w + r * rb, n, xq);
 		break;
 	default:
-		memset(y, 0, nrows * sizeof(float));
+		if (!kern_ql_matvec_avx2(wtype, w, rb, n, xq, y, nrows))
+			memset(y, 0, nrows * sizeof(float));
 		break;
 	}
 }
@@ -449,7 +450,8 @@ matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			y[r] = row_f_avx512(QT_BF16, w + r * rb, n, xq);
 		break;
 	default:
-		memset(y, 0, nrows * sizeof(float));
+		if (!kern_ql_matvec_avx512(wtype, w, rb, n, xq, y, nrows))
+			memset(y, 0, nrows * sizeof(float));
 		break;
 	}
 }

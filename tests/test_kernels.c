@@ -16,10 +16,19 @@
 #include "kernels_int.h"
 #include "quant.h"
 
-static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0 };
+static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
+	QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+/* The quantized types, for the GEMM and activation loops. */
+static const uint32_t qtypes[] = { QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0,
+	QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+#define NQTYPES (sizeof(qtypes) / sizeof(qtypes[0]))
 #define NTYPES (sizeof(types) / sizeof(types[0]))
-/* Beside the usual sizes, 352 and 480 leave every kind of tail. */
-static const size_t lens[] = { 32, 64, 96, 352, 480, 2048, 5632 };
+/*
+ * Beside the usual sizes, 352 and 480 leave every kind of tail; 256 and
+ * 1280 are one and five IQ4_XS super-blocks (which skips the others).
+ */
+static const size_t lens[] = { 32, 64, 96, 256, 352, 480, 1280, 2048,
+	5632 };
 static const size_t nrows_list[] = { 1, 3, 5, 17 };
 
 #define CANARY 12345.0f
@@ -44,7 +53,36 @@ frnd(uint32_t *s)
 static int
 is_quant(uint32_t t)
 {
-	return t == QT_Q8_0 || t == QT_Q4_0;
+	return t != QT_F32 && t != QT_F16 && t != QT_BF16;
+}
+
+/* n is a whole number of t's blocks. */
+static int
+fits(uint32_t t, size_t n)
+{
+	return n % qtype_block_elems(t) == 0;
+}
+
+/*
+ * c of a prepared activation per block sum, as kernels_int.h documents
+ * it: for decode (per half-block where the kernels add it twice), or for
+ * kern_prepare_xs (whole block).
+ */
+static int32_t
+want_c(uint32_t t, int gemm)
+{
+	switch (t) {
+	case QT_Q8_0:
+	case QT_IQ4_NL:
+	case QT_IQ4_XS:
+		return gemm ? -128 : -64;
+	case QT_Q4_0:
+		return -8;
+	case QT_Q5_0:
+		return gemm ? -16 : -8;
+	default:
+		return 1;
+	}
 }
 
 struct mat {
@@ -270,7 +308,8 @@ START_TEST(test_matvec_type)
 
 	for (li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
 		for (ri = 0; ri < sizeof(nrows_list) / sizeof(size_t); ri++)
-			check_case(t, lens[li], nrows_list[ri],
+			if (fits(t, lens[li]))
+				check_case(t, lens[li], nrows_list[ri],
 			    (uint32_t)(1 + 100 * li + ri + 1000 * _i));
 }
 END_TEST
@@ -351,6 +390,32 @@ exact_gemm(uint32_t t, const struct mat *w, const float *x)
 }
 
 /*
+ * The scales of raw block b of a row: d = 1, m = -3 for the types with a
+ * minimum; IQ4_XS's sub-block scales each -1, 0 or 1 (32 +- 1: the sum
+ * stays below 2^24).
+ */
+static void
+exact_scales(uint32_t t, uint8_t *blk, uint32_t *seed)
+{
+	static const uint8_t lo[3] = { 15, 0, 1 }, hi[3] = { 1, 2, 2 };
+	uint16_t sh = 0;
+	int j, k;
+
+	memcpy(blk, &(uint16_t){ 0x3c00 }, 2);
+	if (t == QT_Q4_1 || t == QT_Q5_1)
+		memcpy(blk + 2, &(uint16_t){ 0xc200 }, 2);
+	if (t != QT_IQ4_XS)
+		return;
+	memset(blk + 4, 0, 4);
+	for (j = 0; j < 8; j++) {
+		k = (int)(rnd(seed) % 3);
+		blk[4 + j / 2] |= (uint8_t)(lo[k] << 4 * (j % 2));
+		sh |= (uint16_t)(hi[k] << 2 * j);
+	}
+	memcpy(blk + 2, &sh, 2);
+}
+
+/*
  * Raw weight bytes of every value (Q8_0's -128 too, which quant.c never
  * writes), scales of exactly 1, and x of small integers with 127 in every
  * block so that x's scale is exactly 1: every sum is an integer below
@@ -371,9 +436,8 @@ exact_case(uint32_t t, size_t n, uint32_t seed)
 	for (i = 0; i < m.rb * ROWS; i++)
 		m.w[i] = (uint8_t)rnd(&seed);
 	for (r = 0; r < ROWS; r++)
-		for (b = 0; b < n / QK; b++)
-			memcpy(m.w + r * m.rb + b * bs, &(uint16_t){ 0x3c00 },
-			    2);
+		for (b = 0; b < n / qtype_block_elems(t); b++)
+			exact_scales(t, m.w + r * m.rb + b * bs, &seed);
 	mat_dequantize(&m, t);
 	for (i = 0; i < n; i++)
 		x[i] = (float)((int)(rnd(&seed) % 255) - 127);
@@ -400,13 +464,15 @@ exact_case(uint32_t t, size_t n, uint32_t seed)
 
 START_TEST(test_matvec_exact_integers)
 {
-	static const size_t ns[] = { 32, 96, 128, 160, 320, 352, 480, 512 };
-	size_t k;
+	static const size_t ns[] = { 32, 96, 128, 160, 256, 320, 352, 480,
+		512 };
+	size_t k, ti;
 
-	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
-		exact_case(QT_Q8_0, ns[k], (uint32_t)(11 + k));
-		exact_case(QT_Q4_0, ns[k], (uint32_t)(31 + k));
-	}
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+		for (ti = 0; ti < NQTYPES; ti++)
+			if (fits(qtypes[ti], ns[k]))
+				exact_case(qtypes[ti], ns[k],
+				    (uint32_t)(11 + k + 20 * ti));
 }
 END_TEST
 
@@ -498,13 +564,14 @@ gemm_case(uint32_t t, size_t n, size_t m, size_t nr, uint32_t seed)
 /* Lengths across the repacking chunk, every token tile, partial panels. */
 START_TEST(test_gemm_matches_matvec)
 {
-	static const size_t ns[] = { 32, 96, 1024, 1056, 2080 };
+	static const size_t ns[] = { 32, 96, 256, 1024, 1056, 1280, 2080 };
 	static const size_t ms[] = { 1, 2, 3, 8, 15, 21 };
 	static const size_t nrs[] = { 1, 7, 16, 37 };
-	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	uint32_t t = qtypes[_i];
 	size_t a, b, c;
 
 	for (a = 0; a < sizeof(ns) / sizeof(ns[0]); a++)
+		if (fits(t, ns[a]))
 		for (b = 0; b < sizeof(ms) / sizeof(ms[0]); b++)
 			for (c = 0; c < sizeof(nrs) / sizeof(nrs[0]); c++)
 				gemm_case(t, ns[a], ms[b], nrs[c],
@@ -537,8 +604,7 @@ check_prepared_xs(uint32_t t, size_t n, const float *x, struct kern_xq v)
 				    v.q[kern_xq_qpos(t, i)]);
 				sum += s.q[i];
 			}
-			ck_assert_int_eq(s.c[b], (t == QT_Q8_0 ? -128 : -8) *
-			    sum);
+			ck_assert_int_eq(s.c[b], want_c(t, 1) * sum);
 		}
 	}
 	free(xs);
@@ -572,7 +638,7 @@ check_prepared(uint32_t t, size_t n)
 			amax = abs(q) > amax ? abs(q) : amax;
 		}
 		ck_assert_int_eq(amax, d == 0.0f ? 0 : 127);
-		ck_assert_int_eq(v.c[slot], (t == QT_Q8_0 ? -64 : -8) * sum);
+		ck_assert_int_eq(v.c[slot], want_c(t, 0) * sum);
 	}
 	if (n >= 128) /* the all-zero block (x_random) */
 		ck_assert_float_eq(v.d[kern_xq_slot(t, nb, 1)], 0.0f);
@@ -588,7 +654,7 @@ check_prepared(uint32_t t, size_t n)
 START_TEST(test_prepare_x)
 {
 	static const size_t ns[] = { 32, 64, 96, 256, 288, 2048, 2080 };
-	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	uint32_t t = qtypes[_i];
 	size_t k, i, j;
 	void *xq;
 
@@ -911,9 +977,9 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_type, 0, NTYPES);
 	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
 	tcase_add_test(tc, test_matvec_exact_integers);
-	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, 2);
+	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, NQTYPES);
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
-	tcase_add_loop_test(tc, test_prepare_x, 0, 2);
+	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);
 	tcase_add_test(tc, test_dot);
 	tcase_add_test(tc, test_attn);
