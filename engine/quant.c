@@ -101,6 +101,26 @@ qtype_supported_nth(int i)
 	return -1;
 }
 
+void
+qtype_supported_names(char *buf, size_t len, const char *sep)
+{
+	size_t off = 0, k;
+	const char *parts[2];
+	int i, t, p;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; (t = qtype_supported_nth(i)) >= 0; i++) {
+		parts[0] = i > 0 ? sep : "";
+		parts[1] = qtype_name((uint32_t)t);
+		for (p = 0; p < 2; p++)
+			for (k = 0; parts[p][k] != '\0' && off + 1 < len; k++)
+				buf[off++] = parts[p][k];
+	}
+	buf[off] = '\0';
+}
+
 uint32_t
 qtype_block_elems(uint32_t type)
 {

@@ -108,6 +108,8 @@ uint32_t qtype_block_elems(uint32_t type);
 size_t qtype_block_bytes(uint32_t type);
 /* The i-th type sinkd computes with, in id order; -1 past the last. */
 int qtype_supported_nth(int i);
+/* Their names, sep between (for help and error texts), truncated to len. */
+void qtype_supported_names(char *buf, size_t len, const char *sep);
 /* Bytes of a row of n elements; -1 when n is not a multiple of the block. */
 int qtype_row_bytes(uint32_t type, uint64_t n, uint64_t *out);
 

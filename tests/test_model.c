@@ -253,7 +253,8 @@ START_TEST(stories_prefill_equals_steps)
 END_TEST
 
 static const uint32_t synth_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0,
-	QT_Q4_0 };
+	QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+#define NSYNTH (sizeof synth_types / sizeof synth_types[0])
 /*
  * Prefill and decode both dot quantized weights with an activation
  * quantized to 8 bits per block of 32: allow for that rounding against
@@ -262,8 +263,10 @@ static const uint32_t synth_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0,
  * quantize the same activations, so they must agree closely with each
  * other whatever the type.
  */
-static const double decode_tol[] = { 1e-5, 1e-5, 1e-5, 5e-2, 5e-2 };
-static const double prefill_tol[] = { 1e-4, 1e-4, 1e-4, 5e-2, 5e-2 };
+static const double decode_tol[] = { 1e-5, 1e-5, 1e-5, 5e-2, 5e-2, 5e-2,
+	5e-2, 5e-2, 5e-2, 5e-2 };
+static const double prefill_tol[] = { 1e-4, 1e-4, 1e-4, 5e-2, 5e-2, 5e-2,
+	5e-2, 5e-2, 5e-2, 5e-2 };
 #define PREFILL_DECODE_TOL 1e-5
 
 static void
@@ -273,6 +276,11 @@ make_synth(const char *arch, uint32_t type, char *path, size_t len)
 	char cause[ERR_LEN] = "";
 
 	synth_shape(&o, "tiny", NULL);
+	if (qtype_block_elems(type) > 64) { /* IQ4_XS: rows of 256 */
+		o.n_embd = 256;
+		o.n_head_kv = o.n_head;
+		o.n_ff = 512;
+	}
 	snprintf(path, len, "%s/%s-%s.gguf", tenv_dir, arch, qtype_name(type));
 	ck_assert_msg(synth_write(&o, path, cause) == 0, "synth: %s", cause);
 }
@@ -307,7 +315,15 @@ check_synth(const char *arch, int ti)
 	    qtype_name(type), ep);
 	ck_assert_msg(ed < decode_tol[ti], "%s decode error %g",
 	    qtype_name(type), ed);
-	ck_assert_msg(epd < PREFILL_DECODE_TOL, "%s prefill vs decode %g",
+	/*
+	 * At width 256 (IQ4_XS's shape) float rounding that differs between
+	 * prefill and decode upstream of a matmul sometimes flips the 8-bit
+	 * rounding of an activation, a step both paths are allowed: Q8_0
+	 * showed 1e-2 on this shape too.  Kernel-level agreement of GEMM and
+	 * matvec is test_kernels' test_gemm_matches_matvec.
+	 */
+	ck_assert_msg(epd < (qtype_block_elems(type) > 64 ? decode_tol[ti] :
+	    PREFILL_DECODE_TOL), "%s prefill vs decode %g",
 	    qtype_name(type), epd);
 	free(pre);
 	free(dec);
@@ -450,8 +466,8 @@ main(void)
 	tcase_add_test(tc, stories_logits_match_reference);
 	tcase_add_test(tc, stories_greedy_matches_reference);
 	tcase_add_test(tc, stories_prefill_equals_steps);
-	tcase_add_loop_test(tc, synth_llama_types_match_reference, 0, 5);
-	tcase_add_loop_test(tc, synth_qwen2_types_match_reference, 0, 5);
+	tcase_add_loop_test(tc, synth_llama_types_match_reference, 0, NSYNTH);
+	tcase_add_loop_test(tc, synth_qwen2_types_match_reference, 0, NSYNTH);
 	tcase_add_test(tc, bad_models_are_refused);
 	tcase_add_test(tc, seq_refuses_bad_tokens_and_overflow);
 	tcase_add_test(tc, fingerprints);

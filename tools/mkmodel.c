@@ -15,9 +15,12 @@
 static void
 usage(FILE *f)
 {
+	char names[256];
+
+	qtype_supported_names(names, sizeof names, "|");
 	fprintf(f,
 "usage: sinkd-mkmodel -o OUT.gguf [--shape NAME] [--arch llama|qwen2]\n"
-"                     [--type F32|F16|BF16|Q8_0|Q4_0] [--n-embd N]\n"
+"                     [--type T] [--n-embd N]\n"
 "                     [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
 "                     [--n-vocab N] [--vocab-from GGUF] [--ctx N]\n"
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
@@ -25,12 +28,13 @@ usage(FILE *f)
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
 "                    smollm-135m, tiny (explicit sizes override it)\n"
-"  --type T          type of the weight matrices (default F32); norms F32\n"
+"  --type T          type of the weight matrices (default F32; norms F32):\n"
+"                    %s\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
 "  --tied            no output matrix: the embedding is reused\n"
 "  --output-type T   type of the output matrix (any GGUF type; types sinkd\n"
-"                    cannot compute are written as zeros)\n");
+"                    cannot compute are written as zeros)\n", names);
 }
 
 enum {
@@ -124,9 +128,14 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 				return -1;
 			break;
 		case O_TYPE:
-			if ((t = qtype_from_name(optarg)) < 0)
+			if ((t = qtype_from_name(optarg)) < 0) {
+				char names[256];
+
+				qtype_supported_names(names, sizeof names,
+				    ", ");
 				return err_set(cause, "--type '%s' is not a "
-				    "type (F32, F16, BF16, Q8_0, Q4_0)", optarg);
+				    "type (%s)", optarg, names);
+			}
 			o->type = (uint32_t)t;
 			break;
 		case O_OUTTYPE:
