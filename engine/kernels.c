@@ -131,20 +131,19 @@ is_quantized(uint32_t wtype)
 	return wtype == QT_Q8_0 || wtype == QT_Q4_0 || kern_ql_type(wtype);
 }
 
-/* c per block sum s (kernels_int.h): decode's, or kern_gemm's (gemm). */
+/* c per block sum s (kernels_int.h), for kern_prepare_x and _xs alike. */
 static int32_t
-c_mul(uint32_t wtype, int gemm)
+c_mul(uint32_t wtype)
 {
 	switch (wtype) {
 	case QT_Q8_0:
-		return gemm ? -128 : -64;
+	case QT_IQ4_NL:
+	case QT_IQ4_XS:
+		return -128;
 	case QT_Q4_0:
 		return -8;
 	case QT_Q5_0:
-		return gemm ? -16 : -8;
-	case QT_IQ4_NL:
-	case QT_IQ4_XS:
-		return gemm ? -128 : -64;
+		return -16;
 	}
 	return 1; /* Q4_1, Q5_1: the block sum itself, for the m term */
 }
@@ -231,7 +230,7 @@ prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 			((int8_t *)v.q)[kern_xq_qpos(wtype, b * QK + j)] = q[j];
 		slot = kern_xq_slot(wtype, nb, b);
 		((float *)v.d)[slot] = d;
-		((int32_t *)v.c)[slot] = c_mul(wtype, 0) * sum;
+		((int32_t *)v.c)[slot] = c_mul(wtype) * sum;
 	}
 }
 
@@ -262,7 +261,7 @@ kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 {
 	struct kern_xq v;
 	size_t t, b;
-	int32_t off = c_mul(wtype, 1);
+	int32_t off = c_mul(wtype);
 
 	if (!is_quantized(wtype))
 		return;

@@ -15,8 +15,7 @@
  * +128, Q4_0 nibbles 0..15 without the -8); adding c gives back the exact
  * signed block dot.  With s the sum of a block's q:
  *
- * Q8_0: q, d and c in block order; c = -64 * s, added to each of the two
- * half-block sums the kernels reduce a block to.
+ * Q8_0: q, d and c in block order; c = -128 * s, added to the block sum.
  *
  * Q4_0: the order suits nibbles, whose low halves hold elements 0..15 of
  * a block and high halves 16..31.  q is stored by pairs of blocks (A, B) as
@@ -28,15 +27,18 @@
  *
  * Q4_1, Q5_1, Q5_0, IQ4_NL, IQ4_XS (kern_ql_type): q, d and c in block
  * order, as Q8_0.  Q4_1 and Q5_1 carry c = s, the block sum, for their
- * m * dx * s term; Q5_0 carries c = -8 * s (its values are dotted as
- * 0..31, without the -16) and IQ4_NL / IQ4_XS c = -64 * s (codebook
- * values dotted as K + 128), both added to each half-block sum as for
- * Q8_0.
+ * m * dx * s term; Q5_0 carries c = -16 * s (its values are dotted as
+ * 0..31, without the -16) and IQ4_NL / IQ4_XS c = -128 * s (codebook
+ * values dotted as K + 128).
+ *
+ * c always completes a whole block's integer sum: never split it over
+ * partial sums that are scaled apart (their offsets cancel only in exact
+ * arithmetic).
  *
  * For float weight types the prepared activation is x itself as f32.
  *
  * The prepared activations of kern_gemm keep every block in natural
- * order, one token every kern_xs_stride bytes:
+ * order, one token every kern_xs_stride bytes, with the same c:
  *
  *	int8_t  q[n];	as above
  *	float   d[nb];

@@ -4,9 +4,8 @@
  * Q8_0 (which see for why rows go one at a time and blocks four at a
  * time): each block's 32 weights are expanded to 32 bytes in element
  * order, dotted against the activation's block into eight int32 lanes,
- * and four blocks are reduced together to per-block half sums [a b c d |
- * a b c d] so that one conversion and one FMA by (row scale * x scale)
- * serve them.
+ * and four blocks are reduced together to their four block sums so that
+ * one conversion and one FMA by (row scale * x scale) serve them.
  *
  * Expansion: nibbles become [low halves | high halves] with one shift;
  * the fifth bit of Q5 comes from qh by a byte shuffle and compare (AVX2)
@@ -15,8 +14,9 @@
  * dotted with maddubs (AVX2, 2 * 31 * 127 cannot saturate) or dpbusd.
  * Codebook values are signed: AVX2 moves their signs onto x as for Q8_0;
  * AVX-512 shuffles from the codebook + 128 and lets the prepared c
- * (kernels_int.h) take 128 * sum(x) back out.  Q4_1 and Q5_1 add their
- * m * dx * s term from c = s in a separate 4-lane accumulator.
+ * (kernels_int.h) take 128 * sum(x) back out of each whole block sum.
+ * Q4_1 and Q5_1 add their m * dx * s term from c = s in a separate
+ * accumulator.
  */
 #include "kernels_x86.h"
 
@@ -216,13 +216,14 @@ blk_iq4_nl_avx512(const uint8_t *p, const int8_t *x)
 
 /*
  * One row of 32-element blocks of BS bytes, fp16 d first (and m next when
- * HAS_M).  CORRECT: add c to each half-block sum.
+ * HAS_M).  The half sums of four blocks fold into their four exact block
+ * sums (CORRECT: plus c) before anything is scaled.
  */
 #define ROW_QL(BS, BLOCK, CORRECT, HAS_M) do {				\
-	__m256 acc = _mm256_setzero_ps();				\
-	__m128 accm = _mm_setzero_ps(), dx;				\
+	__m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps(), dx;	\
 	const uint8_t *p;						\
 	const int8_t *x;						\
+	__m128i s4;							\
 	__m256i h;							\
 	size_t b;							\
 	float sum;							\
@@ -235,23 +236,22 @@ blk_iq4_nl_avx512(const uint8_t *p, const int8_t *x)
 		h = reduce4(BLOCK(p, x), BLOCK(p + (BS), x + QK),	\
 		    BLOCK(p + 2 * (BS), x + 2 * QK),			\
 		    BLOCK(p + 3 * (BS), x + 3 * QK));			\
+		s4 = _mm_add_epi32(_mm256_castsi256_si128(h),		\
+		    _mm256_extracti128_si256(h, 1));			\
 		if (CORRECT)						\
-			h = _mm256_add_epi32(h, ld128x2(v.c + b));	\
+			s4 = _mm_add_epi32(s4, ld128(v.c + b));		\
 		dx = _mm_loadu_ps(v.d + b);				\
-		dx = _mm_mul_ps(halves4(p, (BS)), dx);			\
-		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),		\
-		    _mm256_set_m128(dx, dx), acc);			\
+		acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s4),			\
+		    _mm_mul_ps(halves4(p, (BS)), dx), acc);		\
 		if (HAS_M)						\
-			accm = _mm_fmadd_ps(_mm_mul_ps(halves4(p + 2,	\
-			    (BS)), _mm_loadu_ps(v.d + b)),		\
-			    _mm_cvtepi32_ps(ld128(v.c + b)), accm);	\
+			accm = _mm_fmadd_ps(_mm_cvtepi32_ps(ld128(v.c + b)),\
+			    _mm_mul_ps(halves4(p + 2, (BS)), dx), accm);\
 	}								\
-	sum = hsum_ps(_mm256_add_ps(acc, _mm256_set_m128(		\
-	    _mm_setzero_ps(), accm)));					\
+	sum = hsum_ps(_mm256_set_m128(accm, acc));			\
 	for (; b < nb; b++) {						\
 		p = row + b * (BS);					\
 		s = hsum_i32(BLOCK(p, v.q + b * QK)) +			\
-		    (CORRECT ? 2 * v.c[b] : 0);				\
+		    (CORRECT ? v.c[b] : 0);				\
 		sum += (float)s * (fp16_to_f32((uint16_t)ld_u16(p)) *	\
 		    v.d[b]);						\
 		if (HAS_M)						\
@@ -302,12 +302,10 @@ xs_scales(const uint8_t *p)
 		h1 = reduce4(IQ4(q + 64, x + 4 * QK),			\
 		    IQ4(q + 80, x + 5 * QK), IQ4(q + 96, x + 6 * QK),	\
 		    IQ4(q + 112, x + 7 * QK));				\
-		if (CORRECT) {						\
-			h0 = _mm256_add_epi32(h0, ld128x2(v.c + b));	\
-			h1 = _mm256_add_epi32(h1, ld128x2(v.c + b + 4));\
-		}							\
 		h = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1,	\
 		    0x20), _mm256_permute2x128_si256(h0, h1, 0x31));	\
+		if (CORRECT)						\
+			h = _mm256_add_epi32(h, ld256(v.c + b));	\
 		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),		\
 		    _mm256_mul_ps(xs_scales(p), _mm256_loadu_ps(v.d + b)),\
 		    acc);						\

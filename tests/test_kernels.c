@@ -63,23 +63,19 @@ fits(uint32_t t, size_t n)
 	return n % qtype_block_elems(t) == 0;
 }
 
-/*
- * c of a prepared activation per block sum, as kernels_int.h documents
- * it: for decode (per half-block where the kernels add it twice), or for
- * kern_prepare_xs (whole block).
- */
+/* c of a prepared activation per block sum, as kernels_int.h says. */
 static int32_t
-want_c(uint32_t t, int gemm)
+want_c(uint32_t t)
 {
 	switch (t) {
 	case QT_Q8_0:
 	case QT_IQ4_NL:
 	case QT_IQ4_XS:
-		return gemm ? -128 : -64;
+		return -128;
 	case QT_Q4_0:
 		return -8;
 	case QT_Q5_0:
-		return gemm ? -16 : -8;
+		return -16;
 	default:
 		return 1;
 	}
@@ -604,7 +600,7 @@ check_prepared_xs(uint32_t t, size_t n, const float *x, struct kern_xq v)
 				    v.q[kern_xq_qpos(t, i)]);
 				sum += s.q[i];
 			}
-			ck_assert_int_eq(s.c[b], want_c(t, 1) * sum);
+			ck_assert_int_eq(s.c[b], want_c(t) * sum);
 		}
 	}
 	free(xs);
@@ -638,7 +634,7 @@ check_prepared(uint32_t t, size_t n)
 			amax = abs(q) > amax ? abs(q) : amax;
 		}
 		ck_assert_int_eq(amax, d == 0.0f ? 0 : 127);
-		ck_assert_int_eq(v.c[slot], want_c(t, 0) * sum);
+		ck_assert_int_eq(v.c[slot], want_c(t) * sum);
 	}
 	if (n >= 128) /* the all-zero block (x_random) */
 		ck_assert_float_eq(v.d[kern_xq_slot(t, nb, 1)], 0.0f);
@@ -677,6 +673,92 @@ START_TEST(test_prepare_x)
 END_TEST
 
 /* NaN and inf in x must not reach undefined conversions. */
+/* In tests/fuzz_quant.c, linked in: the checks for any one input. */
+int	quant_fuzz_one(const uint8_t *, size_t);
+
+/*
+ * Random bytes as rows of every supported type (every scale pattern, inf
+ * and NaN included) through fuzz_quant's checks: no crash, and every ISA
+ * equal to the portable matvec wherever the weights are moderate.  Half
+ * the inputs get small finite scales so that the comparison runs often.
+ */
+START_TEST(test_random_blocks)
+{
+	static uint8_t buf[6000];
+	uint32_t seed = 2024;
+	size_t k, len, i, bs, ok = 0;
+	uint32_t t;
+	int nt = 0;
+
+	while (qtype_supported_nth(nt) >= 0)
+		nt++;
+	for (k = 0; k < 1500; k++) {
+		len = 2 + rnd(&seed) % (sizeof buf - 2);
+		for (i = 0; i < len; i++)
+			buf[i] = (uint8_t)rnd(&seed);
+		buf[0] = (uint8_t)(k % (size_t)nt);
+		t = (uint32_t)qtype_supported_nth(buf[0]);
+		bs = qtype_block_bytes(t);
+		if (k % 2 == 0 && qtype_block_elems(t) > 1)
+			for (i = 2; i + bs <= len; i += bs) {
+				buf[i + 1] &= 0x3b; /* |d| < 1 */
+				if (t == QT_Q4_1 || t == QT_Q5_1)
+					buf[i + 3] &= 0x3b;
+			}
+		ok += (size_t)quant_fuzz_one(buf, len);
+	}
+	ck_assert_uint_gt(ok, 1000);
+}
+END_TEST
+
+/*
+ * A block whose weights are (near) zero under a huge scale, after blocks
+ * of ordinary ones: the +128 kernels' offsets must cancel in integers,
+ * before scaling (fuzz_quant found the AVX-512 Q8_0 kernel adding half
+ * of c to each half block: 1e-3 off on a result of 0.7).
+ */
+START_TEST(test_zero_block_big_scale)
+{
+	static const uint32_t ts[] = { QT_Q8_0, QT_IQ4_NL };
+	enum { NB = 8, N = NB * QK };
+	uint8_t row[NB * 34];
+	float x[N], ref, y, w[N];
+	size_t k, i, bs;
+	double mag;
+	void *xq;
+	int isa;
+
+	for (i = 0; i < N; i++)
+		x[i] = (float)((int)(i * 37 % 255) - 127) / 64.0f;
+	for (k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+		bs = qtype_block_bytes(ts[k]);
+		/* Q8_0 q = -104, IQ4_NL nibbles 2 (-83); then q 0 / nibbles 8 (1). */
+		memset(row, ts[k] == QT_Q8_0 ? 0x98 : 0x22, sizeof row);
+		for (i = 0; i < NB - 1; i++)
+			memcpy(row + i * bs, &(uint16_t){ 0x9898 }, 2);
+		memset(row + (NB - 1) * bs, ts[k] == QT_Q8_0 ? 0 : 0x88, bs);
+		memcpy(row + (NB - 1) * bs, &(uint16_t){ 0xe200 }, 2);
+		quant_dequantize_row(ts[k], row, w, N);
+		mag = 0.0;
+		for (i = 0; i < N; i++)
+			mag += fabs((double)w[i] * x[i]);
+		xq = xq_prepare(ts[k], x, N);
+		ck_assert_int_eq(kern_use_isa(KERN_ISA_PORTABLE), 0);
+		kern_matvec(ts[k], row, bs * NB, N, xq, &ref, 0, 1);
+		for (isa = 1; isa <= (int)kern_best_isa(); isa++) {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+			kern_matvec(ts[k], row, bs * NB, N, xq, &y, 0, 1);
+			ck_assert_msg(fabs((double)y - ref) <= 1e-6 * mag,
+			    "%s isa %s: %.9g vs portable %.9g",
+			    qtype_name(ts[k]), kern_isa_name((enum kern_isa)isa),
+			    (double)y, (double)ref);
+		}
+		kern_use_isa(kern_best_isa());
+		free(xq);
+	}
+}
+END_TEST
+
 START_TEST(test_prepare_nonfinite)
 {
 	float x[64];
@@ -981,6 +1063,8 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
 	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);
+	tcase_add_test(tc, test_random_blocks);
+	tcase_add_test(tc, test_zero_block_big_scale);
 	tcase_add_test(tc, test_dot);
 	tcase_add_test(tc, test_attn);
 	tcase_add_test(tc, test_attn_edges);

@@ -377,6 +377,19 @@ START_TEST(bad_models_are_refused)
 		ck_assert_int_eq(synth_write(&o, path, NULL), 0);
 		expect_open_error(path, "'output.weight' has type Q6_K");
 	}
+	/* One no branch computes: IQ2_XS. */
+	{
+		struct synth_opts o = { .arch = "llama", .type = QT_IQ4_XS,
+			.output_type = 17 /* IQ2_XS */ };
+		synth_shape(&o, "tiny", NULL);
+		o.n_embd = 256;
+		o.n_head_kv = o.n_head;
+		o.n_ff = 256;
+		snprintf(path, sizeof path, "%s/iq2xs.gguf", tenv_dir);
+		ck_assert_int_eq(synth_write(&o, path, NULL), 0);
+		expect_open_error(path, "'output.weight' has type IQ2_XS, "
+		    "which sinkd does not support yet (supported: F32");
+	}
 }
 END_TEST
 
