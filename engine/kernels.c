@@ -128,7 +128,24 @@ impl(void)
 static int
 is_quantized(uint32_t wtype)
 {
-	return wtype == QT_Q8_0 || wtype == QT_Q4_0;
+	return wtype == QT_Q8_0 || wtype == QT_Q4_0 || kern_ql_type(wtype);
+}
+
+/* c per block sum s (kernels_int.h), for kern_prepare_x and _xs alike. */
+static int32_t
+c_mul(uint32_t wtype)
+{
+	switch (wtype) {
+	case QT_Q8_0:
+	case QT_IQ4_NL:
+	case QT_IQ4_XS:
+		return -128;
+	case QT_Q4_0:
+		return -8;
+	case QT_Q5_0:
+		return -16;
+	}
+	return 1; /* Q4_1, Q5_1: the block sum itself, for the m term */
 }
 
 /* Bytes of q: Q4_0 pads an odd last block with a zero partner. */
@@ -213,7 +230,7 @@ prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 			((int8_t *)v.q)[kern_xq_qpos(wtype, b * QK + j)] = q[j];
 		slot = kern_xq_slot(wtype, nb, b);
 		((float *)v.d)[slot] = d;
-		((int32_t *)v.c)[slot] = (wtype == QT_Q8_0 ? -64 : -8) * sum;
+		((int32_t *)v.c)[slot] = c_mul(wtype) * sum;
 	}
 }
 
@@ -244,7 +261,7 @@ kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 {
 	struct kern_xq v;
 	size_t t, b;
-	int32_t off = wtype == QT_Q8_0 ? -128 : -8;
+	int32_t off = c_mul(wtype);
 
 	if (!is_quantized(wtype))
 		return;
@@ -476,7 +493,8 @@ portable_matvec(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
 			    kern_xq_view(xq, wtype, n), 0);
 			break;
 		default:
-			y[r] = 0.0f;
+			y[r] = kern_ql_type(wtype) ? kern_ql_row(wtype, row, n,
+			    kern_xq_view(xq, wtype, n)) : 0.0f;
 			break;
 		}
 	}
@@ -490,7 +508,10 @@ portable_gemm(uint32_t wtype, const uint8_t *w, size_t row_bytes, size_t n,
 
 	for (t = 0; t < m; t++)
 		for (r = 0; r < nrows; r++)
-			y[t * ldy + r] = row_quant(wtype, w + r * row_bytes, n,
+			y[t * ldy + r] = kern_ql_type(wtype) ?
+			    kern_ql_row(wtype, w + r * row_bytes, n,
+			    kern_xs_view(xs, wtype, n, t)) :
+			    row_quant(wtype, w + r * row_bytes, n,
 			    kern_xs_view(xs, wtype, n, t), 1);
 }
 

@@ -314,6 +314,9 @@ kern_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 	size_t nb = n / QK, r, nr, b0, kb;
 	__mmask16 mask;
 
+	if (kern_ql_gemm_avx512(wtype, w, rb, n, xs, m, y, ldy, nrows))
+		return;
+
 	for (r = 0; r < nrows; r += 16) {
 		nr = nrows - r < 16 ? nrows - r : 16;
 		mask = (__mmask16)((1u << nr) - 1);
@@ -337,6 +340,9 @@ kern_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 	_Alignas(64) uint8_t pk[GEMM_KB * 8 * 68];
 	size_t nb = n / QK, r, nr, b0, kb;
 	int mode = wtype == QT_Q8_0 ? PK_Q8_SIGNED : 0;
+
+	if (kern_ql_gemm_avx2(wtype, w, rb, n, xs, m, y, ldy, nrows))
+		return;
 
 	for (r = 0; r < nrows; r += 8) {
 		nr = nrows - r < 8 ? nrows - r : 8;

@@ -15,8 +15,7 @@
  * +128, Q4_0 nibbles 0..15 without the -8); adding c gives back the exact
  * signed block dot.  With s the sum of a block's q:
  *
- * Q8_0: q, d and c in block order; c = -64 * s, added to each of the two
- * half-block sums the kernels reduce a block to.
+ * Q8_0: q, d and c in block order; c = -128 * s, added to the block sum.
  *
  * Q4_0: the order suits nibbles, whose low halves hold elements 0..15 of
  * a block and high halves 16..31.  q is stored by pairs of blocks (A, B) as
@@ -26,17 +25,29 @@
  * full group of eight blocks, d and c are in the order the kernels' sums
  * come out: 0 2 4 6 1 3 5 7 (kern_xq_slot).
  *
+ * Q4_1, Q5_1, Q5_0, IQ4_NL, IQ4_XS (kern_ql_type): q, d and c in block
+ * order, as Q8_0.  Q4_1 and Q5_1 carry c = s, the block sum, for their
+ * m * dx * s term; Q5_0 carries c = -16 * s (its values are dotted as
+ * 0..31, without the -16) and IQ4_NL / IQ4_XS c = -128 * s (codebook
+ * values dotted as K + 128).
+ *
+ * c always completes a whole block's integer sum: never split it over
+ * partial sums that are scaled apart (their offsets cancel only in exact
+ * arithmetic).
+ *
  * For float weight types the prepared activation is x itself as f32.
  *
  * The prepared activations of kern_gemm keep every block in natural
- * order, one token every kern_xs_stride bytes:
+ * order, one token every kern_xs_stride bytes, with the same c:
  *
  *	int8_t  q[n];	as above
  *	float   d[nb];
- *	int32_t c[nb];	-128 * s for Q8_0, -8 * s for Q4_0
+ *	int32_t c[nb];	-128 * s for Q8_0, -8 * s for Q4_0, s for Q4_1 and
+ *			Q5_1, -16 * s for Q5_0, -128 * s for IQ4_NL / IQ4_XS
  *
- * c is the whole block's correction for weights dotted as w + 128 (Q8_0)
- * or as the bare nibbles (Q4_0).
+ * c is the whole block's correction for weights dotted as w + 128 (Q8_0,
+ * the IQ4 codebook) or as the bare nibbles (Q4_0, Q5_0 with its fifth
+ * bit), or the sum itself for the m term of Q4_1 and Q5_1.
  */
 #ifndef SINKD_KERNELS_INT_H
 #define SINKD_KERNELS_INT_H
@@ -82,6 +93,20 @@ kern_xq_qpos(uint32_t wtype, size_t i)
 	return b / 2 * 2 * QK + j / 16 * 32 + b % 2 * 16 + j % 16;
 }
 
+
+/*
+ * The 32-element block types of kernels_ql.c: Q4_1, Q5_0, Q5_1, IQ4_NL,
+ * IQ4_XS.  kern_ql_unpack gives block b (of 32 elements) of a row as
+ * x = d * w + m, with w the stored integers (Q4_1 0..15, Q5_1 0..31,
+ * Q5_0 -16..15, IQ4 codebook values) and m 0 where the type has none.
+ * kern_ql_row is the portable dot of a row against a prepared activation
+ * in natural block order (both kern_prepare_x's and kern_prepare_xs's).
+ */
+int kern_ql_type(uint32_t wtype);
+void kern_ql_unpack(uint32_t wtype, const uint8_t *row, size_t b,
+    int8_t w[QK], float *d, float *m);
+float kern_ql_row(uint32_t wtype, const uint8_t *row, size_t n,
+    struct kern_xq v);
 
 /*
  * Turns each query's len scores (already scaled) into softmax weights

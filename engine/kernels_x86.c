@@ -132,10 +132,20 @@ block_q8_avx512(const uint8_t *blk, const int8_t *x)
 	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, ld256(x));
 }
 
+/*
+ * CORRECT (the +128 kernels): the half sums are folded into whole block
+ * sums before c is added, so that the integers converted are the exact
+ * block dots; half sums each corrected by half of c would be off by
+ * 64 * (the halves' difference of x sums), which cancels in exact
+ * arithmetic but not once scaled: on a block of zeros with a large scale
+ * it came out as a visible error (tests/fuzz_quant.c found it).
+ */
 #define ROW_Q8(BLOCK, CORRECT) do {					\
 	__m256 acc = _mm256_setzero_ps();				\
+	__m128 acc4 = _mm_setzero_ps();					\
 	const uint8_t *p;						\
 	const int8_t *x;						\
+	__m128i s4;							\
 	__m256i h;							\
 	size_t b;							\
 	float sum;							\
@@ -147,18 +157,27 @@ block_q8_avx512(const uint8_t *blk, const int8_t *x)
 		h = reduce_q8(BLOCK(p, x), BLOCK(p + Q8_BYTES, x + QK),	\
 		    BLOCK(p + 2 * Q8_BYTES, x + 2 * QK),		\
 		    BLOCK(p + 3 * Q8_BYTES, x + 3 * QK));		\
-		if (CORRECT)						\
-			h = _mm256_add_epi32(h, ld128x2(v.c + b));	\
+		if (CORRECT) {						\
+			s4 = _mm_add_epi32(_mm_add_epi32(		\
+			    _mm256_castsi256_si128(h),			\
+			    _mm256_extracti128_si256(h, 1)),		\
+			    _mm_loadu_si128((const __m128i *)(v.c + b)));\
+			acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(s4),	\
+			    _mm_mul_ps(_mm256_castps256_ps128(		\
+			    scales_q8(p)), _mm_loadu_ps(v.d + b)), acc4);\
+			continue;					\
+		}							\
 		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),		\
 		    _mm256_mul_ps(scales_q8(p),				\
 		    _mm256_castsi256_ps(ld128x2(v.d + b))), acc);	\
 	}								\
-	sum = hsum_avx2(acc);						\
+	sum = hsum_avx2(_mm256_add_ps(acc, _mm256_set_m128(		\
+	    _mm_setzero_ps(), acc4)));					\
 	for (; b < nb; b++) {						\
 		p = row + b * Q8_BYTES;					\
 		h = BLOCK(p, v.q + b * QK);				\
 		sum += tail_block(hsum_i32_avx2(h) +			\
-		    (CORRECT ? 2 * v.c[b] : 0), p, v.d[b]);		\
+		    (CORRECT ? v.c[b] : 0), p, v.d[b]);			\
 	}								\
 	return sum;							\
 } while (0)
@@ -375,7 +394,8 @@ matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			y[r] = row_f_avx2(QT_BF16, w + r * rb, n, xq);
 		break;
 	default:
-		memset(y, 0, nrows * sizeof(float));
+		if (!kern_ql_matvec_avx2(wtype, w, rb, n, xq, y, nrows))
+			memset(y, 0, nrows * sizeof(float));
 		break;
 	}
 }
@@ -449,7 +469,8 @@ matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			y[r] = row_f_avx512(QT_BF16, w + r * rb, n, xq);
 		break;
 	default:
-		memset(y, 0, nrows * sizeof(float));
+		if (!kern_ql_matvec_avx512(wtype, w, rb, n, xq, y, nrows))
+			memset(y, 0, nrows * sizeof(float));
 		break;
 	}
 }

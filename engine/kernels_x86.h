@@ -45,6 +45,21 @@ void kern_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 void kern_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
     size_t n, const void *xs, size_t m, float *y, size_t ldy, size_t nrows);
 
+/*
+ * matvec of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS rows for each ISA
+ * (kernels_ql_x86.c); 0 (and nothing done) for any other type.
+ */
+int kern_ql_matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb,
+    size_t n, const void *xq, float *y, size_t nrows);
+int kern_ql_matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
+    size_t n, const void *xq, float *y, size_t nrows);
+
+/* kern_gemm of the same types (kernels_gemm_ql_x86.c); 0 for others. */
+int kern_ql_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
+    const void *xs, size_t m, float *y, size_t ldy, size_t nrows);
+int kern_ql_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
+    size_t n, const void *xs, size_t m, float *y, size_t ldy, size_t nrows);
+
 /* kern_impl.attn for each ISA (kernels_attn_x86.c). */
 void kern_attn_avx2(const struct kern_attn_args *);
 void kern_attn_avx512(const struct kern_attn_args *);

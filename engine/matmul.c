@@ -105,10 +105,13 @@ matvec_slice(void *arg, int ith, int nth)
 	}
 }
 
+/* The types kern_gemm computes (integer GEMM for prefill). */
 static int
 is_quantized(uint32_t type)
 {
-	return type == QT_Q8_0 || type == QT_Q4_0;
+	return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_1 ||
+	    type == QT_Q5_0 || type == QT_Q5_1 || type == QT_IQ4_NL ||
+	    type == QT_IQ4_XS;
 }
 
 /* 1 when the matrices can share a prepared activation. */

@@ -323,9 +323,12 @@ find_tensor(const struct gguf_file *g, const char *name, int64_t rows,
 		return NULL;
 	}
 	if (!qtype_supported(t->type)) {
+		char names[160];
+
+		qtype_supported_names(names, sizeof names, ", ");
 		err_set(cause, "tensor '%s' has type %s, which sinkd does not "
-		    "support yet (supported: F32, F16, BF16, Q8_0, Q4_0)", name,
-		    qtype_name(t->type));
+		    "support yet (supported: %s)", name, qtype_name(t->type),
+		    names);
 		return NULL;
 	}
 	return t;

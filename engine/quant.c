@@ -3,6 +3,7 @@
  * The SIMD paths in kernels.c and matmul.c are checked against these.
  */
 #include "quant.h"
+#include "quant_ql.h"
 
 #include <math.h>
 #include <string.h>
@@ -83,7 +84,41 @@ int
 qtype_supported(uint32_t type)
 {
 	return type == QT_F32 || type == QT_F16 || type == QT_BF16 ||
-	    type == QT_Q8_0 || type == QT_Q4_0;
+	    type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_1 ||
+	    type == QT_Q5_0 || type == QT_Q5_1 || type == QT_IQ4_NL ||
+	    type == QT_IQ4_XS;
+}
+
+int
+qtype_supported_nth(int i)
+{
+	uint32_t t;
+
+	for (t = 0; t < N_QTYPES; t++) {
+		if (qtype_supported(t) && i-- == 0)
+			return (int)t;
+	}
+	return -1;
+}
+
+void
+qtype_supported_names(char *buf, size_t len, const char *sep)
+{
+	size_t off = 0, k;
+	const char *parts[2];
+	int i, t, p;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; (t = qtype_supported_nth(i)) >= 0; i++) {
+		parts[0] = i > 0 ? sep : "";
+		parts[1] = qtype_name((uint32_t)t);
+		for (p = 0; p < 2; p++)
+			for (k = 0; parts[p][k] != '\0' && off + 1 < len; k++)
+				buf[off++] = parts[p][k];
+	}
+	buf[off] = '\0';
 }
 
 uint32_t
@@ -238,6 +273,9 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, size_t n)
 	case QT_Q4_0:
 		dequantize_q4_0(src, dst, n);
 		break;
+	default:
+		quant_ql_dequantize(type, src, dst, n);
+		break;
 	}
 }
 
@@ -321,6 +359,9 @@ quant_quantize_row(uint32_t type, const float *src, void *dst, size_t n)
 		break;
 	case QT_Q4_0:
 		quantize_q4_0(src, dst, n);
+		break;
+	default:
+		quant_ql_quantize(type, src, dst, n);
 		break;
 	}
 }

@@ -119,6 +119,11 @@ static const struct tcase_def tensors[] = {
 	{ "w.q8", 2, { 64, 2, 1, 1 }, QT_Q8_0, 136, 3 },
 	{ "w.q4", 4, { 32, 1, 1, 2 }, QT_Q4_0, 36, 4 },
 	{ "w.q6k", 1, { 256, 1, 1, 1 }, QT_Q6_K, 210, 5 },
+	{ "w.q41", 2, { 32, 2, 1, 1 }, QT_Q4_1, 40, 6 },
+	{ "w.q50", 2, { 64, 1, 1, 1 }, QT_Q5_0, 44, 7 },
+	{ "w.q51", 1, { 96, 1, 1, 1 }, QT_Q5_1, 72, 8 },
+	{ "w.iq4nl", 3, { 32, 1, 3, 1 }, QT_IQ4_NL, 54, 9 },
+	{ "w.iq4xs", 2, { 512, 1, 1, 1 }, QT_IQ4_XS, 272, 10 },
 };
 #define N_TENSORS (sizeof(tensors) / sizeof(tensors[0]))
 
@@ -1251,6 +1256,18 @@ START_TEST(test_block_multiple)
 }
 END_TEST
 
+/* IQ4_XS rows are whole super-blocks of 256, whatever 32 divides. */
+START_TEST(test_block_multiple_xs)
+{
+	struct patch p;
+
+	patch_begin(&p, 0);
+	put64(p.b + tensor_field(p.b, p.len, "w.iq4xs", F_NE0), 288);
+	patch_end(&p, "ne[0] = 288 is not a multiple of the IQ4_XS block "
+	    "size 256");
+}
+END_TEST
+
 START_TEST(test_bad_bool)
 {
 	struct patch p;
@@ -1402,6 +1419,7 @@ gguf_suite(void)
 	tcase_add_test(tc, test_unknown_type);
 	tcase_add_test(tc, test_ndims);
 	tcase_add_test(tc, test_block_multiple);
+	tcase_add_test(tc, test_block_multiple_xs);
 	tcase_add_test(tc, test_bad_bool);
 	tcase_add_test(tc, test_value_types);
 	tcase_add_test(tc, test_array_counts);

@@ -16,10 +16,19 @@
 #include "kernels_int.h"
 #include "quant.h"
 
-static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0 };
+static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
+	QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+/* The quantized types, for the GEMM and activation loops. */
+static const uint32_t qtypes[] = { QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0,
+	QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+#define NQTYPES (sizeof(qtypes) / sizeof(qtypes[0]))
 #define NTYPES (sizeof(types) / sizeof(types[0]))
-/* Beside the usual sizes, 352 and 480 leave every kind of tail. */
-static const size_t lens[] = { 32, 64, 96, 352, 480, 2048, 5632 };
+/*
+ * Beside the usual sizes, 352 and 480 leave every kind of tail; 256 and
+ * 1280 are one and five IQ4_XS super-blocks (which skips the others).
+ */
+static const size_t lens[] = { 32, 64, 96, 256, 352, 480, 1280, 2048,
+	5632 };
 static const size_t nrows_list[] = { 1, 3, 5, 17 };
 
 #define CANARY 12345.0f
@@ -44,7 +53,32 @@ frnd(uint32_t *s)
 static int
 is_quant(uint32_t t)
 {
-	return t == QT_Q8_0 || t == QT_Q4_0;
+	return t != QT_F32 && t != QT_F16 && t != QT_BF16;
+}
+
+/* n is a whole number of t's blocks. */
+static int
+fits(uint32_t t, size_t n)
+{
+	return n % qtype_block_elems(t) == 0;
+}
+
+/* c of a prepared activation per block sum, as kernels_int.h says. */
+static int32_t
+want_c(uint32_t t)
+{
+	switch (t) {
+	case QT_Q8_0:
+	case QT_IQ4_NL:
+	case QT_IQ4_XS:
+		return -128;
+	case QT_Q4_0:
+		return -8;
+	case QT_Q5_0:
+		return -16;
+	default:
+		return 1;
+	}
 }
 
 struct mat {
@@ -270,7 +304,8 @@ START_TEST(test_matvec_type)
 
 	for (li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
 		for (ri = 0; ri < sizeof(nrows_list) / sizeof(size_t); ri++)
-			check_case(t, lens[li], nrows_list[ri],
+			if (fits(t, lens[li]))
+				check_case(t, lens[li], nrows_list[ri],
 			    (uint32_t)(1 + 100 * li + ri + 1000 * _i));
 }
 END_TEST
@@ -351,6 +386,32 @@ exact_gemm(uint32_t t, const struct mat *w, const float *x)
 }
 
 /*
+ * The scales of raw block b of a row: d = 1, m = -3 for the types with a
+ * minimum; IQ4_XS's sub-block scales each -1, 0 or 1 (32 +- 1: the sum
+ * stays below 2^24).
+ */
+static void
+exact_scales(uint32_t t, uint8_t *blk, uint32_t *seed)
+{
+	static const uint8_t lo[3] = { 15, 0, 1 }, hi[3] = { 1, 2, 2 };
+	uint16_t sh = 0;
+	int j, k;
+
+	memcpy(blk, &(uint16_t){ 0x3c00 }, 2);
+	if (t == QT_Q4_1 || t == QT_Q5_1)
+		memcpy(blk + 2, &(uint16_t){ 0xc200 }, 2);
+	if (t != QT_IQ4_XS)
+		return;
+	memset(blk + 4, 0, 4);
+	for (j = 0; j < 8; j++) {
+		k = (int)(rnd(seed) % 3);
+		blk[4 + j / 2] |= (uint8_t)(lo[k] << 4 * (j % 2));
+		sh |= (uint16_t)(hi[k] << 2 * j);
+	}
+	memcpy(blk + 2, &sh, 2);
+}
+
+/*
  * Raw weight bytes of every value (Q8_0's -128 too, which quant.c never
  * writes), scales of exactly 1, and x of small integers with 127 in every
  * block so that x's scale is exactly 1: every sum is an integer below
@@ -371,9 +432,8 @@ exact_case(uint32_t t, size_t n, uint32_t seed)
 	for (i = 0; i < m.rb * ROWS; i++)
 		m.w[i] = (uint8_t)rnd(&seed);
 	for (r = 0; r < ROWS; r++)
-		for (b = 0; b < n / QK; b++)
-			memcpy(m.w + r * m.rb + b * bs, &(uint16_t){ 0x3c00 },
-			    2);
+		for (b = 0; b < n / qtype_block_elems(t); b++)
+			exact_scales(t, m.w + r * m.rb + b * bs, &seed);
 	mat_dequantize(&m, t);
 	for (i = 0; i < n; i++)
 		x[i] = (float)((int)(rnd(&seed) % 255) - 127);
@@ -400,13 +460,15 @@ exact_case(uint32_t t, size_t n, uint32_t seed)
 
 START_TEST(test_matvec_exact_integers)
 {
-	static const size_t ns[] = { 32, 96, 128, 160, 320, 352, 480, 512 };
-	size_t k;
+	static const size_t ns[] = { 32, 96, 128, 160, 256, 320, 352, 480,
+		512 };
+	size_t k, ti;
 
-	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
-		exact_case(QT_Q8_0, ns[k], (uint32_t)(11 + k));
-		exact_case(QT_Q4_0, ns[k], (uint32_t)(31 + k));
-	}
+	for (k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+		for (ti = 0; ti < NQTYPES; ti++)
+			if (fits(qtypes[ti], ns[k]))
+				exact_case(qtypes[ti], ns[k],
+				    (uint32_t)(11 + k + 20 * ti));
 }
 END_TEST
 
@@ -498,13 +560,14 @@ gemm_case(uint32_t t, size_t n, size_t m, size_t nr, uint32_t seed)
 /* Lengths across the repacking chunk, every token tile, partial panels. */
 START_TEST(test_gemm_matches_matvec)
 {
-	static const size_t ns[] = { 32, 96, 1024, 1056, 2080 };
+	static const size_t ns[] = { 32, 96, 256, 1024, 1056, 1280, 2080 };
 	static const size_t ms[] = { 1, 2, 3, 8, 15, 21 };
 	static const size_t nrs[] = { 1, 7, 16, 37 };
-	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	uint32_t t = qtypes[_i];
 	size_t a, b, c;
 
 	for (a = 0; a < sizeof(ns) / sizeof(ns[0]); a++)
+		if (fits(t, ns[a]))
 		for (b = 0; b < sizeof(ms) / sizeof(ms[0]); b++)
 			for (c = 0; c < sizeof(nrs) / sizeof(nrs[0]); c++)
 				gemm_case(t, ns[a], ms[b], nrs[c],
@@ -537,8 +600,7 @@ check_prepared_xs(uint32_t t, size_t n, const float *x, struct kern_xq v)
 				    v.q[kern_xq_qpos(t, i)]);
 				sum += s.q[i];
 			}
-			ck_assert_int_eq(s.c[b], (t == QT_Q8_0 ? -128 : -8) *
-			    sum);
+			ck_assert_int_eq(s.c[b], want_c(t) * sum);
 		}
 	}
 	free(xs);
@@ -572,7 +634,7 @@ check_prepared(uint32_t t, size_t n)
 			amax = abs(q) > amax ? abs(q) : amax;
 		}
 		ck_assert_int_eq(amax, d == 0.0f ? 0 : 127);
-		ck_assert_int_eq(v.c[slot], (t == QT_Q8_0 ? -64 : -8) * sum);
+		ck_assert_int_eq(v.c[slot], want_c(t) * sum);
 	}
 	if (n >= 128) /* the all-zero block (x_random) */
 		ck_assert_float_eq(v.d[kern_xq_slot(t, nb, 1)], 0.0f);
@@ -588,7 +650,7 @@ check_prepared(uint32_t t, size_t n)
 START_TEST(test_prepare_x)
 {
 	static const size_t ns[] = { 32, 64, 96, 256, 288, 2048, 2080 };
-	uint32_t t = _i ? QT_Q4_0 : QT_Q8_0;
+	uint32_t t = qtypes[_i];
 	size_t k, i, j;
 	void *xq;
 
@@ -611,6 +673,92 @@ START_TEST(test_prepare_x)
 END_TEST
 
 /* NaN and inf in x must not reach undefined conversions. */
+/* In tests/fuzz_quant.c, linked in: the checks for any one input. */
+int	quant_fuzz_one(const uint8_t *, size_t);
+
+/*
+ * Random bytes as rows of every supported type (every scale pattern, inf
+ * and NaN included) through fuzz_quant's checks: no crash, and every ISA
+ * equal to the portable matvec wherever the weights are moderate.  Half
+ * the inputs get small finite scales so that the comparison runs often.
+ */
+START_TEST(test_random_blocks)
+{
+	static uint8_t buf[6000];
+	uint32_t seed = 2024;
+	size_t k, len, i, bs, ok = 0;
+	uint32_t t;
+	int nt = 0;
+
+	while (qtype_supported_nth(nt) >= 0)
+		nt++;
+	for (k = 0; k < 1500; k++) {
+		len = 2 + rnd(&seed) % (sizeof buf - 2);
+		for (i = 0; i < len; i++)
+			buf[i] = (uint8_t)rnd(&seed);
+		buf[0] = (uint8_t)(k % (size_t)nt);
+		t = (uint32_t)qtype_supported_nth(buf[0]);
+		bs = qtype_block_bytes(t);
+		if (k % 2 == 0 && qtype_block_elems(t) > 1)
+			for (i = 2; i + bs <= len; i += bs) {
+				buf[i + 1] &= 0x3b; /* |d| < 1 */
+				if (t == QT_Q4_1 || t == QT_Q5_1)
+					buf[i + 3] &= 0x3b;
+			}
+		ok += (size_t)quant_fuzz_one(buf, len);
+	}
+	ck_assert_uint_gt(ok, 1000);
+}
+END_TEST
+
+/*
+ * A block whose weights are (near) zero under a huge scale, after blocks
+ * of ordinary ones: the +128 kernels' offsets must cancel in integers,
+ * before scaling (fuzz_quant found the AVX-512 Q8_0 kernel adding half
+ * of c to each half block: 1e-3 off on a result of 0.7).
+ */
+START_TEST(test_zero_block_big_scale)
+{
+	static const uint32_t ts[] = { QT_Q8_0, QT_IQ4_NL };
+	enum { NB = 8, N = NB * QK };
+	uint8_t row[NB * 34];
+	float x[N], ref, y, w[N];
+	size_t k, i, bs;
+	double mag;
+	void *xq;
+	int isa;
+
+	for (i = 0; i < N; i++)
+		x[i] = (float)((int)(i * 37 % 255) - 127) / 64.0f;
+	for (k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+		bs = qtype_block_bytes(ts[k]);
+		/* Q8_0 q = -104, IQ4_NL nibbles 2 (-83); then q 0 / nibbles 8 (1). */
+		memset(row, ts[k] == QT_Q8_0 ? 0x98 : 0x22, sizeof row);
+		for (i = 0; i < NB - 1; i++)
+			memcpy(row + i * bs, &(uint16_t){ 0x9898 }, 2);
+		memset(row + (NB - 1) * bs, ts[k] == QT_Q8_0 ? 0 : 0x88, bs);
+		memcpy(row + (NB - 1) * bs, &(uint16_t){ 0xe200 }, 2);
+		quant_dequantize_row(ts[k], row, w, N);
+		mag = 0.0;
+		for (i = 0; i < N; i++)
+			mag += fabs((double)w[i] * x[i]);
+		xq = xq_prepare(ts[k], x, N);
+		ck_assert_int_eq(kern_use_isa(KERN_ISA_PORTABLE), 0);
+		kern_matvec(ts[k], row, bs * NB, N, xq, &ref, 0, 1);
+		for (isa = 1; isa <= (int)kern_best_isa(); isa++) {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+			kern_matvec(ts[k], row, bs * NB, N, xq, &y, 0, 1);
+			ck_assert_msg(fabs((double)y - ref) <= 1e-6 * mag,
+			    "%s isa %s: %.9g vs portable %.9g",
+			    qtype_name(ts[k]), kern_isa_name((enum kern_isa)isa),
+			    (double)y, (double)ref);
+		}
+		kern_use_isa(kern_best_isa());
+		free(xq);
+	}
+}
+END_TEST
+
 START_TEST(test_prepare_nonfinite)
 {
 	float x[64];
@@ -917,10 +1065,12 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_type, 0, NTYPES);
 	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
 	tcase_add_test(tc, test_matvec_exact_integers);
-	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, 2);
+	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, NQTYPES);
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
-	tcase_add_loop_test(tc, test_prepare_x, 0, 2);
+	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);
+	tcase_add_test(tc, test_random_blocks);
+	tcase_add_test(tc, test_zero_block_big_scale);
 	tcase_add_test(tc, test_dot);
 	tcase_add_test(tc, test_attn);
 	tcase_add_test(tc, test_attn_edges);

@@ -93,6 +93,26 @@ expect_error "bad token id" "not a token id" sh -c \
 expect_error "mkmodel without -o" "-o" "$mk" --shape tiny
 expect_error "mkmodel bad type" "Q9_9" "$mk" -o "$tmp/x.gguf" --type Q9_9
 expect_error "mkmodel bad shape" "unknown shape" "$mk" -o "$tmp/x.gguf" --shape huge
+expect_error "mkmodel type it cannot compute, with the list" \
+	"IQ2_XS is not supported (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0" \
+	"$mk" -o "$tmp/x.gguf" --type IQ2_XS
+help=$("$mk" --help)
+for t in F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS; do
+	case "|$(echo "$help" | grep -A1 -e "--type T" | tail -1 | tr -d ' ')|" in
+	*"|$t|"*) ;;
+	*) bad "mkmodel --help lacks $t"; help=; break ;;
+	esac
+done
+[ -n "$help" ] && ok "mkmodel --help lists the types"
+# Every computed type writes a model sinkd-run generates from.
+for t in Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS; do
+	if "$mk" -o "$tmp/$t.gguf" --shape tiny --n-embd 256 --n-head-kv 4 \
+	    --n-ff 256 --type "$t" 2>"$tmp/err" &&
+	    [ -n "$("$run" -m "$tmp/$t.gguf" -p "a b" -n 4 --temp 0 -q \
+	    --ignore-eos)" ]
+	then ok "mkmodel --type $t, and generation from it"
+	else bad "mkmodel --type $t: $(head -c 300 "$tmp/err")"; fi
+done
 expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
 
 # sinkd's settings: command line, sinkd.conf, -n.

@@ -166,7 +166,8 @@ listed(const char *list, const char *name)
 int
 main(int argc, char **argv)
 {
-	uint32_t types[] = { QT_Q8_0, QT_Q4_0, QT_F16, QT_BF16, QT_F32 };
+	uint32_t types[] = { QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1,
+		QT_IQ4_NL, QT_IQ4_XS, QT_F16, QT_BF16, QT_F32 };
 	const char *only = NULL;
 	int nthr = 1, i;
 	size_t k;

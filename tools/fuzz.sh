@@ -1,6 +1,8 @@
 #!/bin/sh
 # A short libFuzzer run of the wire-format decoder (tests/fuzz_proto.c):
-# frames, validation, parsing and every accessor on random input, under
+# frames, validation, parsing and every accessor on random input, then of
+# weight blocks of every computed type through dequantizing, matvec and
+# GEMM on every ISA (tests/fuzz_quant.c), each for SECONDS, under
 # AddressSanitizer and UndefinedBehaviorSanitizer.  Usage:
 #   tools/fuzz.sh [SECONDS]      (default 30; CI runs it from test-all.sh)
 # Installs clang and its fuzzer runtime when missing (Debian 12).  Exits
@@ -30,4 +32,17 @@ echo "fuzz: running the wire-format decoder for $secs s" >&2
 ./fuzz_proto -max_len=4096 -max_total_time="$secs" -print_final_stats=1 \
     corpus 2>fuzz.log || { tail -40 fuzz.log; exit 1; }
 grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE" fuzz.log | tail -2
+# Any bytes as weight blocks of every type sinkd computes (tests/fuzz_quant.c).
+# shellcheck disable=SC2046
+clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=undefined -I"$top/engine" \
+    "$top/engine/err.c" "$top/engine/quant.c" "$top/engine/quant_ql.c" \
+    $(ls "$top"/engine/kernels*.c) "$top/tests/fuzz_quant.c" -lm -pthread \
+    -o "$out/fuzz_quant"
+mkdir -p "$out/corpus_quant"
+echo "fuzz: running weight blocks through the kernels for $secs s" >&2
+./fuzz_quant -max_len=8192 -max_total_time="$secs" -print_final_stats=1 \
+    corpus_quant 2>fuzz_quant.log || { tail -40 fuzz_quant.log; exit 1; }
+grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE" fuzz_quant.log |
+    tail -2
 echo "fuzz: no crash"

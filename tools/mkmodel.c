@@ -15,10 +15,13 @@
 static void
 usage(FILE *f)
 {
+	char names[512];
+
+	qtype_supported_names(names, sizeof names, "|");
 	fprintf(f,
 "usage: sinkd-mkmodel -o OUT.gguf [--shape NAME]\n"
 "                     [--arch llama|qwen2|qwen3|phi3|gemma2]\n"
-"                     [--type F32|F16|BF16|Q8_0|Q4_0] [--n-embd N]\n"
+"                     [--type T] [--n-embd N]\n"
 "                     [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
 "                     [--n-vocab N] [--vocab-from GGUF] [--ctx N]\n"
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
@@ -28,7 +31,8 @@ usage(FILE *f)
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
 "                    smollm-135m, tiny (explicit sizes override it)\n"
-"  --type T          type of the weight matrices (default F32); norms F32\n"
+"  --type T          type of the weight matrices (default F32; norms F32):\n"
+"                    %s\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
 "  --tied            no output matrix: the embedding is reused\n"
@@ -38,7 +42,7 @@ usage(FILE *f)
 "                    even ones (gemma2, default 4096)\n"
 "  --attn-softcap F, --final-softcap F  gemma2's (default 50, 30)\n"
 "  --rope-freqs      llama: Llama-3.1 rope factors in rope_freqs.weight\n"
-"  --rope-llama3     llama: the same as rope.scaling.* keys\n");
+"  --rope-llama3     llama: the same as rope.scaling.* keys\n", names);
 }
 
 enum {
@@ -148,9 +152,14 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 				return -1;
 			break;
 		case O_TYPE:
-			if ((t = qtype_from_name(optarg)) < 0)
+			if ((t = qtype_from_name(optarg)) < 0) {
+				char names[512];
+
+				qtype_supported_names(names, sizeof names,
+				    ", ");
 				return err_set(cause, "--type '%s' is not a "
-				    "type (F32, F16, BF16, Q8_0, Q4_0)", optarg);
+				    "type (%s)", optarg, names);
+			}
 			o->type = (uint32_t)t;
 			break;
 		case O_OUTTYPE:

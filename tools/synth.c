@@ -69,6 +69,7 @@ int
 synth_check(const struct synth_opts *o, char *cause)
 {
 	uint32_t blk = qtype_block_elems(o->type);
+	char names[256];
 
 	if (arch_index(o->arch) < 0)
 		return err_set(cause, "--arch '%s': choose llama, qwen2, "
@@ -88,9 +89,11 @@ synth_check(const struct synth_opts *o, char *cause)
 	    (int32_t)qtype_block_elems((uint32_t)o->output_type) != 0)
 		return err_set(cause, "--n-embd %d is not a multiple of the "
 		    "%s block", o->n_embd, qtype_name((uint32_t)o->output_type));
-	if (!qtype_supported(o->type))
-		return err_set(cause, "--type %s is not supported (F32, F16, "
-		    "BF16, Q8_0, Q4_0)", qtype_name(o->type));
+	if (!qtype_supported(o->type)) {
+		qtype_supported_names(names, sizeof names, ", ");
+		return err_set(cause, "--type %s is not supported (%s)",
+		    qtype_name(o->type), names);
+	}
 	if (o->n_embd < 1 || o->n_layer < 1 || o->n_head < 1 ||
 	    o->n_head_kv < 1 || o->n_ff < 1 || o->n_ctx < 1)
 		return err_set(cause, "every size must be positive");
