@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "quant_k.h"
 
 /* Below this many rows of X, per-row matvec beats the GEMM paths. */
 #define MM_GEMM_MIN_ROWS 4
@@ -108,7 +109,7 @@ matvec_slice(void *arg, int ith, int nth)
 static int
 is_quantized(uint32_t type)
 {
-	return type == QT_Q8_0 || type == QT_Q4_0;
+	return type == QT_Q8_0 || type == QT_Q4_0 || qk_is_k(type);
 }
 
 /* 1 when the matrices can share a prepared activation. */

@@ -3,6 +3,7 @@
  * The SIMD paths in kernels.c and matmul.c are checked against these.
  */
 #include "quant.h"
+#include "quant_k.h"
 
 #include <math.h>
 #include <string.h>
@@ -83,7 +84,7 @@ int
 qtype_supported(uint32_t type)
 {
 	return type == QT_F32 || type == QT_F16 || type == QT_BF16 ||
-	    type == QT_Q8_0 || type == QT_Q4_0;
+	    type == QT_Q8_0 || type == QT_Q4_0 || qk_is_k(type);
 }
 
 uint32_t
@@ -238,6 +239,9 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, size_t n)
 	case QT_Q4_0:
 		dequantize_q4_0(src, dst, n);
 		break;
+	default:
+		qk_dequantize_row(type, src, dst, n);
+		break;
 	}
 }
 
@@ -321,6 +325,9 @@ quant_quantize_row(uint32_t type, const float *src, void *dst, size_t n)
 		break;
 	case QT_Q4_0:
 		quantize_q4_0(src, dst, n);
+		break;
+	default:
+		qk_quantize_row(type, src, dst, n);
 		break;
 	}
 }
