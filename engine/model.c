@@ -219,7 +219,8 @@ find_tensor(const struct gguf_file *g, const char *name, int64_t rows,
 	}
 	if (!qtype_supported(t->type)) {
 		err_set(cause, "tensor '%s' has type %s, which sinkd does not "
-		    "support yet (supported: F32, F16, BF16, Q8_0, Q4_0)", name,
+		    "support yet (supported: F32, F16, BF16, Q8_0, Q4_0, "
+		    "Q2_K..Q6_K)", name,
 		    qtype_name(t->type));
 		return NULL;
 	}

@@ -10,6 +10,7 @@
 
 #include "opt.h"
 #include "quant.h"
+#include "quant_mix.h"
 #include "synth.h"
 
 static void
@@ -17,7 +18,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: sinkd-mkmodel -o OUT.gguf [--shape NAME] [--arch llama|qwen2]\n"
-"                     [--type F32|F16|BF16|Q8_0|Q4_0] [--n-embd N]\n"
+"                     [--type TYPE] [--n-embd N]\n"
 "                     [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
 "                     [--n-vocab N] [--vocab-from GGUF] [--ctx N]\n"
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
@@ -25,7 +26,11 @@ usage(FILE *f)
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
 "                    smollm-135m, tiny (explicit sizes override it)\n"
-"  --type T          type of the weight matrices (default F32); norms F32\n"
+"  --type T          type of the weight matrices (default F32): F32, F16,\n"
+"                    BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, or a\n"
+"                    K-quant mixture Q3_K_M, Q4_K_M, Q5_K_M (Q6_K output\n"
+"                    and, in about half the layers, attn_v and ffn_down,\n"
+"                    like llama-quantize's; engine/quant_mix.h); norms F32\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
 "  --tied            no output matrix: the embedding is reused\n"
@@ -124,9 +129,14 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 				return -1;
 			break;
 		case O_TYPE:
+			o->mix = quant_mix_from_name(optarg);
+			if (o->mix != QUANT_MIX_NONE) {
+				o->type = quant_mix_base((enum quant_mix)o->mix);
+				break;
+			}
 			if ((t = qtype_from_name(optarg)) < 0)
 				return err_set(cause, "--type '%s' is not a "
-				    "type (F32, F16, BF16, Q8_0, Q4_0)", optarg);
+				    "type (see --help)", optarg);
 			o->type = (uint32_t)t;
 			break;
 		case O_OUTTYPE:
@@ -172,7 +182,8 @@ main(int argc, char **argv)
 	}
 	if (stat(out, &st) == 0)
 		fprintf(stderr, "sinkd-mkmodel: wrote %s (%s, %s, %.1f MiB) in "
-		    "%.1f s\n", out, o.arch, qtype_name(o.type),
+		    "%.1f s\n", out, o.arch, o.mix != QUANT_MIX_NONE ?
+		    quant_mix_name((enum quant_mix)o.mix) : qtype_name(o.type),
 		    (double)st.st_size / 1048576.0, opt_now() - t0);
 	return 0;
 }

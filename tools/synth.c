@@ -16,6 +16,7 @@
 #include "gguf.h"
 #include "gguf_write.h"
 #include "quant.h"
+#include "quant_mix.h"
 
 struct synth_shape {
 	const char *name;
@@ -68,7 +69,8 @@ synth_check(const struct synth_opts *o, char *cause)
 		    "%s block", o->n_embd, qtype_name((uint32_t)o->output_type));
 	if (!qtype_supported(o->type))
 		return err_set(cause, "--type %s is not supported (F32, F16, "
-		    "BF16, Q8_0, Q4_0)", qtype_name(o->type));
+		    "BF16, Q8_0, Q4_0, Q2_K..Q6_K, Q3_K_M, Q4_K_M, Q5_K_M)",
+		    qtype_name(o->type));
 	if (o->n_embd < 1 || o->n_layer < 1 || o->n_head < 1 ||
 	    o->n_head_kv < 1 || o->n_ff < 1 || o->n_ctx < 1)
 		return err_set(cause, "every size must be positive");
@@ -152,6 +154,9 @@ add_tensor(struct synth_ctx *c, const char *name, uint64_t cols,
 	uint64_t ne[2] = { cols, rows };
 
 	t->seed = c->o->seed * 0x100000001b3ULL + (uint64_t)c->n * 7919 + 1;
+	if (!is_vec && c->o->mix != QUANT_MIX_NONE)
+		type = quant_mix_type((enum quant_mix)c->o->mix, name,
+		    c->o->n_layer, c->o->tied);
 	if (!is_vec && c->o->output_type > 0 && strcmp(name, "output.weight") == 0)
 		type = (uint32_t)c->o->output_type;
 	t->type = type;

@@ -20,6 +20,8 @@ struct synth_opts {
 				 * Types sinkd cannot compute are written
 				 * as zeros (to test their refusal). */
 	uint64_t seed;
+	int mix;		/* enum quant_mix: per-tensor types (then
+				 * type is the mixture's base type) */
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
 };
 
