@@ -339,6 +339,119 @@ START_TEST(real_files_dequantize)
 }
 END_TEST
 
+/* The first n numbers after "key": in a JSON file (arrays flattened). */
+static double *
+json_numbers(const char *path, const char *key, size_t n)
+{
+	char pat[64], *text, *p, *end;
+	double *v = malloc(n * sizeof *v);
+	FILE *f = fopen(path, "r");
+	long len;
+	size_t i;
+
+	ck_assert(v != NULL && f != NULL);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	rewind(f);
+	text = calloc((size_t)len + 1, 1);
+	ck_assert(text != NULL && fread(text, 1, (size_t)len, f) ==
+	    (size_t)len);
+	fclose(f);
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	p = strstr(text, pat);
+	ck_assert_msg(p != NULL, "%s: no %s", path, key);
+	p += strlen(pat);
+	for (i = 0; i < n; i++) {
+		while (*p == '[' || *p == ']' || *p == ',' || *p == ' ' ||
+		    *p == '\n')
+			p++;
+		v[i] = strtod(p, &end);
+		ck_assert_msg(end != p, "%s: %s has fewer than %zu numbers",
+		    path, key, n);
+		p = end;
+	}
+	free(text);
+	return v;
+}
+
+/*
+ * The llama3 K files through the whole engine against llama.cpp's own
+ * logits for them (../shared/ref/README.md): its suggested gates for
+ * quantized files, max |d| <= 0.15 and mean |d| <= 0.03 over the top 8
+ * logits of every position and all logits of the last, and the same
+ * top-1 wherever llama.cpp's top-1 leads its top-2 by more than 0.15.
+ */
+#define NTOK 96
+
+START_TEST(real_files_logits)
+{
+	static const char *const names[] = { "llama3-Q2_K", "llama3-Q3_K_M",
+		"llama3-Q4_K_M", "llama3-Q5_K_M", "llama3-Q6_K" };
+	char path[8192], cause[ERR_LEN];
+	double *tok, *top, *last, d, dmax, dsum;
+	int32_t ids[NTOK];
+	struct model *m;
+	size_t i, p, k, nv, cnt, best;
+	float *lg;
+
+	snprintf(path, sizeof path, "%s/ref/%s.gguf", shared_dir, names[0]);
+	if (access(path, R_OK) != 0) {
+		printf("SKIP: %s not found (set SINKD_SHARED)\n", path);
+		return;
+	}
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/ref/%s.gguf", shared_dir,
+		    names[i]);
+		cause[0] = '\0';
+		m = model_open(path, NULL, cause);
+		ck_assert_msg(m != NULL, "%s: %s", path, cause);
+		nv = (size_t)m->hp.n_vocab;
+		snprintf(path, sizeof path, "%s/ref/%s.json", shared_dir,
+		    names[i]);
+		tok = json_numbers(path, "tokens", NTOK);
+		top = json_numbers(path, "top", NTOK * 16);
+		last = json_numbers(path, "logits_pos_last", nv);
+		for (p = 0; p < NTOK; p++)
+			ids[p] = (int32_t)tok[p];
+		lg = logits(m, ids, NTOK, 1);
+		dmax = dsum = 0.0;
+		cnt = 0;
+		for (p = 0; p < NTOK; p++) {
+			const double *tp = top + p * 16;
+
+			for (k = 0; k < 8; k++, cnt++) {
+				d = fabs(lg[p * nv + (size_t)tp[2 * k]] -
+				    tp[2 * k + 1]);
+				dmax = fmax(dmax, d);
+				dsum += d;
+			}
+			if (tp[1] - tp[3] <= 0.15)
+				continue;
+			for (best = 0, k = 1; k < nv; k++)
+				best = lg[p * nv + k] > lg[p * nv + best] ? k :
+				    best;
+			ck_assert_msg(best == (size_t)tp[0], "%s position %zu: "
+			    "top-1 %zu, llama.cpp %d", names[i], p, best,
+			    (int)tp[0]);
+		}
+		for (k = 0; k < nv; k++, cnt++) {
+			d = fabs(lg[(NTOK - 1) * nv + k] - last[k]);
+			dmax = fmax(dmax, d);
+			dsum += d;
+		}
+		printf("%s vs llama.cpp: max |d| %.4f, mean |d| %.4f\n",
+		    names[i], dmax, dsum / (double)cnt);
+		ck_assert_msg(dmax <= 0.15 && dsum / (double)cnt <= 0.03,
+		    "%s: max %g mean %g", names[i], dmax, dsum / (double)cnt);
+		free(tok);
+		free(top);
+		free(last);
+		free(lg);
+		model_close(m);
+	}
+}
+END_TEST
+
 static Suite *
 model_k_suite(void)
 {
@@ -350,6 +463,7 @@ model_k_suite(void)
 	tcase_add_loop_test(tc, synth_matches_reference, 0, NCASES);
 	tcase_add_test(tc, partial_block_refused);
 	tcase_add_test(tc, real_files_dequantize);
+	tcase_add_test(tc, real_files_logits);
 	suite_add_tcase(s, tc);
 	return s;
 }
