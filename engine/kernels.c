@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels_int.h"
+#include "kernels_k.h"
 #include "quant.h"
 
 #ifdef KERN_HAVE_X86
@@ -163,6 +164,8 @@ q_bytes(uint32_t wtype, size_t n)
 size_t
 kern_xq_bytes(uint32_t wtype, size_t n)
 {
+	if (qk_is_k(wtype))
+		return kk_xq_bytes(n);
 	if (is_quantized(wtype))
 		return XQ_ALIGN + q_bytes(wtype, n) +
 		    n / QK * (sizeof(float) + sizeof(int32_t));
@@ -239,6 +242,8 @@ kern_xs_stride(uint32_t wtype, size_t n)
 {
 	size_t b = n + n / QK * (sizeof(float) + sizeof(int32_t));
 
+	if (qk_is_k(wtype))
+		return kk_xs_stride(n);
 	return is_quantized(wtype) ? (b + XQ_ALIGN - 1) / XQ_ALIGN * XQ_ALIGN :
 	    0;
 }
@@ -263,6 +268,8 @@ kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 	size_t t, b;
 	int32_t off = c_mul(wtype);
 
+	if (qk_is_k(wtype))
+		kk_prepare_xs(x, ldx, n, m, xs);
 	if (!is_quantized(wtype))
 		return;
 	for (t = 0; t < m; t++) {
@@ -278,6 +285,8 @@ kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq)
 {
 	if (is_quantized(wtype))
 		prepare_quantized(wtype, x, n, xq);
+	else if (qk_is_k(wtype))
+		kk_prepare_x(x, n, xq);
 	else
 		memcpy(xq, x, n * sizeof(float));
 }
@@ -288,6 +297,11 @@ kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
 {
 	if (r1 <= r0)
 		return;
+	if (qk_is_k(wtype)) {
+		kk_matvec(kern_current_isa(), wtype, (const uint8_t *)w +
+		    r0 * row_bytes, row_bytes, n, xq, y, r1 - r0);
+		return;
+	}
 	impl()->matvec(wtype, (const uint8_t *)w + r0 * row_bytes, row_bytes,
 	    n, xq, y, r1 - r0);
 }
@@ -296,7 +310,14 @@ void
 kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1)
 {
-	if (r1 <= r0 || m == 0 || !is_quantized(wtype))
+	if (r1 <= r0 || m == 0)
+		return;
+	if (qk_is_k(wtype)) {
+		kk_gemm(kern_current_isa(), wtype, (const uint8_t *)w +
+		    r0 * row_bytes, row_bytes, n, xs, m, y + r0, ldy, r1 - r0);
+		return;
+	}
+	if (!is_quantized(wtype))
 		return;
 	impl()->gemm(wtype, (const uint8_t *)w + r0 * row_bytes, row_bytes,
 	    n, xs, m, y + r0, ldy, r1 - r0);

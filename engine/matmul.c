@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "quant_k.h"
 
 /* Below this many rows of X, per-row matvec beats the GEMM paths. */
 #define MM_GEMM_MIN_ROWS 4
@@ -111,7 +112,7 @@ is_quantized(uint32_t type)
 {
 	return type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_1 ||
 	    type == QT_Q5_0 || type == QT_Q5_1 || type == QT_IQ4_NL ||
-	    type == QT_IQ4_XS;
+	    type == QT_IQ4_XS || qk_is_k(type);
 }
 
 /* 1 when the matrices can share a prepared activation. */

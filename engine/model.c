@@ -323,7 +323,7 @@ find_tensor(const struct gguf_file *g, const char *name, int64_t rows,
 		return NULL;
 	}
 	if (!qtype_supported(t->type)) {
-		char names[160];
+		char names[320];
 
 		qtype_supported_names(names, sizeof names, ", ");
 		err_set(cause, "tensor '%s' has type %s, which sinkd does not "

@@ -4,6 +4,7 @@
  */
 #include "quant.h"
 #include "quant_ql.h"
+#include "quant_k.h"
 
 #include <math.h>
 #include <string.h>
@@ -86,7 +87,7 @@ qtype_supported(uint32_t type)
 	return type == QT_F32 || type == QT_F16 || type == QT_BF16 ||
 	    type == QT_Q8_0 || type == QT_Q4_0 || type == QT_Q4_1 ||
 	    type == QT_Q5_0 || type == QT_Q5_1 || type == QT_IQ4_NL ||
-	    type == QT_IQ4_XS;
+	    type == QT_IQ4_XS || qk_is_k(type);
 }
 
 int
@@ -274,7 +275,10 @@ quant_dequantize_row(uint32_t type, const void *src, float *dst, size_t n)
 		dequantize_q4_0(src, dst, n);
 		break;
 	default:
-		quant_ql_dequantize(type, src, dst, n);
+		if (qk_is_k(type))
+			qk_dequantize_row(type, src, dst, n);
+		else
+			quant_ql_dequantize(type, src, dst, n);
 		break;
 	}
 }
@@ -361,7 +365,10 @@ quant_quantize_row(uint32_t type, const float *src, void *dst, size_t n)
 		quantize_q4_0(src, dst, n);
 		break;
 	default:
-		quant_ql_quantize(type, src, dst, n);
+		if (qk_is_k(type))
+			qk_quantize_row(type, src, dst, n);
+		else
+			quant_ql_quantize(type, src, dst, n);
 		break;
 	}
 }

@@ -96,8 +96,10 @@ extern const int8_t quant_iq4_values[16];
 const char *qtype_name(uint32_t type);
 /* Type id for a name accepted by qtype_name (case-insensitive), -1 if none. */
 int qtype_from_name(const char *name);
-/* 1 for the types sinkd computes with (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, IQ4_NL, IQ4_XS). */
+/*
+ * 1 for the types sinkd computes with: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, IQ4_NL, IQ4_XS, and the K-quants Q2_K..Q6_K of quant_k.h.
+ */
 int qtype_supported(uint32_t type);
 /*
  * Elements per block and bytes per block for every type GGUF may carry,

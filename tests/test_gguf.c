@@ -1384,6 +1384,78 @@ tcase(Suite *s, const char *name)
 	return tc;
 }
 
+/*
+ * K-quant tensors (256 per block): random blocks load and dequantize
+ * (every bit pattern is a valid block), a row that is not whole blocks is
+ * refused naming the tensor and its type, and a cut data section too.
+ */
+static const uint32_t k_types[] = { 10, 11, 12, 13, 14 }; /* Q2_K..Q6_K */
+
+static void
+make_k_fixture(const struct tdir *td, char *path)
+{
+	static const uint8_t seeds[] = { 3, 5, 7, 11, 13 };
+	struct gguf_writer *w = gguf_writer_new();
+	char cause[ERR_LEN], name[32];
+	uint64_t ne[2] = { 512, 3 };
+	size_t i;
+
+	ck_assert_ptr_nonnull(w);
+	td_path(td, "k.gguf", path);
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "k.%s", qtype_name(k_types[i]));
+		gguf_writer_add_tensor(w, name, 2, ne, k_types[i], fill_pat,
+		    (void *)&seeds[i]);
+	}
+	ck_assert_msg(gguf_writer_write(w, path, cause) == 0, "%s", cause);
+	gguf_writer_free(w);
+}
+
+START_TEST(test_k_blocks)
+{
+	char path[PATH_BUF], name[32], msg[128];
+	float row[512];
+	struct gguf_file *f;
+	struct tdir td;
+	unsigned char *b;
+	size_t len, i, r, o;
+	int fd;
+
+	td_init(&td);
+	make_k_fixture(&td, path);
+	f = open_ok(path);
+	for (i = 0; i < 5; i++) {
+		const struct gguf_tensor *t = gguf_tensor_at(f, i);
+
+		ck_assert_uint_eq(t->type, k_types[i]);
+		ck_assert_uint_eq(t->nbytes, 3 * 2 * qtype_block_bytes(t->type));
+		for (r = 0; r < 3; r++)
+			quant_dequantize_row(t->type, (const char *)t->data +
+			    r * t->nbytes / 3, row, 512);
+	}
+	gguf_close(f);
+	b = load(path, &len);
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "k.%s", qtype_name(k_types[i]));
+		o = tensor_field(b, len, name, F_NE0);
+		put64(b + o, 300);
+		store(path, b, len);
+		snprintf(msg, sizeof msg, "tensor %zu ('%s'): ne[0] = 300 is "
+		    "not a multiple of the %s block size 256", i, name,
+		    qtype_name(k_types[i]));
+		expect_fail(path, msg);
+		put64(b + o, 512);
+	}
+	store(path, b, len);
+	ck_assert_int_ne(fd = open(path, O_RDWR), -1);
+	ck_assert_int_eq(ftruncate(fd, (off_t)len - 1), 0);
+	close(fd);
+	expect_fail(path, "runs past the end");
+	free(b);
+	td_fini(&td);
+}
+END_TEST
+
 static Suite *
 gguf_suite(void)
 {
@@ -1420,6 +1492,7 @@ gguf_suite(void)
 	tcase_add_test(tc, test_ndims);
 	tcase_add_test(tc, test_block_multiple);
 	tcase_add_test(tc, test_block_multiple_xs);
+	tcase_add_test(tc, test_k_blocks);
 	tcase_add_test(tc, test_bad_bool);
 	tcase_add_test(tc, test_value_types);
 	tcase_add_test(tc, test_array_counts);

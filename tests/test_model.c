@@ -505,12 +505,12 @@ START_TEST(bad_models_are_refused)
 	/* A tensor type we do not run yet: names the type and the tensor. */
 	{
 		struct synth_opts o = { .arch = "llama", .type = QT_Q8_0,
-			.output_type = 14 /* Q6_K */ };
+			.output_type = 16 /* IQ2_XXS */ };
 		synth_shape(&o, "tiny", NULL);
 		o.n_embd = 256;
 		snprintf(path, sizeof path, "%s/q6k.gguf", tenv_dir);
 		ck_assert_int_eq(synth_write(&o, path, NULL), 0);
-		expect_open_error(path, "'output.weight' has type Q6_K");
+		expect_open_error(path, "'output.weight' has type IQ2_XXS");
 	}
 	/* One no branch computes: IQ2_XS. */
 	{

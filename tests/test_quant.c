@@ -490,7 +490,7 @@ START_TEST(type_tables)
 	ck_assert_int_eq(qtype_from_name("q8_0"), QT_Q8_0);
 	ck_assert_int_eq(qtype_from_name("bogus"), -1);
 	ck_assert(qtype_supported(QT_BF16));
-	ck_assert(!qtype_supported(14));
+	ck_assert(qtype_supported(14)); /* Q6_K */
 	ck_assert_uint_eq(sizeof(struct block_q4_1), 20);
 	ck_assert_uint_eq(sizeof(struct block_q5_0), 22);
 	ck_assert_uint_eq(sizeof(struct block_q5_1), 24);
@@ -500,6 +500,7 @@ START_TEST(type_tables)
 	ck_assert_uint_eq(qtype_block_elems(QT_IQ4_XS), 256);
 	ck_assert(qtype_supported(QT_Q5_1) && qtype_supported(QT_IQ4_XS));
 	ck_assert(!qtype_supported(17)); /* IQ2_XS */
+	ck_assert(!qtype_supported(16)); /* IQ2_XXS */
 	ck_assert_int_eq(qtype_supported_nth(0), QT_F32);
 	ck_assert_int_eq(qtype_supported_nth(-1), -1);
 	for (i = 0; qtype_supported_nth(i) >= 0; i++) {
@@ -508,7 +509,7 @@ START_TEST(type_tables)
 			ck_assert_int_lt(qtype_supported_nth(i - 1),
 			    qtype_supported_nth(i));
 	}
-	ck_assert_int_ge(i, 10); /* and whatever types come later */
+	ck_assert_int_ge(i, 15);
 }
 END_TEST
 

@@ -10,6 +10,7 @@
 
 #include "opt.h"
 #include "quant.h"
+#include "quant_mix.h"
 #include "synth.h"
 
 static void
@@ -32,7 +33,10 @@ usage(FILE *f)
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
 "                    smollm-135m, tiny (explicit sizes override it)\n"
 "  --type T          type of the weight matrices (default F32; norms F32):\n"
-"                    %s\n"
+"                    %s,\n"
+"                    or a K-quant mixture Q3_K_M, Q4_K_M, Q5_K_M (Q6_K\n"
+"                    output and, in about half the layers, attn_v and\n"
+"                    ffn_down, like llama-quantize's; engine/quant_mix.h)\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
 "  --tied            no output matrix: the embedding is reused\n"
@@ -152,13 +156,19 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 				return -1;
 			break;
 		case O_TYPE:
+			o->mix = quant_mix_from_name(optarg);
+			if (o->mix != QUANT_MIX_NONE) {
+				o->type = quant_mix_base((enum quant_mix)o->mix);
+				break;
+			}
 			if ((t = qtype_from_name(optarg)) < 0) {
 				char names[512];
 
 				qtype_supported_names(names, sizeof names,
 				    ", ");
 				return err_set(cause, "--type '%s' is not a "
-				    "type (%s)", optarg, names);
+				    "type (%s, Q3_K_M, Q4_K_M, Q5_K_M)", optarg,
+				    names);
 			}
 			o->type = (uint32_t)t;
 			break;
@@ -205,7 +215,8 @@ main(int argc, char **argv)
 	}
 	if (stat(out, &st) == 0)
 		fprintf(stderr, "sinkd-mkmodel: wrote %s (%s, %s, %.1f MiB) in "
-		    "%.1f s\n", out, o.arch, qtype_name(o.type),
+		    "%.1f s\n", out, o.arch, o.mix != QUANT_MIX_NONE ?
+		    quant_mix_name((enum quant_mix)o.mix) : qtype_name(o.type),
 		    (double)st.st_size / 1048576.0, opt_now() - t0);
 	return 0;
 }

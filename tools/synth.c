@@ -16,6 +16,7 @@
 #include "gguf.h"
 #include "gguf_write.h"
 #include "quant.h"
+#include "quant_mix.h"
 
 struct synth_shape {
 	const char *name;
@@ -69,7 +70,7 @@ int
 synth_check(const struct synth_opts *o, char *cause)
 {
 	uint32_t blk = qtype_block_elems(o->type);
-	char names[256];
+	char names[512];
 
 	if (arch_index(o->arch) < 0)
 		return err_set(cause, "--arch '%s': choose llama, qwen2, "
@@ -91,8 +92,8 @@ synth_check(const struct synth_opts *o, char *cause)
 		    "%s block", o->n_embd, qtype_name((uint32_t)o->output_type));
 	if (!qtype_supported(o->type)) {
 		qtype_supported_names(names, sizeof names, ", ");
-		return err_set(cause, "--type %s is not supported (%s)",
-		    qtype_name(o->type), names);
+		return err_set(cause, "--type %s is not supported (%s, Q3_K_M, "
+		    "Q4_K_M, Q5_K_M)", qtype_name(o->type), names);
 	}
 	if (o->n_embd < 1 || o->n_layer < 1 || o->n_head < 1 ||
 	    o->n_head_kv < 1 || o->n_ff < 1 || o->n_ctx < 1)
@@ -179,6 +180,9 @@ add_tensor(struct synth_ctx *c, const char *name, uint64_t cols,
 	uint64_t ne[2] = { cols, rows };
 
 	t->seed = c->o->seed * 0x100000001b3ULL + (uint64_t)c->n * 7919 + 1;
+	if (!is_vec && c->o->mix != QUANT_MIX_NONE)
+		type = quant_mix_type((enum quant_mix)c->o->mix, name,
+		    c->o->n_layer, c->o->tied);
 	if (!is_vec && c->o->output_type > 0 && strcmp(name, "output.weight") == 0)
 		type = (uint32_t)c->o->output_type;
 	t->type = type;

@@ -29,6 +29,8 @@ struct synth_opts {
 				 * in rope_freqs.weight ... */
 	int rope_llama3_keys;	/* ... or as rope.scaling.* keys */
 	uint64_t seed;
+	int mix;		/* enum quant_mix: per-tensor types (then
+				 * type is the mixture's base type) */
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
 };
 
