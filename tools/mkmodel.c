@@ -21,6 +21,7 @@ usage(FILE *f)
 "                     [--n-layer N] [--n-head N] [--n-head-kv N] [--n-ff N]\n"
 "                     [--n-vocab N] [--vocab-from GGUF] [--ctx N]\n"
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
+"                     [--chat-template FILE]\n"
 "\n"
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
@@ -28,6 +29,8 @@ usage(FILE *f)
 "  --type T          type of the weight matrices (default F32); norms F32\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
+"  --chat-template FILE  tokenizer.chat_template from FILE (instead of\n"
+"                    --vocab-from's)\n"
 "  --tied            no output matrix: the embedding is reused\n"
 "  --output-type T   type of the output matrix (any GGUF type; types sinkd\n"
 "                    cannot compute are written as zeros)\n");
@@ -35,7 +38,7 @@ usage(FILE *f)
 
 enum {
 	O_ARCH = 256, O_TYPE, O_EMBD, O_LAYER, O_HEAD, O_HEADKV, O_FF, O_VOCAB,
-	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE,
+	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE, O_TMPL,
 };
 
 static const struct option long_opts[] = {
@@ -48,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "n-ff", required_argument, NULL, O_FF },
 	{ "n-vocab", required_argument, NULL, O_VOCAB },
 	{ "vocab-from", required_argument, NULL, O_VFROM },
+	{ "chat-template", required_argument, NULL, O_TMPL },
 	{ "ctx", required_argument, NULL, O_CTX },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "shape", required_argument, NULL, O_SHAPE },
@@ -112,6 +116,7 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 		case 'h': usage(stdout); return 1;
 		case O_ARCH: o->arch = optarg; break;
 		case O_VFROM: o->vocab_from = optarg; break;
+		case O_TMPL: o->chat_template = optarg; break;
 		case O_TIED: o->tied = 1; break;
 		case O_SHAPE: break;
 		case O_SEED:

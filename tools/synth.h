@@ -21,6 +21,7 @@ struct synth_opts {
 				 * as zeros (to test their refusal). */
 	uint64_t seed;
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
+	const char *chat_template;	/* tokenizer.chat_template from a file */
 };
 
 /* Fills a named shape ("tinyllama-1.1b", "llama2-7b", "tiny"); -1 if unknown. */
