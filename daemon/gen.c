@@ -457,6 +457,13 @@ start(struct gen *g, struct job *j)
 	if (j->kind == JOB_CHAT && j->chat->fam != CHAT_PLAIN)
 		j->n_end_ids = chat_stop_ids(j->chat, g->m->tok, j->end_ids,
 		    sizeof j->end_ids / sizeof j->end_ids[0]);
+	/*
+	 * Test hook: with SINKD_TEST_EOT_AFTER=N a template's chat turn
+	 * samples its end-of-turn token after N tokens (a random model
+	 * would not), so that a test sees what ends a reply.
+	 */
+	j->eot_after = getenv("SINKD_TEST_EOT_AFTER") != NULL ?
+	    atoi(getenv("SINKD_TEST_EOT_AFTER")) : -1;
 	if (encode(g, j, cause) != 0)
 		return fail(j, PROTO_E_INTERNAL, cause);
 	j->n_prompt = j->n_toks;
@@ -657,6 +664,9 @@ decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		return GEN_DONE;
 	}
 	id = sampler_sample(smp, j->logits);
+	if (j->n_end_ids > 0 && j->eot_after >= 0 &&
+	    j->generated >= j->eot_after)
+		id = j->end_ids[j->n_end_ids - 1];
 	if ((id == tok_eos(tk) || id == tok_bos(tk) || end_id(j, id)) &&
 	    !j->ignore_eos) {
 		j->finish = PROTO_F_EOS;

@@ -65,6 +65,7 @@ struct job {
 	const struct chat *chat;	/* the session's chat format */
 	int32_t end_ids[8];	/* chat turns: the ids that end the reply */
 	size_t n_end_ids;
+	int32_t eot_after;	/* test hook (gen.c); -1: off */
 
 	/* The outcome, read by the loop after the done event. */
 	enum proto_finish finish;
