@@ -499,6 +499,51 @@ START_TEST(test_llama3_stops)
 }
 END_TEST
 
+/*
+ * Phi-3's template writes no BOS: the tokenizer's add_bos gives it, once;
+ * its markers are tokens of its (SentencePiece) vocabulary.
+ */
+START_TEST(test_phi3_bos)
+{
+	char path[8192], cause[ERR_LEN] = "";
+	struct chat_buf b = { 0 };
+	struct gguf_file *g;
+	int32_t stop[8], *ids, end;
+	size_t n, k, i;
+	struct chat c;
+	struct tok *tk;
+	int found = 0;
+
+	if (!need_vocab("phi-3"))
+		return;
+	snprintf(path, sizeof path, "%s/vocab/ggml-vocab-phi-3.gguf", shared);
+	ck_assert_ptr_nonnull(g = gguf_open(path, cause));
+	ck_assert_ptr_nonnull(tk = tok_open(g, cause));
+	ck_assert_int_eq(chat_init_tok(&c, CHAT_PHI3, tk, NULL, NULL), 0);
+	ck_assert_int_eq(chat_tok_bos(&c, tk), tok_add_bos(tk));
+	end = tok_special(tk, "<|end|>", 7);
+	ck_assert_int_ge(end, 0);
+	ck_assert_int_ge(tok_special(tk, "<|user|>", 8), 0);
+	k = chat_stop_ids(&c, tk, stop, 8);
+	for (i = 0; i < k; i++)
+		found |= stop[i] == end;
+	ck_assert(found);
+	chat_user(&c, NULL, "hi", 2, 1, &b);
+	ck_assert_int_eq(chat_encode(tk, &b, chat_tok_bos(&c, tk), &ids, &n,
+	    cause), 0);
+	ck_assert_int_eq(ids[0], tok_add_bos(tk) ? tok_bos(tk) :
+	    tok_special(tk, "<|user|>", 8));
+	for (i = 1, k = 0; i < n; i++)
+		k += ids[i] == tok_bos(tk);
+	ck_assert_uint_eq(k, 0);
+	free(ids);
+	chat_buf_free(&b);
+	chat_free(&c);
+	tok_free(tk);
+	gguf_close(g);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -516,6 +561,7 @@ main(void)
 	tcase_add_test(tc, test_plain);
 	tcase_add_test(tc, test_specials);
 	tcase_add_test(tc, test_llama3_stops);
+	tcase_add_test(tc, test_phi3_bos);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
