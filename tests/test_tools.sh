@@ -94,6 +94,17 @@ expect_error "mkmodel without -o" "-o" "$mk" --shape tiny
 expect_error "mkmodel bad type" "Q9_9" "$mk" -o "$tmp/x.gguf" --type Q9_9
 expect_error "mkmodel bad shape" "unknown shape" "$mk" -o "$tmp/x.gguf" --shape huge
 expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
+expect_error "mkmodel missing template" "none.jinja" "$mk" -o "$tmp/x.gguf" \
+	--chat-template "$tmp/none.jinja"
+# A chat template written in: sinkd recognises its family (sinkd(8)).
+printf '%s' "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}
+{{ m.content }}<end_of_turn>
+{% endfor %}" >"$tmp/g.jinja"
+if "$mk" -o "$tmp/g.gguf" --shape tiny --chat-template "$tmp/g.jinja" \
+	2>/dev/null && "$bin/sinkd" -n -m "$tmp/g.gguf" --socket "$tmp/g.sock" \
+	2>&1 | grep -q "chat template of new sessions: gemma (the model's)"
+then ok "mkmodel --chat-template, recognised by sinkd"
+else bad "mkmodel --chat-template: sinkd did not see a gemma template"; fi
 
 # sinkd's settings: command line, sinkd.conf, -n.
 sd="$bin/sinkd"
