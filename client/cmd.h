@@ -42,6 +42,7 @@ struct cmd_opts {
 	const char	*socket;
 	const char	*session;	/* -s, or NULL */
 	const char	*system, *mode, *kv;
+	const char	*tmpl;		/* --template, or NULL */
 	const char	*output;	/* -o, or NULL */
 	int		 json, quiet, verbose, no_create;
 	long		 max_tokens, cache, sinks, top_k, turns, from;
@@ -189,6 +190,7 @@ int	cmd_rm(struct cmd_ctx *);
 int	cmd_reset(struct cmd_ctx *);
 int	cmd_cancel(struct cmd_ctx *);
 int	cmd_status(struct cmd_ctx *);
+int	cmd_templates(struct cmd_ctx *);
 int	cmd_log(struct cmd_ctx *);
 int	cmd_rebuild(struct cmd_ctx *);
 int	cmd_fork(struct cmd_ctx *);

@@ -45,6 +45,16 @@ cmd_status(struct cmd_ctx *c)
 }
 
 int
+cmd_templates(struct cmd_ctx *c)
+{
+	int r;
+
+	if ((r = cmd_connect(c)) != 0)
+		return r;
+	return named(c, PROTO_OP_TEMPLATES, NULL);
+}
+
+int
 cmd_show(struct cmd_ctx *c)
 {
 	const char *name = cmd_name_arg(c, 0);
@@ -96,13 +106,15 @@ cmd_new(struct cmd_ctx *c)
 	if ((r = cmd_connect(c)) != 0)
 		return r;
 	c->out.session = opt->argv[0];
-	n = 1 + (opt->system != NULL) + (opt->mode != NULL) +
+	n = 1 + (opt->system != NULL) + (opt->tmpl != NULL) +
+	    (opt->mode != NULL) +
 	    (opt->kv != NULL) + (opt->cache >= 0) + (opt->sinks >= 0) +
 	    cmd_sampling_pairs(opt);
 	id = conn_begin(c->conn, PROTO_OP_CREATE, n);
 	o = conn_out(c->conn);
 	pack_str_opt(o, "name", opt->argv[0]);
 	pack_str_opt(o, "system", opt->system);
+	pack_str_opt(o, "template", opt->tmpl);
 	pack_str_opt(o, "mode", opt->mode);
 	pack_str_opt(o, "kv", opt->kv);
 	pack_long_opt(o, "cache", opt->cache);

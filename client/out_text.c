@@ -274,9 +274,10 @@ show_session(struct out *o, const msgpack_object *s)
 		"turns", "created", "used", "busy", "system", "temp", "top_k",
 		"top_p", "min_p", "repeat_penalty", "seed", "max_tokens",
 		"recent", "queued", "token_layer_bytes", "state", "problem",
-		"saved", NULL };
+		"saved", "template", "template_warning", NULL };
 	char buf[512], size_s[32], ago[32];
 	uint64_t a = 0, b = 0, t;
+	const char *v;
 	int busy = 0;
 
 	fmt_value(proto_map_get(s, "name"), buf, sizeof buf);
@@ -316,8 +317,36 @@ show_session(struct out *o, const msgpack_object *s)
 		    o->verbose ? 0 : 200);
 		fputc('\n', o->fp);
 	}
+	if ((v = fmt_get_str(s, "template")) != NULL)
+		kv_line(o, "template", v);
+	if ((v = fmt_get_str(s, "template_warning")) != NULL && *v != '\0')
+		kv_line(o, "warning", v);
 	show_sampling(o, s);
 	other_keys(o, s, known);
+}
+
+/* The chat templates: name, description, the default marked. */
+static void
+text_templates(struct out *o, const struct conn_msg *m)
+{
+	const msgpack_object *l = proto_get(&m->msg, "templates"), *t;
+	const char *dflt = fmt_get_str(&m->msg.root, "default");
+	const char *mdl = fmt_get_str(&m->msg.root, "model");
+	const char *n, *d;
+	uint32_t i;
+
+	if (l == NULL || l->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	for (i = 0; i < l->via.array.size; i++) {
+		t = &l->via.array.ptr[i];
+		if ((n = fmt_get_str(t, "name")) == NULL)
+			continue;
+		d = fmt_get_str(t, "description");
+		vis_printf(o->fp, o->tty, "%-12s %s%s%s\n", n, d != NULL ? d :
+		    "", dflt != NULL && strcmp(dflt, n) == 0 ?
+		    " [default]" : "", mdl != NULL && strcmp(mdl, n) == 0 ?
+		    " [the model's]" : "");
+	}
 }
 
 static void
@@ -452,6 +481,9 @@ text_ok(struct out *o, enum proto_op op, const struct conn_msg *m)
 		break;
 	case PROTO_OP_STATUS:
 		text_status(o, m);
+		break;
+	case PROTO_OP_TEMPLATES:
+		text_templates(o, m);
 		break;
 	case PROTO_OP_CANCEL:
 		text_cancel(o, m);

@@ -33,8 +33,8 @@ static const struct cmd_entry cmd_table[] = {
 	    NULL, cmd_complete },
 	{ "feed", "feed [-s NAME] < FILE", CMD_O_SESSION | CMD_O_NOCREATE,
 	    0, 0, CMD_A_NAMES, NULL, cmd_feed },
-	{ "new", "new NAME [--system TEXT] [--mode M] [--cache N] [--sinks N] "
-	    "[--kv f32|f16]", CMD_O_CREATE | CMD_O_SAMPLE, 1, 1, CMD_A_NAMES,
+	{ "new", "new NAME [--system TEXT] [--template NAME] [--mode M] "
+	    "[--cache N] [--sinks N] [--kv f32|f16]", CMD_O_CREATE | CMD_O_SAMPLE, 1, 1, CMD_A_NAMES,
 	    "a session name", cmd_new },
 	{ "ls", "ls", 0, 0, 0, CMD_A_NAMES, NULL, cmd_ls },
 	{ "show", "show [NAME] [--turns N]", CMD_O_SESSION | CMD_O_SHOW, 0, 1,
@@ -56,13 +56,15 @@ static const struct cmd_entry cmd_table[] = {
 	{ "cancel", "cancel [-s NAME]", CMD_O_SESSION, 0, 0, CMD_A_NAMES,
 	    NULL, cmd_cancel },
 	{ "status", "status", 0, 0, 0, CMD_A_NAMES, NULL, cmd_status },
+	{ "templates", "templates", 0, 0, 0, CMD_A_NAMES, NULL,
+	    cmd_templates },
 };
 #define N_CMDS (sizeof cmd_table / sizeof cmd_table[0])
 
 enum {
 	O_JSON = 256, O_TEMP, O_TOP_K, O_TOP_P, O_MIN_P, O_REPEAT, O_SEED,
 	O_STOP, O_MAX_INPUT, O_NO_CREATE, O_SYSTEM, O_SINKS, O_CACHE, O_MODE,
-	O_KV, O_TURNS, O_FROM, O_VERSION
+	O_KV, O_TURNS, O_FROM, O_VERSION, O_TEMPLATE
 };
 
 static const struct option long_opts[] = {
@@ -84,6 +86,7 @@ static const struct option long_opts[] = {
 	{ "max-input", required_argument, NULL, O_MAX_INPUT },
 	{ "no-create", no_argument, NULL, O_NO_CREATE },
 	{ "system", required_argument, NULL, O_SYSTEM },
+	{ "template", required_argument, NULL, O_TEMPLATE },
 	{ "sinks", required_argument, NULL, O_SINKS },
 	{ "cache", required_argument, NULL, O_CACHE },
 	{ "mode", required_argument, NULL, O_MODE },
@@ -128,6 +131,8 @@ usage(FILE *f)
 "  --max-input BYTES    largest stdin, or chat line, to send (default 1M)\n"
 "  --no-create          fail instead of creating a missing session\n"
 "  --system TEXT        (new) system prompt, kept in the cache for good\n"
+"  --template NAME      (new) the chat template its turns are written in\n"
+"                       (sink templates lists them; default: sinkd's)\n"
 "  --mode M             (new) streaming, window, recompute or dense\n"
 "  --cache N            (new) cache size in tokens, sinks included\n"
 "  --sinks N            (new) attention sinks kept\n"
@@ -157,6 +162,7 @@ opt_group(int val)
 	case O_NO_CREATE:
 		return CMD_O_NOCREATE;
 	case O_SYSTEM: case O_SINKS: case O_CACHE: case O_MODE: case O_KV:
+	case O_TEMPLATE:
 		return CMD_O_CREATE;
 	case O_TURNS:
 		return CMD_O_SHOW;
@@ -300,6 +306,13 @@ set_text_opt(struct cmd_opts *o, int val, char *arg)
 	case O_SYSTEM:
 		cmd_fix_utf8(arg, strlen(arg), "--system");
 		o->system = arg;
+		return 0;
+	case O_TEMPLATE:
+		/* The daemon knows the names: it names them on a bad one. */
+		if (*arg == '\0' || strlen(arg) > 64)
+			return bad_usage("--template takes a name from 'sink "
+			    "templates'");
+		o->tmpl = arg;
 		return 0;
 	case O_MODE:
 		return one_of("--mode", arg, modes, &o->mode);

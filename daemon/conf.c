@@ -86,6 +86,9 @@ static const struct conf_opt conf_opts[] = {
 	{ "mode", 0, C_MODE, OFF(mode), 0, 0,
 	    "default cache mode: streaming, window, recompute, dense" },
 	{ "kv", 0, C_KV, OFF(kv), 0, 0, "default KV storage: f32 or f16" },
+	{ "chat-template", 0, C_STR, OFF(chat_template), 0, 0,
+	    "chat format of new sessions, a name 'sink templates' lists "
+	    "(default: the model's tokenizer.chat_template as recognised)" },
 };
 
 #define N_OPTS (sizeof conf_opts / sizeof conf_opts[0])

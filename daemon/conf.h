@@ -13,7 +13,7 @@
 #include "log.h"
 
 struct conf {
-	char *model, *socket, *config, *log_file, *group;
+	char *model, *socket, *config, *log_file, *group, *chat_template;
 	long threads, log_level;
 	long max_sessions, max_clients, max_frame, max_tokens, max_prompt;
 	long max_queue, max_output;

@@ -181,6 +181,7 @@ teardown(struct daemon *d)
 		event_base_free(d->base);
 	sess_table_free(&d->sessions);
 	store_close(d->store);
+	tmpl_free(&d->tmpl);
 	model_close(d->model);
 }
 
@@ -247,7 +248,7 @@ serve(struct daemon *d, char *cause)
 	}
 	if (persist_open(d, cause) != 0)
 		return DAEMON_EXIT_CONFIG;
-	if ((d->worker = worker_new(d->model, d->store, (int)d->conf->threads,
+	if ((d->worker = worker_new(d->model, &d->tmpl, d->store, (int)d->conf->threads,
 	    cause)) == NULL || setup_events(d, cause) != 0 ||
 	    setup_watchdog(d, cause) != 0)
 		return DAEMON_EXIT_FAIL;
@@ -290,7 +291,8 @@ prepare(struct daemon *d, char *cause)
 {
 	if (resolve_group(d, cause) != 0 ||
 	    (d->model = model_open(d->conf->model, NULL, cause)) == NULL ||
-	    conf_check_model(d->conf, d->model, cause) != 0)
+	    conf_check_model(d->conf, d->model, cause) != 0 ||
+	    tmpl_init(&d->tmpl, d->model, d->conf->chat_template, cause) != 0)
 		return -1;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "model.h"
 #include "session.h"
+#include "tmpl.h"
 
 struct event_base;
 struct event;
@@ -31,6 +32,7 @@ struct daemon {
 	struct worker *worker;
 	struct sess_table sessions;
 	struct store *store;
+	struct tmpl tmpl;	/* the chat formats */
 	uint64_t tick;		/* session uses, for least-recently-used */
 	uint64_t import_bytes;	/* parts of imports held, all clients */
 	struct client *clients;

@@ -27,11 +27,12 @@ now(void)
 }
 
 int
-gen_init(struct gen *g, const struct model *m, struct store *st, int threads,
-    char *cause)
+gen_init(struct gen *g, const struct model *m, const struct tmpl *tm,
+    struct store *st, int threads, char *cause)
 {
 	memset(g, 0, sizeof *g);
 	g->m = m;
+	g->tm = tm;
 	g->store = st;
 	g->n_batch = GEN_BATCH;
 	if ((g->pool = pool_new(threads, cause)) == NULL ||
@@ -60,27 +61,48 @@ fail(struct job *j, enum proto_err code, const char *why)
 	return GEN_DONE;
 }
 
-/*
- * A user turn in the chat format: the text between the user and
- * assistant heads, after a newline when a chat turn came before.
- */
-static char *
-chat_format(const char *text, size_t len, int chatted, size_t *out)
+/* The session's chat format. */
+static const struct chat *
+chat_of(const struct gen *g, const struct session *s)
 {
-	size_t hl = strlen(GEN_USER_HEAD), al = strlen(GEN_ASSISTANT_HEAD);
-	char *t = malloc(len + hl + al + 2), *p;
+	return &g->tm->c[s->fmt >= 0 && s->fmt < CHAT_N ? s->fmt : CHAT_PLAIN];
+}
 
-	if ((p = t) == NULL)
-		return NULL;
-	if (chatted)
-		*p++ = '\n';
-	memcpy(p, GEN_USER_HEAD, hl);
-	memcpy(p + hl, text, len);
-	memcpy(p + hl + len, GEN_ASSISTANT_HEAD, al);
-	p += hl + len + al;
-	*p = '\0';
-	*out = (size_t)(p - t);
-	return t;
+/*
+ * A user turn in chat format c: the end of the reply before it (unless
+ * first), the user's block and the generation prompt, with BOS first
+ * when bos.
+ */
+static int
+user_tokens(const struct chat *c, const struct tok *tk, const char *sys,
+    const char *text, size_t len, int first, int bos, int32_t **ids,
+    size_t *n, char *cause)
+{
+	struct chat_buf b = { 0 };
+	int rc;
+
+	if (chat_user(c, sys, text, len, first, &b) != 0)
+		rc = err_set(cause, "out of memory");
+	else
+		rc = chat_encode(tk, &b, bos, ids, n, cause);
+	chat_buf_free(&b);
+	return rc;
+}
+
+/* A reply's text as its chat format has it in the conversation. */
+static int
+reply_tokens(const struct chat *c, const struct tok *tk, const char *text,
+    size_t len, int32_t **ids, size_t *n, char *cause)
+{
+	struct chat_buf b = { 0 };
+	int rc;
+
+	if (chat_reply(c, text, len, &b) != 0)
+		rc = err_set(cause, "out of memory");
+	else
+		rc = chat_encode(tk, &b, 0, ids, n, cause);
+	chat_buf_free(&b);
+	return rc;
 }
 
 /* A rebuild's turns, newest first, until they fill the cache. */
@@ -89,6 +111,8 @@ struct recent {
 	size_t *n, count, cap;
 	size_t take, budget;	/* their tokens, and room for them */
 	const struct tok *tk;	/* encodes turns whose ids are another's */
+	const struct chat *c;	/* in the session's chat format */
+	const char *sys;
 	int64_t text_below;	/* those: below it, or all with foreign */
 	int foreign;
 };
@@ -121,24 +145,26 @@ recent_add(struct recent *r, const int32_t *t, size_t n)
 
 /*
  * A stored turn n.  One of another model holds that model's ids: its
- * text is encoded again, a user turn in the chat format as gen did.
+ * text is encoded again, a user turn and a reply in the session's chat
+ * format as gen did.
  */
 static int
 recent_turn(struct recent *r, int64_t n, const struct store_turn *t)
 {
 	int32_t *ids = NULL;
-	size_t len = t->len, k = 0;
-	char *text = NULL;
+	size_t k = 0;
 	int rc;
 
 	if (!r->foreign && n >= r->text_below)
 		return recent_add(r, t->toks, t->n_toks);
-	if (t->role == ROLE_USER && (text = chat_format(t->text, t->len,
-	    n > 0, &len)) == NULL)
-		return -1;
-	rc = tok_encode(r->tk, text != NULL ? text : t->text, len, 0, &ids,
-	    &k, NULL);
-	free(text);
+	if (t->role == ROLE_USER)
+		rc = user_tokens(r->c, r->tk, r->sys, t->text, t->len, n == 0,
+		    0, &ids, &k, NULL);
+	else if (t->role == ROLE_ASSISTANT && r->c->fam != CHAT_PLAIN)
+		rc = reply_tokens(r->c, r->tk, t->text, t->len, &ids, &k,
+		    NULL);
+	else
+		rc = tok_encode(r->tk, t->text, t->len, 0, &ids, &k, NULL);
 	if (rc == 0)
 		rc = recent_add(r, ids, k);
 	free(ids);
@@ -242,7 +268,8 @@ rebuild_tokens(struct gen *g, struct job *j, char *cause)
 {
 	const struct session *s = j->s;
 	struct recent r = { .tk = g->m->tok, .foreign = s->foreign,
-		.text_below = s->text_below };
+		.text_below = s->text_below, .c = chat_of(g, s),
+		.sys = s->system };
 	size_t i, k, at;
 	int rc = 0;
 
@@ -279,20 +306,17 @@ rebuild_tokens(struct gen *g, struct job *j, char *cause)
 }
 
 int
-gen_system_tokens(const struct tok *tk, const char *text, size_t len,
-    int32_t **ids, size_t *n, char *cause)
+gen_system_tokens(const struct chat *c, const struct tok *tk,
+    const char *text, size_t len, int32_t **ids, size_t *n, char *cause)
 {
-	size_t tl = strlen(GEN_SYSTEM_HEAD) + len + 2;
-	char *t = malloc(tl);
+	struct chat_buf b = { 0 };
 	int rc;
 
-	if (t == NULL)
-		return err_set(cause, "out of memory");
-	tl = (size_t)snprintf(t, tl, "%s%.*s\n", GEN_SYSTEM_HEAD, (int)len,
-	    text);
-	rc = tok_encode(tk, t, tl, tok_add_bos(tk) && tok_bos(tk) >= 0, ids,
-	    n, cause);
-	free(t);
+	if (chat_prefix(c, text, len, &b) != 0)
+		rc = err_set(cause, "out of memory");
+	else
+		rc = chat_encode(tk, &b, chat_tok_bos(c, tk), ids, n, cause);
+	chat_buf_free(&b);
 	return rc;
 }
 
@@ -304,11 +328,12 @@ gen_system_tokens(const struct tok *tk, const char *text, size_t len,
 static int
 prepend_system(const struct tok *tk, struct job *j, char *cause)
 {
+	const char *st = j->s->system;
 	int32_t *sys = NULL, *all;
 	size_t ns = 0;
 
-	if (gen_system_tokens(tk, j->s->system, strlen(j->s->system), &sys,
-	    &ns, cause) != 0)
+	if (gen_system_tokens(j->chat, tk, st, st != NULL ? strlen(st) : 0,
+	    &sys, &ns, cause) != 0)
 		return -1;
 	if ((all = malloc((ns + j->n_toks) * sizeof *all + 1)) == NULL) {
 		free(sys);
@@ -330,10 +355,9 @@ static int
 encode(struct gen *g, struct job *j, char *cause)
 {
 	const struct tok *tk = g->m->tok;
+	const struct session *s = j->s;
 	struct seq_info si;
-	char *text = j->text;
-	size_t len = j->text_len;
-	int bos, rc;
+	int bos, pre, rc;
 
 	if (j->kind == JOB_PREFIX) {
 		j->toks = j->prefix;
@@ -343,16 +367,21 @@ encode(struct gen *g, struct job *j, char *cause)
 	}
 	if (j->kind == JOB_REBUILD)
 		return rebuild_tokens(g, j, cause);
-	seq_get_info(j->s->seq, &si);
-	bos = si.n_seen == 0 && tok_add_bos(tk) && tok_bos(tk) >= 0 &&
-	    j->s->system == NULL;
-	if (j->kind == JOB_CHAT && (text = chat_format(j->text, j->text_len,
-	    j->s->chatted, &len)) == NULL)
-		return err_set(cause, "out of memory");
-	rc = tok_encode(tk, text, len, bos, &j->toks, &j->n_toks, cause);
-	if (text != j->text)
-		free(text);
-	if (rc == 0 && si.n_seen == 0 && j->s->system != NULL)
+	seq_get_info(s->seq, &si);
+	/*
+	 * A new stream starts with the pinned prefix: the system prompt's,
+	 * or a template's own (its BOS, a default system block).
+	 */
+	pre = si.n_seen == 0 && (s->system != NULL ||
+	    (j->chat->fam != CHAT_PLAIN && j->kind == JOB_CHAT));
+	bos = si.n_seen == 0 && !pre && tok_add_bos(tk) && tok_bos(tk) >= 0;
+	if (j->kind == JOB_CHAT)
+		rc = user_tokens(j->chat, tk, s->system, j->text, j->text_len,
+		    !s->chatted, bos, &j->toks, &j->n_toks, cause);
+	else
+		rc = tok_encode(tk, j->text, j->text_len, bos, &j->toks,
+		    &j->n_toks, cause);
+	if (rc == 0 && pre)
 		rc = prepend_system(tk, j, cause);
 	return rc;
 }
@@ -424,6 +453,17 @@ start(struct gen *g, struct job *j)
 	}
 	j->t_start = now();	/* after the load: it has its own figure */
 	j->chatted = s->chatted || j->kind == JOB_CHAT;
+	j->chat = chat_of(g, s);
+	if (j->kind == JOB_CHAT && j->chat->fam != CHAT_PLAIN)
+		j->n_end_ids = chat_stop_ids(j->chat, g->m->tok, j->end_ids,
+		    sizeof j->end_ids / sizeof j->end_ids[0]);
+	/*
+	 * Test hook: with SINKD_TEST_EOT_AFTER=N a template's chat turn
+	 * samples its end-of-turn token after N tokens (a random model
+	 * would not), so that a test sees what ends a reply.
+	 */
+	j->eot_after = getenv("SINKD_TEST_EOT_AFTER") != NULL ?
+	    atoi(getenv("SINKD_TEST_EOT_AFTER")) : -1;
 	if (encode(g, j, cause) != 0)
 		return fail(j, PROTO_E_INTERNAL, cause);
 	j->n_prompt = j->n_toks;
@@ -479,14 +519,18 @@ reply_append(struct job *j, const char *s, size_t n)
 	return 0;
 }
 
-/* The job's stop strings, with the chat format's own for chat turns. */
+/*
+ * The job's stop strings, with the chat format's own for chat turns (a
+ * template's end-of-turn markers, for a vocabulary without them).
+ */
+#define STOPS_MAX (JOB_MAX_STOPS + 4)
 static size_t
 stops(const struct job *j, const char **v)
 {
 	size_t n = 0, i;
 
 	if (j->kind == JOB_CHAT)
-		v[n++] = GEN_USER_STOP;
+		n = chat_stops(j->chat, v);
 	for (i = 0; i < j->n_stops; i++)
 		v[n++] = j->stops[i];
 	return n;
@@ -496,7 +540,7 @@ stops(const struct job *j, const char **v)
 static long
 find_stop(const struct job *j, size_t from)
 {
-	const char *v[JOB_MAX_STOPS + 1], *p;
+	const char *v[STOPS_MAX], *p;
 	size_t n = stops(j, v), i;
 	long best = -1;
 
@@ -513,7 +557,7 @@ find_stop(const struct job *j, size_t from)
 static size_t
 releasable(const struct job *j)
 {
-	const char *v[JOB_MAX_STOPS + 1];
+	const char *v[STOPS_MAX];
 	size_t n = stops(j, v), end = j->reply_len, i, k, l;
 	const unsigned char *r = (const unsigned char *)j->reply;
 
@@ -593,6 +637,18 @@ release(struct job *j, size_t end, int32_t id, gen_emit_fn *emit, void *arg)
 	j->sent = end;
 }
 
+/* A template's end-of-turn token: the reply is over, and never shown. */
+static int
+end_id(const struct job *j, int32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < j->n_end_ids; i++)
+		if (j->end_ids[i] == id)
+			return 1;
+	return 0;
+}
+
 static int
 decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 {
@@ -608,7 +664,11 @@ decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		return GEN_DONE;
 	}
 	id = sampler_sample(smp, j->logits);
-	if ((id == tok_eos(tk) || id == tok_bos(tk)) && !j->ignore_eos) {
+	if (j->n_end_ids > 0 && j->eot_after >= 0 &&
+	    j->generated >= j->eot_after)
+		id = j->end_ids[j->n_end_ids - 1];
+	if ((id == tok_eos(tk) || id == tok_bos(tk) || end_id(j, id)) &&
+	    !j->ignore_eos) {
 		j->finish = PROTO_F_EOS;
 		return GEN_DONE;
 	}

@@ -10,14 +10,10 @@
 #include "model.h"
 #include "pool.h"
 #include "seq.h"
+#include "tmpl.h"
 
 enum { GEN_MORE, GEN_DONE };
 
-/* The chat format of models without a template (sinkd-protocol(7)). */
-#define GEN_USER_HEAD "### User:\n"
-#define GEN_ASSISTANT_HEAD "\n### Assistant:\n"
-#define GEN_USER_STOP "\n### User:"
-#define GEN_SYSTEM_HEAD "### System:\n"
 
 /*
  * A message for the job's client: TOKEN (text, len, token), WARNING
@@ -31,18 +27,22 @@ struct store;
 
 struct gen {
 	const struct model *m;
+	const struct tmpl *tm;	/* the chat formats */
 	struct store *store;
 	struct pool *pool;
 	struct seq_work *work;
 	int32_t n_batch;
 };
 
-/* BOS, then a system prompt in the chat format: the pinned prefix. */
-int gen_system_tokens(const struct tok *, const char *text, size_t len,
-    int32_t **ids, size_t *n, char *cause);
+/*
+ * The pinned prefix in chat format c: BOS (the template's or the
+ * tokenizer's) and the system block of text (NULL: none).
+ */
+int gen_system_tokens(const struct chat *c, const struct tok *,
+    const char *text, size_t len, int32_t **ids, size_t *n, char *cause);
 
-int gen_init(struct gen *, const struct model *, struct store *,
-    int threads, char *cause);
+int gen_init(struct gen *, const struct model *, const struct tmpl *,
+    struct store *, int threads, char *cause);
 void gen_free(struct gen *);
 /*
  * One step of j: GEN_MORE, or GEN_DONE with j's outcome filled in.  The

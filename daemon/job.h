@@ -62,6 +62,10 @@ struct job {
 	double t_start, t_prefill, t_decode;
 	size_t n_prompt;
 	size_t n_sys;		/* toks begin with a system prompt this long */
+	const struct chat *chat;	/* the session's chat format */
+	int32_t end_ids[8];	/* chat turns: the ids that end the reply */
+	size_t n_end_ids;
+	int32_t eot_after;	/* test hook (gen.c); -1: off */
 
 	/* The outcome, read by the loop after the done event. */
 	enum proto_finish finish;

@@ -47,11 +47,15 @@ int find_session(struct req *, struct session **);
 int usable(struct req *, const struct session *);
 const char *state_name(const struct session *);
 uint64_t turn_count(const struct session *);
-void pack_detail(struct proto_out *, const struct session *);
+void pack_detail(struct proto_out *, const struct tmpl *,
+    const struct session *);
 
-/* BOS, then the system prompt in the chat format: the pinned prefix. */
-int system_tokens(struct req *, const char *text, size_t len, int32_t **ids,
-    size_t *n);
+/*
+ * The pinned prefix in chat format fmt: BOS, then the system prompt
+ * (text NULL: none) as the format has it.
+ */
+int system_tokens(struct req *, int fmt, const char *text, size_t len,
+    int32_t **ids, size_t *n);
 struct job *job_new(struct req *, struct session *, enum job_kind);
 /* Queues j behind its session's running job; busy when full. */
 int enqueue(struct req *, struct job *);
@@ -85,6 +89,6 @@ int new_session(struct req *, const char *name, size_t len, int with_opts,
 req_fn op_hello, op_list, op_info, op_create, op_delete, op_reset;
 
 /* The store's ops (request_store.c, xfer.c). */
-req_fn op_log, op_rebuild, op_fork, op_export, op_import;
+req_fn op_log, op_rebuild, op_fork, op_export, op_import, op_templates;
 
 #endif

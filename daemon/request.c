@@ -383,6 +383,7 @@ static const struct {
 	{ PROTO_OP_FORK, op_fork },
 	{ PROTO_OP_EXPORT, op_export },
 	{ PROTO_OP_IMPORT, op_import },
+	{ PROTO_OP_TEMPLATES, op_templates },
 };
 
 #define N_REQ (sizeof req_table / sizeof req_table[0])

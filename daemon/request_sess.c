@@ -84,10 +84,11 @@ pack_summary(struct proto_out *o, const struct session *s)
 }
 
 #define SUMMARY_PAIRS 12
-#define DETAIL_PAIRS 14
+#define DETAIL_PAIRS 16
 
 void
-pack_detail(struct proto_out *o, const struct session *s)
+pack_detail(struct proto_out *o, const struct tmpl *tm,
+    const struct session *s)
 {
 	proto_pack_map(o, SUMMARY_PAIRS + DETAIL_PAIRS);
 	pack_summary(o, s);
@@ -110,6 +111,8 @@ pack_detail(struct proto_out *o, const struct session *s)
 	proto_put_cstr(o, "problem", s->damaged[0] != '\0' ? s->damaged :
 	    s->dirty ? "the last snapshot failed: not saved yet" : "");
 	proto_put_bool(o, "saved", !s->dirty);
+	proto_put_cstr(o, "template", chat_name(s->fmt));
+	proto_put_cstr(o, "template_warning", tmpl_warning(tm, s->fmt));
 }
 
 static int
@@ -157,7 +160,7 @@ op_info(struct req *r)
 		return -1;
 	o = ok(r, 2);
 	proto_pack_key(o, "session");
-	pack_detail(o, s);
+	pack_detail(o, &r->d->tmpl, s);
 	proto_pack_key(o, "recent");
 	pack_turns(o, &l);
 	tlist_free(&l);
@@ -241,15 +244,57 @@ get_cache_opts(struct req *r, struct seq_opts *so)
 	return 0;
 }
 
-/* BOS, then the system prompt in the chat format: the pinned prefix. */
 int
-system_tokens(struct req *r, const char *text, size_t len, int32_t **ids,
-    size_t *n)
+system_tokens(struct req *r, int fmt, const char *text, size_t len,
+    int32_t **ids, size_t *n)
 {
-	if (gen_system_tokens(r->d->model->tok, text, len, ids, n,
-	    r->cause) != 0)
+	if (gen_system_tokens(&r->d->tmpl.c[fmt], r->d->model->tok, text, len,
+	    ids, n, r->cause) != 0)
 		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	return 0;
+}
+
+/* The chat format a new session asks for ("template"), or the default. */
+static int
+get_template(struct req *r, int *fmt)
+{
+	char buf[CHAT_NAME_MAX], names[256];
+	const char *s;
+	size_t len;
+	int rc;
+
+	*fmt = r->d->tmpl.dflt;
+	if ((rc = proto_get_str(r->msg, "template", 0, 256, &s, &len,
+	    r->cause)) < 0)
+		return bad(r);
+	if (rc != 0)
+		return 0;
+	snprintf(buf, sizeof buf, "%.*s", (int)len, s);
+	if (len >= sizeof buf || (*fmt = chat_find(buf)) < 0) {
+		chat_names(names, sizeof names);
+		return req_err(r, PROTO_E_BAD_REQUEST, "unknown chat template "
+		    "'%.*s' (%s)", (int)(len > 32 ? 32 : len), s, names);
+	}
+	return 0;
+}
+
+int
+op_templates(struct req *r)
+{
+	struct proto_out *o = ok(r, 3);
+	int i;
+
+	proto_put_cstr(o, "default", chat_name(r->d->tmpl.dflt));
+	proto_put_cstr(o, "model", r->d->tmpl.model_fam >= 0 ?
+	    chat_name(r->d->tmpl.model_fam) : "");
+	proto_pack_key(o, "templates");
+	proto_pack_array(o, CHAT_N);
+	for (i = 0; i < CHAT_N; i++) {
+		proto_pack_map(o, 2);
+		proto_put_cstr(o, "name", chat_name(i));
+		proto_put_cstr(o, "description", chat_desc(i));
+	}
+	return reply(r);
 }
 
 int
@@ -265,7 +310,7 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	uint64_t mt = (uint64_t)d->conf->max_tokens;
 	char nm[PROTO_NAME_MAX + 1];
 	struct job *j;
-	int any;
+	int any, fmt;
 
 	if (!proto_session_name_ok(name, len))
 		return req_err(r, PROTO_E_INVALID_NAME, "session names are 1 "
@@ -286,8 +331,16 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	if (sys_len > 0 && memchr(sys, '\0', sys_len) != NULL)
 		return req_err(r, PROTO_E_BAD_REQUEST, "key 'system' holds "
 		    "a NUL byte");
-	if (sys_len > 0 && system_tokens(r, sys, sys_len, &pin, &n_pin) != 0)
+	if (get_template(r, &fmt) != 0)
 		return -1;
+	/* A template's prefix (BOS, its system block) is pinned too. */
+	if ((sys_len > 0 || fmt != CHAT_PLAIN) && system_tokens(r, fmt,
+	    sys_len > 0 ? sys : NULL, sys_len, &pin, &n_pin) != 0)
+		return -1;
+	if (n_pin == 0) {
+		free(pin);
+		pin = NULL;
+	}
 	so.n_pin = (int32_t)(n_pin < SEQ_MAX_CACHE ? n_pin : SEQ_MAX_CACHE);
 	if (seq_check_opts(d->model, &so, r->cause) != 0) {
 		free(pin);
@@ -300,7 +353,9 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 		free(pin);
 		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	}
-	log_info("session '%s' created by uid %u", nm, (unsigned)r->c->uid);
+	(*out)->fmt = fmt;
+	log_info("session '%s' created by uid %u (chat template %s)", nm,
+	    (unsigned)r->c->uid, chat_name(fmt));
 	persist_touch(d, *out);
 	persist_budget(d, *out, 0, 0);
 	persist_save(d, *out, 0, NULL); /* a failure is retried later */
@@ -328,7 +383,7 @@ op_create(struct req *r)
 	if (new_session(r, name, len, 1, &s) != 0)
 		return -1;
 	proto_pack_key(ok(r, 1), "session");
-	pack_detail(&r->out, s);
+	pack_detail(&r->out, &r->d->tmpl, s);
 	return reply(r);
 }
 

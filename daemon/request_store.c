@@ -159,8 +159,10 @@ op_rebuild(struct req *r)
 
 	if (find_session(r, &s) != 0)
 		return -1;
-	if (s->system != NULL && system_tokens(r, s->system,
-	    strlen(s->system), &pin, &n_pin) != 0)
+	/* In the chat format the session was made with. */
+	if ((s->system != NULL || s->fmt != CHAT_PLAIN) && system_tokens(r,
+	    s->fmt, s->system, s->system != NULL ? strlen(s->system) : 0,
+	    &pin, &n_pin) != 0)
 		return -1;
 	if ((j = job_new(r, s, JOB_REBUILD)) == NULL) {
 		free(pin);
@@ -221,7 +223,7 @@ op_fork(struct req *r)
 	persist_touch(r->d, n);
 	log_info("session '%s' forked from '%s'", n->name, s->name);
 	proto_pack_key(ok(r, 1), "session");
-	pack_detail(&r->out, n);
+	pack_detail(&r->out, &r->d->tmpl, n);
 	return reply(r);
 }
 

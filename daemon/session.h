@@ -42,6 +42,7 @@ struct session {
 	int32_t max_tokens;
 	struct sampler *smp;	/* NULL when seq is */
 	char *system;
+	int fmt;		/* its chat format: a chat.h family */
 	int chatted;		/* the chat format's first turn is done */
 	struct turn *turns;	/* not yet in the store */
 	size_t n_turns, cap_turns;

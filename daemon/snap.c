@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat.h"
 #include "proto.h"
 
 #define BLOB_MAX (1u << 30)
@@ -153,6 +154,7 @@ snap_row(const struct session *s, const struct model *m, int chatted,
 	r->created = (int64_t)s->created;
 	r->used = (int64_t)time(NULL);
 	snprintf(r->fingerprint, sizeof r->fingerprint, "%s", m->fingerprint);
+	snprintf(r->tmpl, sizeof r->tmpl, "%s", chat_name(s->fmt));
 	pack_options(opt, s);
 	if (pack_state(state, s, chatted, cause) != 0 ||
 	    body(opt, &r->options, &r->options_len, cause) != 0 ||
@@ -366,6 +368,14 @@ snap_from_row(const struct model *m, const struct store_row *r,
 	s->created = (time_t)r->created;
 	s->used = (time_t)r->used;
 	s->n_stored = n_turns;
+	/* Rows before schema 2 read 'plain': their turns are in it. */
+	s->fmt = chat_find(r->tmpl[0] != '\0' ? r->tmpl : "plain");
+	if (!bad && s->fmt < 0) {
+		bad = 1;
+		s->fmt = CHAT_PLAIN;
+		snprintf(why, sizeof why, "its chat template '%.31s' is not one "
+		    "this sinkd knows", r->tmpl);
+	}
 	if (!bad)
 		bad = parse_summary(r->state, r->state_len, s, why) != 0;
 	if (bad)

@@ -138,7 +138,8 @@ worker_main(void *arg)
 }
 
 struct worker *
-worker_new(const struct model *m, struct store *st, int threads, char *cause)
+worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
+    int threads, char *cause)
 {
 	struct worker *w = calloc(1, sizeof *w);
 
@@ -153,7 +154,7 @@ worker_new(const struct model *m, struct store *st, int threads, char *cause)
 		err_set(cause, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (gen_init(&w->gen, m, st, threads, cause) != 0)
+	if (gen_init(&w->gen, m, tm, st, threads, cause) != 0)
 		goto fail;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		err_set(cause, "cannot start the worker thread");

@@ -29,9 +29,11 @@ struct wevent {
 
 struct worker;
 struct store;
+struct tmpl;
 
 /* After each job the worker snapshots its session into st (gen_save). */
-struct worker *worker_new(const struct model *, struct store *st,
+struct worker *worker_new(const struct model *, const struct tmpl *,
+    struct store *st,
     int threads, char *cause);
 /* Stops the thread; call when no job is running. */
 void worker_free(struct worker *);

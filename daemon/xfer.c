@@ -3,7 +3,8 @@
  *
  * An export file is frames as on the socket (sinkd-protocol(7)): a head
  * {"format": "sinkd-session", "version": 1, "name", "model",
- * "fingerprint", "created", "used", "options", "state", "turns"}, one
+ * "fingerprint", "created", "used", "options", "state", "turns",
+ * "template" (the chat format; absent in older files: plain)}, one
  * frame per KV chunk {"layer", "chunk", "crc", "data"}, one per turn
  * {"n", "role", "text", "tokens"}, and {"end": the frames before it}.
  */
@@ -105,7 +106,7 @@ export_head(struct xfer_out *e, const struct model *m,
 {
 	struct proto_out *f = &e->frame;
 
-	proto_pack_map(f, 10);
+	proto_pack_map(f, 11);
 	proto_put_cstr(f, "format", "sinkd-session");
 	proto_put_u64(f, "version", 1);
 	proto_put_cstr(f, "name", row->name);
@@ -116,6 +117,8 @@ export_head(struct xfer_out *e, const struct model *m,
 	proto_put_bin(f, "options", row->options, row->options_len);
 	proto_put_bin(f, "state", row->state, row->state_len);
 	proto_put_u64(f, "turns", (uint64_t)e->n_turns);
+	proto_put_cstr(f, "template", row->tmpl[0] != '\0' ? row->tmpl :
+	    "plain");
 }
 
 /* The session's export is over: it may take jobs again. */
@@ -371,8 +374,9 @@ import_head(struct importer *im, const uint8_t *body, size_t len,
 	struct req *r = im->r;
 	struct proto_msg *h = &im->head;
 	struct store_row row = { 0 };
-	const char *fmt, *nm, *fp;
-	size_t fl, nl, fpl;
+	const char *fmt, *nm, *fp, *tp;
+	size_t fl, nl, fpl, tl;
+	int rc;
 	uint64_t version;
 
 	if (proto_msg_parse(h, body, len, r->cause) != 0)
@@ -399,6 +403,12 @@ import_head(struct importer *im, const uint8_t *body, size_t len,
 		    r->cause);
 	row.state = im->state;
 	row.state_len = im->state_len;
+	if ((rc = proto_get_str(h, "template", 0, sizeof row.tmpl - 1, &tp,
+	    &tl, r->cause)) < 0)
+		return req_err(r, PROTO_E_BAD_REQUEST, "export head: %s",
+		    r->cause);
+	snprintf(row.tmpl, sizeof row.tmpl, "%.*s", rc == 0 ? (int)tl : 5,
+	    rc == 0 ? tp : "plain");
 	if (strcmp(fp, im->m->fingerprint) != 0)
 		return req_err(r, PROTO_E_WRONG_MODEL, "this export was made "
 		    "with another model (fingerprint %.12s; this sinkd runs %s, "
@@ -557,6 +567,6 @@ op_import(struct req *r)
 	log_info("session '%s' imported by uid %u", s->name,
 	    (unsigned)r->c->uid);
 	proto_pack_key(ok(r, 1), "session");
-	pack_detail(&r->out, s);
+	pack_detail(&r->out, &r->d->tmpl, s);
 	return reply(r);
 }

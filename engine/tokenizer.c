@@ -503,6 +503,18 @@ tok_text(const struct tok *t, int32_t id)
 }
 
 int32_t
+tok_special(const struct tok *t, const char *s, size_t n)
+{
+	int32_t i;
+
+	for (i = 0; i < t->n; i++)
+		if ((t->type[i] == TT_CONTROL || t->type[i] == TT_USER) &&
+		    t->len[i] == n && memcmp(text_of(t, i), s, n) == 0)
+			return i;
+	return -1;
+}
+
+int32_t
 tok_match_user(const struct tok *t, const char *s, size_t n,
     uint32_t *len)
 {

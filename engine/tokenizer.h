@@ -70,6 +70,14 @@ int tok_piece(const struct tok *, int32_t prev, int32_t id, char *buf,
 char *tok_decode(const struct tok *, const int32_t *ids, size_t n,
     char *cause);
 
+/*
+ * The id of the control or user-defined token spelled exactly len bytes
+ * of text (a chat template's markers: <|im_start|>, <|eot_id|>, <s>), or
+ * -1.  Text never encodes to control tokens: this is how a chat
+ * formatter puts them in.
+ */
+int32_t tok_special(const struct tok *, const char *text, size_t len);
+
 /* The vocabulary entry text of id (raw, with U+2581), for debugging. */
 const char *tok_text(const struct tok *, int32_t id);
 

@@ -70,7 +70,8 @@
 #include <msgpack.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 2 /* 1: the store's ops, errors and keys; 2: denied */
+#define PROTO_MINOR 3 /* 1: the store's ops, errors and keys; 2: denied;
+			* 3: chat templates (op templates, key template) */
 #define PROTO_MAX_FRAME (1u << 20) /* default limit on L */
 #define PROTO_MAX_DEPTH 8
 #define PROTO_ID_MAX (UINT64_C(1) << 53) /* request ids are 1..2^53 */
@@ -89,7 +90,7 @@
 	X(CHAT, "chat") X(COMPLETE, "complete") X(FEED, "feed")         \
 	X(CANCEL, "cancel") X(STATUS, "status") X(SHUTDOWN, "shutdown")  \
 	X(LOG, "log") X(REBUILD, "rebuild") X(FORK, "fork")             \
-	X(EXPORT, "export") X(IMPORT, "import")
+	X(EXPORT, "export") X(IMPORT, "import") X(TEMPLATES, "templates")
 
 #define PROTO_ERRS(X)                                                   \
 	X(BAD_REQUEST, "bad_request") X(UNKNOWN_OP, "unknown_op")       \

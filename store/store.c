@@ -17,6 +17,10 @@
  *       role INTEGER NOT NULL, text BLOB NOT NULL,
  *       tokens BLOB NOT NULL,          -- int32 ids, little-endian
  *       PRIMARY KEY (session, seq))    -- seq: 0, 1, ... per session
+ * Version 2 adds the chat format a session's turns are written in:
+ *   sessions(..., template TEXT NOT NULL DEFAULT 'plain')
+ *                                      -- a chat template family (chat.h);
+ *                                      -- older sessions are 'plain'
  * Migrations run forward, one version at a time, each in a transaction;
  * a file with a higher user_version than STORE_SCHEMA is not touched.
  */
@@ -54,8 +58,16 @@ static const char *const schema_v1[] = {
 	NULL,
 };
 
+static const char *const schema_v2[] = {
+	"ALTER TABLE sessions ADD COLUMN template TEXT NOT NULL"
+	" DEFAULT 'plain'",
+	"PRAGMA user_version = 2",
+	NULL,
+};
+
 /* Every migration: migrations[v] takes a database from v to v + 1. */
-static const char *const *const migrations[STORE_SCHEMA] = { schema_v1 };
+static const char *const *const migrations[STORE_SCHEMA] = { schema_v1,
+	schema_v2 };
 
 int
 store_exec(struct store *s, const char *sql, char *cause)

@@ -16,7 +16,7 @@
 
 #include "err.h"
 
-#define STORE_SCHEMA 1	/* PRAGMA user_version of a current database */
+#define STORE_SCHEMA 2	/* PRAGMA user_version of a current database */
 #define STORE_MEMORY ":memory:" /* a path: a database that dies with us */
 
 struct store;
@@ -48,6 +48,7 @@ struct store_row {
 	char fingerprint[65];
 	const void *options, *state;
 	size_t options_len, state_len;
+	char tmpl[32];	/* the chat format's name ("plain" before schema 2) */
 };
 
 /* A transcript turn: role as the daemon numbers it, text, token ids. */

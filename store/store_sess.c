@@ -56,8 +56,9 @@ save_row(struct store *s, const struct store_row *r, char *cause)
 {
 	sqlite3_stmt *st;
 
-	if (prepare(s, "INSERT OR REPLACE INTO sessions VALUES(?, ?, ?, ?, ?, "
-	    "?, ?)", &st, cause) != 0)
+	if (prepare(s, "INSERT OR REPLACE INTO sessions(name, owner, created, "
+	    "used, fingerprint, options, state, template) VALUES(?, ?, ?, ?, "
+	    "?, ?, ?, ?)", &st, cause) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, r->owner);
@@ -66,6 +67,8 @@ save_row(struct store *s, const struct store_row *r, char *cause)
 	sqlite3_bind_text(st, 5, r->fingerprint, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(st, 6, r->options, r->options_len, SQLITE_STATIC);
 	sqlite3_bind_blob64(st, 7, r->state, r->state_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, r->tmpl[0] != '\0' ? r->tmpl : "plain", -1,
+	    SQLITE_STATIC);
 	return run(s, st, cause);
 }
 
@@ -314,9 +317,12 @@ dup_blob(sqlite3_stmt *st, int col, size_t *len)
 	return p;
 }
 
-/* Columns name, owner, created, used, fingerprint into r (no blobs). */
+/*
+ * Columns name, owner, created, used, fingerprint and (column tcol) the
+ * template into r (no blobs).
+ */
 static void
-read_row(sqlite3_stmt *st, struct store_row *r)
+read_row(sqlite3_stmt *st, struct store_row *r, int tcol)
 {
 	const unsigned char *t;
 
@@ -330,6 +336,9 @@ read_row(sqlite3_stmt *st, struct store_row *r)
 	t = sqlite3_column_text(st, 4);
 	snprintf(r->fingerprint, sizeof r->fingerprint, "%s", t != NULL ?
 	    (const char *)t : "");
+	t = sqlite3_column_text(st, tcol);
+	snprintf(r->tmpl, sizeof r->tmpl, "%s", t != NULL ? (const char *)t :
+	    "plain");
 }
 
 int
@@ -341,11 +350,12 @@ store_load_row(struct store *s, const char *name, struct store_row *r,
 
 	*options = *state = NULL;
 	if (read_begin(s, "SELECT name, owner, created, used, fingerprint, "
-	    "options, state FROM sessions WHERE name = ?", &st, cause) != 0)
+	    "options, state, template FROM sessions WHERE name = ?", &st,
+	    cause) != 0)
 		return -1;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		read_row(st, r);
+		read_row(st, r, 7);
 		*options = dup_blob(st, 5, &r->options_len);
 		*state = dup_blob(st, 6, &r->state_len);
 		r->options = *options;
@@ -413,11 +423,11 @@ store_list(struct store *s, store_row_fn *fn, void *arg, char *cause)
 
 	if (read_begin(s, "SELECT name, owner, created, used, fingerprint, "
 	    "options, state, (SELECT count(*) FROM turns WHERE session = "
-	    "name) FROM sessions ORDER BY name", &st,
+	    "name), template FROM sessions ORDER BY name", &st,
 	    cause) != 0)
 		return -1;
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		read_row(st, &r);
+		read_row(st, &r, 8);
 		r.options = sqlite3_column_blob(st, 5);
 		r.options_len = (size_t)sqlite3_column_bytes(st, 5);
 		r.state = sqlite3_column_blob(st, 6);

@@ -974,7 +974,8 @@ START_TEST(names)
 	/* As listed in sinkd-protocol(7). */
 	static const char *const ops[] = { "hello", "create", "list", "info",
 	    "delete", "reset", "chat", "complete", "feed", "cancel", "status",
-	    "shutdown", "log", "rebuild", "fork", "export", "import" };
+	    "shutdown", "log", "rebuild", "fork", "export", "import",
+	    "templates" };
 	static const char *const errs[] = { "bad_request", "unknown_op",
 	    "version", "no_such_session", "exists", "invalid_name", "busy",
 	    "too_large", "limit", "cancelled", "overflow", "internal",
@@ -989,7 +990,7 @@ START_TEST(names)
 	enum proto_finish f;
 	int i;
 
-	ck_assert_int_eq(PROTO_OP_COUNT, 17);
+	ck_assert_int_eq(PROTO_OP_COUNT, 18);
 	for (i = 0; i < PROTO_OP_COUNT; i++) {
 		ck_assert_str_eq(proto_op_name((enum proto_op)i), ops[i]);
 		ck_assert_int_eq(proto_op_parse(ops[i], strlen(ops[i]), &op), 0);

@@ -114,6 +114,17 @@ for t in Q4_1 Q5_0 Q5_1 IQ4_NL IQ4_XS; do
 	else bad "mkmodel --type $t: $(head -c 300 "$tmp/err")"; fi
 done
 expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
+expect_error "mkmodel missing template" "none.jinja" "$mk" -o "$tmp/x.gguf" \
+	--chat-template "$tmp/none.jinja"
+# A chat template written in: sinkd recognises its family (sinkd(8)).
+printf '%s' "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}
+{{ m.content }}<end_of_turn>
+{% endfor %}" >"$tmp/g.jinja"
+if "$mk" -o "$tmp/g.gguf" --shape tiny --chat-template "$tmp/g.jinja" \
+	2>/dev/null && "$bin/sinkd" -n -m "$tmp/g.gguf" --socket "$tmp/g.sock" \
+	2>&1 | grep -q "chat template of new sessions: gemma (the model's)"
+then ok "mkmodel --chat-template, recognised by sinkd"
+else bad "mkmodel --chat-template: sinkd did not see a gemma template"; fi
 
 # sinkd's settings: command line, sinkd.conf, -n.
 sd="$bin/sinkd"

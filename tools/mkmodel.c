@@ -28,6 +28,7 @@ usage(FILE *f)
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
 "                     [--sliding-window N] [--attn-softcap F]\n"
 "                     [--final-softcap F] [--rope-freqs] [--rope-llama3]\n"
+"                     [--chat-template FILE]\n"
 "\n"
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
@@ -39,6 +40,8 @@ usage(FILE *f)
 "                    ffn_down, like llama-quantize's; engine/quant_mix.h)\n"
 "  --vocab-from GGUF copy the tokenizer (and vocabulary size) from a file\n"
 "  --n-vocab N       size of a generated vocabulary (default 320)\n"
+"  --chat-template FILE  tokenizer.chat_template from FILE (instead of\n"
+"                    --vocab-from's)\n"
 "  --tied            no output matrix: the embedding is reused\n"
 "  --output-type T   type of the output matrix (any GGUF type; types sinkd\n"
 "                    cannot compute are written as zeros)\n"
@@ -52,7 +55,7 @@ usage(FILE *f)
 enum {
 	O_ARCH = 256, O_TYPE, O_EMBD, O_LAYER, O_HEAD, O_HEADKV, O_FF, O_VOCAB,
 	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE, O_SWA,
-	O_ACAP, O_FCAP, O_FREQS, O_L3KEYS,
+	O_ACAP, O_FCAP, O_FREQS, O_L3KEYS, O_TMPL,
 };
 
 static const struct option long_opts[] = {
@@ -65,6 +68,7 @@ static const struct option long_opts[] = {
 	{ "n-ff", required_argument, NULL, O_FF },
 	{ "n-vocab", required_argument, NULL, O_VOCAB },
 	{ "vocab-from", required_argument, NULL, O_VFROM },
+	{ "chat-template", required_argument, NULL, O_TMPL },
 	{ "ctx", required_argument, NULL, O_CTX },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "shape", required_argument, NULL, O_SHAPE },
@@ -135,6 +139,7 @@ parse_args(int argc, char **argv, struct synth_opts *o, const char **out,
 		case 'h': usage(stdout); return 1;
 		case O_ARCH: o->arch = optarg; break;
 		case O_VFROM: o->vocab_from = optarg; break;
+		case O_TMPL: o->chat_template = optarg; break;
 		case O_TIED: o->tied = 1; break;
 		case O_FREQS: o->rope_freqs = 1; break;
 		case O_L3KEYS: o->rope_llama3_keys = 1; break;

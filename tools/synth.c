@@ -307,9 +307,32 @@ add_generated_vocab(struct gguf_writer *w, int32_t n, char *cause)
 	return 0;
 }
 
+/* tokenizer.chat_template: the text of a file. */
+static int
+add_template(struct gguf_writer *w, const char *path, char *cause)
+{
+	FILE *f = fopen(path, "rb");
+	char *t = NULL;
+	long n = -1;
+
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    n < (1L << 24) && fseek(f, 0, SEEK_SET) == 0 &&
+	    (t = calloc(1, (size_t)n + 1)) != NULL &&
+	    fread(t, 1, (size_t)n, f) == (size_t)n && memchr(t, 0,
+	    (size_t)n) == NULL)
+		gguf_writer_add_str(w, "tokenizer.chat_template", t);
+	else
+		n = -1;
+	if (f != NULL)
+		fclose(f);
+	free(t);
+	return n < 0 ? err_set(cause, "--chat-template %s: cannot read it as "
+	    "a text file of at most 16 MiB", path) : 0;
+}
+
 static int
 copy_vocab(struct gguf_writer *w, const char *path, int32_t *n_vocab,
-    char *cause)
+    int skip_template, char *cause)
 {
 	struct gguf_file *g = gguf_open(path, cause);
 	const struct gguf_kv *toks;
@@ -327,7 +350,9 @@ copy_vocab(struct gguf_writer *w, const char *path, int32_t *n_vocab,
 	*n_vocab = (int32_t)toks->arr_n;
 	for (i = 0; i < gguf_n_kv(g); i++) {
 		const struct gguf_kv *kv = gguf_kv_at(g, i);
-		if (kv->key.len > 10 && memcmp(kv->key.ptr, "tokenizer.", 10) == 0)
+		if (kv->key.len > 10 && memcmp(kv->key.ptr, "tokenizer.", 10) == 0 &&
+		    !(skip_template && gguf_str_eq(kv->key,
+		    "tokenizer.chat_template")))
 			gguf_writer_copy_kv(w, kv);
 	}
 	gguf_close(g);
@@ -403,8 +428,11 @@ synth_write(const struct synth_opts *o, const char *path, char *cause)
 	}
 	add_hparams(c.w, o);
 	if (o->vocab_from != NULL ?
-	    copy_vocab(c.w, o->vocab_from, &v.n_vocab, cause) :
-	    add_generated_vocab(c.w, o->n_vocab, cause))
+	    copy_vocab(c.w, o->vocab_from, &v.n_vocab, o->chat_template != NULL,
+	    cause) : add_generated_vocab(c.w, o->n_vocab, cause))
+		goto out;
+	if (o->chat_template != NULL && add_template(c.w, o->chat_template,
+	    cause) != 0)
 		goto out;
 	add_tensor(&c, "token_embd.weight", (uint64_t)v.n_embd,
 	    (uint64_t)v.n_vocab, 0);

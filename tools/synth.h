@@ -32,6 +32,7 @@ struct synth_opts {
 	int mix;		/* enum quant_mix: per-tensor types (then
 				 * type is the mixture's base type) */
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
+	const char *chat_template;	/* tokenizer.chat_template from a file */
 };
 
 /* Fills a named shape ("tinyllama-1.1b", "llama2-7b", "tiny"); -1 if unknown. */
