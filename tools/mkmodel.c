@@ -34,7 +34,7 @@ usage(FILE *f)
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
 "                    smollm-135m, tiny (explicit sizes override it)\n"
 "  --type T          type of the weight matrices (default F32; norms F32):\n"
-"                    %s,\n"
+"                    %s\n"
 "                    or a K-quant mixture Q3_K_M, Q4_K_M, Q5_K_M (Q6_K\n"
 "                    output and, in about half the layers, attn_v and\n"
 "                    ffn_down, like llama-quantize's; engine/quant_mix.h)\n"
