@@ -544,6 +544,33 @@ START_TEST(test_phi3_bos)
 }
 END_TEST
 
+/* The templates inside the shared vocabularies' GGUF files. */
+START_TEST(test_gguf_templates)
+{
+	static const struct {
+		const char *vocab, *fam;
+	} v[] = { { "qwen2", "chatml" }, { "llama3", "llama3" },
+		{ "phi-3", "phi3" } };
+	char path[8192], cause[ERR_LEN] = "";
+	struct gguf_file *g;
+	struct gguf_str t;
+	size_t i;
+
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		if (!need_vocab(v[i].vocab))
+			continue;
+		snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf",
+		    shared, v[i].vocab);
+		ck_assert_ptr_nonnull(g = gguf_open(path, cause));
+		ck_assert_int_eq(gguf_get_str(g, "tokenizer.chat_template", &t,
+		    cause), 0);
+		ck_assert_str_eq(chat_name(chat_detect(t.ptr, (size_t)t.len)),
+		    v[i].fam);
+		gguf_close(g);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -562,6 +589,7 @@ main(void)
 	tcase_add_test(tc, test_specials);
 	tcase_add_test(tc, test_llama3_stops);
 	tcase_add_test(tc, test_phi3_bos);
+	tcase_add_test(tc, test_gguf_templates);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
