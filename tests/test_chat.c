@@ -100,8 +100,30 @@ rec_free(struct rec *r)
 	}
 }
 
+static char *slurp_file(const char *);
+
+/* A template: a file's text, or a GGUF file's tokenizer.chat_template. */
 static char *
 slurp(const char *path)
+{
+	char cause[ERR_LEN] = "";
+	struct gguf_file *g;
+	struct gguf_str t;
+	char *s;
+
+	if (strlen(path) > 5 && strcmp(path + strlen(path) - 5, ".gguf") == 0) {
+		ck_assert_msg((g = gguf_open(path, cause)) != NULL, "%s", cause);
+		ck_assert_int_eq(gguf_get_str(g, "tokenizer.chat_template", &t,
+		    cause), 0);
+		ck_assert_ptr_nonnull(s = strndup(t.ptr, (size_t)t.len));
+		gguf_close(g);
+		return s;
+	}
+	return slurp_file(path);
+}
+
+static char *
+slurp_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	char *s;
