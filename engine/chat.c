@@ -19,7 +19,7 @@
 
 static const struct {
 	const char *name, *desc;
-	int bos;		/* the template writes bos_token */
+	int bos;		/* its templates write bos_token */
 	const char *end[2];	/* end-of-turn markers; NULL: EOS */
 } fams[CHAT_N] = {
 	[CHAT_PLAIN] = { "plain", "sinkd's own: ### System/User/Assistant "
@@ -171,6 +171,13 @@ chat_init(struct chat *c, int fam, const char *bos, const char *eos,
 	if (fam < 0 || fam >= CHAT_N)
 		return err_set(cause, "no chat template family %d", fam);
 	c->fam = fam;
+	/*
+	 * Whose BOS: the template's when its text writes bos_token (Phi-3's
+	 * older templates do, Phi-3.5's does not), else the tokenizer's.
+	 */
+	c->tmpl_bos = fams[fam].bos;
+	if (tmpl != NULL && fam != CHAT_PLAIN && fam != CHAT_LLAMA2)
+		c->tmpl_bos = strstr(tmpl, "bos_token") != NULL;
 	c->bos = strdup(bos != NULL ? bos : "");
 	c->eos = strdup(eos != NULL ? eos : "");
 	if (fam == CHAT_SMOLLM3) {
@@ -411,7 +418,7 @@ chat_prefix(const struct chat *c, const char *sys, size_t len,
 {
 	size_t a;
 
-	if (fams[c->fam].bos && c->fam != CHAT_LLAMA2)
+	if (c->tmpl_bos && c->fam != CHAT_LLAMA2)
 		mark(b, c->bos);
 	switch (c->fam) {
 	case CHAT_PLAIN:
@@ -697,7 +704,7 @@ chat_reply(const struct chat *c, const char *text, size_t len,
 int
 chat_tok_bos(const struct chat *c, const struct tok *tk)
 {
-	return !fams[c->fam].bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
+	return !c->tmpl_bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
 }
 
 size_t

@@ -54,6 +54,7 @@ struct chat_buf {
 struct chat {
 	int fam;
 	char *bos, *eos;	/* bos_token, eos_token ("" when none) */
+	int tmpl_bos;		/* the template writes BOS (not the tokenizer) */
 	char *smol_think, *smol_plain;	/* SmolLM3's default instructions */
 };
 

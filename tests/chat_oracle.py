@@ -23,6 +23,7 @@ except ImportError:
     sys.exit(77)
 
 import json
+import struct
 
 DATE = "26 Jul 2024"
 
@@ -30,7 +31,8 @@ QWEN = ("<|endoftext|>", "<|im_end|>")
 LLAMA3 = ("<|begin_of_text|>", "<|end_of_text|>")
 SPM = ("<s>", "</s>")
 
-# family, template file (S: shared, F: fixture), vocab, bos/eos
+# family, template file (S: shared templates, F: fixture, V: the
+# tokenizer.chat_template of a shared vocabulary), vocab, bos/eos
 FAMILIES = [
     ("chatml", "F", "chatml.jinja", "qwen2", QWEN),
     ("chatml", "S", "qwen2.jinja", "qwen2", QWEN),
@@ -47,6 +49,7 @@ FAMILIES = [
     ("mistral", "S", "mistralai-Mistral-Nemo-Instruct-2407.jinja", "-", SPM),
     ("phi3", "S", "microsoft-Phi-3.5-mini-instruct.jinja", "-",
      ("<s>", "<|endoftext|>")),
+    ("phi3", "V", "ggml-vocab-phi-3.gguf", "-", ("<s>", "<|endoftext|>")),
     ("gemma", "S", "google-gemma-2-2b-it.jinja", "-", ("<bos>", "<eos>")),
     ("zephyr", "F", "zephyr.jinja", "-", SPM),
 ]
@@ -103,6 +106,40 @@ def env():
     return e
 
 
+def gguf_template(path):
+    """tokenizer.chat_template of a GGUF file (version 2 or 3)."""
+    with open(path, "rb") as f:
+        d = f.read()
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8,
+             12: 8}
+
+    def text(o):
+        n, = struct.unpack_from("<Q", d, o)
+        return d[o + 8:o + 8 + n], o + 8 + n
+
+    n_kv, = struct.unpack_from("<Q", d, 16)
+    o = 24
+    for _ in range(n_kv):
+        key, o = text(o)
+        t, = struct.unpack_from("<I", d, o)
+        o += 4
+        if t == 8:
+            v, o = text(o)
+            if key == b"tokenizer.chat_template":
+                return v.decode("utf-8")
+        elif t == 9:
+            et, n = struct.unpack_from("<IQ", d, o)
+            o += 12
+            if et == 8:
+                for _ in range(n):
+                    _, o = text(o)
+            else:
+                o += sizes[et] * n
+        else:
+            o += sizes[t]
+    return None
+
+
 def rendered_ok(fam, tmpl, system, users, replies):
     """Whether the family's parts can equal this rendering: the cases
     a cache that never re-encodes its history cannot follow."""
@@ -113,6 +150,8 @@ def rendered_ok(fam, tmpl, system, users, replies):
         return False  # the system prompt moves to the last user message
     if tmpl == "qwen2.jinja" and any("</think>" in r for r in replies):
         return False  # Qwen3 rewrites replies with </think>
+    if tmpl.endswith(".gguf") and system is not None:
+        return False  # Phi-3's first template drops system messages
     return True
 
 
@@ -142,12 +181,16 @@ def main():
     e = env()
     out = sys.stdout.buffer
     for fam, where, name, vocab, (bos, eos) in FAMILIES:
-        path = os.path.join(shared if where == "S" else fixtures, name)
+        path = os.path.join({"S": shared, "F": fixtures,
+                             "V": os.path.dirname(shared)}[where], name)
         if not os.path.exists(path):
             sys.stderr.write("SKIP: %s is absent\n" % path)
             continue
-        with open(path, encoding="utf-8") as f:
-            t = e.from_string(f.read())
+        if where == "V":
+            t = e.from_string(gguf_template(path))
+        else:
+            with open(path, encoding="utf-8") as f:
+                t = e.from_string(f.read())
         for system, turns in CONVERSATIONS:
             for k in range(1, len(turns) + 1, 2):
                 users = turns[0:k:2]

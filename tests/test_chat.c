@@ -100,8 +100,30 @@ rec_free(struct rec *r)
 	}
 }
 
+static char *slurp_file(const char *);
+
+/* A template: a file's text, or a GGUF file's tokenizer.chat_template. */
 static char *
 slurp(const char *path)
+{
+	char cause[ERR_LEN] = "";
+	struct gguf_file *g;
+	struct gguf_str t;
+	char *s;
+
+	if (strlen(path) > 5 && strcmp(path + strlen(path) - 5, ".gguf") == 0) {
+		ck_assert_msg((g = gguf_open(path, cause)) != NULL, "%s", cause);
+		ck_assert_int_eq(gguf_get_str(g, "tokenizer.chat_template", &t,
+		    cause), 0);
+		ck_assert_ptr_nonnull(s = strndup(t.ptr, (size_t)t.len));
+		gguf_close(g);
+		return s;
+	}
+	return slurp_file(path);
+}
+
+static char *
+slurp_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	char *s;
@@ -544,6 +566,33 @@ START_TEST(test_phi3_bos)
 }
 END_TEST
 
+/* The templates inside the shared vocabularies' GGUF files. */
+START_TEST(test_gguf_templates)
+{
+	static const struct {
+		const char *vocab, *fam;
+	} v[] = { { "qwen2", "chatml" }, { "llama3", "llama3" },
+		{ "phi-3", "phi3" } };
+	char path[8192], cause[ERR_LEN] = "";
+	struct gguf_file *g;
+	struct gguf_str t;
+	size_t i;
+
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		if (!need_vocab(v[i].vocab))
+			continue;
+		snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf",
+		    shared, v[i].vocab);
+		ck_assert_ptr_nonnull(g = gguf_open(path, cause));
+		ck_assert_int_eq(gguf_get_str(g, "tokenizer.chat_template", &t,
+		    cause), 0);
+		ck_assert_str_eq(chat_name(chat_detect(t.ptr, (size_t)t.len)),
+		    v[i].fam);
+		gguf_close(g);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -562,6 +611,7 @@ main(void)
 	tcase_add_test(tc, test_specials);
 	tcase_add_test(tc, test_llama3_stops);
 	tcase_add_test(tc, test_phi3_bos);
+	tcase_add_test(tc, test_gguf_templates);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
