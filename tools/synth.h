@@ -15,6 +15,7 @@ struct synth_opts {
 	const char *arch;	/* llama, qwen2, qwen3, phi3 or gemma2 */
 	uint32_t type;		/* type of the 2-D weights (quant.h) */
 	int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, n_vocab;
+	int32_t head_dim;	/* 0: n_embd / n_head; else key_length */
 	float rope_base;
 	int tied;		/* no output.weight: reuse token_embd */
 	int output_type;	/* type of output.weight; 0: as the others.
@@ -32,7 +33,8 @@ struct synth_opts {
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
 };
 
-/* Fills a named shape ("tinyllama-1.1b", "llama2-7b", "tiny"); -1 if unknown. */
+/* Fills a named shape ("tinyllama-1.1b", "gemma2-2b", "tiny", ...); -1 if
+ * unknown. */
 int synth_shape(struct synth_opts *, const char *name, char *cause);
 /* Checks the options for consistency, naming the first bad one. */
 int synth_check(const struct synth_opts *, char *cause);
