@@ -165,7 +165,8 @@ synth_fill(void *arg, void *buf, size_t nbytes, char *cause)
 	}
 	for (r = 0; r < t->rows; r++) {
 		for (i = 0; i < t->cols; i++)
-			row[i] = t->values != NULL ? t->values[r * t->cols + i] :
+			row[i] = t->values != NULL ?
+			    t->values[r * t->cols + i] :
 			    t->center + t->spread * rng_sym(&s);
 		quant_quantize_row(t->type, row, (char *)buf + r * rb, t->cols);
 	}

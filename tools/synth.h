@@ -26,8 +26,8 @@ struct synth_opts {
 				 * means 4096) */
 	float attn_softcap;	/* gemma2; 0: 50 */
 	float final_softcap;	/* gemma2; 0: 30 */
-	int rope_freqs;		/* llama: Llama-3.1 factors (8, 1, 4, 8192)
-				 * in rope_freqs.weight ... */
+	int rope_freqs;		/* llama: Llama-3.1's factors (8, 1, 4,
+				 * 8192) in rope_freqs.weight ... */
 	int rope_llama3_keys;	/* ... or as rope.scaling.* keys */
 	uint64_t seed;
 	const char *vocab_from;	/* copy tokenizer.* keys from this GGUF */
