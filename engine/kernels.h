@@ -89,7 +89,7 @@ struct kern_attn_args {
 	size_t n_q, q_stride, kv_stride, hd, out_stride;
 	int kv_f16;
 	float scale;
-	float softcap;	 /* > 0: scores become softcap * tanh(s / softcap) */
+	float softcap;	 /* > 0: scores become c * tanh(s / c) */
 	float *scores, *out;
 	size_t len;	 /* total rows: set by kern_attn */
 };

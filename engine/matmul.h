@@ -57,7 +57,7 @@ struct matmul_band {
 	const int32_t *ns, *lo, *hi;
 	const int32_t *s0;	/* NULL, or rows [0, s0[t]) hidden too */
 	float scale;
-	float softcap;		/* > 0: scores soft-capped (kern_softcap) */
+	float softcap;		/* > 0: scores soft-capped */
 	float *out, *S;
 };
 

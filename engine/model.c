@@ -555,8 +555,8 @@ refuse_tensors(const struct gguf_file *g, const struct model_arch *a,
 
 	for (r = a->refuse; r != NULL && *r != NULL; r++) {
 		if (gguf_find_tensor(g, *r) != NULL)
-			return err_set(cause, "tensor '%s' (%s rope scaling) is "
-			    "not supported", *r, a->name);
+			return err_set(cause, "tensor '%s' (%s rope "
+			    "scaling) is not supported", *r, a->name);
 	}
 	return 0;
 }

@@ -21,7 +21,7 @@ enum model_act { ACT_SILU, ACT_GELU_TANH };
 /* Which layers attend through a sliding window of hp.n_swa tokens. */
 enum model_swa {
 	SWA_NONE,
-	SWA_ALL,	/* every layer, when the file gives a window (mistral) */
+	SWA_ALL,	/* every layer, when the file gives one (mistral) */
 	SWA_EVEN,	/* even layers; odd layers see everything (gemma2) */
 };
 
@@ -32,16 +32,16 @@ enum model_swa {
  */
 struct model_arch {
 	const char *name;	/* general.architecture */
-	int rope_neox;		/* pairs (i, i + n_rot/2), else (2i, 2i+1) */
+	int rope_neox;		/* pairs (i, i + n_rot/2) */
 	enum model_act act;	/* of the gate: act(gate) * up */
 	int qkv_bias;		/* attn_{q,k,v}.bias are required */
 	int fused_qkv;		/* attn_qkv: rows Q, then K, then V */
 	int fused_gate_up;	/* ffn_up holds gate rows, then up rows */
-	int qk_norm;		/* attn_{q,k}_norm: RMSNorm per head pre-RoPE */
+	int qk_norm;		/* attn_{q,k}_norm: per-head RMSNorm */
 	int post_norms;		/* post_attention_norm, post_ffw_norm */
 	int embd_scale;		/* embeddings times sqrt(n_embd) */
-	int softcaps;		/* attn_logit_ and final_logit_softcapping */
-	int rope_freqs;		/* rope_freqs.weight / llama3 scaling allowed */
+	int softcaps;		/* attn_logit_, final_logit_softcapping */
+	int rope_freqs;		/* rope_freqs.weight, llama3 scaling */
 	enum model_swa swa;
 	/*
 	 * With this block count (Gemma-2 27B), q . k is scaled by

@@ -21,7 +21,7 @@ struct ref_model {
 	int neox, gelu;
 	int n_vocab, n_embd, n_layer, n_head, n_kv, hd, n_ff, n_rot, n_swa;
 	double eps, base, scale, embd_scale, attn_cap, final_cap;
-	double *rope_freqs;	/* divisors of each pair's frequency, or NULL */
+	double *rope_freqs;	/* each pair's frequency divisor, or NULL */
 	double *embd, *out_norm, *out;
 	struct ref_layer *L;
 };
@@ -308,8 +308,8 @@ static double
 act(const struct ref_model *m, double g)
 {
 	if (m->gelu)
-		return 0.5 * g * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (g + 0.044715 *
-		    g * g * g)));
+		return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g +
+		    0.044715 * g * g * g))); /* sqrt(2 / pi) */
 	return g / (1.0 + exp(-g));
 }
 

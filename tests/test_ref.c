@@ -358,7 +358,8 @@ compare_file(const char *name, const struct tol *tol, struct ref_result *r)
 	for (t = 0; t < REF_POS; t++) {
 		const double *top = j.top + t * REF_TOP * 2;
 		for (k = 0; k < REF_TOP; k++) {
-			d = fabs(lg[t * nv + (size_t)top[2 * k]] - top[2 * k + 1]);
+			d = fabs(lg[t * nv + (size_t)top[2 * k]] -
+			    top[2 * k + 1]);
 			r->max = fmax(r->max, d);
 			sum += d;
 			cnt++;

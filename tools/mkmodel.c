@@ -28,11 +28,13 @@ usage(FILE *f)
 "                     [--rope-base F] [--tied] [--output-type T] [--seed S]\n"
 "                     [--sliding-window N] [--attn-softcap F]\n"
 "                     [--final-softcap F] [--rope-freqs] [--rope-llama3]\n"
-"                     [--chat-template FILE]\n"
+"                     [--chat-template FILE] [--head-dim N]\n"
 "\n"
 "Writes a GGUF model with seeded random weights: same options, same file.\n"
 "  --shape NAME      start from a known shape: tinyllama-1.1b, llama2-7b,\n"
-"                    smollm-135m, tiny (explicit sizes override it)\n"
+"                    smollm-135m, gemma2-2b, tiny (explicit sizes override\n"
+"                    it)\n"
+"  --head-dim N      head size other than n_embd / n_head (key_length)\n"
 "  --type T          type of the weight matrices (default F32; norms F32):\n"
 "                    %s\n"
 "                    or a K-quant mixture Q3_K_M, Q4_K_M, Q5_K_M (Q6_K\n"
@@ -55,7 +57,7 @@ usage(FILE *f)
 enum {
 	O_ARCH = 256, O_TYPE, O_EMBD, O_LAYER, O_HEAD, O_HEADKV, O_FF, O_VOCAB,
 	O_VFROM, O_CTX, O_SEED, O_SHAPE, O_TIED, O_ROPE, O_OUTTYPE, O_SWA,
-	O_ACAP, O_FCAP, O_FREQS, O_L3KEYS, O_TMPL,
+	O_ACAP, O_FCAP, O_FREQS, O_L3KEYS, O_TMPL, O_HDIM,
 };
 
 static const struct option long_opts[] = {
@@ -76,6 +78,7 @@ static const struct option long_opts[] = {
 	{ "tied", no_argument, NULL, O_TIED },
 	{ "output-type", required_argument, NULL, O_OUTTYPE },
 	{ "sliding-window", required_argument, NULL, O_SWA },
+	{ "head-dim", required_argument, NULL, O_HDIM },
 	{ "attn-softcap", required_argument, NULL, O_ACAP },
 	{ "final-softcap", required_argument, NULL, O_FCAP },
 	{ "rope-freqs", no_argument, NULL, O_FREQS },
@@ -91,10 +94,11 @@ set_size(int c, const char *arg, struct synth_opts *o, char *cause)
 		{ O_EMBD, "--n-embd" }, { O_LAYER, "--n-layer" },
 		{ O_HEAD, "--n-head" }, { O_HEADKV, "--n-head-kv" },
 		{ O_FF, "--n-ff" }, { O_VOCAB, "--n-vocab" }, { O_CTX, "--ctx" },
-		{ O_SWA, "--sliding-window" },
+		{ O_SWA, "--sliding-window" }, { O_HDIM, "--head-dim" },
 	};
 	int32_t *dst[] = { &o->n_embd, &o->n_layer, &o->n_head,
-		&o->n_head_kv, &o->n_ff, &o->n_vocab, &o->n_ctx, &o->n_swa };
+		&o->n_head_kv, &o->n_ff, &o->n_vocab, &o->n_ctx, &o->n_swa,
+		&o->head_dim };
 	size_t i;
 	long v;
 

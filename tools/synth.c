@@ -20,15 +20,23 @@
 
 struct synth_shape {
 	const char *name;
-	int32_t embd, layer, head, head_kv, ff, ctx, vocab;
+	int32_t embd, layer, head, head_kv, ff, ctx, vocab, head_dim;
 };
 
 static const struct synth_shape shapes[] = {
-	{ "tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 32000 },
-	{ "llama2-7b", 4096, 32, 32, 32, 11008, 4096, 32000 },
-	{ "smollm-135m", 576, 30, 9, 3, 1536, 2048, 49152 },
-	{ "tiny", 64, 2, 4, 2, 96, 256, 320 },
+	{ "tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 32000, 0 },
+	{ "llama2-7b", 4096, 32, 32, 32, 11008, 4096, 32000, 0 },
+	{ "smollm-135m", 576, 30, 9, 3, 1536, 2048, 49152, 0 },
+	{ "gemma2-2b", 2304, 26, 8, 4, 9216, 8192, 256000, 256 },
+	{ "tiny", 64, 2, 4, 2, 96, 256, 320, 0 },
 };
+
+/* The head size: --head-dim, else n_embd / n_head. */
+static int32_t
+head_dim(const struct synth_opts *o)
+{
+	return o->head_dim > 0 ? o->head_dim : o->n_embd / o->n_head;
+}
 
 int
 synth_shape(struct synth_opts *o, const char *name, char *cause)
@@ -46,9 +54,11 @@ synth_shape(struct synth_opts *o, const char *name, char *cause)
 		o->n_ff = s->ff;
 		o->n_ctx = s->ctx;
 		o->n_vocab = s->vocab;
+		o->head_dim = s->head_dim;
 		return 0;
 	}
 	return err_set(cause, "unknown shape '%s' (known: tinyllama-1.1b, "
+	    "gemma2-2b, "
 	    "llama2-7b, smollm-135m, tiny)", name);
 }
 
@@ -98,16 +108,19 @@ synth_check(const struct synth_opts *o, char *cause)
 	if (o->n_embd < 1 || o->n_layer < 1 || o->n_head < 1 ||
 	    o->n_head_kv < 1 || o->n_ff < 1 || o->n_ctx < 1)
 		return err_set(cause, "every size must be positive");
-	if (o->n_embd % o->n_head != 0 || (o->n_embd / o->n_head) % 2 != 0)
-		return err_set(cause, "--n-embd %d must be an even multiple "
-		    "of --n-head %d", o->n_embd, o->n_head);
+	if (o->head_dim < 0 || (o->head_dim == 0 && o->n_embd % o->n_head !=
+	    0) || head_dim(o) % 2 != 0)
+		return err_set(cause, "the head size (--head-dim, else "
+		    "--n-embd / --n-head) must be even");
 	if (o->n_head % o->n_head_kv != 0)
 		return err_set(cause, "--n-head %d must be a multiple of "
 		    "--n-head-kv %d", o->n_head, o->n_head_kv);
 	if (o->n_embd % (int32_t)blk != 0 || o->n_ff % (int32_t)blk != 0 ||
-	    (o->n_embd / o->n_head * o->n_head_kv) % (int32_t)blk != 0)
-		return err_set(cause, "%s needs --n-embd, --n-ff and the KV "
-		    "width to be multiples of %u", qtype_name(o->type), blk);
+	    (head_dim(o) * o->n_head_kv) % (int32_t)blk != 0 ||
+	    (head_dim(o) * o->n_head) % (int32_t)blk != 0)
+		return err_set(cause, "%s needs --n-embd, --n-ff and the Q "
+		    "and KV widths to be multiples of %u", qtype_name(o->type),
+		    blk);
 	if (o->vocab_from == NULL && o->n_vocab < 259 + 16)
 		return err_set(cause, "--n-vocab %d is too small for a "
 		    "generated vocabulary (at least 275)", o->n_vocab);
@@ -156,7 +169,8 @@ synth_fill(void *arg, void *buf, size_t nbytes, char *cause)
 	}
 	for (r = 0; r < t->rows; r++) {
 		for (i = 0; i < t->cols; i++)
-			row[i] = t->values != NULL ? t->values[r * t->cols + i] :
+			row[i] = t->values != NULL ?
+			    t->values[r * t->cols + i] :
 			    t->center + t->spread * rng_sym(&s);
 		quant_quantize_row(t->type, row, (char *)buf + r * rb, t->cols);
 	}
@@ -201,7 +215,8 @@ add_layer(struct synth_ctx *c, int il)
 {
 	const struct synth_opts *o = c->o;
 	uint64_t e = (uint64_t)o->n_embd, f = (uint64_t)o->n_ff;
-	uint64_t hd = e / (uint64_t)o->n_head, kv = hd * (uint64_t)o->n_head_kv;
+	uint64_t hd = (uint64_t)head_dim(o), kv = hd * (uint64_t)o->n_head_kv;
+	uint64_t q = hd * (uint64_t)o->n_head;
 	int phi3 = strcmp(o->arch, "phi3") == 0;
 	int gemma2 = strcmp(o->arch, "gemma2") == 0;
 	char n[64];
@@ -211,14 +226,14 @@ add_layer(struct synth_ctx *c, int il)
 	    add_tensor(c, n, cols, rows, vec))
 	T("attn_norm.weight", e, 1, 1);
 	if (phi3) {
-		T("attn_qkv.weight", e, e + 2 * kv, 0);
+		T("attn_qkv.weight", e, q + 2 * kv, 0);
 	} else {
-		T("attn_q.weight", e, e, 0);
+		T("attn_q.weight", e, q, 0);
 		T("attn_k.weight", e, kv, 0);
 		T("attn_v.weight", e, kv, 0);
 	}
 	if (strcmp(o->arch, "qwen2") == 0) {
-		T("attn_q.bias", e, 1, 1);
+		T("attn_q.bias", q, 1, 1);
 		T("attn_k.bias", kv, 1, 1);
 		T("attn_v.bias", kv, 1, 1);
 	}
@@ -226,7 +241,7 @@ add_layer(struct synth_ctx *c, int il)
 		T("attn_q_norm.weight", hd, 1, 1);
 		T("attn_k_norm.weight", hd, 1, 1);
 	}
-	T("attn_output.weight", e, e, 0);
+	T("attn_output.weight", q, e, 0);
 	if (gemma2)
 		T("post_attention_norm.weight", e, 1, 1);
 	T("ffn_norm.weight", e, 1, 1);
@@ -376,15 +391,17 @@ add_hparams(struct gguf_writer *w, const struct synth_opts *o)
 	gguf_writer_add_u32(w, KEY("attention.head_count_kv"),
 	    (uint32_t)o->n_head_kv);
 	gguf_writer_add_u32(w, KEY("rope.dimension_count"),
-	    (uint32_t)(o->n_embd / o->n_head));
+	    (uint32_t)head_dim(o));
 	gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 	gguf_writer_add_f32(w, KEY("rope.freq_base"),
 	    o->rope_base > 0 ? o->rope_base : 10000.0f);
-	if (strcmp(o->arch, "gemma2") == 0) {
+	if (strcmp(o->arch, "gemma2") == 0 || o->head_dim > 0) {
 		gguf_writer_add_u32(w, KEY("attention.key_length"),
-		    (uint32_t)(o->n_embd / o->n_head));
+		    (uint32_t)head_dim(o));
 		gguf_writer_add_u32(w, KEY("attention.value_length"),
-		    (uint32_t)(o->n_embd / o->n_head));
+		    (uint32_t)head_dim(o));
+	}
+	if (strcmp(o->arch, "gemma2") == 0) {
 		gguf_writer_add_u32(w, KEY("attention.sliding_window"),
 		    (uint32_t)(o->n_swa > 0 ? o->n_swa : 4096));
 		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"),
@@ -413,7 +430,7 @@ synth_write(const struct synth_opts *o, const char *path, char *cause)
 {
 	struct synth_ctx c = { .o = o };
 	struct synth_opts v = *o;
-	int il, rc = -1, half = o->n_embd / o->n_head / 2;
+	int il, rc = -1, half = head_dim(o) / 2;
 	float *freqs = NULL;
 
 	if (synth_check(o, cause) != 0)
