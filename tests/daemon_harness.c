@@ -27,8 +27,18 @@ static pid_t daemon_pid;
 void
 dh_setup(const char *name, int run)
 {
+	char path[sizeof tmpdir + 16];
+
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/sinkd-test-%.20s-XXXXXX", name);
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	/*
+	 * A sinkd or sink a test starts without --db or --socket must not
+	 * find the user's own: their defaults live under these.
+	 */
+	snprintf(path, sizeof path, "%s/state", tmpdir);
+	setenv("XDG_STATE_HOME", path, 1);
+	snprintf(path, sizeof path, "%s/config", tmpdir);
+	setenv("XDG_CONFIG_HOME", path, 1);
 	rundir[0] = '\0';
 	if (run) {
 		snprintf(rundir, sizeof rundir, "%s/run", tmpdir);

@@ -508,10 +508,11 @@ START_TEST(socket_ownership)
 	const char *bin = getenv("SINKD_BUILDDIR");
 
 	dh_start(model, std_args, NULL);
-	snprintf(cmd, sizeof cmd, "%s/sinkd -m %s --socket %s 2>%s/err; "
-	    "test $? -ne 0 && grep -q 'already serves' %s/err",
+	/* A database of its own: the user's default one is not the test's. */
+	snprintf(cmd, sizeof cmd, "%s/sinkd -m %s --socket %s --db %s/other.db "
+	    "2>%s/err; test $? -ne 0 && grep -q 'already serves' %s/err",
 	    bin != NULL ? bin : ".", model, dh_sock(), dh_tmpdir(),
-	    dh_tmpdir());
+	    dh_tmpdir(), dh_tmpdir());
 	ck_assert_int_eq(system(cmd), 0);
 	kill(dh_pid(), SIGKILL);
 	dh_wait();
