@@ -18,6 +18,7 @@
 #include "model.h"
 #include "pool.h"
 #include "quant.h"
+#include "quant_k.h"
 #include "reference.h"
 #include "seq.h"
 #include "sha256.h"
@@ -255,8 +256,10 @@ START_TEST(stories_prefill_equals_steps)
 }
 END_TEST
 
+/* Every type sinkd computes, in every architecture. */
 static const uint32_t synth_types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0,
-	QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
+	QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS, QT_Q2_K,
+	QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K };
 /*
  * Prefill and decode both dot quantized weights with an activation
  * quantized to 8 bits per block of 32: allow for that rounding against
@@ -272,16 +275,29 @@ is_float(uint32_t type)
 	return type == QT_F32 || type == QT_F16 || type == QT_BF16;
 }
 
+/*
+ * Quantized weights against the reference: the 32-element block types
+ * see activations quantized per 32 (~2% of the largest logit on these
+ * tiny random models, up to 3.8% with gemma2's small soft-caps); the
+ * K-quants see them quantized per 256 with one scale, as llama.cpp's Q8_K,
+ * which measured up to 4.9% (gemma2 Q2_K), so they get twice the room.
+ */
+static double
+quant_tol(uint32_t type)
+{
+	return qk_is_k(type) ? 1e-1 : 5e-2;
+}
+
 static double
 decode_tol(uint32_t type)
 {
-	return is_float(type) ? 1e-5 : 5e-2;
+	return is_float(type) ? 1e-5 : quant_tol(type);
 }
 
 static double
 prefill_tol(uint32_t type)
 {
-	return is_float(type) ? 1e-4 : 5e-2;
+	return is_float(type) ? 1e-4 : quant_tol(type);
 }
 
 /*
@@ -302,7 +318,7 @@ prefill_tol(uint32_t type)
 static double
 pd_tol(uint32_t type)
 {
-	return is_float(type) ? 1e-5 : 5e-2;
+	return is_float(type) ? 1e-5 : quant_tol(type);
 }
 
 /*
@@ -395,6 +411,14 @@ check_synth(const struct variant *v, int ti)
 	    qtype_name(type), ep);
 	ck_assert_msg(ed < decode_tol(type), "%s decode error %g",
 	    qtype_name(type), ed);
+	/*
+	 * At position 0 attention has one row of weight exactly 1 on both
+	 * paths: the activations are identical, so no rounding can flip and
+	 * the two must agree to float rounding whatever the type.
+	 */
+	ck_assert_msg(max_rel_diff(pre, dec, nv) < 1e-5, "%s prefill vs "
+	    "decode at position 0: %g", qtype_name(type),
+	    max_rel_diff(pre, dec, nv));
 	ck_assert_msg(epd < pd_tol(type), "%s prefill vs decode %g",
 	    qtype_name(type), epd);
 	free(pre);
