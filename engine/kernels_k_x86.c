@@ -245,23 +245,33 @@ joint_shift(uint32_t type)
 	return type == QT_Q6_K ? 5 : 2;
 }
 
-/* Scales of groups 2i (low 128 bits) and 2i + 1 (high) as int16. */
+/*
+ * The 16 group scales as int16, even groups in the low 128 bits and odd
+ * ones in the high: one in-lane shuffle (pair_scales) then gives the
+ * scales of vector i, group 2i low and 2i + 1 high.
+ */
 T_AVX2 INLINE __m256i
-pair_scales(__m128i sc, int i)
+split_scales(__m128i sc)
 {
-	const long long lo = 0x0101010101010101LL;
-
-	return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc,
-	    _mm_set_epi64x(lo * (2 * i + 1), lo * (2 * i))));
+	return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2,
+	    4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
 }
 
-/* Prefetch of the block this far ahead (its bytes, one line more). */
+T_AVX2 INLINE __m256i
+pair_scales(__m256i split, int i)
+{
+	const long long w = 0x0100010001000100LL + 0x0002000200020002LL * i;
+
+	return _mm256_shuffle_epi8(split, _mm256_set1_epi64x(w));
+}
+
+/* Prefetch of the block this far ahead (blocks are contiguous). */
 T_AVX2 INLINE void
 prefetch_block(const uint8_t *p, size_t bs)
 {
 	size_t o;
 
-	for (o = 0; o < bs + 64; o += 64)
+	for (o = 0; o < bs; o += 64)
 		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_NTA);
 }
 
@@ -281,7 +291,7 @@ row_k(const uint32_t type, const uint8_t *row, size_t nb, struct kk_x x)
 {
 	const size_t bs = kbytes(type);
 	__m256 acc = _mm256_setzero_ps();
-	__m256i sumi, bm;
+	__m256i sumi, bm, ss;
 	struct kdec k;
 	size_t b;
 	int i;
@@ -293,11 +303,12 @@ row_k(const uint32_t type, const uint8_t *row, size_t nb, struct kk_x x)
 		prefetch_block(row + b * bs, bs);
 		dec_block(type, row + b * bs, &k);
 		sumi = _mm256_setzero_si256();
+		ss = split_scales(k.sc);
 #pragma GCC unroll 8
 		for (i = 0; i < 8; i++)
 			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(
 			    _mm256_maddubs_epi16(k.u[i], ld256(xq + 32 * i)),
-			    pair_scales(k.sc, i)));
+			    pair_scales(ss, i)));
 		if (joint(type)) {
 			bm = _mm256_madd_epi16(ld256(x.s + b * 16),
 			    _mm256_cvtepi8_epi16(k.sc));
