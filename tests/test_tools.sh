@@ -94,6 +94,14 @@ expect_error "mkmodel without -o" "-o" "$mk" --shape tiny
 expect_error "mkmodel bad type" "Q9_9" "$mk" -o "$tmp/x.gguf" --type Q9_9
 expect_error "mkmodel bad shape" "unknown shape" "$mk" -o "$tmp/x.gguf" --shape huge
 expect_error "mkmodel bad heads" "n-head" "$mk" -o "$tmp/x.gguf" --n-head 5
+expect_error "mkmodel K-quant at widths not of 256" "Q4_K needs" \
+	"$mk" -o "$tmp/x.gguf" --shape tiny --type Q4_K_M
+# A K-quant mixture: writes, loads, generates.
+if "$mk" -o "$tmp/k.gguf" --type q4_k_m --n-embd 256 --n-head 4 \
+    --n-head-kv 4 --n-ff 512 --n-layer 3 2>"$tmp/err" &&
+    [ -n "$("$run" -m "$tmp/k.gguf" -p "a b" -n 4 --temp 0 -q --ignore-eos)" ]
+then ok "mkmodel --type Q4_K_M writes a model sinkd-run runs"
+else bad "Q4_K_M model: $(cat "$tmp/err")"; fi
 
 # sinkd's settings: command line, sinkd.conf, -n.
 sd="$bin/sinkd"
