@@ -31,7 +31,10 @@ const char *kern_isa_name(enum kern_isa);
 
 /* Bytes of the prepared activation for a row length n against wtype. */
 size_t kern_xq_bytes(uint32_t wtype, size_t n);
-/* Prepares x (n floats, n a multiple of 32 for quantized types) into xq. */
+/*
+ * Prepares x (n floats, n a multiple of 32 for quantized types, of 256
+ * for the K-quants, whose kernels are kernels_k*.c) into xq.
+ */
 void kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq);
 /*
  * y[r - r0] = dot(row r of w, x) for r in [r0, r1); rows are row_bytes

@@ -245,23 +245,33 @@ joint_shift(uint32_t type)
 	return type == QT_Q6_K ? 5 : 2;
 }
 
-/* Scales of groups 2i (low 128 bits) and 2i + 1 (high) as int16. */
+/*
+ * The 16 group scales as int16, even groups in the low 128 bits and odd
+ * ones in the high: one in-lane shuffle (pair_scales) then gives the
+ * scales of vector i, group 2i low and 2i + 1 high.
+ */
 T_AVX2 INLINE __m256i
-pair_scales(__m128i sc, int i)
+split_scales(__m128i sc)
 {
-	const long long lo = 0x0101010101010101LL;
-
-	return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc,
-	    _mm_set_epi64x(lo * (2 * i + 1), lo * (2 * i))));
+	return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2,
+	    4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
 }
 
-/* Prefetch of the block this far ahead (its bytes, one line more). */
+T_AVX2 INLINE __m256i
+pair_scales(__m256i split, int i)
+{
+	const long long w = 0x0100010001000100LL + 0x0202020202020202LL * i;
+
+	return _mm256_shuffle_epi8(split, _mm256_set1_epi64x(w));
+}
+
+/* Prefetch of the block this far ahead (blocks are contiguous). */
 T_AVX2 INLINE void
 prefetch_block(const uint8_t *p, size_t bs)
 {
 	size_t o;
 
-	for (o = 0; o < bs + 64; o += 64)
+	for (o = 0; o < bs; o += 64)
 		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_NTA);
 }
 
@@ -281,7 +291,7 @@ row_k(const uint32_t type, const uint8_t *row, size_t nb, struct kk_x x)
 {
 	const size_t bs = kbytes(type);
 	__m256 acc = _mm256_setzero_ps();
-	__m256i sumi, bm;
+	__m256i sumi, bm, ss;
 	struct kdec k;
 	size_t b;
 	int i;
@@ -293,11 +303,12 @@ row_k(const uint32_t type, const uint8_t *row, size_t nb, struct kk_x x)
 		prefetch_block(row + b * bs, bs);
 		dec_block(type, row + b * bs, &k);
 		sumi = _mm256_setzero_si256();
+		ss = split_scales(k.sc);
 #pragma GCC unroll 8
 		for (i = 0; i < 8; i++)
 			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(
 			    _mm256_maddubs_epi16(k.u[i], ld256(xq + 32 * i)),
-			    pair_scales(k.sc, i)));
+			    pair_scales(ss, i)));
 		if (joint(type)) {
 			bm = _mm256_madd_epi16(ld256(x.s + b * 16),
 			    _mm256_cvtepi8_epi16(k.sc));
@@ -460,17 +471,17 @@ tile_s(const struct kk_tile *x, int t, size_t b)
 #define KK_T2 4
 
 T_AVX512 INLINE void
-tile_k512(const int jt, const uint8_t *pk, size_t nb,
+tile_k512(const int jt, const int gs, const uint8_t *pk, size_t nb,
     const struct kk_tile *x, float *y, size_t ldy, __mmask16 mask,
     int first, const int nt)
 {
 	__m512 acc[KK_T512], dd;
-	__m512i a[KK_T512], w0, w1, w2, w3, sc, s, bm;
+	__m512i a[KK_T512], w[8], sc, s, bm;
 	const uint8_t *p, *q;
 	const int8_t *xq;
 	const int16_t *xs;
 	size_t b;
-	int t, g, i;
+	int t, g, i, k;
 
 #pragma GCC unroll 8
 	for (t = 0; t < nt; t++)
@@ -482,24 +493,21 @@ tile_k512(const int jt, const uint8_t *pk, size_t nb,
 #pragma GCC unroll 8
 		for (t = 0; t < nt; t++)
 			a[t] = _mm512_setzero_si512();
-		for (g = 0; g < 16; g++) {
+		/* gs steps share a scale: 4 (groups of 16) or 8 (of 32). */
+		for (g = 0; g < 16; g += gs / 4) {
 			sc = _mm512_loadu_si512(p + 64 * (PK_SC + g));
-			w0 = _mm512_loadu_si512(q + 64 * (4 * g));
-			w1 = _mm512_loadu_si512(q + 64 * (4 * g + 1));
-			w2 = _mm512_loadu_si512(q + 64 * (4 * g + 2));
-			w3 = _mm512_loadu_si512(q + 64 * (4 * g + 3));
+#pragma GCC unroll 8
+			for (k = 0; k < gs; k++)
+				w[k] = _mm512_loadu_si512(q + 64 * (4 * g + k));
 #pragma GCC unroll 8
 			for (t = 0; t < nt; t++) {
 				xq = tile_q(x, t, b) + 16 * g;
-				s = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-				    w0, _mm512_set1_epi32((int)ld32(
-				    (const uint8_t *)xq)));
-				s = _mm512_dpbusd_epi32(s, w1, _mm512_set1_epi32(
-				    (int)ld32((const uint8_t *)xq + 4)));
-				s = _mm512_dpbusd_epi32(s, w2, _mm512_set1_epi32(
-				    (int)ld32((const uint8_t *)xq + 8)));
-				s = _mm512_dpbusd_epi32(s, w3, _mm512_set1_epi32(
-				    (int)ld32((const uint8_t *)xq + 12)));
+				s = _mm512_setzero_si512();
+#pragma GCC unroll 8
+				for (k = 0; k < gs; k++)
+					s = _mm512_dpbusd_epi32(s, w[k],
+					    _mm512_set1_epi32((int)ld32(
+					    (const uint8_t *)xq + 4 * k)));
 				a[t] = _mm512_add_epi32(a[t],
 				    _mm512_mullo_epi32(s, sc));
 			}
@@ -634,7 +642,7 @@ tile_k2(const int jt, const uint8_t *pk, size_t nb,
 	}								\
 } while (0)
 
-#define TILE512(NT) tile_k512(jt, pk, kb, &x, y + t * ldy + r, ldy,	\
+#define TILE512(NT) tile_k512(jt, gs, pk, kb, &x, y + t * ldy + r, ldy,	\
 	mask, b0 == 0, NT)
 #define TILE2(NT) tile_k2(jt, pk, kb, &x, y + t * ldy + r, ldy, nr,	\
 	b0 == 0, NT)
@@ -647,6 +655,7 @@ gemm_k512(const uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	struct kk_tile x = { .stride = kk_xs_stride(n), .n = n };
 	size_t nb = n / QK_K, r, nr, b0, kb;
 	const int jt = joint(type);
+	const int gs = type == QT_Q4_K || type == QT_Q5_K ? 8 : 4;
 	__mmask16 mask;
 
 	for (r = 0; r < nrows; r += 16) {

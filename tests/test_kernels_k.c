@@ -50,6 +50,45 @@ struct kmat {
 	float *mag;  /* |D sc u| + |M m| per element: the terms' sizes */
 };
 
+/* Offsets of a block's fp16 factors: d, and dmin or -1. */
+static void
+factor_offsets(uint32_t t, int *od, int *om)
+{
+	*om = -1;
+	switch (t) {
+	case QT_Q2_K: *od = 80; *om = 82; break;
+	case QT_Q3_K: *od = 108; break;
+	case QT_Q6_K: *od = 208; break;
+	default: *od = 0; *om = 2; break;
+	}
+}
+
+/*
+ * Random bytes for every block (negative Q6_K and Q3_K scales, every
+ * code and scale bit pattern, which a quantizer may never write), with
+ * the fp16 factors set to ordinary values in [2^-10, 2^-4).
+ */
+static void
+blocks_random(uint8_t *w, uint32_t t, size_t nblocks, uint32_t *seed)
+{
+	size_t bs = qtype_block_bytes(t), b, i;
+	uint16_t h;
+	int od, om;
+
+	factor_offsets(t, &od, &om);
+	for (b = 0; b < nblocks; b++) {
+		for (i = 0; i < bs; i++)
+			w[b * bs + i] = (uint8_t)rnd(seed);
+		h = (uint16_t)(0x1400 + rnd(seed) % 0x1800);
+		memcpy(w + b * bs + od, &h, 2);
+		h = (uint16_t)(0x1400 + rnd(seed) % 0x1800);
+		if (om >= 0)
+			memcpy(w + b * bs + om, &h, 2);
+	}
+}
+
+static int raw_blocks; /* kmat_random: random bytes, not quantized rows */
+
 static void
 kmat_random(struct kmat *m, uint32_t t, size_t n, size_t rows,
     uint32_t seed)
@@ -75,7 +114,10 @@ kmat_random(struct kmat *m, uint32_t t, size_t n, size_t rows,
 		shift = r % 2 ? 0.3f * mag : 0.0f;
 		for (i = 0; i < n; i++)
 			row[i] = shift + mag * frnd(&seed);
-		quant_quantize_row(t, row, m->w + r * m->rb, n);
+		if (raw_blocks)
+			blocks_random(m->w + r * m->rb, t, n / QK_K, &seed);
+		else
+			quant_quantize_row(t, row, m->w + r * m->rb, n);
 		quant_dequantize_row(t, m->w + r * m->rb, m->deq + r * n, n);
 		for (b = 0; b < n / QK_K; b++) {
 			qk_unpack(t, m->w + r * m->rb + b *
@@ -291,6 +333,18 @@ START_TEST(gemm_matches_matvec)
 }
 END_TEST
 
+/* The same on blocks of random bytes. */
+START_TEST(random_blocks_every_isa)
+{
+	raw_blocks = 1;
+	check_matvec(ktypes[_i], 768, 17, 501 + (uint32_t)_i);
+	check_matvec(ktypes[_i], 2048, 5, 601 + (uint32_t)_i);
+	check_gemm(ktypes[_i], 512, 9, 3, 38, 701 + (uint32_t)_i);
+	check_gemm(ktypes[_i], 1280, 13, 0, 17, 801 + (uint32_t)_i);
+	raw_blocks = 0;
+}
+END_TEST
+
 /* NaN and infinity in x: no crash, finite scale, NaN as 0. */
 START_TEST(prepare_nonfinite)
 {
@@ -323,6 +377,7 @@ kernels_k_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, matvec_every_isa, 0, NK);
 	tcase_add_loop_test(tc, gemm_matches_matvec, 0, NK);
+	tcase_add_loop_test(tc, random_blocks_every_isa, 0, NK);
 	tcase_add_test(tc, prepare_nonfinite);
 	suite_add_tcase(s, tc);
 	return s;

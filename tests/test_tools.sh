@@ -125,6 +125,14 @@ if "$mk" -o "$tmp/g.gguf" --shape tiny --chat-template "$tmp/g.jinja" \
 	2>&1 | grep -q "chat template of new sessions: gemma (the model's)"
 then ok "mkmodel --chat-template, recognised by sinkd"
 else bad "mkmodel --chat-template: sinkd did not see a gemma template"; fi
+expect_error "mkmodel K-quant at widths not of 256" "Q4_K needs" \
+	"$mk" -o "$tmp/x.gguf" --shape tiny --type Q4_K_M
+# A K-quant mixture: writes, loads, generates.
+if "$mk" -o "$tmp/k.gguf" --type q4_k_m --n-embd 256 --n-head 4 \
+    --n-head-kv 4 --n-ff 512 --n-layer 3 2>"$tmp/err" &&
+    [ -n "$("$run" -m "$tmp/k.gguf" -p "a b" -n 4 --temp 0 -q --ignore-eos)" ]
+then ok "mkmodel --type Q4_K_M writes a model sinkd-run runs"
+else bad "Q4_K_M model: $(cat "$tmp/err")"; fi
 
 # sinkd's settings: command line, sinkd.conf, -n.
 sd="$bin/sinkd"
