@@ -278,9 +278,10 @@ xs_scales(const uint8_t *p)
 	    _mm256_set1_epi32(15)), _mm256_slli_epi32(_mm256_and_si256(hi,
 	    _mm256_set1_epi32(3)), 4));
 
+	/* d by F16C, broadcast: fp16_to_f32 is a call into quant.c. */
 	return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s,
-	    _mm256_set1_epi32(32))), _mm256_set1_ps(fp16_to_f32(
-	    (uint16_t)ld_u16(p))));
+	    _mm256_set1_epi32(32))), _mm256_cvtph_ps(_mm_set1_epi16(
+	    (short)ld_u16(p))));
 }
 
 #define XS_BYTES 136
