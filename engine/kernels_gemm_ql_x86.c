@@ -6,8 +6,8 @@
  * four weight bytes; the steps stay in registers across a tile of tokens
  * and one dpbusd per step advances all L rows.
  *
- * The repacking decodes blocks with kern_ql_unpack (scalar: it is paid
- * once per panel and shared by all the tokens) into
+ * The repacking expands blocks with the matvec's SIMD expanders
+ * (kern_ql_expand_*: paid once per panel, shared by all its tokens) into
  *   Q4_1, Q5_1: the unsigned values, plus the row minimums m, whose term
  *               m * dx * s comes from c = s (kernels_int.h) in one more FMA;
  *   Q5_0:       values + 16 (0..31), the token's c = -16 s taking it out;
@@ -49,24 +49,19 @@ pk_block_bytes(int lanes, enum pk_mode mode)
 	    32 * (mode == PK_SIGNED ? 2 : 1));
 }
 
-/* What an unsigned step byte adds to w (Q5_0 and IQ4 shift up). */
-static int
-pk_bias(uint32_t wtype)
-{
-	return wtype == QT_Q5_0 ? 16 : wtype == QT_Q4_1 ||
-	    wtype == QT_Q5_1 ? 0 : 128;
-}
-
-/* Blocks [b0, b0 + nb) of nrows <= lanes rows; missing rows are zero. */
+/*
+ * Blocks [b0, b0 + nb) of nrows <= lanes rows; missing rows are zero.
+ * Each row's block comes expanded by the ISA's kern_ql_expand (avx2:
+ * lanes 8), already in the byte form the mode wants.
+ */
 static void
 repack_ql(uint32_t wtype, const uint8_t *w, size_t rb, size_t nrows,
     int lanes, enum pk_mode mode, size_t b0, size_t nb, uint8_t *out)
 {
-	int bias = pk_bias(wtype), r, k, i;
-	uint8_t *q;
-	float *dw, *mw, d, m;
-	int8_t v[QK];
+	uint8_t *q, u[QK], a[QK];
+	float *dw, *mw;
 	size_t b;
+	int r, k;
 
 	memset(out, 0, nb * pk_block_bytes(lanes, mode));
 	for (b = 0; b < nb; b++) {
@@ -74,23 +69,25 @@ repack_ql(uint32_t wtype, const uint8_t *w, size_t rb, size_t nrows,
 		mw = dw + lanes;
 		q = (uint8_t *)(mode == PK_MIN ? mw + lanes : mw);
 		for (r = 0; r < (int)nrows; r++) {
-			kern_ql_unpack(wtype, w + (size_t)r * rb, b0 + b, v, &d,
-			    &m);
-			dw[r] = d;
-			if (mode == PK_MIN)
-				mw[r] = m;
-			for (k = 0; k < 8; k++)
-				for (i = 0; i < 4; i++) {
-					uint8_t *o = q + 4 * (k * lanes + r) + i;
-					int e = v[4 * k + i];
+			const uint8_t *row = w + (size_t)r * rb;
 
-					if (mode == PK_SIGNED) {
-						o[0] = (uint8_t)(e < 0 ? -e : e);
-						o[32 * lanes] = (uint8_t)e;
-					} else {
-						*o = (uint8_t)(e + bias);
-					}
+			dw[r] = lanes == 16 ? kern_ql_expand_avx512(wtype, row,
+			    b0 + b, u) : kern_ql_expand_avx2(wtype, row,
+			    b0 + b, u, a);
+			if (mode == PK_MIN)
+				mw[r] = fp16_to_f32((uint16_t)ld_u16(row +
+				    (b0 + b) * qtype_block_bytes(wtype) + 2));
+			if (mode == PK_SIGNED)
+				for (k = 0; k < 8; k++) {
+					memcpy(q + 4 * (k * lanes + r),
+					    a + 4 * k, 4);
+					memcpy(q + 4 * ((8 + k) * lanes + r),
+					    u + 4 * k, 4);
 				}
+			else
+				for (k = 0; k < 8; k++)
+					memcpy(q + 4 * (k * lanes + r),
+					    u + 4 * k, 4);
 		}
 	}
 }
@@ -266,10 +263,17 @@ tile_ql_avx2(const uint8_t *pk, size_t nb, enum pk_mode mode,
 	}								\
 } while (0)
 
-#define TILE_AVX512(NT) tile_ql_avx512(pk, kb, mode, &x, y + t * ldy + r, \
-	ldy, mask, b0 == 0, NT)
-#define TILE_AVX2(NT) tile_ql_avx2(pk, kb, mode, &x, y + t * ldy + r, ldy, \
-	nr, b0 == 0, NT)
+/* The mode a constant in each expansion: one specialized tile each. */
+#define TILE_AVX512_U(NT) tile_ql_avx512(pk, kb, PK_UNSIGNED, &x,	\
+	y + t * ldy + r, ldy, mask, b0 == 0, NT)
+#define TILE_AVX512_M(NT) tile_ql_avx512(pk, kb, PK_MIN, &x,		\
+	y + t * ldy + r, ldy, mask, b0 == 0, NT)
+#define TILE_AVX2_U(NT) tile_ql_avx2(pk, kb, PK_UNSIGNED, &x,		\
+	y + t * ldy + r, ldy, nr, b0 == 0, NT)
+#define TILE_AVX2_M(NT) tile_ql_avx2(pk, kb, PK_MIN, &x,		\
+	y + t * ldy + r, ldy, nr, b0 == 0, NT)
+#define TILE_AVX2_S(NT) tile_ql_avx2(pk, kb, PK_SIGNED, &x,		\
+	y + t * ldy + r, ldy, nr, b0 == 0, NT)
 
 T_AVX512 int
 kern_ql_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
@@ -289,7 +293,10 @@ kern_ql_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			kb = nb - b0 < GEMM_KB ? nb - b0 : GEMM_KB;
 			repack_ql(wtype, w + r * rb, rb, nr, 16, mode, b0, kb,
 			    pk);
-			GEMM_TOKENS(TILE_AVX512);
+			if (mode == PK_MIN)
+				GEMM_TOKENS(TILE_AVX512_M);
+			else
+				GEMM_TOKENS(TILE_AVX512_U);
 		}
 	}
 	return 1;
@@ -311,7 +318,12 @@ kern_ql_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 			kb = nb - b0 < GEMM_KB ? nb - b0 : GEMM_KB;
 			repack_ql(wtype, w + r * rb, rb, nr, 8, mode, b0, kb,
 			    pk);
-			GEMM_TOKENS(TILE_AVX2);
+			if (mode == PK_MIN)
+				GEMM_TOKENS(TILE_AVX2_M);
+			else if (mode == PK_SIGNED)
+				GEMM_TOKENS(TILE_AVX2_S);
+			else
+				GEMM_TOKENS(TILE_AVX2_U);
 		}
 	}
 	return 1;

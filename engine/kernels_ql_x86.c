@@ -278,9 +278,10 @@ xs_scales(const uint8_t *p)
 	    _mm256_set1_epi32(15)), _mm256_slli_epi32(_mm256_and_si256(hi,
 	    _mm256_set1_epi32(3)), 4));
 
+	/* d by F16C, broadcast: fp16_to_f32 is a call into quant.c. */
 	return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s,
-	    _mm256_set1_epi32(32))), _mm256_set1_ps(fp16_to_f32(
-	    (uint16_t)ld_u16(p))));
+	    _mm256_set1_epi32(32))), _mm256_cvtph_ps(_mm_set1_epi16(
+	    (short)ld_u16(p))));
 }
 
 #define XS_BYTES 136
@@ -371,6 +372,95 @@ T_AVX512 INLINE float
 row_iq4_xs_avx512(const uint8_t *row, size_t nb, struct kern_xq v)
 {
 	ROW_XS(iq4_avx512, 1);
+}
+
+/*
+ * Block b of a row as 32 bytes in element order, for the GEMM's repacking
+ * (kernels_gemm_ql_x86.c): linear values unsigned (Q5_0 with its +16),
+ * codebook values + 128 (AVX-512) or signed with their magnitudes in
+ * mag (AVX2).  Returns the block's scale (IQ4_XS: its sub-block's).
+ */
+T_AVX512 float
+kern_ql_expand_avx512(uint32_t wtype, const uint8_t *row, size_t b,
+    uint8_t *out)
+{
+	const __m256i k = _mm256_xor_si256(_mm256_broadcastsi128_si256(
+	    ld128(quant_iq4_values)), _mm256_set1_epi8(-128));
+	const uint8_t *p;
+	__m256i v;
+	float d;
+
+	switch (wtype) {
+	case QT_Q4_1:
+		p = row + b * 20;
+		v = nibbles(p + 4);
+		break;
+	case QT_Q5_0:
+		p = row + b * 22;
+		v = _mm256_or_si256(nibbles(p + 6), bit5_avx512(ld_u32(p + 2)));
+		break;
+	case QT_Q5_1:
+		p = row + b * 24;
+		v = _mm256_or_si256(nibbles(p + 8), bit5_avx512(ld_u32(p + 4)));
+		break;
+	case QT_IQ4_NL:
+		p = row + b * 18;
+		v = _mm256_shuffle_epi8(k, nibbles(p + 2));
+		break;
+	default: /* IQ4_XS */
+		p = row + b / 8 * XS_BYTES;
+		d = fp16_to_f32((uint16_t)ld_u16(p)) * (float)(quant_xs_scale(
+		    (const struct block_iq4_xs *)(const void *)p,
+		    (int)(b % 8)) - 32);
+		_mm256_storeu_si256((__m256i *)(void *)out,
+		    _mm256_shuffle_epi8(k, nibbles(p + 8 + b % 8 * 16)));
+		return d;
+	}
+	_mm256_storeu_si256((__m256i *)(void *)out, v);
+	return fp16_to_f32((uint16_t)ld_u16(p));
+}
+
+T_AVX2 float
+kern_ql_expand_avx2(uint32_t wtype, const uint8_t *row, size_t b,
+    uint8_t *out, uint8_t *mag)
+{
+	const __m256i k = _mm256_broadcastsi128_si256(ld128(quant_iq4_values));
+	const uint8_t *p;
+	__m256i v;
+	float d;
+
+	switch (wtype) {
+	case QT_Q4_1:
+		p = row + b * 20;
+		v = nibbles(p + 4);
+		break;
+	case QT_Q5_0:
+		p = row + b * 22;
+		v = _mm256_or_si256(nibbles(p + 6), bit5_avx2(ld_u32(p + 2)));
+		break;
+	case QT_Q5_1:
+		p = row + b * 24;
+		v = _mm256_or_si256(nibbles(p + 8), bit5_avx2(ld_u32(p + 4)));
+		break;
+	case QT_IQ4_NL:
+		p = row + b * 18;
+		v = _mm256_shuffle_epi8(k, nibbles(p + 2));
+		_mm256_storeu_si256((__m256i *)(void *)mag,
+		    _mm256_abs_epi8(v));
+		break;
+	default: /* IQ4_XS */
+		p = row + b / 8 * XS_BYTES;
+		d = fp16_to_f32((uint16_t)ld_u16(p)) * (float)(quant_xs_scale(
+		    (const struct block_iq4_xs *)(const void *)p,
+		    (int)(b % 8)) - 32);
+		v = _mm256_shuffle_epi8(k, nibbles(p + 8 + b % 8 * 16));
+		_mm256_storeu_si256((__m256i *)(void *)mag,
+		    _mm256_abs_epi8(v));
+		_mm256_storeu_si256((__m256i *)(void *)out, v);
+		return d;
+	}
+	_mm256_storeu_si256((__m256i *)(void *)out, v);
+	return fp16_to_f32((uint16_t)ld_u16(p));
 }
 
 /* One specialized loop per type, rows one at a time. */

@@ -54,6 +54,15 @@ int kern_ql_matvec_avx2(uint32_t wtype, const uint8_t *w, size_t rb,
 int kern_ql_matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
     size_t n, const void *xq, float *y, size_t nrows);
 
+/*
+ * Block b of a row of those types expanded to 32 bytes for the GEMM's
+ * repacking (kernels_ql_x86.c, which says how); returns its scale.
+ */
+float kern_ql_expand_avx512(uint32_t wtype, const uint8_t *row, size_t b,
+    uint8_t *out);
+float kern_ql_expand_avx2(uint32_t wtype, const uint8_t *row, size_t b,
+    uint8_t *out, uint8_t *mag);
+
 /* kern_gemm of the same types (kernels_gemm_ql_x86.c); 0 for others. */
 int kern_ql_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t nrows);

@@ -187,17 +187,21 @@ quantize_absmax(const float *x, int half, uint16_t *dh, int *q)
 		q[j] = clampi(lrintf(x[j] * id), -half, half - 1) + half;
 }
 
+/* Binary search between midpoints (the codebook is sorted); ties go low. */
 static int
 iq4_nearest(float v)
 {
-	int k, best = 0;
+	int lo = 0, hi = 15, mid;
 
-	for (k = 1; k < 16; k++) {
-		if (fabsf(v - (float)quant_iq4_values[k]) <
-		    fabsf(v - (float)quant_iq4_values[best]))
-			best = k;
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (v > ((float)quant_iq4_values[mid] +
+		    (float)quant_iq4_values[mid + 1]) / 2.0f)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return best;
+	return lo;
 }
 
 /* Nibbles of one codebook block of scale d (as stored) into q[16]. */
