@@ -37,6 +37,7 @@ grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE" fuzz.log | tail -2
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -I"$top/engine" \
     "$top/engine/err.c" "$top/engine/quant.c" "$top/engine/quant_ql.c" \
+    "$top/engine/quant_k.c" \
     $(ls "$top"/engine/kernels*.c) "$top/tests/fuzz_quant.c" -lm -pthread \
     -o "$out/fuzz_quant"
 mkdir -p "$out/corpus_quant"
