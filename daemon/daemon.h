@@ -20,18 +20,20 @@ struct evconnlistener;
 struct worker;
 struct client;
 struct store;
+struct storeq;
 
 struct daemon {
 	struct conf *conf;
 	struct model *model;
 	struct event_base *base;
 	struct evconnlistener *listener;
-	struct event *ev_worker, *ev_term, *ev_int, *ev_hup;
+	struct event *ev_worker, *ev_store, *ev_term, *ev_int, *ev_hup;
 	struct event *ev_watchdog;	/* keep-alives to systemd, if asked */
 	int socket_made;	/* we bound conf->socket: remove it at exit */
 	struct worker *worker;
 	struct sess_table sessions;
 	struct store *store;
+	struct storeq *storeq;	/* the store thread (storeq.h) */
 	struct tmpl tmpl;	/* the chat formats */
 	uint64_t tick;		/* session uses, for least-recently-used */
 	uint64_t import_bytes;	/* parts of imports held, all clients */
