@@ -32,7 +32,8 @@ daemon_run_next(struct daemon *d, struct session *s)
 {
 	struct job *j = s->queue;
 
-	if (s->running != NULL || j == NULL || d->stopping || s->exporting)
+	if (s->running != NULL || j == NULL || d->stopping || s->exporting ||
+	    s->storing > 0)
 		return;
 	s->queue = j->next;
 	if (s->queue == NULL)

@@ -175,11 +175,19 @@ storeq_complete(struct storeq *q)
 void
 storeq_drain(struct storeq *q)
 {
-	pthread_mutex_lock(&q->lock);
-	while (q->running > 0)
-		pthread_cond_wait(&q->idle, &q->lock);
-	pthread_mutex_unlock(&q->lock);
-	storeq_complete(q);
+	size_t left;
+
+	/* A done call may queue another job (an import's snapshot). */
+	do {
+		pthread_mutex_lock(&q->lock);
+		while (q->running > 0)
+			pthread_cond_wait(&q->idle, &q->lock);
+		pthread_mutex_unlock(&q->lock);
+		storeq_complete(q);
+		pthread_mutex_lock(&q->lock);
+		left = q->pending;
+		pthread_mutex_unlock(&q->lock);
+	} while (left > 0);
 }
 
 size_t

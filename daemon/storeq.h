@@ -38,7 +38,10 @@ void storeq_submit(struct storeq *, storeq_fn *run, storeq_fn *done,
     void *arg);
 /* The done calls of the jobs finished so far, oldest first (the loop). */
 void storeq_complete(struct storeq *);
-/* Waits until every job queued so far has run, then completes them. */
+/*
+ * Waits until every job has run and completes them, and those their
+ * done calls queue too (at shutdown).
+ */
 void storeq_drain(struct storeq *);
 /* Jobs queued or running, not yet completed. */
 size_t storeq_pending(struct storeq *);
