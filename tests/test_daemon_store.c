@@ -22,7 +22,11 @@
 #include "seq.h"
 #include "store.h"
 
-/* The big session: about BIG_MIB MiB of cache on the "small" model. */
+/*
+ * The big session: about 100 MiB of cache on the "small" model, or
+ * $SINKD_TEST_STORE_MIB; with $SINKD_TEST_NO_TIMING set the gaps are
+ * printed, not checked (under ThreadSanitizer: tools/test-all.sh).
+ */
 #define BIG_MIB 100
 #define PART (512u << 10)	/* an import's parts */
 
@@ -87,8 +91,11 @@ export(struct dh_conn *c, uint64_t id, const char *name, size_t *len)
 static uint64_t
 big_cache(void)
 {
+	const char *e = getenv("SINKD_TEST_STORE_MIB");
+	long mib = e != NULL ? strtol(e, NULL, 10) : BIG_MIB;
+
 	/* small: 8 layers of 128 K and 128 V floats a token: 8 KiB. */
-	return (uint64_t)BIG_MIB * 128;
+	return (uint64_t)(mib > 0 ? mib : BIG_MIB) * 128;
 }
 
 static void
@@ -341,15 +348,17 @@ START_TEST(import_and_fork_do_not_stall_streams)
 	    now() - t, forking.max * 1e3);
 	stream_stop(&a, 2, 3);
 
-	ck_assert_msg(during.n > 10, "only %ld tokens during the import",
-	    during.n);
+	ck_assert_msg(during.n > 10 || getenv("SINKD_TEST_NO_TIMING") != NULL,
+	    "only %ld tokens during the import", during.n);
+	if (getenv("SINKD_TEST_NO_TIMING") != NULL)
+		goto untimed;
 	ck_assert_msg(during.max <= bound(&alone), "a gap of %.1f ms in the "
 	    "stream during the import (%.1f ms alone)", during.max * 1e3,
 	    alone.max * 1e3);
 	ck_assert_msg(forking.max <= bound(&alone), "a gap of %.1f ms in the "
 	    "stream during the fork (%.1f ms alone)", forking.max * 1e3,
 	    alone.max * 1e3);
-
+untimed:
 	/* Both copies are whole: they answer, with the file's cache. */
 	dh_rq(&b, "info", 2, "s", "name", "big2");
 	dh_expect(&b, "ok", 2);
