@@ -23,6 +23,7 @@
 #include "persist.h"
 #include "request.h"
 #include "store.h"
+#include "storeq.h"
 #include "systemd.h"
 #include "worker.h"
 
@@ -31,7 +32,8 @@ daemon_run_next(struct daemon *d, struct session *s)
 {
 	struct job *j = s->queue;
 
-	if (s->running != NULL || j == NULL || d->stopping || s->exporting)
+	if (s->running != NULL || j == NULL || d->stopping || s->exporting ||
+	    s->storing > 0)
 		return;
 	s->queue = j->next;
 	if (s->queue == NULL)
@@ -90,6 +92,18 @@ worker_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+store_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	storeq_complete(d->storeq);
+	if (d->stopping && d->n_jobs == 0)
+		event_base_loopbreak(d->base);
+}
+
+static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -129,11 +143,15 @@ setup_events(struct daemon *d, char *cause)
 		return err_set(cause, "cannot start the event loop");
 	d->ev_worker = event_new(d->base, worker_fd(d->worker),
 	    EV_READ | EV_PERSIST, worker_cb, d);
+	d->ev_store = event_new(d->base, storeq_fd(d->storeq),
+	    EV_READ | EV_PERSIST, store_cb, d);
 	d->ev_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
-	if (d->ev_worker == NULL || d->ev_term == NULL || d->ev_int == NULL ||
-	    d->ev_hup == NULL || event_add(d->ev_worker, NULL) != 0 ||
+	if (d->ev_worker == NULL || d->ev_store == NULL || d->ev_term == NULL ||
+	    d->ev_int == NULL || d->ev_hup == NULL ||
+	    event_add(d->ev_worker, NULL) != 0 ||
+	    event_add(d->ev_store, NULL) != 0 ||
 	    event_add(d->ev_term, NULL) != 0 || event_add(d->ev_int, NULL) ||
 	    event_add(d->ev_hup, NULL) != 0)
 		return err_set(cause, "cannot set up events");
@@ -167,8 +185,12 @@ teardown(struct daemon *d)
 	if (d->base != NULL)
 		client_close_all(d);
 	worker_free(d->worker);
+	/* After the worker, which hands it finished jobs; drains it. */
+	storeq_free(d->storeq);
 	if (d->ev_worker != NULL)
 		event_free(d->ev_worker);
+	if (d->ev_store != NULL)
+		event_free(d->ev_store);
 	if (d->ev_term != NULL)
 		event_free(d->ev_term);
 	if (d->ev_int != NULL)
@@ -227,7 +249,11 @@ static int
 final_save(struct daemon *d)
 {
 	char names[512];
-	size_t n = persist_flush(d, names, sizeof names);
+	size_t n;
+
+	/* What the store thread still holds is written first. */
+	storeq_drain(d->storeq);
+	n = persist_flush(d, names, sizeof names);
 
 	if (n == 0)
 		return DAEMON_EXIT_OK;
@@ -248,8 +274,10 @@ serve(struct daemon *d, char *cause)
 	}
 	if (persist_open(d, cause) != 0)
 		return DAEMON_EXIT_CONFIG;
-	if ((d->worker = worker_new(d->model, &d->tmpl, d->store, (int)d->conf->threads,
-	    cause)) == NULL || setup_events(d, cause) != 0 ||
+	if ((d->storeq = storeq_new(cause)) == NULL || (d->worker =
+	    worker_new(d->model, &d->tmpl, d->store, d->storeq,
+	    (int)d->conf->threads, cause)) == NULL ||
+	    setup_events(d, cause) != 0 ||
 	    setup_watchdog(d, cause) != 0)
 		return DAEMON_EXIT_FAIL;
 	if (listen_start(d, cause) != 0)

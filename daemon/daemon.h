@@ -1,6 +1,10 @@
 /*
  * daemon: the state the loop thread shares among the daemon's modules,
  * and the entry point that main.c calls.
+ *
+ * Threads: struct daemon is the loop thread's.  The worker reads model
+ * and tmpl (set before it starts, never changed); the store thread
+ * reads model and uses store (whose calls lock it: store.h).
  */
 #ifndef SINKD_DAEMON_H
 #define SINKD_DAEMON_H
@@ -20,21 +24,25 @@ struct evconnlistener;
 struct worker;
 struct client;
 struct store;
+struct storeq;
 
 struct daemon {
 	struct conf *conf;
 	struct model *model;
 	struct event_base *base;
 	struct evconnlistener *listener;
-	struct event *ev_worker, *ev_term, *ev_int, *ev_hup;
+	struct event *ev_worker, *ev_store, *ev_term, *ev_int, *ev_hup;
 	struct event *ev_watchdog;	/* keep-alives to systemd, if asked */
 	int socket_made;	/* we bound conf->socket: remove it at exit */
 	struct worker *worker;
 	struct sess_table sessions;
 	struct store *store;
+	struct storeq *storeq;	/* the store thread (storeq.h) */
 	struct tmpl tmpl;	/* the chat formats */
 	uint64_t tick;		/* session uses, for least-recently-used */
 	uint64_t import_bytes;	/* parts of imports held, all clients */
+	char **reserved;	/* names store jobs are making (persist.h) */
+	size_t n_reserved;
 	struct client *clients;
 	int n_clients;
 	uint64_t next_serial;

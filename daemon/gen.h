@@ -50,7 +50,8 @@ void gen_free(struct gen *);
  */
 int gen_step(struct gen *, struct job *, gen_emit_fn *, void *arg);
 /*
- * After the last step: the session's snapshot, with the job's turns.
+ * After the last step, on the store thread (worker.c): the session's
+ * snapshot, with the job's turns.  Reads only what gen_init set.
  * A snapshot that fails is a WARNING to the client; the session stays
  * as it is in memory and the next snapshot catches up.
  */

@@ -1,7 +1,11 @@
 /*
  * job: one request's work on a session, handed from the loop thread to
- * the worker and back.  The loop fills the request part; the worker
- * owns the rest while the job runs; `stop` is the one field both touch.
+ * the worker, then to the store thread for its snapshot (gen_save), and
+ * back to the loop with the DONE event.  The loop fills the request
+ * part; the worker owns the rest while the job steps, then the store
+ * thread (saved, n_saved_turns, t_save, save_bytes and the warnings);
+ * each hand-over goes through a locked queue.  `stop` is the one field
+ * the loop and the others touch at once (atomic).
  */
 #ifndef SINKD_JOB_H
 #define SINKD_JOB_H

@@ -17,11 +17,15 @@
 
 /* The largest reply: far above any request, bounded all the same. */
 #define REPLY_MAX (PROTO_MAX_FRAME * 16)
+/* An export file's frame fits one data message (xfer.c, import.c). */
+#define XFER_FRAME_MAX (REPLY_MAX - 1024)
 
 struct req {
 	struct daemon *d;
 	struct client *c;
 	struct proto_msg *msg;
+	const uint8_t *body;	/* the frame msg was parsed from */
+	size_t body_len;
 	uint64_t id;
 	struct proto_out out;
 	enum proto_err code;
@@ -72,16 +76,26 @@ void tlist_free(struct tlist *);
 
 /*
  * 0 if s may be copied out: idle, no export running, all of it in the
- * store (a snapshot owed is taken now); else -1 (busy, store).
+ * store; 1 when the request was parked until it is (a snapshot owed is
+ * queued, or one is being written); else -1 (busy, out of memory).
  */
 int settled(struct req *, struct session *);
+/*
+ * Parks the request on s until its store jobs are done, when it is
+ * handled again from the start (1); -1 when out of memory.
+ */
+int park(struct req *, struct session *);
 
 /*
  * Sampling keys of create, chat and complete; *any has bit 1 when one
  * is given, bit 2 when the seed is.
  */
 int get_sampling(struct req *, struct sampler_params *, int *any);
-/* A new session from the request's keys (with_opts: create's too). */
+/*
+ * A new session from the request's keys (with_opts: create's too); its
+ * first snapshot is queued.  -1 with the error; 0: with_opts, the
+ * request is answered once the snapshot is done; 1: answer it now.
+ */
 int new_session(struct req *, const char *name, size_t len, int with_opts,
     struct session **out);
 

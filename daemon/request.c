@@ -233,7 +233,7 @@ start_turn(struct req *r, enum job_kind kind)
 	/* A new session's defaults are these; an old one's its own. */
 	if (turn_keys(r, j, s != NULL ? &s->sp : &def, s != NULL ?
 	    s->max_tokens : (int32_t)r->d->conf->max_tokens) != 0 ||
-	    (s == NULL && new_session(r, name, len, 0, &s) != 0) ||
+	    (s == NULL && new_session(r, name, len, 0, &s) < 0) ||
 	    find_session(r, &s) != 0 || usable(r, s) != 0) {
 		job_free(j);
 		return -1;
@@ -422,11 +422,12 @@ dispatch(struct req *r)
 	    proto_op_name(o));
 }
 
-void
-request_handle(struct client *c, const uint8_t *body, size_t len)
+static void
+handle(struct client *c, const uint8_t *body, size_t len)
 {
 	struct proto_msg msg;
-	struct req r = { .d = c->d, .c = c, .msg = &msg };
+	struct req r = { .d = c->d, .c = c, .msg = &msg, .body = body,
+		.body_len = len };
 
 	proto_out_init(&r.out);
 	if (proto_msg_parse(&msg, body, len, r.cause) != 0) {
@@ -434,13 +435,61 @@ request_handle(struct client *c, const uint8_t *body, size_t len)
 		client_fail(c, PROTO_E_BAD_REQUEST, r.cause);
 		return;
 	}
-	c->d->requests++;
 	if (dispatch(&r) != 0) {
 		proto_encode_error(&r.out, r.id, r.code, "%s", r.cause);
 		send_out(c, &r.out, r.id);
 	}
 	proto_msg_free(&msg);
 	proto_out_free(&r.out);
+}
+
+void
+request_handle(struct client *c, const uint8_t *body, size_t len)
+{
+	c->d->requests++;
+	handle(c, body, len);
+}
+
+void
+request_redo(struct client *c, const uint8_t *body, size_t len)
+{
+	if (!c->closing)
+		handle(c, body, len);
+}
+
+int
+park(struct req *r, struct session *s)
+{
+	struct parked *p = calloc(1, sizeof *p), **t;
+
+	if (p == NULL || (p->body = malloc(r->body_len + 1)) == NULL) {
+		free(p);
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	}
+	memcpy(p->body, r->body, r->body_len);
+	p->len = r->body_len;
+	p->client = r->c->serial;
+	for (t = &s->parked; *t != NULL; t = &(*t)->next)
+		;
+	*t = p;
+	return 1;
+}
+
+void
+request_unpark(struct daemon *d, struct session *s)
+{
+	struct parked *p = s->parked, *n;
+	struct client *c;
+
+	/* In order; one that has to wait again parks behind. */
+	s->parked = NULL;
+	for (; p != NULL; p = n) {
+		n = p->next;
+		if ((c = client_find(d, p->client)) != NULL && !c->closing)
+			handle(c, p->body, p->len);
+		free(p->body);
+		free(p);
+	}
 }
 
 /* {"id", "kind": "progress", "done": tokens, "total": tokens} */
@@ -589,36 +638,6 @@ settle(struct daemon *d, struct session *s, const struct job *j)
 	persist_budget(d, NULL, 0, 0);
 }
 
-/* A delete that waited for the session's job: gone from the file, then ok. */
-static void
-finish_delete(struct daemon *d, struct session *s)
-{
-	struct client *c = client_find(d, s->del_client);
-	struct proto_out o;
-	char cause[ERR_LEN];
-	int rc = persist_delete(d, s, cause);
-
-	proto_out_init(&o);
-	if (rc != 0) {
-		log_error("session '%s' not deleted: %s", s->name, cause);
-		s->dead = 0;	/* it stays, as the file has it */
-		proto_encode_error(&o, s->del_id, PROTO_E_STORE, "session '%s' "
-		    "could not be deleted from the database: %s", s->name,
-		    cause);
-	} else
-		proto_encode_head(&o, s->del_id, PROTO_K_OK, 0);
-	if (c != NULL)
-		send_out(c, &o, s->del_id);
-	proto_out_free(&o);
-	if (rc != 0) {
-		daemon_run_next(d, s);
-		return;
-	}
-	log_info("session '%s' deleted", s->name);
-	sess_remove(&d->sessions, s);
-	session_free(s);
-}
-
 void
 request_job_done(struct daemon *d, struct job *j)
 {
@@ -631,8 +650,9 @@ request_job_done(struct daemon *d, struct job *j)
 	d->tokens_in += j->fed;
 	send_outcome(d, j);
 	job_free(j);
+	/* A delete that waited for the job: gone from the file, then ok. */
 	if (!s->dead)
 		daemon_run_next(d, s);
 	else
-		finish_delete(d, s);
+		persist_delete(d, s);
 }

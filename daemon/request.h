@@ -21,6 +21,10 @@ void request_handle(struct client *c, const uint8_t *body, size_t len);
 const char *const *request_ops(void);
 /* Sends a finished job's last message to its client (daemon.c). */
 void request_job_done(struct daemon *, struct job *);
+/* Handles again the requests parked on s (its store jobs are done). */
+void request_unpark(struct daemon *, struct session *);
+/* Handles a frame of c again (a parked request). */
+void request_redo(struct client *c, const uint8_t *body, size_t len);
 /* Stops a session's running job and drops its queue (shutdown). */
 void request_stop_session(struct daemon *, struct session *, int why);
 /*

@@ -310,14 +310,14 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	uint64_t mt = (uint64_t)d->conf->max_tokens;
 	char nm[PROTO_NAME_MAX + 1];
 	struct job *j;
-	int any, fmt;
+	int any, fmt, answer;
 
 	if (!proto_session_name_ok(name, len))
 		return req_err(r, PROTO_E_INVALID_NAME, "session names are 1 "
 		    "to 64 ASCII letters, digits, '-', '_' and '.', not "
 		    "starting with '.'");
 	snprintf(nm, sizeof nm, "%.*s", (int)len, name);
-	if (sess_find(&d->sessions, name, len) != NULL)
+	if (persist_name_taken(d, name, len))
 		return req_err(r, PROTO_E_EXISTS, "session '%s' exists", nm);
 	sampler_defaults(&sp);
 	if (get_cache_opts(r, &so) != 0)
@@ -358,16 +358,21 @@ new_session(struct req *r, const char *name, size_t len, int with_opts,
 	    (unsigned)r->c->uid, chat_name(fmt));
 	persist_touch(d, *out);
 	persist_budget(d, *out, 0, 0);
-	persist_save(d, *out, 0, NULL); /* a failure is retried later */
+	/*
+	 * A create is answered once its snapshot has committed (a failure
+	 * is retried later): then the session is there after a crash.
+	 */
+	answer = persist_save_bg(d, *out, 0, with_opts ? r->c->serial : 0,
+	    r->id, 1) == 0 && with_opts ? 0 : 1;
 	if (pin == NULL)
-		return 0;
+		return answer;
 	if ((j = job_new(NULL, *out, JOB_PREFIX)) == NULL) {
 		free(pin);
 		return req_err(r, PROTO_E_INTERNAL, "out of memory");
 	}
 	j->prefix = pin;
 	j->n_prefix = n_pin;
-	return enqueue(r, j);
+	return enqueue(r, j) != 0 ? -1 : answer;
 }
 
 int
@@ -376,12 +381,13 @@ op_create(struct req *r)
 	struct session *s;
 	const char *name;
 	size_t len;
+	int rc;
 
 	if (proto_get_str(r->msg, "name", 1, PROTO_NAME_MAX * 4, &name, &len,
 	    r->cause) != 0)
 		return bad(r);
-	if (new_session(r, name, len, 1, &s) != 0)
-		return -1;
+	if ((rc = new_session(r, name, len, 1, &s)) <= 0)
+		return rc;	/* error, or answered after the snapshot */
 	proto_pack_key(ok(r, 1), "session");
 	pack_detail(&r->out, &r->d->tmpl, s);
 	return reply(r);
@@ -423,26 +429,19 @@ op_delete(struct req *r)
 	if (s->exporting)
 		return req_err(r, PROTO_E_BUSY, "session '%s' is being "
 		    "exported: wait for it", s->name);
-	/* Gone from the disk first: a failure leaves it whole. */
-	if (s->running == NULL && persist_delete(r->d, s, r->cause) != 0)
-		return req_err(r, PROTO_E_STORE, "session '%s' could not be "
-		    "deleted from the database: %s", s->name, r->cause);
+	/*
+	 * Gone from the disk first, on the store thread (after the
+	 * session's snapshots queued there), then answered; a failure
+	 * leaves it whole.  A running job's snapshot is still to come: the
+	 * file forgets the session after it (request_job_done).
+	 */
 	request_stop_session(r->d, s, STOP_USER);
-	if (s->running != NULL) {
-		/*
-		 * Its job's snapshot is still to come: the file forgets the
-		 * session after it, and only then is the delete answered.
-		 */
-		s->dead = 1;
-		s->del_client = r->c->serial;
-		s->del_id = r->id;
-		return 0;
-	}
-	log_info("session '%s' deleted", s->name);
-	sess_remove(&r->d->sessions, s);
-	session_free(s);
-	ok(r, 0);
-	return reply(r);
+	s->dead = 1;
+	s->del_client = r->c->serial;
+	s->del_id = r->id;
+	if (s->running == NULL)
+		persist_delete(r->d, s);
+	return 0;
 }
 
 int
@@ -455,6 +454,9 @@ op_reset(struct req *r)
 	if (s->running != NULL || s->exporting)
 		return req_err(r, PROTO_E_BUSY, "session '%s' is running a "
 		    "request: cancel it first", s->name);
+	/* Its cache is the store thread's until its snapshots are done. */
+	if (s->storing > 0)
+		return park(r, s) > 0 ? 0 : -1;
 	request_stop_session(r->d, s, STOP_USER);
 	persist_budget(r->d, s, s->resident ? 0 : s->info.bytes,
 	    s->resident ? 0 : 1);
@@ -462,7 +464,11 @@ op_reset(struct req *r)
 		return req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
 	s->used = time(NULL);
 	persist_touch(r->d, s);
-	proto_put_bool(ok(r, 1), "saved", persist_save(r->d, s, 2, NULL) == 0);
-	return reply(r);
+	/* Answered {"saved"} once the snapshot has committed (or not). */
+	if (persist_save_bg(r->d, s, 2, r->c->serial, r->id, 0) != 0) {
+		proto_put_bool(ok(r, 1), "saved", 0);
+		return reply(r);
+	}
+	return 0;
 }
 

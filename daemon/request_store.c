@@ -1,16 +1,20 @@
 /*
  * request_store: the handlers of the store's ops that stay inside the
  * daemon: log (the transcript), rebuild (a cache from the transcript)
- * and fork.  Export and import are xfer.c's.
+ * and fork (a store job: the rows are copied on the store thread, the
+ * new session is made on the loop once they are).  Export and import
+ * are xfer.c's.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "client.h"
 #include "log.h"
 #include "persist.h"
 #include "req.h"
+#include "request.h"
 #include "snap.h"
 #include "store.h"
 
@@ -133,15 +137,57 @@ op_log(struct req *r)
 }
 
 
+/* A snapshot owed before a copy: the request again, or the error. */
+static void
+redo_done(struct pjob *p)
+{
+	struct parked *k = p->arg;
+	struct client *c = client_find(p->d, p->client);
+	struct proto_out o;
+
+	persist_saved(p);
+	if (c != NULL && p->rc == 0)
+		request_redo(c, k->body, k->len);
+	else if (c != NULL) {
+		proto_out_init(&o);
+		proto_encode_error(&o, p->id, PROTO_E_STORE, "session '%s' was "
+		    "not saved: %s", p->s->name, p->cause);
+		send_out(c, &o, p->id);
+		proto_out_free(&o);
+	}
+	free(k->body);
+	free(k);
+}
+
 int
 settled(struct req *r, struct session *s)
 {
+	struct parked *k;
+	struct pjob *p;
+
 	if (s->running != NULL || s->queue != NULL || s->exporting)
 		return req_err(r, PROTO_E_BUSY, "session '%s' is running a "
 		    "request: wait for it or cancel it", s->name);
-	if (s->dirty && persist_save(r->d, s, 0, r->cause) != 0)
-		return req_err(r, PROTO_E_STORE, "%s", r->cause);
-	return 0;
+	/* What the store thread is writing of it, first. */
+	if (s->storing > 0)
+		return park(r, s);
+	if (!s->dirty)
+		return 0;
+	k = calloc(1, sizeof *k);
+	p = persist_job(r->d, s, persist_save_run, redo_done);
+	if (k == NULL || p == NULL || (k->body = malloc(r->body_len +
+	    1)) == NULL) {
+		free(k);
+		free(p);
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	}
+	memcpy(k->body, r->body, r->body_len);
+	k->len = r->body_len;
+	p->client = r->c->serial;
+	p->id = r->id;
+	p->arg = k;
+	persist_submit(r->d, p);
+	return 1;
 }
 
 /*
@@ -174,12 +220,93 @@ op_rebuild(struct req *r)
 	return enqueue(r, j);
 }
 
+/* A fork under way: the store copies the rows inside the database. */
+struct forking {
+	struct store_row row;	/* the new session's */
+	void *opt, *state;	/* its blobs (the source's) */
+	char name[PROTO_NAME_MAX + 1];
+	uint32_t owner;		/* the new session's: who forked it */
+	int missing;		/* the source has no row */
+};
+
+static void
+fork_run(struct pjob *p)
+{
+	struct forking *f = p->arg;
+	struct store *st = p->d->store;
+
+	if ((p->rc = store_load_row(st, p->s->name, &f->row, &f->opt,
+	    &f->state, p->cause)) != 0) {
+		f->missing = p->rc == 1;
+		return;
+	}
+	snprintf(f->row.name, sizeof f->row.name, "%s", f->name);
+	f->row.owner = f->owner;
+	f->row.created = f->row.used = (int64_t)time(NULL);
+	p->rc = store_fork(st, p->s->name, &f->row, p->cause);
+}
+
+/* Forgets a name in the store: a fork whose session could not be made. */
+static void
+undo_run(struct pjob *p)
+{
+	store_delete(p->d->store, p->arg, NULL);
+}
+
+static void
+undo_done(struct pjob *p)
+{
+	free(p->arg);
+}
+
+static void
+fork_done(struct pjob *p)
+{
+	struct forking *f = p->arg;
+	struct daemon *d = p->d;
+	struct client *c = client_find(d, p->client);
+	struct session *n = NULL;
+	struct pjob *u;
+	struct proto_out o;
+	char cause[ERR_LEN];
+
+	persist_release(d, f->name);
+	proto_out_init(&o);
+	if (p->rc != 0)
+		proto_encode_error(&o, p->id, PROTO_E_STORE, f->missing ?
+		    "session '%s': not in the database" : "fork of '%s': %s",
+		    p->s->name, p->cause);
+	else if ((n = snap_from_row(d->model, &f->row, p->s->n_stored,
+	    cause)) == NULL || sess_add(&d->sessions, n, cause) != 0) {
+		session_free(n);
+		n = NULL;
+		if ((u = persist_job(d, NULL, undo_run, undo_done)) != NULL &&
+		    (u->arg = strdup(f->name)) != NULL)
+			persist_submit(d, u);
+		else
+			free(u);
+		proto_encode_error(&o, p->id, PROTO_E_INTERNAL, "%s", cause);
+	} else {
+		persist_touch(d, n);
+		log_info("session '%s' forked from '%s'", n->name, p->s->name);
+		proto_encode_head(&o, p->id, PROTO_K_OK, 1);
+		proto_pack_key(&o, "session");
+		pack_detail(&o, &d->tmpl, n);
+	}
+	if (c != NULL)
+		send_out(c, &o, p->id);
+	proto_out_free(&o);
+	free(f->opt);
+	free(f->state);
+	free(f);
+}
+
 int
 op_fork(struct req *r)
 {
-	struct session *s, *n;
-	struct store_row row;
-	void *opt, *state;
+	struct session *s;
+	struct forking *f;
+	struct pjob *p;
 	const char *to;
 	size_t len;
 	int rc;
@@ -193,37 +320,28 @@ op_fork(struct req *r)
 		return req_err(r, PROTO_E_INVALID_NAME, "session names are 1 "
 		    "to 64 ASCII letters, digits, '-', '_' and '.', not "
 		    "starting with '.'");
-	if (sess_find(&r->d->sessions, to, len) != NULL)
+	if (persist_name_taken(r->d, to, len))
 		return req_err(r, PROTO_E_EXISTS, "session '%.*s' exists",
 		    (int)len, to);
-	if (settled(r, s) != 0)
-		return -1;
-	if ((rc = store_load_row(r->d->store, s->name, &row, &opt, &state,
-	    r->cause)) != 0)
-		return req_err(r, PROTO_E_STORE, "session '%s': %s", s->name,
-		    rc == 1 ? "not in the database" : r->cause);
-	snprintf(row.name, sizeof row.name, "%.*s", (int)len, to);
-	row.owner = (uint32_t)r->c->uid;
-	row.created = row.used = (int64_t)time(NULL);
-	n = NULL;
-	if (store_fork(r->d->store, s->name, &row, r->cause) != 0)
-		req_err(r, PROTO_E_STORE, "fork of '%s': %s", s->name,
-		    r->cause);
-	else if ((n = snap_from_row(r->d->model, &row, s->n_stored,
-	    r->cause)) == NULL || sess_add(&r->d->sessions, n, r->cause) != 0) {
-		session_free(n);
-		n = NULL;
-		store_delete(r->d->store, row.name, NULL);
-		req_err(r, PROTO_E_INTERNAL, "%s", r->cause);
+	if ((rc = settled(r, s)) != 0)
+		return rc > 0 ? 0 : -1;
+	f = calloc(1, sizeof *f);
+	p = persist_job(r->d, s, fork_run, fork_done);
+	if (f == NULL || p == NULL) {
+		free(f);
+		free(p);
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
 	}
-	free(opt);
-	free(state);
-	if (n == NULL)
-		return -1;
-	persist_touch(r->d, n);
-	log_info("session '%s' forked from '%s'", n->name, s->name);
-	proto_pack_key(ok(r, 1), "session");
-	pack_detail(&r->out, &r->d->tmpl, n);
-	return reply(r);
+	snprintf(f->name, sizeof f->name, "%.*s", (int)len, to);
+	if (persist_reserve(r->d, f->name) != 0) {
+		free(f);
+		free(p);
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	}
+	p->client = r->c->serial;
+	p->id = r->id;
+	f->owner = (uint32_t)r->c->uid;
+	p->arg = f;
+	persist_submit(r->d, p);
+	return 0;
 }
-

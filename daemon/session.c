@@ -97,8 +97,15 @@ session_drop_turns(struct session *s)
 void
 session_free(struct session *s)
 {
+	struct parked *p, *n;
+
 	if (s == NULL)
 		return;
+	for (p = s->parked; p != NULL; p = n) {
+		n = p->next;
+		free(p->body);
+		free(p);
+	}
 	session_drop_turns(s);
 	session_unload(s);
 	free(s->system);

@@ -1,11 +1,21 @@
 /*
  * session: a named conversation: its sequence (the attention-sink cache
  * over the shared model), its options and sampler, its transcript, and
- * the requests waiting for it.  Sessions belong to the loop thread; while
- * a job runs, the worker alone touches the sequence and the sampler.
- * A session is resident (its cache in memory) or only in the store,
- * to be loaded by the worker when a job needs it (snap.h).  The
- * transcript in memory holds only the turns not yet in the store.
+ * the requests waiting for it.  A session is resident (its cache in
+ * memory) or only in the store, to be loaded by the worker when a job
+ * needs it (snap.h).  The transcript in memory holds only the turns not
+ * yet in the store.
+ *
+ * Threads: sessions belong to the loop thread.  While a job runs
+ * (running != NULL) the worker alone touches the sequence and the
+ * sampler, then the store thread, which writes the job's snapshot (it
+ * reads the turns and writes replace) before the loop hears that the
+ * job is done.  While store jobs of the session are queued (storing > 0,
+ * persist.h), the store thread may touch the sequence, the sampler, the
+ * turns in memory and replace; the loop starts no job on it, parks the
+ * requests that need them (parked), and changes none of the fields a
+ * snapshot reads (options, counts, chatted, text_below) until the jobs'
+ * done calls.
  */
 #ifndef SINKD_SESSION_H
 #define SINKD_SESSION_H
@@ -32,6 +42,14 @@ struct turn {
 };
 
 struct job;
+
+/* A request that waits for the session's store jobs (request.c). */
+struct parked {
+	uint64_t client;	/* its client's serial */
+	uint8_t *body;		/* the frame, owned */
+	size_t len;
+	struct parked *next;
+};
 
 struct session {
 	char name[PROTO_NAME_MAX + 1];
@@ -60,6 +78,8 @@ struct session {
 	struct job *running;	/* at most one job at a time */
 	struct job *queue, *queue_tail;
 	int n_queued;
+	int storing;		/* store jobs of it queued (persist.h) */
+	struct parked *parked;	/* requests waiting for them (request.c) */
 	int dead;		/* deleted: freed when its jobs end */
 	uint64_t del_client, del_id;	/* (then) the delete to answer */
 };

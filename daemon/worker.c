@@ -14,6 +14,7 @@
 #include "gen.h"
 #include "log.h"
 #include "pool.h"
+#include "storeq.h"
 
 struct worker {
 	pthread_t thread;
@@ -24,6 +25,13 @@ struct worker {
 	int efd;
 	int quit;
 	struct gen gen;			/* compute state: pool, work */
+	struct storeq *sq;		/* where finished jobs are saved */
+};
+
+/* A finished job on its way through the store thread. */
+struct wsave {
+	struct worker *w;
+	struct job *j;
 };
 
 static void
@@ -120,26 +128,48 @@ requeue(struct worker *w, struct job *j)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/*
+ * On the store thread: the job's snapshot, then its DONE.  The session
+ * is still the job's until the loop has the DONE, so nobody else
+ * touches its cache meanwhile, and the client hears the turn is saved
+ * only once the transaction has committed.  gen_save reads only what
+ * gen_init set (model, store), never the worker's scratch.
+ */
+static void
+save_run(void *arg)
+{
+	struct wsave *ws = arg;
+
+	gen_save(&ws->w->gen, ws->j, emit, ws->w);
+	finish(ws->w, ws->j);
+	free(ws);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct wsave *ws;
 	struct job *j;
 
 	while ((j = next_job(w)) != NULL) {
-		if (gen_step(&w->gen, j, emit, w) == GEN_MORE)
+		if (gen_step(&w->gen, j, emit, w) == GEN_MORE) {
 			requeue(w, j);
-		else {
-			gen_save(&w->gen, j, emit, w);
-			finish(w, j);
+			continue;
 		}
+		/* The snapshot's fsync is the store thread's: on we go. */
+		while ((ws = malloc(sizeof *ws)) == NULL)
+			usleep(1000);
+		ws->w = w;
+		ws->j = j;
+		storeq_submit(w->sq, save_run, NULL, ws);
 	}
 	return NULL;
 }
 
 struct worker *
 worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
-    int threads, char *cause)
+    struct storeq *sq, int threads, char *cause)
 {
 	struct worker *w = calloc(1, sizeof *w);
 
@@ -147,6 +177,7 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 		err_set(cause, "out of memory");
 		return NULL;
 	}
+	w->sq = sq;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);

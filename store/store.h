@@ -6,7 +6,11 @@
  * One snapshot is one transaction.  The schema is documented in store.c.
  *
  * A store may be used from several threads: every call holds the
- * store's lock for its whole transaction.
+ * store's lock for its whole transaction.  In sinkd the store thread
+ * (daemon/storeq.h) makes every write while serving, the worker reads
+ * (loading a session, a rebuild's turns), and the loop reads (export,
+ * log) and writes only before serving and after the store thread has
+ * drained at shutdown.
  */
 #ifndef SINKD_STORE_H
 #define SINKD_STORE_H
