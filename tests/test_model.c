@@ -24,6 +24,7 @@
 #include "sha256.h"
 #include "synth.h"
 #include "tenv.h"
+#include "tlogits.h"
 
 static const char story_text[] =
     "Once upon a time, there was a little girl named Lily. She loved to "
@@ -36,20 +37,6 @@ static const char story_text[] =
     "with the ball all day long. When the sun went down, Lily went home "
     "and told her dad about her fun day. Her dad smiled and gave her a big "
     "hug. Lily went to bed and dreamed about the red ball and the park.";
-
-/* Largest |a - b| over n, relative to the largest |b|. */
-static double
-rel_err(const float *a, const double *b, size_t n)
-{
-	double max_abs = 1e-30, max_diff = 0.0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		max_abs = fmax(max_abs, fabs(b[i]));
-		max_diff = fmax(max_diff, fabs((double)a[i] - b[i]));
-	}
-	return max_diff / max_abs;
-}
 
 static void
 setup(void)
@@ -71,34 +58,6 @@ eval_on(struct model *m, struct seq *s, const int32_t *ids, size_t n,
 	return rc;
 }
 
-/* Engine logits for every position of ids, in one prefill. */
-static float *
-engine_logits(struct model *m, const int32_t *ids, size_t n)
-{
-	struct seq *s = seq_new(m, NULL, NULL);
-	float *lg = malloc(n * (size_t)m->hp.n_vocab * sizeof *lg);
-	char cause[ERR_LEN] = "";
-
-	ck_assert_ptr_nonnull(s);
-	ck_assert_msg(eval_on(m, s, ids, n, lg, 1, cause) == 0, "%s", cause);
-	seq_free(s);
-	return lg;
-}
-
-static double *
-ref_logits(const char *path, const int32_t *ids, size_t n)
-{
-	char cause[ERR_LEN] = "";
-	struct ref_model *r = ref_open(path, cause);
-	double *lg;
-
-	ck_assert_msg(r != NULL, "ref_open: %s", cause);
-	lg = malloc(n * (size_t)ref_n_vocab(r) * sizeof *lg);
-	ck_assert(ref_forward(r, ids, n, lg, cause) == 0);
-	ref_close(r);
-	return lg;
-}
-
 START_TEST(stories_logits_match_reference)
 {
 	struct model *m;
@@ -113,10 +72,10 @@ START_TEST(stories_logits_match_reference)
 	    &ids, &n, NULL), 0);
 	ck_assert_uint_ge(n, 200);
 	nv = (size_t)m->hp.n_vocab;
-	lg = engine_logits(m, ids, n);
-	ref = ref_logits(tenv_stories, ids, n);
+	lg = tlogits_prefill(m, ids, n);
+	ref = tlogits_ref(tenv_stories, ids, n);
 	for (t = 0; t < n; t++) {
-		double e = rel_err(lg + t * nv, ref + t * nv, nv);
+		double e = tlogits_rel_err(lg + t * nv, ref + t * nv, nv);
 		worst = fmax(worst, e);
 		ck_assert_msg(e < 1e-4, "position %zu: relative error %g", t, e);
 	}
@@ -201,36 +160,6 @@ START_TEST(stories_greedy_matches_reference)
 }
 END_TEST
 
-/* Logits of n tokens fed one at a time, all positions. */
-static float *
-stepwise_logits(struct model *m, const int32_t *ids, size_t n)
-{
-	struct seq *s = seq_new(m, NULL, NULL);
-	struct seq_work *w = seq_work_new(m, 0, NULL);
-	size_t nv = (size_t)m->hp.n_vocab, i;
-	float *lg = malloc(n * nv * sizeof *lg);
-
-	for (i = 0; i < n; i++)
-		ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids + i, 1,
-		    lg + i * nv, 0, NULL), 0);
-	seq_work_free(w);
-	seq_free(s);
-	return lg;
-}
-
-static double
-max_rel_diff(const float *a, const float *b, size_t n)
-{
-	double max_abs = 1e-30, d = 0.0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		max_abs = fmax(max_abs, fabs((double)b[i]));
-		d = fmax(d, fabs((double)a[i] - b[i]));
-	}
-	return d / max_abs;
-}
-
 START_TEST(stories_prefill_equals_steps)
 {
 	struct model *m;
@@ -243,12 +172,13 @@ START_TEST(stories_prefill_equals_steps)
 	ck_assert_int_eq(tok_encode(m->tok, story_text, 300, 1, &ids, &n,
 	    NULL), 0);
 	nv = (size_t)m->hp.n_vocab;
-	a = engine_logits(m, ids, n);
-	b = stepwise_logits(m, ids, n);
+	a = tlogits_prefill(m, ids, n);
+	b = tlogits_stepwise(m, ids, n);
 	for (t = 0; t < n; t++)
-		ck_assert_msg(max_rel_diff(a + t * nv, b + t * nv, nv) < 1e-5,
+		ck_assert_msg(tlogits_rel_diff(a + t * nv, b + t * nv,
+		    nv) < 1e-5,
 		    "position %zu differs: %g", t,
-		    max_rel_diff(a + t * nv, b + t * nv, nv));
+		    tlogits_rel_diff(a + t * nv, b + t * nv, nv));
 	free(a);
 	free(b);
 	free(ids);
@@ -397,13 +327,14 @@ check_synth(const struct variant *v, int ti)
 	nv = (size_t)m->hp.n_vocab;
 	for (i = 0; i < n; i++)
 		ids[i] = (int32_t)((i * 37 + 5) % nv);
-	pre = engine_logits(m, ids, n);
-	dec = stepwise_logits(m, ids, n);
-	ref = ref_logits(path, ids, n);
+	pre = tlogits_prefill(m, ids, n);
+	dec = tlogits_stepwise(m, ids, n);
+	ref = tlogits_ref(path, ids, n);
 	for (t = 0; t < n; t++) {
-		ep = fmax(ep, rel_err(pre + t * nv, ref + t * nv, nv));
-		ed = fmax(ed, rel_err(dec + t * nv, ref + t * nv, nv));
-		epd = fmax(epd, max_rel_diff(pre + t * nv, dec + t * nv, nv));
+		ep = fmax(ep, tlogits_rel_err(pre + t * nv, ref + t * nv, nv));
+		ed = fmax(ed, tlogits_rel_err(dec + t * nv, ref + t * nv, nv));
+		epd = fmax(epd, tlogits_rel_diff(pre + t * nv, dec + t * nv,
+		    nv));
 	}
 	printf("%s %s: prefill error %.2e, decode error %.2e, prefill vs "
 	    "decode %.2e\n", v->name, qtype_name(type), ep, ed, epd);
@@ -416,9 +347,9 @@ check_synth(const struct variant *v, int ti)
 	 * paths: the activations are identical, so no rounding can flip and
 	 * the two must agree to float rounding whatever the type.
 	 */
-	ck_assert_msg(max_rel_diff(pre, dec, nv) < 1e-5, "%s prefill vs "
+	ck_assert_msg(tlogits_rel_diff(pre, dec, nv) < 1e-5, "%s prefill vs "
 	    "decode at position 0: %g", qtype_name(type),
-	    max_rel_diff(pre, dec, nv));
+	    tlogits_rel_diff(pre, dec, nv));
 	ck_assert_msg(epd < pd_tol(type), "%s prefill vs decode %g",
 	    qtype_name(type), epd);
 	free(pre);

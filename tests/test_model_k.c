@@ -22,6 +22,7 @@
 #include "seq.h"
 #include "synth.h"
 #include "tenv.h"
+#include "tlogits.h"
 
 /* ../shared, from $SINKD_SHARED as tenv finds it. */
 static char shared_dir[4096];
@@ -34,69 +35,6 @@ setup(void)
 	tenv_setup("model_k");
 	snprintf(shared_dir, sizeof shared_dir, "%s", sh != NULL ? sh :
 	    "../shared");
-}
-
-static double
-rel_err(const float *a, const double *b, size_t n)
-{
-	double max_abs = 1e-30, max_diff = 0.0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		max_abs = fmax(max_abs, fabs(b[i]));
-		max_diff = fmax(max_diff, fabs((double)a[i] - b[i]));
-	}
-	return max_diff / max_abs;
-}
-
-static double
-rel_diff(const float *a, const float *b, size_t n)
-{
-	double max_abs = 1e-30, d = 0.0;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		max_abs = fmax(max_abs, fabs((double)b[i]));
-		d = fmax(d, fabs((double)a[i] - b[i]));
-	}
-	return d / max_abs;
-}
-
-/* All positions' logits: in one prefill (all = 1) or a token at a time. */
-static float *
-logits(struct model *m, const int32_t *ids, size_t n, int prefill)
-{
-	struct seq *s = seq_new(m, NULL, NULL);
-	struct seq_work *w = seq_work_new(m, 0, NULL);
-	size_t nv = (size_t)m->hp.n_vocab, i;
-	float *lg = malloc(n * nv * sizeof *lg);
-	char cause[ERR_LEN] = "";
-
-	ck_assert(s != NULL && w != NULL && lg != NULL);
-	if (prefill)
-		ck_assert_msg(seq_eval(s, w, tenv_pool, ids, n, lg, 1,
-		    cause) == 0, "%s", cause);
-	else
-		for (i = 0; i < n; i++)
-			ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids + i, 1,
-			    lg + i * nv, 0, NULL), 0);
-	seq_work_free(w);
-	seq_free(s);
-	return lg;
-}
-
-static double *
-ref_logits(const char *path, const int32_t *ids, size_t n)
-{
-	char cause[ERR_LEN] = "";
-	struct ref_model *r = ref_open(path, cause);
-	double *lg;
-
-	ck_assert_msg(r != NULL, "ref_open: %s", cause);
-	lg = malloc(n * (size_t)ref_n_vocab(r) * sizeof *lg);
-	ck_assert(ref_forward(r, ids, n, lg, cause) == 0);
-	ref_close(r);
-	return lg;
 }
 
 /* Each K type alone, then the mixtures (type = base, mix set). */
@@ -202,14 +140,15 @@ START_TEST(synth_matches_reference)
 	nv = (size_t)m->hp.n_vocab;
 	for (i = 0; i < n; i++)
 		ids[i] = (int32_t)((i * 37 + 5) % nv);
-	pre = logits(m, ids, n, 1);
-	dec = logits(m, ids, n, 0);
-	ref = ref_logits(path, ids, n);
+	pre = tlogits_prefill(m, ids, n);
+	dec = tlogits_stepwise(m, ids, n);
+	ref = tlogits_ref(path, ids, n);
 	for (t = 0; t < n; t++) {
-		ep = fmax(ep, rel_err(pre + t * nv, ref + t * nv, nv));
-		ed = fmax(ed, rel_err(dec + t * nv, ref + t * nv, nv));
-		epd = fmax(epd, rel_diff(pre + t * nv, dec + t * nv, nv));
-		close += rel_diff(pre + t * nv, dec + t * nv, nv) <
+		ep = fmax(ep, tlogits_rel_err(pre + t * nv, ref + t * nv, nv));
+		ed = fmax(ed, tlogits_rel_err(dec + t * nv, ref + t * nv, nv));
+		epd = fmax(epd, tlogits_rel_diff(pre + t * nv, dec + t * nv,
+		    nv));
+		close += tlogits_rel_diff(pre + t * nv, dec + t * nv, nv) <
 		    PREFILL_DECODE_TOL;
 	}
 	printf("%s %s: prefill error %.2e, decode error %.2e, prefill vs "
@@ -217,9 +156,9 @@ START_TEST(synth_matches_reference)
 	    ep, ed, epd, close, n, PREFILL_DECODE_TOL);
 	ck_assert_msg(ep < REF_TOL, "%s prefill error %g", c->name, ep);
 	ck_assert_msg(ed < REF_TOL, "%s decode error %g", c->name, ed);
-	ck_assert_msg(rel_diff(pre, dec, nv) < PREFILL_DECODE_TOL,
+	ck_assert_msg(tlogits_rel_diff(pre, dec, nv) < PREFILL_DECODE_TOL,
 	    "%s prefill vs decode at position 0: %g", c->name,
-	    rel_diff(pre, dec, nv));
+	    tlogits_rel_diff(pre, dec, nv));
 	ck_assert_msg(epd < REF_TOL, "%s prefill vs decode %g", c->name, epd);
 	free(pre);
 	free(dec);
@@ -417,7 +356,7 @@ START_TEST(real_files_logits)
 		last = json_numbers(path, "logits_pos_last", nv);
 		for (p = 0; p < NTOK; p++)
 			ids[p] = (int32_t)tok[p];
-		lg = logits(m, ids, NTOK, 1);
+		lg = tlogits_prefill(m, ids, NTOK);
 		dmax = dsum = 0.0;
 		cnt = 0;
 		for (p = 0; p < NTOK; p++) {
@@ -445,7 +384,7 @@ START_TEST(real_files_logits)
 		}
 		printf("%s vs llama.cpp: max |d| %.4f, mean |d| %.4f\n",
 		    names[i], dmax, dsum / (double)cnt);
-		dl = logits(m, ids, NDEC, 0);
+		dl = tlogits_stepwise(m, ids, NDEC);
 		for (dd = 0.0, p = 0; p < NDEC; p++)
 			for (k = 0; k < 8; k++) {
 				d = fabs(dl[p * nv + (size_t)top[p * 16 + 2 * k]] -
