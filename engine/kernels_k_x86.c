@@ -10,9 +10,10 @@
  * matvec: per block, maddubs (unsigned codes times signed x; codes < 64
  * so pairs never saturate) and madd by the group scales, broadcast per
  * 16-element half of a vector; the mins or offsets come from the
- * activation's 16-sums in one more madd.  The AVX-512 build runs the same
- * 256-bit code (more registers, no VNNI: decode is bound by memory and
- * the scale multiply folds into madd for free).
+ * activation's 16-sums in one more madd.  The AVX-512 build runs it for
+ * Q2_K and Q3_K only; Q4_K, Q5_K and Q6_K have 512-bit VNNI rows of their
+ * own (row_q45_512, row_q6_512): at 2 threads decode is not purely bound
+ * by memory, the kernel's cost per block shows in tokens/s.
  *
  * GEMM: as in kernels_gemm_x86.c, a panel of L rows (16 lanes of a zmm,
  * 8 of a ymm) is repacked a few blocks at a time: per block the rows' D
@@ -363,11 +364,224 @@ kk_matvec_avx2(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	MATVEC_K(row_k);
 }
 
+/*
+ * AVX-512 decode, one function per type for Q4_K, Q5_K and Q6_K (the
+ * common ones; Q2_K and Q3_K keep row_k).  A block is four zmm of 64
+ * codes each, against 64 activation bytes in the same order: maddubs
+ * into int16 pairs, then VNNI dpwssd multiplies the pairs by their group
+ * scales (int16, one per 128-bit lane or per 256-bit half, placed by
+ * vpermw) and accumulates, so each 64 codes cost three multiply-class
+ * uops where row_k spends six on two ymm.  The fifth / sixth bits come
+ * from qh broadcast to both halves and one vprold per vector: a dword
+ * rotation by (4 - bit) mod 32 brings every byte's wanted bit to bit 4
+ * of the same byte, whichever way it has to move.
+ *
+ * Q6_K's ql bytes 64h..64h+63 hold elements 128h.. 128h+63 in their low
+ * nibbles and the next 64 in their high: the activation is read in
+ * order.  Q4_K / Q5_K's 64 qs bytes hold elements 64c..64c+31 and
+ * 64c+64.. in the low nibbles: the activation's two 32-byte runs are
+ * joined to match, and each 256-bit half has one scale of 32.
+ */
+T_AVX512 INLINE __m512i
+x_pair(const int8_t *xq, int off)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(ld256(xq + off)),
+	    ld256(xq + off + 64), 1);
+}
+
+/* Words 0-15 from scale word a, words 16-31 from word b. */
+T_AVX512 INLINE __m512i
+halves_idx(int a, int b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(
+	    (short)a)), _mm256_set1_epi16((short)b), 1);
+}
+
+/* Words of 128-bit lane j from scale word 4 v + j. */
+T_AVX512 INLINE __m512i
+lanes_idx(int v)
+{
+	return _mm512_set_epi64(0x0003000300030003LL + 0x0004000400040004LL *
+	    v, 0x0003000300030003LL + 0x0004000400040004LL * v,
+	    0x0002000200020002LL + 0x0004000400040004LL * v,
+	    0x0002000200020002LL + 0x0004000400040004LL * v,
+	    0x0001000100010001LL + 0x0004000400040004LL * v,
+	    0x0001000100010001LL + 0x0004000400040004LL * v,
+	    0x0004000400040004LL * v, 0x0004000400040004LL * v);
+}
+
+/* Rotation bringing bit a (low half) and bit b (high half) to bit 4. */
+T_AVX512 INLINE __m512i
+rot_to4(int a, int b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(
+	    (4 - a) & 31)), _mm256_set1_epi32((4 - b) & 31), 1);
+}
+
+/* (a & m) | c, bitwise. */
+T_AVX512 INLINE __m512i
+and_or(__m512i a, __m512i m, __m512i c)
+{
+	return _mm512_ternarylogic_epi32(a, m, c, 0xea);
+}
+
+T_AVX512 INLINE __m512i
+dot64(__m512i acc, __m512i u, __m512i x, __m512i sc)
+{
+	return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, x), sc);
+}
+
+/* Q4_K / Q5_K's eight 6-bit scales (sw) and their 16 doubled mins. */
+T_AVX512 INLINE void
+scales_45_512(const uint8_t *s, __m512i *sw, __m256i *mn)
+{
+	uint32_t w0 = ld32(s), w1 = ld32(s + 4), w2 = ld32(s + 8);
+	uint32_t sl = w0 & 0x3f3f3f3fu, ml = w1 & 0x3f3f3f3fu;
+	uint32_t sh = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
+	uint32_t mh = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) <<
+	    4;
+	__m128i mv = _mm_set_epi32(0, 0, (int)mh, (int)ml);
+
+	*sw = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0,
+	    (int)sh, (int)sl)));
+	*mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv));
+}
+
+/* Q4_K (q5 = 0) and Q5_K (q5 = 1) rows. */
+T_AVX512 INLINE float
+row_q45_512(const int q5, const uint8_t *row, size_t nb, struct kk_x x)
+{
+	const size_t bs = q5 ? sizeof(struct block_q5_k) :
+	    sizeof(struct block_q4_k);
+	const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(16);
+	const __m512i i0 = halves_idx(0, 2), i1 = halves_idx(1, 3);
+	const __m512i i2 = halves_idx(4, 6), i3 = halves_idx(5, 7);
+	const __m512i r0 = rot_to4(0, 2), r1 = rot_to4(1, 3);
+	const __m512i r2 = rot_to4(4, 6), r3 = rot_to4(5, 7);
+	__m512 acc = _mm512_setzero_ps();
+	__m256 accm = _mm256_setzero_ps();
+	__m512i q0, q1, c0, c1, c2, c3, sw, s;
+	__m256i mn;
+	size_t b;
+
+	for (b = 0; b < nb; b++) {
+		const uint8_t *p = row + b * bs;
+		const uint8_t *qs = p + (q5 ? offsetof(struct block_q5_k, qs) :
+		    offsetof(struct block_q4_k, qs));
+		const int8_t *xq = x.q + b * QK_K;
+		float dx = x.d[b];
+
+		prefetch_block(p, bs);
+		scales_45_512(p + 4, &sw, &mn);
+		q0 = _mm512_loadu_si512(qs);
+		q1 = _mm512_loadu_si512(qs + 64);
+		if (q5) {
+			__m512i h = _mm512_broadcast_i64x4(ld256(p + 16));
+
+			c0 = and_or(q0, m4, _mm512_and_si512(
+			    _mm512_rolv_epi32(h, r0), m10));
+			c1 = and_or(_mm512_srli_epi16(q0, 4), m4,
+			    _mm512_and_si512(_mm512_rolv_epi32(h, r1), m10));
+			c2 = and_or(q1, m4, _mm512_and_si512(
+			    _mm512_rolv_epi32(h, r2), m10));
+			c3 = and_or(_mm512_srli_epi16(q1, 4), m4,
+			    _mm512_and_si512(_mm512_rolv_epi32(h, r3), m10));
+		} else {
+			c0 = _mm512_and_si512(q0, m4);
+			c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+			c2 = _mm512_and_si512(q1, m4);
+			c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+		}
+		s = dot64(_mm512_setzero_si512(), c0, x_pair(xq, 0),
+		    _mm512_permutexvar_epi16(i0, sw));
+		s = dot64(s, c1, x_pair(xq, 32), _mm512_permutexvar_epi16(i1,
+		    sw));
+		s = dot64(s, c2, x_pair(xq, 128), _mm512_permutexvar_epi16(i2,
+		    sw));
+		s = dot64(s, c3, x_pair(xq, 160), _mm512_permutexvar_epi16(i3,
+		    sw));
+		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(
+		    half((uint16_t)ld_u16(p)) * dx), acc);
+		accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(
+		    ld256(x.s + b * 16), mn)), _mm256_set1_ps(half(
+		    (uint16_t)ld_u16(p + 2)) * dx), accm);
+	}
+	return _mm512_reduce_add_ps(acc) - hsum8(accm);
+}
+
+T_AVX512 INLINE float
+row_q6_512(const uint8_t *row, size_t nb, struct kk_x x)
+{
+	const size_t bs = sizeof(struct block_q6_k);
+	const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+	const __m512i i0 = lanes_idx(0), i1 = lanes_idx(1);
+	const __m512i i2 = lanes_idx(2), i3 = lanes_idx(3);
+	/* Bits 2k, 2k + 1 of qh to bits 4, 5: k = 0, 1 low; 2, 3 high. */
+	const __m512i rlo = rot_to4(0, 2), rhi = rot_to4(4, 6);
+	__m512 acc = _mm512_setzero_ps();
+	__m512i l0, l1, h0, h1, s, sw;
+	__m256i sv, bm;
+	size_t b;
+
+	for (b = 0; b < nb; b++) {
+		const struct block_q6_k *k = (const void *)(row + b * bs);
+		const int8_t *xq = x.q + b * QK_K;
+		float dx = x.d[b];
+
+		prefetch_block(row + b * bs, bs);
+		sv = _mm256_cvtepi8_epi16(ld128(k->scales));
+		sw = _mm512_castsi256_si512(sv);
+		l0 = _mm512_loadu_si512(k->ql);
+		l1 = _mm512_loadu_si512(k->ql + 64);
+		h0 = _mm512_broadcast_i64x4(ld256(k->qh));
+		h1 = _mm512_broadcast_i64x4(ld256(k->qh + 32));
+		s = dot64(_mm512_setzero_si512(), and_or(l0, m4,
+		    _mm512_and_si512(_mm512_rolv_epi32(h0, rlo), m30)),
+		    _mm512_loadu_si512(xq), _mm512_permutexvar_epi16(i0, sw));
+		s = dot64(s, and_or(_mm512_srli_epi16(l0, 4), m4,
+		    _mm512_and_si512(_mm512_rolv_epi32(h0, rhi), m30)),
+		    _mm512_loadu_si512(xq + 64), _mm512_permutexvar_epi16(i1,
+		    sw));
+		s = dot64(s, and_or(l1, m4, _mm512_and_si512(
+		    _mm512_rolv_epi32(h1, rlo), m30)),
+		    _mm512_loadu_si512(xq + 128), _mm512_permutexvar_epi16(i2,
+		    sw));
+		s = dot64(s, and_or(_mm512_srli_epi16(l1, 4), m4,
+		    _mm512_and_si512(_mm512_rolv_epi32(h1, rhi), m30)),
+		    _mm512_loadu_si512(xq + 192), _mm512_permutexvar_epi16(i3,
+		    sw));
+		/* Codes are q + 32: less 32 sc times each group's x sum. */
+		bm = _mm256_slli_epi32(_mm256_madd_epi16(ld256(x.s + b * 16),
+		    sv), 5);
+		s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(bm));
+		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(
+		    half(k->d) * dx), acc);
+	}
+	return _mm512_reduce_add_ps(acc);
+}
+
 T_AVX512 void
 kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
     struct kk_x x, float *y, size_t nrows)
 {
-	MATVEC_K(row_k);
+	size_t i, kb = n / QK_K;
+
+	switch (type) {
+	case QT_Q4_K:
+		for (i = 0; i < nrows; i++)
+			y[i] = row_q45_512(0, w + i * rb, kb, x);
+		return;
+	case QT_Q5_K:
+		for (i = 0; i < nrows; i++)
+			y[i] = row_q45_512(1, w + i * rb, kb, x);
+		return;
+	case QT_Q6_K:
+		for (i = 0; i < nrows; i++)
+			y[i] = row_q6_512(w + i * rb, kb, x);
+		return;
+	default:
+		MATVEC_K(row_k);
+	}
 }
 
 /*
