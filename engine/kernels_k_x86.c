@@ -29,7 +29,12 @@
 
 #ifdef KERN_HAVE_X86
 
+#ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 4096
+#endif
+#ifndef PREFETCH_HINT
+#define PREFETCH_HINT _MM_HINT_NTA
+#endif
 
 T_AVX2 INLINE __m128i
 ld128(const void *p)
@@ -273,7 +278,8 @@ prefetch_block(const uint8_t *p, size_t bs)
 	size_t o;
 
 	for (o = 0; o < bs; o += 64)
-		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_NTA);
+		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o,
+		    PREFETCH_HINT);
 }
 
 T_AVX2 INLINE float
@@ -447,137 +453,186 @@ scales_45_512(const uint8_t *s, __m512i *sw, __m256i *mn)
 	*mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv));
 }
 
-/* Q4_K (q5 = 0) and Q5_K (q5 = 1) rows. */
-T_AVX512 INLINE float
-row_q45_512(const int q5, const uint8_t *row, size_t nb, struct kk_x x)
+/*
+ * One Q4_K (q5 = 0) or Q5_K (q5 = 1) block at p against the activation
+ * xv (four x_pair vectors): the int32 partial sums of D's term.
+ */
+T_AVX512 INLINE __m512i
+blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *mn)
+{
+	const uint8_t *qs = p + (q5 ? offsetof(struct block_q5_k, qs) :
+	    offsetof(struct block_q4_k, qs));
+	const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(16);
+	__m512i q0, q1, c0, c1, c2, c3, sw, s;
+
+	scales_45_512(p + 4, &sw, mn);
+	q0 = _mm512_loadu_si512(qs);
+	q1 = _mm512_loadu_si512(qs + 64);
+	if (q5) {
+		__m512i h = _mm512_broadcast_i64x4(ld256(p + 16));
+
+		c0 = and_or(q0, m4, _mm512_and_si512(_mm512_rolv_epi32(h,
+		    rot_to4(0, 2)), m10));
+		c1 = and_or(_mm512_srli_epi16(q0, 4), m4, _mm512_and_si512(
+		    _mm512_rolv_epi32(h, rot_to4(1, 3)), m10));
+		c2 = and_or(q1, m4, _mm512_and_si512(_mm512_rolv_epi32(h,
+		    rot_to4(4, 6)), m10));
+		c3 = and_or(_mm512_srli_epi16(q1, 4), m4, _mm512_and_si512(
+		    _mm512_rolv_epi32(h, rot_to4(5, 7)), m10));
+	} else {
+		c0 = _mm512_and_si512(q0, m4);
+		c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+		c2 = _mm512_and_si512(q1, m4);
+		c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+	}
+	s = dot64(_mm512_setzero_si512(), c0, xv[0],
+	    _mm512_permutexvar_epi16(halves_idx(0, 2), sw));
+	s = dot64(s, c1, xv[1], _mm512_permutexvar_epi16(halves_idx(1, 3),
+	    sw));
+	s = dot64(s, c2, xv[2], _mm512_permutexvar_epi16(halves_idx(4, 6),
+	    sw));
+	return dot64(s, c3, xv[3], _mm512_permutexvar_epi16(halves_idx(5, 7),
+	    sw));
+}
+
+/*
+ * nr (1 or 2) Q4_K / Q5_K rows rb apart: two rows share the activation
+ * loads and the joining of its runs.
+ */
+T_AVX512 INLINE void
+rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
+    size_t nb, struct kk_x x, float *y)
 {
 	const size_t bs = q5 ? sizeof(struct block_q5_k) :
 	    sizeof(struct block_q4_k);
-	const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(16);
-	const __m512i i0 = halves_idx(0, 2), i1 = halves_idx(1, 3);
-	const __m512i i2 = halves_idx(4, 6), i3 = halves_idx(5, 7);
-	const __m512i r0 = rot_to4(0, 2), r1 = rot_to4(1, 3);
-	const __m512i r2 = rot_to4(4, 6), r3 = rot_to4(5, 7);
-	__m512 acc = _mm512_setzero_ps();
-	__m256 accm = _mm256_setzero_ps();
-	__m512i q0, q1, c0, c1, c2, c3, sw, s;
-	__m256i mn;
+	__m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+	__m256 accm[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+	__m512i xv[4], s;
+	__m256i mn, xs;
 	size_t b;
+	int j;
 
 	for (b = 0; b < nb; b++) {
-		const uint8_t *p = row + b * bs;
-		const uint8_t *qs = p + (q5 ? offsetof(struct block_q5_k, qs) :
-		    offsetof(struct block_q4_k, qs));
 		const int8_t *xq = x.q + b * QK_K;
 		float dx = x.d[b];
 
-		prefetch_block(p, bs);
-		scales_45_512(p + 4, &sw, &mn);
-		q0 = _mm512_loadu_si512(qs);
-		q1 = _mm512_loadu_si512(qs + 64);
-		if (q5) {
-			__m512i h = _mm512_broadcast_i64x4(ld256(p + 16));
+		xv[0] = x_pair(xq, 0);
+		xv[1] = x_pair(xq, 32);
+		xv[2] = x_pair(xq, 128);
+		xv[3] = x_pair(xq, 160);
+		xs = ld256(x.s + b * 16);
+#pragma GCC unroll 2
+		for (j = 0; j < nr; j++) {
+			const uint8_t *p = row + j * rb + b * bs;
 
-			c0 = and_or(q0, m4, _mm512_and_si512(
-			    _mm512_rolv_epi32(h, r0), m10));
-			c1 = and_or(_mm512_srli_epi16(q0, 4), m4,
-			    _mm512_and_si512(_mm512_rolv_epi32(h, r1), m10));
-			c2 = and_or(q1, m4, _mm512_and_si512(
-			    _mm512_rolv_epi32(h, r2), m10));
-			c3 = and_or(_mm512_srli_epi16(q1, 4), m4,
-			    _mm512_and_si512(_mm512_rolv_epi32(h, r3), m10));
-		} else {
-			c0 = _mm512_and_si512(q0, m4);
-			c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-			c2 = _mm512_and_si512(q1, m4);
-			c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+			prefetch_block(p, bs);
+			s = blk_q45(q5, p, xv, &mn);
+			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+			    _mm512_set1_ps(half((uint16_t)ld_u16(p)) * dx),
+			    acc[j]);
+			accm[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(
+			    _mm256_madd_epi16(xs, mn)), _mm256_set1_ps(half(
+			    (uint16_t)ld_u16(p + 2)) * dx), accm[j]);
 		}
-		s = dot64(_mm512_setzero_si512(), c0, x_pair(xq, 0),
-		    _mm512_permutexvar_epi16(i0, sw));
-		s = dot64(s, c1, x_pair(xq, 32), _mm512_permutexvar_epi16(i1,
-		    sw));
-		s = dot64(s, c2, x_pair(xq, 128), _mm512_permutexvar_epi16(i2,
-		    sw));
-		s = dot64(s, c3, x_pair(xq, 160), _mm512_permutexvar_epi16(i3,
-		    sw));
-		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(
-		    half((uint16_t)ld_u16(p)) * dx), acc);
-		accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(
-		    ld256(x.s + b * 16), mn)), _mm256_set1_ps(half(
-		    (uint16_t)ld_u16(p + 2)) * dx), accm);
 	}
-	return _mm512_reduce_add_ps(acc) - hsum8(accm);
+#pragma GCC unroll 2
+	for (j = 0; j < nr; j++)
+		y[j] = _mm512_reduce_add_ps(acc[j]) - hsum8(accm[j]);
 }
 
-T_AVX512 INLINE float
-row_q6_512(const uint8_t *row, size_t nb, struct kk_x x)
+/* One Q6_K block against the activation's 256 bytes xq and 16-sums xs. */
+T_AVX512 INLINE __m512i
+blk_q6(const struct block_q6_k *k, const int8_t *xq, __m256i xs)
 {
-	const size_t bs = sizeof(struct block_q6_k);
 	const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-	const __m512i i0 = lanes_idx(0), i1 = lanes_idx(1);
-	const __m512i i2 = lanes_idx(2), i3 = lanes_idx(3);
 	/* Bits 2k, 2k + 1 of qh to bits 4, 5: k = 0, 1 low; 2, 3 high. */
 	const __m512i rlo = rot_to4(0, 2), rhi = rot_to4(4, 6);
-	__m512 acc = _mm512_setzero_ps();
 	__m512i l0, l1, h0, h1, s, sw;
 	__m256i sv, bm;
+
+	sv = _mm256_cvtepi8_epi16(ld128(k->scales));
+	sw = _mm512_castsi256_si512(sv);
+	l0 = _mm512_loadu_si512(k->ql);
+	l1 = _mm512_loadu_si512(k->ql + 64);
+	h0 = _mm512_broadcast_i64x4(ld256(k->qh));
+	h1 = _mm512_broadcast_i64x4(ld256(k->qh + 32));
+	s = dot64(_mm512_setzero_si512(), and_or(l0, m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h0, rlo), m30)), _mm512_loadu_si512(xq),
+	    _mm512_permutexvar_epi16(lanes_idx(0), sw));
+	s = dot64(s, and_or(_mm512_srli_epi16(l0, 4), m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h0, rhi), m30)), _mm512_loadu_si512(xq + 64),
+	    _mm512_permutexvar_epi16(lanes_idx(1), sw));
+	s = dot64(s, and_or(l1, m4, _mm512_and_si512(_mm512_rolv_epi32(h1,
+	    rlo), m30)), _mm512_loadu_si512(xq + 128),
+	    _mm512_permutexvar_epi16(lanes_idx(2), sw));
+	s = dot64(s, and_or(_mm512_srli_epi16(l1, 4), m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h1, rhi), m30)), _mm512_loadu_si512(xq + 192),
+	    _mm512_permutexvar_epi16(lanes_idx(3), sw));
+	/* Codes are q + 32: less 32 sc times each group's x sum. */
+	bm = _mm256_slli_epi32(_mm256_madd_epi16(xs, sv), 5);
+	return _mm512_sub_epi32(s, _mm512_zextsi256_si512(bm));
+}
+
+/* nr (1 or 2) Q6_K rows rb apart. */
+T_AVX512 INLINE void
+rows_q6_512(const int nr, const uint8_t *row, size_t rb, size_t nb,
+    struct kk_x x, float *y)
+{
+	const size_t bs = sizeof(struct block_q6_k);
+	__m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+	__m256i xs;
 	size_t b;
+	int j;
 
 	for (b = 0; b < nb; b++) {
-		const struct block_q6_k *k = (const void *)(row + b * bs);
 		const int8_t *xq = x.q + b * QK_K;
 		float dx = x.d[b];
 
-		prefetch_block(row + b * bs, bs);
-		sv = _mm256_cvtepi8_epi16(ld128(k->scales));
-		sw = _mm512_castsi256_si512(sv);
-		l0 = _mm512_loadu_si512(k->ql);
-		l1 = _mm512_loadu_si512(k->ql + 64);
-		h0 = _mm512_broadcast_i64x4(ld256(k->qh));
-		h1 = _mm512_broadcast_i64x4(ld256(k->qh + 32));
-		s = dot64(_mm512_setzero_si512(), and_or(l0, m4,
-		    _mm512_and_si512(_mm512_rolv_epi32(h0, rlo), m30)),
-		    _mm512_loadu_si512(xq), _mm512_permutexvar_epi16(i0, sw));
-		s = dot64(s, and_or(_mm512_srli_epi16(l0, 4), m4,
-		    _mm512_and_si512(_mm512_rolv_epi32(h0, rhi), m30)),
-		    _mm512_loadu_si512(xq + 64), _mm512_permutexvar_epi16(i1,
-		    sw));
-		s = dot64(s, and_or(l1, m4, _mm512_and_si512(
-		    _mm512_rolv_epi32(h1, rlo), m30)),
-		    _mm512_loadu_si512(xq + 128), _mm512_permutexvar_epi16(i2,
-		    sw));
-		s = dot64(s, and_or(_mm512_srli_epi16(l1, 4), m4,
-		    _mm512_and_si512(_mm512_rolv_epi32(h1, rhi), m30)),
-		    _mm512_loadu_si512(xq + 192), _mm512_permutexvar_epi16(i3,
-		    sw));
-		/* Codes are q + 32: less 32 sc times each group's x sum. */
-		bm = _mm256_slli_epi32(_mm256_madd_epi16(ld256(x.s + b * 16),
-		    sv), 5);
-		s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(bm));
-		acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(
-		    half(k->d) * dx), acc);
+		xs = ld256(x.s + b * 16);
+#pragma GCC unroll 2
+		for (j = 0; j < nr; j++) {
+			const struct block_q6_k *k = (const void *)(row +
+			    j * rb + b * bs);
+
+			prefetch_block((const uint8_t *)k, bs);
+			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(blk_q6(k,
+			    xq, xs)), _mm512_set1_ps(half(k->d) * dx), acc[j]);
+		}
 	}
-	return _mm512_reduce_add_ps(acc);
+#pragma GCC unroll 2
+	for (j = 0; j < nr; j++)
+		y[j] = _mm512_reduce_add_ps(acc[j]);
 }
+
+/* Rows in pairs (KK_ROWS512 = 2) or one at a time (1), then the odd one. */
+#ifndef KK_ROWS512
+#define KK_ROWS512 2
+#endif
 
 T_AVX512 void
 kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
     struct kk_x x, float *y, size_t nrows)
 {
-	size_t i, kb = n / QK_K;
+	size_t i = 0, kb = n / QK_K;
 
 	switch (type) {
 	case QT_Q4_K:
-		for (i = 0; i < nrows; i++)
-			y[i] = row_q45_512(0, w + i * rb, kb, x);
+		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+			rows_q45_512(0, 2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q45_512(0, 1, w + i * rb, rb, kb, x, y + i);
 		return;
 	case QT_Q5_K:
-		for (i = 0; i < nrows; i++)
-			y[i] = row_q45_512(1, w + i * rb, kb, x);
+		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+			rows_q45_512(1, 2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q45_512(1, 1, w + i * rb, rb, kb, x, y + i);
 		return;
 	case QT_Q6_K:
-		for (i = 0; i < nrows; i++)
-			y[i] = row_q6_512(w + i * rb, kb, x);
+		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+			rows_q6_512(2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q6_512(1, w + i * rb, rb, kb, x, y + i);
 		return;
 	default:
 		MATVEC_K(row_k);
