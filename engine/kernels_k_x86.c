@@ -437,20 +437,42 @@ dot64(__m512i acc, __m512i u, __m512i x, __m512i sc)
 	return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, x), sc);
 }
 
-/* Q4_K / Q5_K's eight 6-bit scales (sw) and their 16 doubled mins. */
-T_AVX512 INLINE void
-scales_45_512(const uint8_t *s, __m512i *sw, __m256i *mn)
+static uint64_t
+ld64(const uint8_t *p)
 {
-	uint32_t w0 = ld32(s), w1 = ld32(s + 4), w2 = ld32(s + 8);
-	uint32_t sl = w0 & 0x3f3f3f3fu, ml = w1 & 0x3f3f3f3fu;
-	uint32_t sh = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
-	uint32_t mh = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) <<
-	    4;
-	__m128i mv = _mm_set_epi32(0, 0, (int)mh, (int)ml);
+	uint64_t u;
 
-	*sw = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0,
-	    (int)sh, (int)sl)));
-	*mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mv, mv));
+	memcpy(&u, p, sizeof u);
+	return u;
+}
+
+/*
+ * Q4_K / Q5_K's eight 6-bit scales and eight mins as int16, in the order
+ * sc0-3, m0-3, sc4-7, m4-7: two 64-bit words in general registers, one
+ * insert and one widening, where one vector per kind cost twice that.
+ * The mins sit in the words that xs_pairs fills (see there).
+ */
+T_AVX512 INLINE __m256i
+scales_45_512(const uint8_t *s)
+{
+	uint64_t lo = ld64(s), w2 = ld32(s + 8);
+	uint64_t hi = ((w2 | (w2 >> 4) << 32) & 0x0f0f0f0f0f0f0f0fULL) |
+	    ((lo >> 6) & 0x0303030303030303ULL) << 4;
+
+	return _mm256_cvtepu8_epi16(_mm_set_epi64x((long long)hi,
+	    (long long)(lo & 0x3f3f3f3f3f3f3f3fULL)));
+}
+
+/*
+ * A block's 16-sums of the activation as sums over 32, placed as int16
+ * in the words where scales_45_512 put the mins (4-7, 12-15; the scales'
+ * words zero): one madd with those gives the block's min term.
+ */
+T_AVX512 INLINE __m256i
+xs_pairs(const int16_t *xs)
+{
+	return _mm256_packs_epi32(_mm256_setzero_si256(), _mm256_madd_epi16(
+	    ld256(xs), _mm256_set1_epi16(1)));
 }
 
 /*
@@ -458,14 +480,15 @@ scales_45_512(const uint8_t *s, __m512i *sw, __m256i *mn)
  * xv (four x_pair vectors): the int32 partial sums of D's term.
  */
 T_AVX512 INLINE __m512i
-blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *mn)
+blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *sm)
 {
 	const uint8_t *qs = p + (q5 ? offsetof(struct block_q5_k, qs) :
 	    offsetof(struct block_q4_k, qs));
 	const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(16);
 	__m512i q0, q1, c0, c1, c2, c3, sw, s;
 
-	scales_45_512(p + 4, &sw, mn);
+	*sm = scales_45_512(p + 4);
+	sw = _mm512_castsi256_si512(*sm);
 	q0 = _mm512_loadu_si512(qs);
 	q1 = _mm512_loadu_si512(qs + 64);
 	if (q5) {
@@ -485,14 +508,15 @@ blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *mn)
 		c2 = _mm512_and_si512(q1, m4);
 		c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
 	}
+	/* Scale j is word j (j < 4) or j + 4 of sw. */
 	s = dot64(_mm512_setzero_si512(), c0, xv[0],
 	    _mm512_permutexvar_epi16(halves_idx(0, 2), sw));
 	s = dot64(s, c1, xv[1], _mm512_permutexvar_epi16(halves_idx(1, 3),
 	    sw));
-	s = dot64(s, c2, xv[2], _mm512_permutexvar_epi16(halves_idx(4, 6),
+	s = dot64(s, c2, xv[2], _mm512_permutexvar_epi16(halves_idx(8, 10),
 	    sw));
-	return dot64(s, c3, xv[3], _mm512_permutexvar_epi16(halves_idx(5, 7),
-	    sw));
+	return dot64(s, c3, xv[3], _mm512_permutexvar_epi16(halves_idx(9,
+	    11), sw));
 }
 
 /*
@@ -508,7 +532,7 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 	__m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
 	__m256 accm[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
 	__m512i xv[4], s;
-	__m256i mn, xs;
+	__m256i sm, xs;
 	size_t b;
 	int j;
 
@@ -520,18 +544,18 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 		xv[1] = x_pair(xq, 32);
 		xv[2] = x_pair(xq, 128);
 		xv[3] = x_pair(xq, 160);
-		xs = ld256(x.s + b * 16);
+		xs = xs_pairs(x.s + b * 16);
 #pragma GCC unroll 2
 		for (j = 0; j < nr; j++) {
 			const uint8_t *p = row + j * rb + b * bs;
 
 			prefetch_block(p, bs);
-			s = blk_q45(q5, p, xv, &mn);
+			s = blk_q45(q5, p, xv, &sm);
 			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
 			    _mm512_set1_ps(half((uint16_t)ld_u16(p)) * dx),
 			    acc[j]);
 			accm[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(
-			    _mm256_madd_epi16(xs, mn)), _mm256_set1_ps(half(
+			    _mm256_madd_epi16(xs, sm)), _mm256_set1_ps(half(
 			    (uint16_t)ld_u16(p + 2)) * dx), accm[j]);
 		}
 	}
