@@ -476,6 +476,14 @@ xs_pairs(const int16_t *xs)
 }
 
 /*
+ * Rows KK_ROWS512 (4 or 2) at a time, sharing the activation's loads,
+ * then in pairs, then one.
+ */
+#ifndef KK_ROWS512
+#define KK_ROWS512 4
+#endif
+
+/*
  * One Q4_K (q5 = 0) or Q5_K (q5 = 1) block at p against the activation
  * xv (four x_pair vectors): the int32 partial sums of D's term.
  */
@@ -520,8 +528,8 @@ blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *sm)
 }
 
 /*
- * nr (1 or 2) Q4_K / Q5_K rows rb apart: two rows share the activation
- * loads and the joining of its runs.
+ * nr (1, 2 or 4) Q4_K / Q5_K rows rb apart: the rows share the
+ * activation loads and the joining of its runs.
  */
 T_AVX512 INLINE void
 rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
@@ -529,13 +537,18 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 {
 	const size_t bs = q5 ? sizeof(struct block_q5_k) :
 	    sizeof(struct block_q4_k);
-	__m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
-	__m256 accm[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+	__m512 acc[KK_ROWS512];
+	__m256 accm[KK_ROWS512];
 	__m512i xv[4], s;
 	__m256i sm, xs;
 	size_t b;
 	int j;
 
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++) {
+		acc[j] = _mm512_setzero_ps();
+		accm[j] = _mm256_setzero_ps();
+	}
 	for (b = 0; b < nb; b++) {
 		const int8_t *xq = x.q + b * QK_K;
 		float dx = x.d[b];
@@ -545,7 +558,7 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 		xv[2] = x_pair(xq, 128);
 		xv[3] = x_pair(xq, 160);
 		xs = xs_pairs(x.s + b * 16);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 		for (j = 0; j < nr; j++) {
 			const uint8_t *p = row + j * rb + b * bs;
 
@@ -559,7 +572,7 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 			    (uint16_t)ld_u16(p + 2)) * dx), accm[j]);
 		}
 	}
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (j = 0; j < nr; j++)
 		y[j] = _mm512_reduce_add_ps(acc[j]) - hsum8(accm[j]);
 }
@@ -597,23 +610,26 @@ blk_q6(const struct block_q6_k *k, const int8_t *xq, __m256i xs)
 	return _mm512_sub_epi32(s, _mm512_zextsi256_si512(bm));
 }
 
-/* nr (1 or 2) Q6_K rows rb apart. */
+/* nr (1, 2 or 4) Q6_K rows rb apart. */
 T_AVX512 INLINE void
 rows_q6_512(const int nr, const uint8_t *row, size_t rb, size_t nb,
     struct kk_x x, float *y)
 {
 	const size_t bs = sizeof(struct block_q6_k);
-	__m512 acc[2] = { _mm512_setzero_ps(), _mm512_setzero_ps() };
+	__m512 acc[KK_ROWS512];
 	__m256i xs;
 	size_t b;
 	int j;
 
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++)
+		acc[j] = _mm512_setzero_ps();
 	for (b = 0; b < nb; b++) {
 		const int8_t *xq = x.q + b * QK_K;
 		float dx = x.d[b];
 
 		xs = ld256(x.s + b * 16);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 		for (j = 0; j < nr; j++) {
 			const struct block_q6_k *k = (const void *)(row +
 			    j * rb + b * bs);
@@ -623,15 +639,11 @@ rows_q6_512(const int nr, const uint8_t *row, size_t rb, size_t nb,
 			    xq, xs)), _mm512_set1_ps(half(k->d) * dx), acc[j]);
 		}
 	}
-#pragma GCC unroll 2
+#pragma GCC unroll 4
 	for (j = 0; j < nr; j++)
 		y[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
-/* Rows in pairs (KK_ROWS512 = 2) or one at a time (1), then the odd one. */
-#ifndef KK_ROWS512
-#define KK_ROWS512 2
-#endif
 
 T_AVX512 void
 kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
@@ -641,19 +653,25 @@ kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 
 	switch (type) {
 	case QT_Q4_K:
-		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q45_512(0, 4, w + i * rb, rb, kb, x, y + i);
+		for (; i + 2 <= nrows; i += 2)
 			rows_q45_512(0, 2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q45_512(0, 1, w + i * rb, rb, kb, x, y + i);
 		return;
 	case QT_Q5_K:
-		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q45_512(1, 4, w + i * rb, rb, kb, x, y + i);
+		for (; i + 2 <= nrows; i += 2)
 			rows_q45_512(1, 2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q45_512(1, 1, w + i * rb, rb, kb, x, y + i);
 		return;
 	case QT_Q6_K:
-		for (; KK_ROWS512 == 2 && i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q6_512(4, w + i * rb, rb, kb, x, y + i);
+		for (; i + 2 <= nrows; i += 2)
 			rows_q6_512(2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q6_512(1, w + i * rb, rb, kb, x, y + i);
