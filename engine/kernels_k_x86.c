@@ -32,6 +32,9 @@
 #ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 4096
 #endif
+#ifndef KK_PF_ROWS
+#define KK_PF_ROWS 1
+#endif
 #ifndef PREFETCH_HINT
 #define PREFETCH_HINT _MM_HINT_NTA
 #endif
@@ -279,6 +282,25 @@ prefetch_block(const uint8_t *p, size_t bs)
 
 	for (o = 0; o < bs; o += 64)
 		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o,
+		    PREFETCH_HINT);
+}
+
+/*
+ * With nr > 1 rows per pass, PREFETCH_AHEAD from one row lands in a row
+ * the same pass is already reading; the block nr rows on (the next
+ * pass's) is the one not yet asked for.
+ */
+T_AVX2 INLINE void
+prefetch_rows(const uint8_t *p, size_t bs, int nr, size_t rb)
+{
+	size_t o;
+
+	if (nr == 1 || KK_PF_ROWS == 0) {
+		prefetch_block(p, bs);
+		return;
+	}
+	for (o = 0; o < bs; o += 64)
+		_mm_prefetch((const char *)p + (size_t)nr * rb + o,
 		    PREFETCH_HINT);
 }
 
@@ -562,7 +584,7 @@ rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
 		for (j = 0; j < nr; j++) {
 			const uint8_t *p = row + j * rb + b * bs;
 
-			prefetch_block(p, bs);
+			prefetch_rows(p, bs, nr, rb);
 			s = blk_q45(q5, p, xv, &sm);
 			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
 			    _mm512_set1_ps(half((uint16_t)ld_u16(p)) * dx),
@@ -634,7 +656,7 @@ rows_q6_512(const int nr, const uint8_t *row, size_t rb, size_t nb,
 			const struct block_q6_k *k = (const void *)(row +
 			    j * rb + b * bs);
 
-			prefetch_block((const uint8_t *)k, bs);
+			prefetch_rows((const uint8_t *)k, bs, nr, rb);
 			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(blk_q6(k,
 			    xq, xs)), _mm512_set1_ps(half(k->d) * dx), acc[j]);
 		}
