@@ -498,11 +498,13 @@ xs_pairs(const int16_t *xs)
 }
 
 /*
- * Rows KK_ROWS512 (4 or 2) at a time, sharing the activation's loads,
- * then in pairs, then one.
+ * Rows KK_ROWS512 (1, 2 or 4) at a time, sharing the activation's loads.
+ * Four were 5% faster in cache but slower streaming from memory (Q4_K
+ * lowest in seven interleaved rounds: four rows are four streams for the
+ * hardware prefetcher), so one it is; 2 and 4 stay for measuring.
  */
 #ifndef KK_ROWS512
-#define KK_ROWS512 4
+#define KK_ROWS512 1
 #endif
 
 /*
@@ -677,7 +679,7 @@ kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	case QT_Q4_K:
 		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
 			rows_q45_512(0, 4, w + i * rb, rb, kb, x, y + i);
-		for (; i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
 			rows_q45_512(0, 2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q45_512(0, 1, w + i * rb, rb, kb, x, y + i);
@@ -685,7 +687,7 @@ kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	case QT_Q5_K:
 		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
 			rows_q45_512(1, 4, w + i * rb, rb, kb, x, y + i);
-		for (; i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
 			rows_q45_512(1, 2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q45_512(1, 1, w + i * rb, rb, kb, x, y + i);
@@ -693,7 +695,7 @@ kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	case QT_Q6_K:
 		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
 			rows_q6_512(4, w + i * rb, rb, kb, x, y + i);
-		for (; i + 2 <= nrows; i += 2)
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
 			rows_q6_512(2, w + i * rb, rb, kb, x, y + i);
 		for (; i < nrows; i++)
 			rows_q6_512(1, w + i * rb, rb, kb, x, y + i);
