@@ -10,9 +10,10 @@
  * matvec: per block, maddubs (unsigned codes times signed x; codes < 64
  * so pairs never saturate) and madd by the group scales, broadcast per
  * 16-element half of a vector; the mins or offsets come from the
- * activation's 16-sums in one more madd.  The AVX-512 build runs the same
- * 256-bit code (more registers, no VNNI: decode is bound by memory and
- * the scale multiply folds into madd for free).
+ * activation's 16-sums in one more madd.  The AVX-512 build runs it for
+ * Q2_K and Q3_K only; Q4_K, Q5_K and Q6_K have 512-bit VNNI rows of their
+ * own (row_q45_512, row_q6_512): at 2 threads decode is not purely bound
+ * by memory, the kernel's cost per block shows in tokens/s.
  *
  * GEMM: as in kernels_gemm_x86.c, a panel of L rows (16 lanes of a zmm,
  * 8 of a ymm) is repacked a few blocks at a time: per block the rows' D
@@ -28,7 +29,15 @@
 
 #ifdef KERN_HAVE_X86
 
+#ifndef PREFETCH_AHEAD
 #define PREFETCH_AHEAD 4096
+#endif
+#ifndef KK_PF_ROWS
+#define KK_PF_ROWS 1
+#endif
+#ifndef PREFETCH_HINT
+#define PREFETCH_HINT _MM_HINT_NTA
+#endif
 
 T_AVX2 INLINE __m128i
 ld128(const void *p)
@@ -272,7 +281,27 @@ prefetch_block(const uint8_t *p, size_t bs)
 	size_t o;
 
 	for (o = 0; o < bs; o += 64)
-		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o, _MM_HINT_NTA);
+		_mm_prefetch((const char *)p + PREFETCH_AHEAD + o,
+		    PREFETCH_HINT);
+}
+
+/*
+ * With nr > 1 rows per pass, PREFETCH_AHEAD from one row lands in a row
+ * the same pass is already reading; the block nr rows on (the next
+ * pass's) is the one not yet asked for.
+ */
+T_AVX2 INLINE void
+prefetch_rows(const uint8_t *p, size_t bs, int nr, size_t rb)
+{
+	size_t o;
+
+	if (nr == 1 || KK_PF_ROWS == 0) {
+		prefetch_block(p, bs);
+		return;
+	}
+	for (o = 0; o < bs; o += 64)
+		_mm_prefetch((const char *)p + (size_t)nr * rb + o,
+		    PREFETCH_HINT);
 }
 
 T_AVX2 INLINE float
@@ -363,11 +392,317 @@ kk_matvec_avx2(uint32_t type, const uint8_t *w, size_t rb, size_t n,
 	MATVEC_K(row_k);
 }
 
+/*
+ * AVX-512 decode, one function per type for Q4_K, Q5_K and Q6_K (the
+ * common ones; Q2_K and Q3_K keep row_k).  A block is four zmm of 64
+ * codes each, against 64 activation bytes in the same order: maddubs
+ * into int16 pairs, then VNNI dpwssd multiplies the pairs by their group
+ * scales (int16, one per 128-bit lane or per 256-bit half, placed by
+ * vpermw) and accumulates, so each 64 codes cost three multiply-class
+ * uops where row_k spends six on two ymm.  The fifth / sixth bits come
+ * from qh broadcast to both halves and one vprold per vector: a dword
+ * rotation by (4 - bit) mod 32 brings every byte's wanted bit to bit 4
+ * of the same byte, whichever way it has to move.
+ *
+ * Q6_K's ql bytes 64h..64h+63 hold elements 128h.. 128h+63 in their low
+ * nibbles and the next 64 in their high: the activation is read in
+ * order.  Q4_K / Q5_K's 64 qs bytes hold elements 64c..64c+31 and
+ * 64c+64.. in the low nibbles: the activation's two 32-byte runs are
+ * joined to match, and each 256-bit half has one scale of 32.
+ */
+T_AVX512 INLINE __m512i
+x_pair(const int8_t *xq, int off)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(ld256(xq + off)),
+	    ld256(xq + off + 64), 1);
+}
+
+/* Words 0-15 from scale word a, words 16-31 from word b. */
+T_AVX512 INLINE __m512i
+halves_idx(int a, int b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(
+	    (short)a)), _mm256_set1_epi16((short)b), 1);
+}
+
+/* Words of 128-bit lane j from scale word 4 v + j. */
+T_AVX512 INLINE __m512i
+lanes_idx(int v)
+{
+	return _mm512_set_epi64(0x0003000300030003LL + 0x0004000400040004LL *
+	    v, 0x0003000300030003LL + 0x0004000400040004LL * v,
+	    0x0002000200020002LL + 0x0004000400040004LL * v,
+	    0x0002000200020002LL + 0x0004000400040004LL * v,
+	    0x0001000100010001LL + 0x0004000400040004LL * v,
+	    0x0001000100010001LL + 0x0004000400040004LL * v,
+	    0x0004000400040004LL * v, 0x0004000400040004LL * v);
+}
+
+/* Rotation bringing bit a (low half) and bit b (high half) to bit 4. */
+T_AVX512 INLINE __m512i
+rot_to4(int a, int b)
+{
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(
+	    (4 - a) & 31)), _mm256_set1_epi32((4 - b) & 31), 1);
+}
+
+/* (a & m) | c, bitwise. */
+T_AVX512 INLINE __m512i
+and_or(__m512i a, __m512i m, __m512i c)
+{
+	return _mm512_ternarylogic_epi32(a, m, c, 0xea);
+}
+
+T_AVX512 INLINE __m512i
+dot64(__m512i acc, __m512i u, __m512i x, __m512i sc)
+{
+	return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, x), sc);
+}
+
+static uint64_t
+ld64(const uint8_t *p)
+{
+	uint64_t u;
+
+	memcpy(&u, p, sizeof u);
+	return u;
+}
+
+/*
+ * Q4_K / Q5_K's eight 6-bit scales and eight mins as int16, in the order
+ * sc0-3, m0-3, sc4-7, m4-7: two 64-bit words in general registers, one
+ * insert and one widening, where one vector per kind cost twice that.
+ * The mins sit in the words that xs_pairs fills (see there).
+ */
+T_AVX512 INLINE __m256i
+scales_45_512(const uint8_t *s)
+{
+	uint64_t lo = ld64(s), w2 = ld32(s + 8);
+	uint64_t hi = ((w2 | (w2 >> 4) << 32) & 0x0f0f0f0f0f0f0f0fULL) |
+	    ((lo >> 6) & 0x0303030303030303ULL) << 4;
+
+	return _mm256_cvtepu8_epi16(_mm_set_epi64x((long long)hi,
+	    (long long)(lo & 0x3f3f3f3f3f3f3f3fULL)));
+}
+
+/*
+ * A block's 16-sums of the activation as sums over 32, placed as int16
+ * in the words where scales_45_512 put the mins (4-7, 12-15; the scales'
+ * words zero): one madd with those gives the block's min term.
+ */
+T_AVX512 INLINE __m256i
+xs_pairs(const int16_t *xs)
+{
+	return _mm256_packs_epi32(_mm256_setzero_si256(), _mm256_madd_epi16(
+	    ld256(xs), _mm256_set1_epi16(1)));
+}
+
+/*
+ * Rows KK_ROWS512 (1, 2 or 4) at a time, sharing the activation's loads.
+ * Four were 5% faster in cache but slower streaming from memory (Q4_K
+ * lowest in seven interleaved rounds: four rows are four streams for the
+ * hardware prefetcher), so one it is; 2 and 4 stay for measuring.
+ */
+#ifndef KK_ROWS512
+#define KK_ROWS512 1
+#endif
+
+/*
+ * One Q4_K (q5 = 0) or Q5_K (q5 = 1) block at p against the activation
+ * xv (four x_pair vectors): the int32 partial sums of D's term.
+ */
+T_AVX512 INLINE __m512i
+blk_q45(const int q5, const uint8_t *p, const __m512i *xv, __m256i *sm)
+{
+	const uint8_t *qs = p + (q5 ? offsetof(struct block_q5_k, qs) :
+	    offsetof(struct block_q4_k, qs));
+	const __m512i m4 = _mm512_set1_epi8(15), m10 = _mm512_set1_epi8(16);
+	__m512i q0, q1, c0, c1, c2, c3, sw, s;
+
+	*sm = scales_45_512(p + 4);
+	sw = _mm512_castsi256_si512(*sm);
+	q0 = _mm512_loadu_si512(qs);
+	q1 = _mm512_loadu_si512(qs + 64);
+	if (q5) {
+		__m512i h = _mm512_broadcast_i64x4(ld256(p + 16));
+
+		c0 = and_or(q0, m4, _mm512_and_si512(_mm512_rolv_epi32(h,
+		    rot_to4(0, 2)), m10));
+		c1 = and_or(_mm512_srli_epi16(q0, 4), m4, _mm512_and_si512(
+		    _mm512_rolv_epi32(h, rot_to4(1, 3)), m10));
+		c2 = and_or(q1, m4, _mm512_and_si512(_mm512_rolv_epi32(h,
+		    rot_to4(4, 6)), m10));
+		c3 = and_or(_mm512_srli_epi16(q1, 4), m4, _mm512_and_si512(
+		    _mm512_rolv_epi32(h, rot_to4(5, 7)), m10));
+	} else {
+		c0 = _mm512_and_si512(q0, m4);
+		c1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+		c2 = _mm512_and_si512(q1, m4);
+		c3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+	}
+	/* Scale j is word j (j < 4) or j + 4 of sw. */
+	s = dot64(_mm512_setzero_si512(), c0, xv[0],
+	    _mm512_permutexvar_epi16(halves_idx(0, 2), sw));
+	s = dot64(s, c1, xv[1], _mm512_permutexvar_epi16(halves_idx(1, 3),
+	    sw));
+	s = dot64(s, c2, xv[2], _mm512_permutexvar_epi16(halves_idx(8, 10),
+	    sw));
+	return dot64(s, c3, xv[3], _mm512_permutexvar_epi16(halves_idx(9,
+	    11), sw));
+}
+
+/*
+ * nr (1, 2 or 4) Q4_K / Q5_K rows rb apart: the rows share the
+ * activation loads and the joining of its runs.
+ */
+T_AVX512 INLINE void
+rows_q45_512(const int q5, const int nr, const uint8_t *row, size_t rb,
+    size_t nb, struct kk_x x, float *y)
+{
+	const size_t bs = q5 ? sizeof(struct block_q5_k) :
+	    sizeof(struct block_q4_k);
+	__m512 acc[KK_ROWS512];
+	__m256 accm[KK_ROWS512];
+	__m512i xv[4], s;
+	__m256i sm, xs;
+	size_t b;
+	int j;
+
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++) {
+		acc[j] = _mm512_setzero_ps();
+		accm[j] = _mm256_setzero_ps();
+	}
+	for (b = 0; b < nb; b++) {
+		const int8_t *xq = x.q + b * QK_K;
+		float dx = x.d[b];
+
+		xv[0] = x_pair(xq, 0);
+		xv[1] = x_pair(xq, 32);
+		xv[2] = x_pair(xq, 128);
+		xv[3] = x_pair(xq, 160);
+		xs = xs_pairs(x.s + b * 16);
+#pragma GCC unroll 4
+		for (j = 0; j < nr; j++) {
+			const uint8_t *p = row + j * rb + b * bs;
+
+			prefetch_rows(p, bs, nr, rb);
+			s = blk_q45(q5, p, xv, &sm);
+			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+			    _mm512_set1_ps(half((uint16_t)ld_u16(p)) * dx),
+			    acc[j]);
+			accm[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(
+			    _mm256_madd_epi16(xs, sm)), _mm256_set1_ps(half(
+			    (uint16_t)ld_u16(p + 2)) * dx), accm[j]);
+		}
+	}
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++)
+		y[j] = _mm512_reduce_add_ps(acc[j]) - hsum8(accm[j]);
+}
+
+/* One Q6_K block against the activation's 256 bytes xq and 16-sums xs. */
+T_AVX512 INLINE __m512i
+blk_q6(const struct block_q6_k *k, const int8_t *xq, __m256i xs)
+{
+	const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+	/* Bits 2k, 2k + 1 of qh to bits 4, 5: k = 0, 1 low; 2, 3 high. */
+	const __m512i rlo = rot_to4(0, 2), rhi = rot_to4(4, 6);
+	__m512i l0, l1, h0, h1, s, sw;
+	__m256i sv, bm;
+
+	sv = _mm256_cvtepi8_epi16(ld128(k->scales));
+	sw = _mm512_castsi256_si512(sv);
+	l0 = _mm512_loadu_si512(k->ql);
+	l1 = _mm512_loadu_si512(k->ql + 64);
+	h0 = _mm512_broadcast_i64x4(ld256(k->qh));
+	h1 = _mm512_broadcast_i64x4(ld256(k->qh + 32));
+	s = dot64(_mm512_setzero_si512(), and_or(l0, m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h0, rlo), m30)), _mm512_loadu_si512(xq),
+	    _mm512_permutexvar_epi16(lanes_idx(0), sw));
+	s = dot64(s, and_or(_mm512_srli_epi16(l0, 4), m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h0, rhi), m30)), _mm512_loadu_si512(xq + 64),
+	    _mm512_permutexvar_epi16(lanes_idx(1), sw));
+	s = dot64(s, and_or(l1, m4, _mm512_and_si512(_mm512_rolv_epi32(h1,
+	    rlo), m30)), _mm512_loadu_si512(xq + 128),
+	    _mm512_permutexvar_epi16(lanes_idx(2), sw));
+	s = dot64(s, and_or(_mm512_srli_epi16(l1, 4), m4, _mm512_and_si512(
+	    _mm512_rolv_epi32(h1, rhi), m30)), _mm512_loadu_si512(xq + 192),
+	    _mm512_permutexvar_epi16(lanes_idx(3), sw));
+	/* Codes are q + 32: less 32 sc times each group's x sum. */
+	bm = _mm256_slli_epi32(_mm256_madd_epi16(xs, sv), 5);
+	return _mm512_sub_epi32(s, _mm512_zextsi256_si512(bm));
+}
+
+/* nr (1, 2 or 4) Q6_K rows rb apart. */
+T_AVX512 INLINE void
+rows_q6_512(const int nr, const uint8_t *row, size_t rb, size_t nb,
+    struct kk_x x, float *y)
+{
+	const size_t bs = sizeof(struct block_q6_k);
+	__m512 acc[KK_ROWS512];
+	__m256i xs;
+	size_t b;
+	int j;
+
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++)
+		acc[j] = _mm512_setzero_ps();
+	for (b = 0; b < nb; b++) {
+		const int8_t *xq = x.q + b * QK_K;
+		float dx = x.d[b];
+
+		xs = ld256(x.s + b * 16);
+#pragma GCC unroll 4
+		for (j = 0; j < nr; j++) {
+			const struct block_q6_k *k = (const void *)(row +
+			    j * rb + b * bs);
+
+			prefetch_rows((const uint8_t *)k, bs, nr, rb);
+			acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(blk_q6(k,
+			    xq, xs)), _mm512_set1_ps(half(k->d) * dx), acc[j]);
+		}
+	}
+#pragma GCC unroll 4
+	for (j = 0; j < nr; j++)
+		y[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+
 T_AVX512 void
 kk_matvec_avx512(uint32_t type, const uint8_t *w, size_t rb, size_t n,
     struct kk_x x, float *y, size_t nrows)
 {
-	MATVEC_K(row_k);
+	size_t i = 0, kb = n / QK_K;
+
+	switch (type) {
+	case QT_Q4_K:
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q45_512(0, 4, w + i * rb, rb, kb, x, y + i);
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
+			rows_q45_512(0, 2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q45_512(0, 1, w + i * rb, rb, kb, x, y + i);
+		return;
+	case QT_Q5_K:
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q45_512(1, 4, w + i * rb, rb, kb, x, y + i);
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
+			rows_q45_512(1, 2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q45_512(1, 1, w + i * rb, rb, kb, x, y + i);
+		return;
+	case QT_Q6_K:
+		for (; KK_ROWS512 == 4 && i + 4 <= nrows; i += 4)
+			rows_q6_512(4, w + i * rb, rb, kb, x, y + i);
+		for (; KK_ROWS512 >= 2 && i + 2 <= nrows; i += 2)
+			rows_q6_512(2, w + i * rb, rb, kb, x, y + i);
+		for (; i < nrows; i++)
+			rows_q6_512(1, w + i * rb, rb, kb, x, y + i);
+		return;
+	default:
+		MATVEC_K(row_k);
+	}
 }
 
 /*
