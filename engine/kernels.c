@@ -268,8 +268,10 @@ kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 	size_t t, b;
 	int32_t off = c_mul(wtype);
 
-	if (qk_is_k(wtype))
+	if (qk_is_k(wtype)) {
 		kk_prepare_xs(x, ldx, n, m, xs);
+		return;
+	}
 	if (!is_quantized(wtype))
 		return;
 	for (t = 0; t < m; t++) {
