@@ -42,6 +42,11 @@ enum qtype {
 	QT_Q5_0 = 6,
 	QT_Q5_1 = 7,
 	QT_Q8_0 = 8,
+	QT_Q2_K = 10, /* the K-quants: layouts in quant_k.h */
+	QT_Q3_K = 11,
+	QT_Q4_K = 12,
+	QT_Q5_K = 13,
+	QT_Q6_K = 14,
 	QT_IQ4_NL = 20,
 	QT_IQ4_XS = 23,
 	QT_BF16 = 30,

@@ -49,11 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QT_Q2_K 10
-#define QT_Q3_K 11
-#define QT_Q4_K 12
-#define QT_Q5_K 13
-#define QT_Q6_K 14
+#include "quant.h"
 
 #define QK_K 256
 

@@ -168,7 +168,7 @@ main(int argc, char **argv)
 {
 	uint32_t types[] = { QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1,
 		QT_IQ4_NL, QT_IQ4_XS, QT_F16, QT_BF16, QT_F32,
-		12, 14, 13, 11, 10 }; /* Q4_K, Q6_K, Q5_K, Q3_K, Q2_K */
+		QT_Q4_K, QT_Q6_K, QT_Q5_K, QT_Q3_K, QT_Q2_K };
 	const char *only = NULL;
 	int nthr = 1, i;
 	size_t k;
