@@ -1,6 +1,7 @@
 /*
  * sinkd-mkmodel: writes a valid GGUF model with seeded random weights at
- * any llama / qwen2 shape, for benchmarks and tests at real sizes.
+ * any shape of any architecture sinkd runs, for benchmarks and tests at
+ * real sizes.
  */
 #include <getopt.h>
 #include <stdio.h>
