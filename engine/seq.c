@@ -301,10 +301,10 @@ seq_work_free(struct seq_work *w)
  * them, so they stay near the window's size: a chunk much longer than
  * the window would compute scores mostly outside every token's band.
  */
-static size_t
-next_chunk(const struct seq *s, const struct seq_work *w, size_t left)
+size_t
+seq_chunk_len(const struct seq *s, size_t left, size_t max)
 {
-	size_t c = left < (size_t)w->n_batch ? left : (size_t)w->n_batch;
+	size_t c = left < max ? left : max;
 	size_t lim = s->kv.n_win > 32 ? (size_t)s->kv.n_win : 32;
 
 	if (s->probe != NULL)
@@ -312,6 +312,12 @@ next_chunk(const struct seq *s, const struct seq_work *w, size_t left)
 	if (s->kv.evict && s->kv.n_seen + (int64_t)c > s->kv.cap && c > lim)
 		c = lim;
 	return c;
+}
+
+static size_t
+next_chunk(const struct seq *s, const struct seq_work *w, size_t left)
+{
+	return seq_chunk_len(s, left, (size_t)w->n_batch);
 }
 
 static float *
@@ -431,6 +437,34 @@ seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
 		    i, c, n, nv), all);
 	}
 	return 0;
+}
+
+/*
+ * For now each segment runs on its own, one after another: the same
+ * results the batched pass must reproduce.
+ */
+int
+seq_eval_batch(struct seq_work *w, struct pool *pool, struct seq_seg *seg,
+    size_t n_seg, char *cause)
+{
+	size_t i, rows = 0;
+	int failed = 0;
+
+	for (i = 0; i < n_seg; i++)
+		rows += seg[i].n;
+	if (rows > (size_t)w->n_batch)
+		return err_set(cause, "a batch of %zu rows does not fit a work "
+		    "area of %d", rows, w->n_batch);
+	for (i = 0; i < n_seg; i++) {
+		seg[i].failed = 0;
+		seg[i].cause[0] = '\0';
+		if (seq_eval(seg[i].s, w, pool, seg[i].tokens, seg[i].n,
+		    seg[i].logits, seg[i].all, seg[i].cause) != 0) {
+			seg[i].failed = 1;
+			failed++;
+		}
+	}
+	return failed;
 }
 
 /* Rotates one stored row (f32 or f16) by the angles in cs. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "kv.h"
 #include "model.h"
 #include "pool.h"
@@ -84,6 +85,40 @@ void seq_work_free(struct seq_work *);
  */
 int seq_eval(struct seq *, struct seq_work *, struct pool *,
     const int32_t *tokens, size_t n, float *logits, int all, char *cause);
+
+/*
+ * Batches.  One call evaluates segments of different sequences (each
+ * its own cache, mode, sinks and positions) in one forward pass: the
+ * weight matrices run once over all the segments' rows, attention runs
+ * per segment against its own cache.  A segment is one chunk: at most
+ * seq_chunk_len(s, n, max) of the n tokens its sequence has waiting,
+ * for the caller's chunk size max; cut that way, every sequence gets
+ * exactly the logits, bit for bit, that seq_eval with a work area of
+ * n_batch = max gives it alone (the rows of a batch never mix).  A
+ * sequence appears at most once per batch; the rows of all segments
+ * together fit the work area's n_batch.
+ */
+struct seq_seg {
+	struct seq *s;
+	const int32_t *tokens;
+	size_t n;
+	float *logits;		/* NULL, or as seq_eval's */
+	int all;
+	int failed;		/* out: not evaluated, sequence unchanged */
+	char cause[ERR_LEN];	/* out: why */
+};
+
+/* Tokens of the next chunk of n waiting, for chunks of at most max. */
+size_t seq_chunk_len(const struct seq *, size_t n, size_t max);
+/*
+ * Evaluates every segment; one that cannot be (bad token id, dense cache
+ * full, too long) is marked failed with its cause and the others go on.
+ * Returns the number of failed segments, or -1 with cause when the batch
+ * as a whole does not fit (more rows than n_batch, out of memory), in
+ * which case no sequence changed.
+ */
+int seq_eval_batch(struct seq_work *, struct pool *, struct seq_seg *,
+    size_t n_seg, char *cause);
 
 /*
  * For analysis tools: called during decode (one token per call) with the
