@@ -415,12 +415,38 @@ status_sessions(struct out *o, const msgpack_object *r)
 		kv_line(o, "db", fmt_get_str(r, "db"));
 }
 
+/* The scheduler: its bounds, its memory, and the steps it took. */
+static void
+status_batch(struct out *o, const msgpack_object *b)
+{
+	uint64_t mb = 0, ch = 0, sc = 0, st = 0, dr = 0, pr = 0, ms = 0;
+	char buf[256], a[32];
+
+	if (b == NULL || b->type != MSGPACK_OBJECT_MAP)
+		return;
+	fmt_get_u64(b, "max_batch", &mb);
+	fmt_get_u64(b, "chunk", &ch);
+	fmt_get_u64(b, "scratch", &sc);
+	fmt_size(sc, a, sizeof a);
+	snprintf(buf, sizeof buf, "up to %" PRIu64 " sessions and %" PRIu64
+	    " prompt tokens a step, %s of scratch", mb, ch, a);
+	kv_line(o, "batch", buf);
+	fmt_get_u64(b, "steps", &st);
+	fmt_get_u64(b, "decode_rows", &dr);
+	fmt_get_u64(b, "prefill_rows", &pr);
+	fmt_get_u64(b, "max_segments", &ms);
+	snprintf(buf, sizeof buf, "%" PRIu64 " (%.1f generated tokens a "
+	    "step, %" PRIu64 " prompt tokens, at most %" PRIu64 " jobs in "
+	    "one)", st, st > 0 ? (double)dr / (double)st : 0.0, pr, ms);
+	kv_line(o, "steps", buf);
+}
+
 static void
 text_status(struct out *o, const struct conn_msg *m)
 {
 	static const char *const known[] = { "id", "kind", "server", "model",
 		"uptime", "sessions", "busy", "clients", "memory", "rss",
-		"tokens_in", "tokens_out", "resident", "db", NULL };
+		"tokens_in", "tokens_out", "resident", "db", "batch", NULL };
 	const msgpack_object *r = &m->msg.root;
 	char buf[512], a[32], b[32];
 	uint64_t x = 0, y = 0;
@@ -445,6 +471,7 @@ text_status(struct out *o, const struct conn_msg *m)
 	fmt_get_u64(r, "tokens_out", &y);
 	snprintf(buf, sizeof buf, "%" PRIu64 " in, %" PRIu64 " out", x, y);
 	kv_line(o, "tokens", buf);
+	status_batch(o, proto_map_get(r, "batch"));
 	other_keys(o, r, known);
 	fflush(o->fp);
 }

@@ -266,6 +266,7 @@ final_save(struct daemon *d)
 static int
 serve(struct daemon *d, char *cause)
 {
+	struct worker_opts wo;
 	int rc;
 
 	if (d->conf->daemonize && daemon(0, 0) != 0) {
@@ -274,17 +275,22 @@ serve(struct daemon *d, char *cause)
 	}
 	if (persist_open(d, cause) != 0)
 		return DAEMON_EXIT_CONFIG;
+	wo.threads = (int)d->conf->threads;
+	wo.max_batch = (int)d->conf->max_batch;
+	wo.chunk = (int)d->conf->chunk;
 	if ((d->storeq = storeq_new(cause)) == NULL || (d->worker =
-	    worker_new(d->model, &d->tmpl, d->store, d->storeq,
-	    (int)d->conf->threads, cause)) == NULL ||
+	    worker_new(d->model, &d->tmpl, d->store, d->storeq, &wo,
+	    cause)) == NULL ||
 	    setup_events(d, cause) != 0 ||
 	    setup_watchdog(d, cause) != 0)
 		return DAEMON_EXIT_FAIL;
 	if (listen_start(d, cause) != 0)
 		return DAEMON_EXIT_CONFIG;
 	d->started = time(NULL);
-	log_info("serving %s on %s (%ld threads)", d->model->desc,
-	    d->conf->socket, d->conf->threads);
+	log_info("serving %s on %s (%ld threads, batches of up to %ld "
+	    "sessions and %ld prompt tokens)", d->model->desc,
+	    d->conf->socket, d->conf->threads, d->conf->max_batch,
+	    d->conf->chunk);
 	systemd_notify("READY=1");
 	/* daemon_stop has told systemd and closed the socket. */
 	event_base_dispatch(d->base);

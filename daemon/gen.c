@@ -5,6 +5,7 @@
  */
 #include "gen.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +15,6 @@
 #include "snap.h"
 #include "store.h"
 
-#define GEN_BATCH 256
 #define REBUILD_PAGE 64	/* stored turns read at a time by a rebuild */
 
 static double
@@ -28,13 +28,13 @@ now(void)
 
 int
 gen_init(struct gen *g, const struct model *m, const struct tmpl *tm,
-    struct store *st, int threads, char *cause)
+    struct store *st, int threads, int32_t n_batch, char *cause)
 {
 	memset(g, 0, sizeof *g);
 	g->m = m;
 	g->tm = tm;
 	g->store = st;
-	g->n_batch = GEN_BATCH;
+	g->n_batch = n_batch;
 	if ((g->pool = pool_new(threads, cause)) == NULL ||
 	    (g->work = seq_work_new(m, g->n_batch, cause)) == NULL) {
 		gen_free(g);
@@ -585,32 +585,6 @@ releasable(const struct job *j)
 	return end;
 }
 
-static int
-prefill(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
-{
-	char cause[ERR_LEN] = "";
-	size_t c = j->n_toks - j->fed;
-	int last;
-
-	c = c < (size_t)g->n_batch ? c : (size_t)g->n_batch;
-	last = j->fed + c == j->n_toks;
-	if (seq_eval(j->s->seq, g->work, g->pool, j->toks + j->fed, c,
-	    last && generates(j) ? j->logits : NULL, 0, cause) != 0)
-		return fail(j, PROTO_E_INTERNAL, cause);
-	j->fed += c;
-	if (!last) {
-		emit(arg, j, PROTO_K_PROGRESS, NULL, j->fed, 0);
-		return GEN_MORE;
-	}
-	j->prev = j->toks[j->n_toks - 1];
-	j->t_prefill = now() - j->t_start;
-	if (!generates(j)) {
-		j->finish = PROTO_F_FED;
-		return GEN_DONE;
-	}
-	return GEN_MORE;
-}
-
 /* The ids of the reply, for the transcript. */
 static int
 gen_push(struct job *j, int32_t id)
@@ -649,12 +623,17 @@ end_id(const struct job *j, int32_t id)
 	return 0;
 }
 
+/*
+ * A generating job's token: sampled from the logits of the last step,
+ * sent as far as stop strings allow, and left in next_id for the step
+ * to evaluate.
+ */
 static int
-decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
+sample(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 {
 	struct sampler *smp = j->tmp_smp != NULL ? j->tmp_smp : j->s->smp;
 	const struct tok *tk = g->m->tok;
-	char piece[256], cause[ERR_LEN] = "";
+	char piece[256];
 	int32_t id;
 	long at;
 	int n;
@@ -690,11 +669,7 @@ decode(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 	    releasable(j), id, emit, arg);
 	if (gen_push(j, id) != 0)
 		return fail(j, PROTO_E_INTERNAL, "out of memory");
-	if (seq_eval(j->s->seq, g->work, g->pool, &id, 1, j->logits, 0,
-	    cause) != 0) {
-		j->n_gen--;
-		return fail(j, PROTO_E_INTERNAL, cause);
-	}
+	j->next_id = id;
 	return GEN_MORE;
 }
 
@@ -726,7 +701,7 @@ end(struct job *j, gen_emit_fn *emit, void *arg)
 }
 
 int
-gen_step(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
+gen_begin(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 {
 	int rc = GEN_MORE;
 
@@ -736,9 +711,82 @@ gen_step(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 		j->finish = PROTO_F_CANCELLED;
 		rc = GEN_DONE;
 	}
-	if (rc == GEN_MORE)
-		rc = j->fed < j->n_toks ? prefill(g, j, emit, arg) : decode(g,
-		    j, emit, arg);
+	return rc == GEN_DONE ? end(j, emit, arg) : GEN_MORE;
+}
+
+int
+gen_prefilling(const struct job *j)
+{
+	return j->fed < j->n_toks;
+}
+
+int
+gen_sample(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
+{
+	return sample(g, j, emit, arg) == GEN_DONE ? end(j, emit, arg) :
+	    GEN_MORE;
+}
+
+size_t
+gen_segment(const struct job *j, size_t max, struct seq_seg *sg)
+{
+	size_t c;
+
+	memset(sg, 0, offsetof(struct seq_seg, cause));
+	sg->cause[0] = '\0';
+	sg->s = j->s->seq;
+	if (!gen_prefilling(j)) {
+		sg->tokens = &j->next_id;
+		sg->n = 1;
+		sg->logits = j->logits;
+		return 1;
+	}
+	c = seq_chunk_len(j->s->seq, j->n_toks - j->fed, max);
+	sg->tokens = j->toks + j->fed;
+	sg->n = c;
+	sg->logits = j->fed + c == j->n_toks && generates(j) ? j->logits :
+	    NULL;
+	return c;
+}
+
+/* A prefill chunk went in: progress, or the prompt is all in. */
+static int
+prefilled(struct job *j, size_t c, size_t every, gen_emit_fn *emit,
+    void *arg)
+{
+	size_t before = j->fed;
+
+	j->fed += c;
+	if (j->fed < j->n_toks) {
+		/* Chunks near a small window are short: not a message each. */
+		if (j->fed / every != before / every)
+			emit(arg, j, PROTO_K_PROGRESS, NULL, j->fed, 0);
+		return GEN_MORE;
+	}
+	j->prev = j->toks[j->n_toks - 1];
+	j->t_prefill = now() - j->t_start;
+	if (!generates(j)) {
+		j->finish = PROTO_F_FED;
+		return GEN_DONE;
+	}
+	return GEN_MORE;
+}
+
+int
+gen_after(struct job *j, const struct seq_seg *sg, size_t every,
+    gen_emit_fn *emit, void *arg)
+{
+	int rc;
+
+	if (sg->failed) {
+		if (!gen_prefilling(j))
+			j->n_gen--;	/* its token never went in */
+		rc = fail(j, PROTO_E_INTERNAL, sg->cause);
+	} else if (gen_prefilling(j)) {
+		rc = prefilled(j, sg->n, every, emit, arg);
+	} else {
+		rc = GEN_MORE;
+	}
 	return rc == GEN_DONE ? end(j, emit, arg) : GEN_MORE;
 }
 

@@ -1,7 +1,8 @@
 /*
  * gen: the steps of a job on the worker thread: formatting a turn for
  * the model, prefill a chunk at a time, then sampling one token at a
- * time with stop strings, and the usage figures at the end.
+ * time with stop strings, and the usage figures at the end.  The forward
+ * passes themselves are the worker's, batched with other jobs' steps.
  */
 #ifndef SINKD_GEN_H
 #define SINKD_GEN_H
@@ -41,14 +42,32 @@ struct gen {
 int gen_system_tokens(const struct chat *c, const struct tok *,
     const char *text, size_t len, int32_t **ids, size_t *n, char *cause);
 
+/* Scratch for batches of up to n_batch rows. */
 int gen_init(struct gen *, const struct model *, const struct tmpl *,
-    struct store *, int threads, char *cause);
+    struct store *, int threads, int32_t n_batch, char *cause);
 void gen_free(struct gen *);
+
 /*
- * One step of j: GEN_MORE, or GEN_DONE with j's outcome filled in.  The
- * first step loads a session that is only in the store.
+ * A job's part in a step of the worker (worker.c packs the parts of
+ * many jobs into one batch).  Each returns GEN_MORE, or GEN_DONE with
+ * j's outcome filled in and what was held back sent.
+ *
+ * gen_begin comes first in every step: the first loads a session that
+ * is only in the store and formats the turn; any sees a cancel.  Then a
+ * job still prefilling (gen_prefilling) takes a chunk; one generating
+ * samples its next token (gen_sample), which the step evaluates.
+ * gen_segment describes the job's part of the batch, chunks of at most
+ * max tokens (cut by seq_chunk_len, so a prompt is cut the same way
+ * whatever else is in the batch); it returns the rows.  gen_after takes
+ * the outcome of that segment, with a PROGRESS message each time the
+ * prompt passes a multiple of every tokens.
  */
-int gen_step(struct gen *, struct job *, gen_emit_fn *, void *arg);
+int gen_begin(struct gen *, struct job *, gen_emit_fn *, void *arg);
+int gen_prefilling(const struct job *);
+int gen_sample(struct gen *, struct job *, gen_emit_fn *, void *arg);
+size_t gen_segment(const struct job *, size_t max, struct seq_seg *);
+int gen_after(struct job *, const struct seq_seg *, size_t every,
+    gen_emit_fn *, void *arg);
 /*
  * After the last step, on the store thread (worker.c): the session's
  * snapshot, with the job's turns.  Reads only what gen_init set.

@@ -59,6 +59,7 @@ struct job {
 	float *logits;
 	struct sampler *tmp_smp;
 	int32_t prev, generated;
+	int32_t next_id;	/* sampled, for the next step to evaluate */
 	char *reply;		/* generated text */
 	size_t reply_len, reply_cap, sent;
 	int32_t *gen;		/* generated ids that went into the cache */

@@ -331,9 +331,10 @@ static int
 op_status(struct req *r)
 {
 	struct daemon *d = r->d;
-	struct proto_out *o = ok(r, 12);
+	struct proto_out *o = ok(r, 13);
 	size_t i, busy = 0, resident;
 	uint64_t mem = persist_resident(d, &resident);
+	struct worker_stats ws;
 
 	for (i = 0; i < d->sessions.n; i++)
 		busy += d->sessions.v[i]->running != NULL;
@@ -349,6 +350,18 @@ op_status(struct req *r)
 	proto_put_u64(o, "tokens_in", d->tokens_in);
 	proto_put_u64(o, "tokens_out", d->tokens_out);
 	proto_put_cstr(o, "db", d->conf->db);
+	/* The scheduler: its bounds and what it has done. */
+	worker_get_stats(d->worker, &ws);
+	proto_pack_key(o, "batch");
+	proto_pack_map(o, 8);
+	proto_put_u64(o, "max_batch", (uint64_t)ws.max_batch);
+	proto_put_u64(o, "chunk", (uint64_t)ws.chunk);
+	proto_put_u64(o, "scratch", ws.scratch);
+	proto_put_u64(o, "steps", ws.steps);
+	proto_put_u64(o, "decode_rows", ws.decode_rows);
+	proto_put_u64(o, "prefill_rows", ws.prefill_rows);
+	proto_put_u64(o, "max_segments", ws.max_segments);
+	proto_put_u64(o, "max_rows", ws.max_rows);
 	return reply(r);
 }
 

@@ -1,6 +1,9 @@
 /*
- * worker: the compute thread (see worker.h) and its queues.  The steps
- * of a job (formatting, prefill, sampling, stop strings) are gen.c's.
+ * worker: the compute thread (see worker.h), its queues and its
+ * scheduler.  The steps of a job (formatting, prefill, sampling, stop
+ * strings) are gen.c's; the worker packs the steps of every job that
+ * can take one into a batch, one forward pass for all of them
+ * (continuous batching).
  */
 #include "worker.h"
 
@@ -20,12 +23,23 @@ struct worker {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct job *run, *run_tail;	/* jobs taking turns */
+	struct job *run, *run_tail;	/* submitted, not yet taken */
 	struct wevent *ev, *ev_tail;	/* events for the loop */
 	int efd;
 	int quit;
+	struct worker_stats stats;	/* under the lock */
 	struct gen gen;			/* compute state: pool, work */
 	struct storeq *sq;		/* where finished jobs are saved */
+
+	/* The worker thread's own. */
+	struct job **act;		/* jobs taking turns, next first */
+	size_t n_act, cap_act;
+	struct job **order;		/* the next turn order, being made */
+	struct seq_seg *seg;		/* this step's batch */
+	struct job **segj;		/* whose each segment is */
+	unsigned char *served;		/* per act: 1 served, 2 finished */
+	size_t n_seg, max_seg;
+	int max_batch, chunk;
 };
 
 /* A finished job on its way through the store thread. */
@@ -95,24 +109,61 @@ finish(struct worker *w, struct job *j)
 	push_event(w, e);
 }
 
-/* The next job to step, or NULL when told to quit. */
-static struct job *
-next_job(struct worker *w)
+/* Room for n jobs taking turns. */
+static int
+act_reserve(struct worker *w, size_t n)
 {
-	struct job *j;
+	struct job **a, **o;
+	unsigned char *sv;
+	size_t cap;
+
+	if (n <= w->cap_act)
+		return 0;
+	cap = w->cap_act ? w->cap_act : 16;
+	while (cap < n)
+		cap *= 2;
+	if ((a = realloc(w->act, cap * sizeof *a)) == NULL)
+		return -1;
+	w->act = a;
+	if ((o = realloc(w->order, cap * sizeof *o)) == NULL)
+		return -1;
+	w->order = o;
+	if ((sv = realloc(w->served, cap)) == NULL)
+		return -1;
+	w->served = sv;
+	w->cap_act = cap;
+	return 0;
+}
+
+/*
+ * Submitted jobs join the turns at the back; with none running, waits
+ * for one.  -1 once told to quit with nothing left to do.
+ */
+static int
+take_new(struct worker *w)
+{
+	struct job *j, *next;
+	size_t n = 0;
 
 	pthread_mutex_lock(&w->lock);
-	while (w->run == NULL && !w->quit)
+	while (w->n_act == 0 && w->run == NULL && !w->quit)
 		pthread_cond_wait(&w->wake, &w->lock);
-	j = w->run;
-	if (j != NULL) {
-		w->run = j->next;
-		if (w->run == NULL)
-			w->run_tail = NULL;
-		j->next = NULL;
+	for (j = w->run; j != NULL; j = j->next)
+		n++;
+	/* Out of memory: the new jobs wait for the next step. */
+	if (n > 0 && act_reserve(w, w->n_act + n) == 0) {
+		for (j = w->run; j != NULL; j = next) {
+			next = j->next;
+			j->next = NULL;
+			w->act[w->n_act++] = j;
+		}
+		w->run = w->run_tail = NULL;
 	}
+	n = w->n_act == 0 && w->run == NULL && w->quit;
 	pthread_mutex_unlock(&w->lock);
-	return j;
+	if (w->n_act == 0 && !n)
+		usleep(1000);
+	return n ? -1 : 0;
 }
 
 static void
@@ -145,31 +196,172 @@ save_run(void *arg)
 	free(ws);
 }
 
+/* A finished job goes to the store thread; the worker goes on. */
+static void
+retire(struct worker *w, struct job *j)
+{
+	struct wsave *ws;
+
+	while ((ws = malloc(sizeof *ws)) == NULL)
+		usleep(1000);
+	ws->w = w;
+	ws->j = j;
+	storeq_submit(w->sq, save_run, NULL, ws);
+}
+
+static void
+add_segment(struct worker *w, struct job *j, size_t i)
+{
+	w->segj[w->n_seg++] = j;
+	w->served[i] = 1;
+}
+
+/*
+ * This step's batch, in turn order: every generating job's next token
+ * up to max_batch of them, and prefill chunks within a budget of chunk
+ * tokens.  The first job prefilling always gets its chunk; a chunk that
+ * would pass the budget waits rather than being cut, so that a prompt
+ * is cut the same way whatever runs beside it.
+ */
+static void
+pick(struct worker *w)
+{
+	size_t i, c, budget = (size_t)w->chunk, n_dec = 0;
+	int any_prefill = 0;
+	struct job *j;
+
+	w->n_seg = 0;
+	for (i = 0; i < w->n_act; i++) {
+		j = w->act[i];
+		w->served[i] = 0;
+		if (gen_begin(&w->gen, j, emit, w) == GEN_DONE) {
+			w->served[i] = 2;
+		} else if (gen_prefilling(j)) {
+			c = gen_segment(j, (size_t)w->chunk, &w->seg[w->n_seg]);
+			if (any_prefill && c > budget)
+				continue;
+			budget -= c < budget ? c : budget;
+			any_prefill = 1;
+			add_segment(w, j, i);
+		} else if (n_dec < (size_t)w->max_batch) {
+			if (gen_sample(&w->gen, j, emit, w) == GEN_DONE) {
+				w->served[i] = 2;
+				continue;
+			}
+			gen_segment(j, 1, &w->seg[w->n_seg]);
+			n_dec++;
+			add_segment(w, j, i);
+		}
+	}
+}
+
+/*
+ * The batch's forward pass.  A batch that cannot run as a whole (out of
+ * memory) runs a segment at a time, so that only a segment that cannot
+ * run at all fails, and only its job.
+ */
+static void
+eval(struct worker *w)
+{
+	char cause[ERR_LEN] = "";
+	size_t i;
+
+	if (w->n_seg == 0 || seq_eval_batch(w->gen.work, w->gen.pool, w->seg,
+	    w->n_seg, cause) >= 0)
+		return;
+	log_debug("worker: batch of %zu segments: %s; one at a time",
+	    w->n_seg, cause);
+	for (i = 0; i < w->n_seg; i++) {
+		if (seq_eval_batch(w->gen.work, w->gen.pool, &w->seg[i], 1,
+		    cause) < 0) {
+			w->seg[i].failed = 1;
+			snprintf(w->seg[i].cause, sizeof w->seg[i].cause, "%s",
+			    cause);
+		}
+	}
+}
+
+/* The step's figures, for `sink status`. */
+static void
+count_step(struct worker *w)
+{
+	size_t i, rows = 0, dec = 0;
+
+	for (i = 0; i < w->n_seg; i++) {
+		rows += w->seg[i].n;
+		dec += !gen_prefilling(w->segj[i]);
+	}
+	pthread_mutex_lock(&w->lock);
+	w->stats.steps++;
+	w->stats.rows += rows;
+	w->stats.decode_rows += dec;
+	w->stats.prefill_rows += rows - dec;
+	if (w->n_seg > w->stats.max_segments)
+		w->stats.max_segments = w->n_seg;
+	if (rows > w->stats.max_rows)
+		w->stats.max_rows = rows;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/*
+ * The next turn order: jobs not served this step first, as they were,
+ * then the served ones, as they were; finished ones leave.  So a job
+ * left out of a full step is first in the next.
+ */
+static void
+reorder(struct worker *w)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < w->n_act; i++)
+		if (w->served[i] == 0)
+			w->order[n++] = w->act[i];
+	for (i = 0; i < w->n_act; i++)
+		if (w->served[i] == 1)
+			w->order[n++] = w->act[i];
+	for (i = 0; i < w->n_act; i++)
+		if (w->served[i] == 2)
+			retire(w, w->act[i]);
+	memcpy(w->act, w->order, n * sizeof *w->act);
+	w->n_act = n;
+}
+
+/* Marks the jobs that finished with their segment. */
+static void
+after(struct worker *w)
+{
+	size_t i, k = 0;
+
+	count_step(w);
+	for (i = 0; i < w->n_seg; i++) {
+		/* Segments are in turn order: find the job's place. */
+		while (w->act[k] != w->segj[i])
+			k++;
+		if (gen_after(w->segj[i], &w->seg[i], (size_t)w->chunk, emit,
+		    w) == GEN_DONE)
+			w->served[k] = 2;
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct wsave *ws;
-	struct job *j;
 
-	while ((j = next_job(w)) != NULL) {
-		if (gen_step(&w->gen, j, emit, w) == GEN_MORE) {
-			requeue(w, j);
+	while (take_new(w) == 0) {
+		if (w->n_act == 0)
 			continue;
-		}
-		/* The snapshot's fsync is the store thread's: on we go. */
-		while ((ws = malloc(sizeof *ws)) == NULL)
-			usleep(1000);
-		ws->w = w;
-		ws->j = j;
-		storeq_submit(w->sq, save_run, NULL, ws);
+		pick(w);
+		eval(w);
+		after(w);
+		reorder(w);
 	}
 	return NULL;
 }
 
 struct worker *
 worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
-    struct storeq *sq, int threads, char *cause)
+    struct storeq *sq, const struct worker_opts *o, char *cause)
 {
 	struct worker *w = calloc(1, sizeof *w);
 
@@ -178,6 +370,12 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 		return NULL;
 	}
 	w->sq = sq;
+	w->max_batch = o->max_batch;
+	w->chunk = o->chunk;
+	/* Every decode row, and prefill chunks of a token each at worst. */
+	w->max_seg = (size_t)o->max_batch + (size_t)o->chunk;
+	w->stats.max_batch = o->max_batch;
+	w->stats.chunk = o->chunk;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
@@ -185,8 +383,17 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 		err_set(cause, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if (gen_init(&w->gen, m, tm, st, threads, cause) != 0)
+	w->seg = calloc(w->max_seg, sizeof *w->seg);
+	w->segj = calloc(w->max_seg, sizeof *w->segj);
+	if (w->seg == NULL || w->segj == NULL) {
+		err_set(cause, "out of memory");
 		goto fail;
+	}
+	/* A step's rows: max_batch tokens and chunk more at most. */
+	if (gen_init(&w->gen, m, tm, st, o->threads, o->max_batch + o->chunk,
+	    cause) != 0)
+		goto fail;
+	w->stats.scratch = seq_work_bytes(w->gen.work);
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		err_set(cause, "cannot start the worker thread");
 		goto fail;
@@ -194,6 +401,8 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 	return w;
 fail:
 	gen_free(&w->gen);
+	free(w->seg);
+	free(w->segj);
 	if (w->efd >= 0)
 		close(w->efd);
 	pthread_mutex_destroy(&w->lock);
@@ -217,6 +426,11 @@ worker_free(struct worker *w)
 	while ((e = worker_take(w)) != NULL)
 		wevent_free(e);
 	gen_free(&w->gen);
+	free(w->seg);
+	free(w->segj);
+	free(w->act);
+	free(w->order);
+	free(w->served);
 	close(w->efd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->wake);
@@ -235,6 +449,14 @@ worker_submit(struct worker *w, struct job *j)
 	requeue(w, j);
 	pthread_mutex_lock(&w->lock);
 	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void
+worker_get_stats(struct worker *w, struct worker_stats *st)
+{
+	pthread_mutex_lock(&w->lock);
+	*st = w->stats;
 	pthread_mutex_unlock(&w->lock);
 }
 

@@ -1,18 +1,24 @@
 /*
  * worker: the thread that runs the forward passes, so that the event
- * loop never does.  Jobs of different sessions share it fairly: each
- * step is one prefill chunk or one generated token of one job, and jobs
- * take turns.  Results go back as events through a locked queue; an
+ * loop never does.  Jobs of different sessions share it by continuous
+ * batching: each step is one forward pass over a batch holding the next
+ * token of every generating job (up to max_batch of them) and prefill
+ * chunks of at most `chunk` tokens in all, so that a long prompt delays
+ * the streams beside it by one chunk per step.  A job submitted joins
+ * at the next step, a cancelled one leaves at the next step, and jobs
+ * left out of a full step go first in the next.  Results go back as events through a locked queue; an
  * eventfd is written when the queue goes from empty to non-empty, and
  * the loop drains it.  A finished job goes to the store thread
  * (storeq.h), which takes its snapshot and then sends its DONE event:
  * the worker goes on with the other jobs meanwhile, and neither it nor
  * the loop waits on the disk.
  *
- * Threads: the run queue, the event queue and quit are under the lock
- * (the loop submits and takes, the worker steps, the store thread pushes
- * DONE events and warnings through the same lock).  gen is the worker's,
- * but for gen_save's reads of what gen_init set, on the store thread.
+ * Threads: the run queue, the event queue, the figures and quit are
+ * under the lock (the loop submits, takes and reads the figures, the
+ * worker steps, the store thread pushes DONE events and warnings
+ * through the same lock).  The turn order and the batch are the worker
+ * thread's alone.  gen is the worker's, but for gen_save's reads of
+ * what gen_init set, on the store thread.
  */
 #ifndef SINKD_WORKER_H
 #define SINKD_WORKER_H
@@ -34,6 +40,21 @@ struct wevent {
 	struct wevent *next;
 };
 
+struct worker_opts {
+	int threads;
+	int max_batch;	/* generating jobs in one step, at most */
+	int chunk;	/* prefill tokens in one step, at most */
+};
+
+/* What the scheduler has done, for `sink status`. */
+struct worker_stats {
+	int max_batch, chunk;
+	uint64_t scratch;		/* bytes of the batch's work area */
+	uint64_t steps, rows;		/* forward passes, tokens in them */
+	uint64_t decode_rows, prefill_rows;
+	size_t max_segments, max_rows;	/* the largest step */
+};
+
 struct worker;
 struct store;
 struct storeq;
@@ -41,12 +62,14 @@ struct tmpl;
 
 /* After each job its session is saved into st (gen_save) through sq. */
 struct worker *worker_new(const struct model *, const struct tmpl *,
-    struct store *st, struct storeq *sq, int threads, char *cause);
+    struct store *st, struct storeq *sq, const struct worker_opts *,
+    char *cause);
 /* Stops the thread; call when no job is running or being saved. */
 void worker_free(struct worker *);
 int worker_fd(const struct worker *);
 /* Thread-safe.  The job must be its session's only running job. */
 void worker_submit(struct worker *, struct job *);
+void worker_get_stats(struct worker *, struct worker_stats *);
 /* All events so far, oldest first; the caller frees them. */
 struct wevent *worker_take(struct worker *);
 void wevent_free(struct wevent *);

@@ -266,6 +266,19 @@ seq_work_new(const struct model *m, int32_t n_batch, char *cause)
 	return w;
 }
 
+size_t
+seq_work_bytes(const struct seq_work *w)
+{
+	const struct model_hparams *hp = &w->m->hp;
+	size_t per_row = 2 * (size_t)hp->n_embd + 3 * (size_t)w->q_dim +
+	    2 * (size_t)w->kv_dim + 2 * (size_t)hp->n_ff +
+	    2 * (size_t)hp->n_rot;
+
+	/* The floats, then the per-row positions and bounds. */
+	return (size_t)w->n_batch * (per_row * sizeof(float) +
+	    sizeof(int64_t) + 5 * sizeof(int32_t));
+}
+
 void
 seq_work_free(struct seq_work *w)
 {

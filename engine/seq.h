@@ -74,6 +74,11 @@ void seq_reset(struct seq *);
 struct seq_work *seq_work_new(const struct model *, int32_t n_batch,
     char *cause);
 void seq_work_free(struct seq_work *);
+/*
+ * Bytes of the work area sized for its batch at creation; the scratch
+ * that grows with a sequence's cache (attention) is not counted.
+ */
+size_t seq_work_bytes(const struct seq_work *);
 
 /*
  * Appends n tokens and runs them through the model, evicting as the

@@ -70,8 +70,9 @@
 #include <msgpack.h>
 
 #define PROTO_MAJOR 1
-#define PROTO_MINOR 3 /* 1: the store's ops, errors and keys; 2: denied;
-			* 3: chat templates (op templates, key template) */
+#define PROTO_MINOR 4 /* 1: the store's ops, errors and keys; 2: denied;
+			* 3: chat templates (op templates, key template);
+			* 4: status key batch (the scheduler) */
 #define PROTO_MAX_FRAME (1u << 20) /* default limit on L */
 #define PROTO_MAX_DEPTH 8
 #define PROTO_ID_MAX (UINT64_C(1) << 53) /* request ids are 1..2^53 */

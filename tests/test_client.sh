@@ -494,6 +494,11 @@ a line of context" ]; then
 	    grep -q '^sessions .* in memory, ' "$tmp/out" &&
 	    ok "status: db and sessions in memory" ||
 	    bad "status: $(head -c 400 "$tmp/out")"
+	# The scheduler's lines: its bounds, and steps that took tokens.
+	grep -Eq '^batch +up to 16 sessions and 256 prompt tokens a step, [0-9.]+ [KMG]?i?B of scratch$' "$tmp/out" &&
+	    grep -Eq '^steps +[1-9][0-9]* \([0-9.]+ generated tokens a step, [1-9][0-9]* prompt tokens' "$tmp/out" &&
+	    ok "status: batch and steps" ||
+	    bad "status: $(grep -E '^(batch|steps)' "$tmp/out")"
 
 	# A restart: the sessions and their transcripts are still there.
 	"$sink" log lg >"$tmp/before" 2>&1

@@ -1,8 +1,10 @@
 /*
  * test_daemon_load: a real sinkd under load, checked against the engine.
  * The streamed text of a reply is exactly what the engine generates in
- * process for the same model, options and seed; 64 clients at once all
- * finish, each with its own right text, and progress fairly; a client
+ * process for the same model, options and seed; 1, 4, 16 and 64 clients
+ * at once (batched: fewer steps than tokens) all finish, each with the
+ * text its session gives alone, and progress fairly; a long prompt goes
+ * in a chunk a step beside a stream that keeps going; a client
  * sending garbage does not disturb a long stream.  The models are
  * synthetic ones written at test time (the 64 clients get a larger one,
  * so that compute, not the test's own reading, sets the pace), plus
@@ -29,7 +31,7 @@
 
 #define PROMPT "Once upon a time"
 #define N_CLIENTS 64
-#define GEN_BATCH 256 /* the daemon's prefill chunk (daemon/gen.c) */
+#define GEN_BATCH 256 /* the daemon's --chunk default */
 
 /* The arguments every sinkd here gets, before a test's own. */
 static const char *const std_args[] = { "--max-tokens", "100000", NULL };
@@ -387,7 +389,7 @@ spread(const double *v, int n, double *lo, double *hi)
 
 /* Each reply is the engine's for its seed, with the daemon's threads. */
 static void
-check_many(const struct reply *r)
+check_many(const struct reply *r, int n)
 {
 	struct seq_opts so;
 	struct sampler_params sp;
@@ -398,7 +400,7 @@ check_many(const struct reply *r)
 
 	ck_assert_msg((m = model_open(small, NULL, cause)) != NULL, "%s",
 	    cause);
-	for (i = 0; i < N_CLIENTS; i++) {
+	for (i = 0; i < n; i++) {
 		ck_assert_str_eq(r[i].finish, "length");
 		ck_assert_int_eq(r[i].n, 64);
 		create_opts(&so, &sp, 100 + (uint64_t)i);
@@ -412,46 +414,228 @@ check_many(const struct reply *r)
 	model_close(m);
 }
 
-START_TEST(many_clients)
+/* The scheduler's figures from status: key of its "batch" map. */
+static uint64_t
+batch_stat(struct dh_conn *c, uint64_t id, const char *key)
+{
+	struct proto_msg *m;
+	const msgpack_object *b;
+	uint64_t v = 0;
+	uint32_t i;
+
+	dh_rq(c, "status", id, "");
+	m = dh_expect(c, "ok", id);
+	b = proto_get(m, "batch");
+	ck_assert_msg(b != NULL && b->type == MSGPACK_OBJECT_MAP,
+	    "status has no batch map");
+	for (i = 0; i < b->via.map.size; i++) {
+		const msgpack_object_kv *kv = &b->via.map.ptr[i];
+
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size ==
+		    strlen(key) && memcmp(kv->key.via.str.ptr, key,
+		    strlen(key)) == 0) {
+			ck_assert_int_eq(kv->val.type,
+			    MSGPACK_OBJECT_POSITIVE_INTEGER);
+			v = kv->val.via.u64;
+		}
+	}
+	return v;
+}
+
+/*
+ * n clients at once (sessions named with prefix), each 64 tokens: each
+ * reply is what its session gives alone, and all progress fairly.
+ */
+static void
+run_many(int n, const char *prefix)
 {
 	static struct dh_conn c[N_CLIENTS];
 	static struct reply r[N_CLIENTS];
-	double stream[N_CLIENTS], whole[N_CLIENTS], lo, hi, t0, f1, f2;
+	double stream[N_CLIENTS] = { 0 }, whole[N_CLIENTS] = { 0 }, lo, hi;
+	double t0, f1, f2;
 	int created[N_CLIENTS] = { 0 }, i, ended = 0;
 	char name[16];
 
-	dh_start(small, std_args, "--log", logpath, "--max-clients",
-	    "100", NULL);
-	for (i = 0; i < N_CLIENTS; i++)
+	ck_assert_int_gt(n, 0);
+	for (i = 0; i < n; i++)
 		dh_open(&c[i]);
 	t0 = now();
-	for (i = 0; i < N_CLIENTS; i++) {
-		snprintf(name, sizeof name, "c%d", i);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "%s%d", prefix, i);
 		reply_init(&r[i]);
 		create(&c[i], 1, name, 100 + (uint64_t)i);
 		complete(&c[i], 2, name, 64);
 	}
-	while (ended < N_CLIENTS)
-		ended += pump(c, r, created, N_CLIENTS);
-	for (i = 0; i < N_CLIENTS; i++) {
+	while (ended < n)
+		ended += pump(c, r, created, n);
+	for (i = 0; i < n; i++) {
 		stream[i] = 63 / (r[i].t_last - r[i].t_first + 1e-9);
 		whole[i] = 64 / (r[i].t_done - r[i].t_send);
 	}
-	f1 = spread(stream, N_CLIENTS, &lo, &hi);
+	f1 = spread(stream, n, &lo, &hi);
 	printf("many_clients: %d x 64 tokens in %.3f s; per session, first "
-	    "to last token: %.0f..%.0f tokens/s (max/min %.2f)\n", N_CLIENTS,
+	    "to last token: %.0f..%.0f tokens/s (max/min %.2f)\n", n,
 	    now() - t0, lo, hi, f1);
-	f2 = spread(whole, N_CLIENTS, &lo, &hi);
+	f2 = spread(whole, n, &lo, &hi);
 	printf("many_clients: per session, send to done: %.0f..%.0f tokens/s "
 	    "(max/min %.2f)\n", lo, hi, f2);
-	check_many(r);
+	check_many(r, n);
 	ck_assert_msg(f1 <= 1.5, "unfair: first-to-last rates differ %.2fx",
 	    f1);
 	ck_assert_msg(f2 <= 1.5, "unfair: send-to-done rates differ %.2fx", f2);
-	for (i = 0; i < N_CLIENTS; i++) {
+	for (i = 0; i < n; i++) {
 		dh_close(&c[i]);
 		reply_free(&r[i]);
 	}
+}
+
+/*
+ * 1, 4, 16 and 64 sessions at once through one daemon (--max-batch 16:
+ * the 64 take turns in batches): batching changes no session's output.
+ */
+START_TEST(many_clients)
+{
+	static const int counts[] = { 1, 4, 16, N_CLIENTS };
+	struct dh_conn s;
+	uint64_t steps, rows;
+	char prefix[8];
+	size_t i;
+
+	dh_start(small, std_args, "--log", logpath, "--max-clients",
+	    "100", "--max-batch", "16", NULL);
+	for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		snprintf(prefix, sizeof prefix, "k%d.", counts[i]);
+		run_many(counts[i], prefix);
+	}
+	dh_open(&s);
+	steps = batch_stat(&s, 1, "steps");
+	rows = batch_stat(&s, 2, "decode_rows");
+	printf("many_clients: %llu steps for %llu decode tokens, at most %llu "
+	    "segments a step\n", (unsigned long long)steps,
+	    (unsigned long long)rows,
+	    (unsigned long long)batch_stat(&s, 3, "max_segments"));
+	/* 85 sessions x 64 tokens: batched, steps are far fewer. */
+	ck_assert_uint_eq(rows, 85 * 64);
+	ck_assert_uint_lt(steps, rows / 4);
+	ck_assert_uint_le(batch_stat(&s, 4, "max_segments"), 16 + 16);
+	ck_assert_uint_eq(batch_stat(&s, 5, "max_batch"), 16);
+	ck_assert_uint_gt(batch_stat(&s, 6, "scratch"), 0);
+	dh_close(&s);
+	stop_daemon();
+}
+END_TEST
+
+/* A feed's progress: when each message came, and when it ended. */
+struct feedlog {
+	double t[4096];
+	int n;
+	double t_done;
+};
+
+static int
+feed_take(struct feedlog *f, const struct proto_msg *m, uint64_t id)
+{
+	ck_assert_int_eq(dh_id_of(m), id);
+	if (dh_is_kind(m, "progress")) {
+		ck_assert_int_lt(f->n, 4096);
+		f->t[f->n++] = now();
+		return 0;
+	}
+	ck_assert_msg(dh_is_kind(m, "done"), "the feed ended without done");
+	f->t_done = now();
+	return 1;
+}
+
+/* Tokens of r that came in [from, to]: timestamps are kept per token. */
+static int
+tokens_between(const double *t, int n, double from, double to)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += t[i] >= from && t[i] <= to;
+	return k;
+}
+
+/*
+ * A long prompt fed beside a stream: the stream goes on between the
+ * prompt's chunks (one chunk a step, the stream's token in the same
+ * step), so the steps taken are fewer than tokens plus chunks.
+ */
+START_TEST(long_prompt_interleaves)
+{
+	static struct feedlog f;
+	static double t_tok[4096];
+	struct dh_conn a, b, s;
+	struct pollfd pfd[2];
+	struct proto_msg *m;
+	struct reply r;
+	uint64_t steps0, steps;
+	char *text;
+	size_t len = 0, cap = 1 << 14;
+	int fed = 0, chunks, during, i;
+
+	text = malloc(cap);
+	ck_assert_ptr_nonnull(text);
+	while (len + 64 < cap - 1)
+		len += (size_t)snprintf(text + len, cap - len, "%s, a cat sat "
+		    "in the sun by the door. ", PROMPT);
+	dh_start(small, std_args, "--log", logpath, "--chunk", "64", NULL);
+	dh_open(&a);
+	dh_open(&b);
+	dh_open(&s);
+	create(&a, 1, "stream", 7);
+	dh_expect(&a, "ok", 1);
+	dh_rq(&b, "create", 1, "ssuu", "name", "long", "mode", "streaming",
+	    "cache", (uint64_t)256, "sinks", (uint64_t)4);
+	dh_expect(&b, "ok", 1);
+	steps0 = batch_stat(&s, 1, "steps");
+	reply_init(&r);
+	memset(&f, 0, sizeof f);
+	complete(&a, 2, "stream", 1000);
+	while (!r.done || !fed) {
+		pfd[0] = (struct pollfd){ .fd = a.fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = b.fd, .events = POLLIN };
+		ck_assert_msg(poll(pfd, 2, 20000) > 0, "no reply in 20 s");
+		if (pfd[0].revents) {
+			ck_assert_int_gt(dh_fill(&a), 0);
+			while ((m = dh_pop(&a)) != NULL) {
+				reply_take(&r, m, 2);
+				if (r.n > 0)
+					t_tok[r.n - 1] = r.t_last;
+				/* The feed starts once the stream runs. */
+				if (r.n == 1)
+					dh_rq(&b, "feed", 2, "ss", "name",
+					    "long", "text", text);
+			}
+		}
+		if (pfd[1].revents) {
+			ck_assert_int_gt(dh_fill(&b), 0);
+			while ((m = dh_pop(&b)) != NULL)
+				fed |= feed_take(&f, m, 2);
+		}
+	}
+	steps = batch_stat(&s, 2, "steps") - steps0;
+	chunks = f.n + 1;
+	during = tokens_between(t_tok, r.n, f.t[0], f.t[f.n - 1]);
+	printf("long_prompt_interleaves: %d chunks of 64 beside a stream of "
+	    "%d tokens (%d of them while the prompt went in): %llu steps\n",
+	    chunks, r.n, during, (unsigned long long)steps);
+	ck_assert_int_gt(f.n, 20);
+	ck_assert_msg(f.t_done < r.t_done, "the feed did not end before the "
+	    "stream (make the stream longer)");
+	/* Most of the prompt's steps carried a stream token too. */
+	ck_assert_int_ge(during, f.n / 2);
+	ck_assert_uint_le(steps, (uint64_t)r.n + 1 + (uint64_t)chunks -
+	    (uint64_t)chunks / 2);
+	for (i = 1; i < f.n; i++)
+		ck_assert_msg(tokens_between(t_tok, r.n, f.t[0], f.t[i]) > 0 ||
+		    i < 4, "the stream stood still for %d chunks", i);
+	dh_close(&a);
+	dh_close(&b);
+	dh_close(&s);
+	free(text);
+	reply_free(&r);
 	stop_daemon();
 }
 END_TEST
@@ -572,6 +756,7 @@ load_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, exact_text);
 	tcase_add_test(tc, many_clients);
+	tcase_add_test(tc, long_prompt_interleaves);
 	tcase_add_test(tc, isolation);
 	suite_add_tcase(s, tc);
 	return s;
