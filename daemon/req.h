@@ -68,9 +68,17 @@ int enqueue(struct req *, struct job *);
 struct tlist {
 	struct { int64_t n; int role; char *text; size_t len; } *v;
 	size_t count, cap, bytes, max_bytes;
+	int full;	/* a turn did not fit in max_bytes */
 };
-int get_turns(struct req *, const struct session *, int64_t from,
-    int64_t max, struct tlist *);
+/*
+ * Replies to a log (info 0: the page from..from+max-1 and the total) or
+ * an info (info 1: the session and those turns as its recent ones).
+ * Stored turns are read on the store thread and the reply comes when
+ * they are, perhaps after replies to later requests; 0, or -1 with the
+ * error.
+ */
+int reply_turns(struct req *, const struct session *, int info,
+    int64_t from, int64_t max);
 void pack_turns(struct proto_out *, const struct tlist *);
 void tlist_free(struct tlist *);
 

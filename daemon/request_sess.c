@@ -146,8 +146,6 @@ int
 op_info(struct req *r)
 {
 	struct session *s;
-	struct proto_out *o;
-	struct tlist l;
 	uint64_t k = 4, total;
 
 	if (find_session(r, &s) != 0)
@@ -155,16 +153,8 @@ op_info(struct req *r)
 	if (proto_get_u64(r->msg, "turns", 0, 0, 1000000, &k, r->cause) < 0)
 		return bad(r);
 	total = turn_count(s);
-	if (get_turns(r, s, (int64_t)(total > k ? total - k : 0), (int64_t)k,
-	    &l) != 0)
-		return -1;
-	o = ok(r, 2);
-	proto_pack_key(o, "session");
-	pack_detail(o, &r->d->tmpl, s);
-	proto_pack_key(o, "recent");
-	pack_turns(o, &l);
-	tlist_free(&l);
-	return reply(r);
+	return reply_turns(r, s, 1, (int64_t)(total > k ? total - k : 0),
+	    (int64_t)k);
 }
 
 /*

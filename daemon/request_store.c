@@ -1,6 +1,7 @@
 /*
  * request_store: the handlers of the store's ops that stay inside the
- * daemon: log (the transcript), rebuild (a cache from the transcript)
+ * daemon: log (the transcript; info's recent turns too, read on the
+ * store thread), rebuild (a cache from the transcript)
  * and fork (a store job: the rows are copied on the store thread, the
  * new session is made on the loop once they are).  Export and import
  * are xfer.c's.
@@ -17,6 +18,7 @@
 #include "request.h"
 #include "snap.h"
 #include "store.h"
+#include "storeq.h"
 
 static int
 tlist_add(struct tlist *l, int64_t n, int role, const char *text,
@@ -25,8 +27,10 @@ tlist_add(struct tlist *l, int64_t n, int role, const char *text,
 	size_t cap;
 	void *v;
 
-	if (l->count > 0 && l->bytes + len > l->max_bytes)
+	if (l->count > 0 && l->bytes + len > l->max_bytes) {
+		l->full = 1;
 		return 1; /* enough for one reply */
+	}
 	if (l->count == l->cap) {
 		cap = l->cap ? l->cap * 2 : 16;
 		if ((v = realloc(l->v, cap * sizeof *l->v)) == NULL)
@@ -61,26 +65,62 @@ tlist_free(struct tlist *l)
 	free(l->v);
 }
 
-/* Turns from..from+max-1 of s (stored ones, then those in memory). */
-int
-get_turns(struct req *r, const struct session *s, int64_t from, int64_t max,
-    struct tlist *l)
+/*
+ * A log or an info whose stored turns are read on the store thread, so
+ * that the loop never waits on the database; the reply is made on the
+ * loop once they are read, with the turns in memory after them.
+ */
+struct tread {
+	struct daemon *d;
+	uint64_t serial, id;	/* the client, found again at the end */
+	int info;		/* op info; else op log */
+	char name[PROTO_NAME_MAX + 1];
+	int64_t from, max;
+	struct tlist l;
+	int rc;			/* tread_run's: 0, or -1 with cause */
+	char cause[ERR_LEN];
+	int tries;
+};
+
+static void
+tlist_init(struct tlist *l)
 {
-	int64_t n;
+	memset(l, 0, sizeof *l);
+	l->max_bytes = REPLY_MAX / 2;
+}
+
+static void
+tlist_pop(struct tlist *l)
+{
+	l->count--;
+	l->bytes -= l->v[l->count].len;
+	l->full = 0;
+	free(l->v[l->count].text);
+}
+
+/*
+ * The turns in memory after the stored ones l holds: 0, -1 out of
+ * memory, or 1 when the store was read before turns it now holds were
+ * written (the session counts more stored turns than the read saw), so
+ * that the read must be made again.
+ */
+static int
+tlist_memory(struct tlist *l, const struct session *s, int64_t from,
+    int64_t max)
+{
+	int64_t n, total = s->n_stored + (int64_t)s->n_turns;
 	size_t i;
 	int rc = 0;
 
-	memset(l, 0, sizeof *l);
-	l->max_bytes = REPLY_MAX / 2;
-	if (from < s->n_stored && store_turns(r->d->store, s->name, from,
-	    max, tlist_stored, l, r->cause) != 0) {
-		tlist_free(l);
-		return req_err(r, PROTO_E_STORE, "%s", r->cause);
+	/* A turn stored since, whose DONE the loop has not had: not yet. */
+	while (l->count > 0 && l->v[l->count - 1].n >= total)
+		tlist_pop(l);
+	if (from < s->n_stored) {
+		if ((int64_t)l->count >= max || l->full)
+			return 0;	/* the page is full anyway */
+		if (l->count == 0 || l->v[l->count - 1].n != s->n_stored - 1)
+			return 1;
 	}
-	/* The turns in memory follow only a stored part that reached them. */
-	if (from < s->n_stored && (l->count == 0 ||
-	    l->v[l->count - 1].n != s->n_stored - 1))
-		return 0;
 	for (i = 0; rc == 0 && i < s->n_turns; i++) {
 		n = s->n_stored + (int64_t)i;
 		if (n < from || (int64_t)l->count >= max)
@@ -88,10 +128,121 @@ get_turns(struct req *r, const struct session *s, int64_t from, int64_t max,
 		rc = tlist_add(l, n, (int)s->turns[i].role, s->turns[i].text,
 		    s->turns[i].len);
 	}
-	if (rc < 0) {
-		tlist_free(l);
-		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	return rc < 0 ? -1 : 0;
+}
+
+/* The reply: log's page with the total, or info's session and recent. */
+static void
+send_turns(struct daemon *d, struct client *c, uint64_t id, int info,
+    const struct session *s, const struct tlist *l)
+{
+	struct proto_out o;
+
+	proto_out_init(&o);
+	proto_encode_head(&o, id, PROTO_K_OK, 2);
+	if (info) {
+		proto_pack_key(&o, "session");
+		pack_detail(&o, &d->tmpl, s);
+		proto_pack_key(&o, "recent");
+	} else {
+		proto_put_u64(&o, "total", turn_count(s));
+		proto_pack_key(&o, "turns");
 	}
+	pack_turns(&o, l);
+	send_out(c, &o, id);
+	proto_out_free(&o);
+}
+
+static void
+send_error(struct client *c, uint64_t id, enum proto_err code,
+    const char *msg)
+{
+	struct proto_out o;
+
+	proto_out_init(&o);
+	proto_encode_error(&o, id, code, "%s", msg);
+	send_out(c, &o, id);
+	proto_out_free(&o);
+}
+
+/* On the store thread. */
+static void
+tread_run(void *arg)
+{
+	struct tread *t = arg;
+
+	tlist_init(&t->l);
+	t->rc = store_turns(t->d->store, t->name, t->from, t->max,
+	    tlist_stored, &t->l, t->cause);
+}
+
+static void tread_done(void *);
+
+/* On the loop: the turns in memory join them, and the reply goes. */
+static void
+tread_done(void *arg)
+{
+	struct tread *t = arg;
+	struct client *c = client_find(t->d, t->serial);
+	struct session *s = sess_find(&t->d->sessions, t->name,
+	    strlen(t->name));
+	int rc = t->rc;
+
+	if (c == NULL || c->closing)
+		goto out;
+	if (s == NULL || s->dead) {
+		send_error(c, t->id, PROTO_E_NO_SUCH_SESSION, "the session "
+		    "went while its turns were read");
+		goto out;
+	}
+	if (rc != 0) {
+		send_error(c, t->id, PROTO_E_STORE, t->cause);
+		goto out;
+	}
+	if ((rc = tlist_memory(&t->l, s, t->from, t->max)) == 1 &&
+	    t->tries++ < 8) {
+		/* Read again, after the snapshot that moved the turns. */
+		tlist_free(&t->l);
+		storeq_submit(t->d->storeq, tread_run, tread_done, t);
+		return;
+	}
+	if (rc < 0)
+		send_error(c, t->id, PROTO_E_INTERNAL, "out of memory");
+	else
+		send_turns(t->d, c, t->id, t->info, s, &t->l);
+out:
+	tlist_free(&t->l);
+	free(t);
+}
+
+int
+reply_turns(struct req *r, const struct session *s, int info, int64_t from,
+    int64_t max)
+{
+	struct tread *t;
+	struct tlist l;
+
+	if (from >= s->n_stored) {
+		/* All in memory: the reply goes now. */
+		tlist_init(&l);
+		if (tlist_memory(&l, s, from, max) != 0) {
+			tlist_free(&l);
+			return req_err(r, PROTO_E_INTERNAL, "out of memory");
+		}
+		send_turns(r->d, r->c, r->id, info, s, &l);
+		tlist_free(&l);
+		return 0;
+	}
+	if ((t = calloc(1, sizeof *t)) == NULL)
+		return req_err(r, PROTO_E_INTERNAL, "out of memory");
+	t->d = r->d;
+	t->serial = r->c->serial;
+	t->id = r->id;
+	t->info = info;
+	snprintf(t->name, sizeof t->name, "%s", s->name);
+	t->from = from;
+	t->max = max;
+	storeq_submit(r->d->storeq, tread_run, tread_done, t);
 	return 0;
 }
 
@@ -116,8 +267,6 @@ int
 op_log(struct req *r)
 {
 	struct session *s;
-	struct proto_out *o;
-	struct tlist l;
 	uint64_t from = 0, max = 1000;
 
 	if (find_session(r, &s) != 0)
@@ -126,14 +275,7 @@ op_log(struct req *r)
 	    r->cause) < 0 || proto_get_u64(r->msg, "max", 0, 1, 100000, &max,
 	    r->cause) < 0)
 		return bad(r);
-	if (get_turns(r, s, (int64_t)from, (int64_t)max, &l) != 0)
-		return -1;
-	o = ok(r, 2);
-	proto_put_u64(o, "total", turn_count(s));
-	proto_pack_key(o, "turns");
-	pack_turns(o, &l);
-	tlist_free(&l);
-	return reply(r);
+	return reply_turns(r, s, 0, (int64_t)from, (int64_t)max);
 }
 
 

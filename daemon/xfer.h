@@ -1,9 +1,11 @@
 /*
  * xfer: a session as a portable file: export (op export) and import (op
  * import).  An export goes out a little at a time, as the client reads:
- * a few chunks whenever its output has drained below half of
- * max-output, so a cache of any size never sits whole in memory; the
- * session takes no job meanwhile, so the file is one consistent state.
+ * whenever its output has drained below half of max-output, a store
+ * job reads the next chunks and turns up to that room and the loop
+ * sends them, so a cache of any size never sits whole in memory and the
+ * loop never reads the database; the session takes no job meanwhile,
+ * so the file is one consistent state.
  * The file format is in sinkd-protocol(7) and xfer.c.
  */
 #ifndef SINKD_XFER_H

@@ -293,6 +293,7 @@ START_TEST(import_and_fork_do_not_stall_streams)
 {
 	struct dh_conn a, b;
 	struct gaps alone = { 0 }, during = { 0 }, forking = { 0 };
+	struct gaps exporting = { 0 };
 	uint8_t *fresh, *file;
 	size_t flen, len;
 	double t;
@@ -346,6 +347,42 @@ START_TEST(import_and_fork_do_not_stall_streams)
 	    "the fork failed");
 	printf("fork of it took %.2f s; the stream's largest gap %.1f ms\n",
 	    now() - t, forking.max * 1e3);
+	dh_close(&b);
+
+	/* An export of the full session, read on the store thread. */
+	dh_open(&b);
+	t = now();
+	if ((pid = fork()) == 0) {
+		uint8_t *out = export(&b, 1, "big2", &flen);
+
+		_exit(flen > len / 2 && out != NULL ? 0 : 1);
+	}
+	ck_assert_int_gt(pid, 0);
+	watch(&a, 2, &exporting, 0, pid, &status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the export failed");
+	printf("export of it took %.2f s; the stream's largest gap %.1f ms\n",
+	    now() - t, exporting.max * 1e3);
+	dh_close(&b);
+
+	/* An export its client leaves half read: the session is free after. */
+	dh_open(&b);
+	dh_rq(&b, "export", 1, "s", "name", "big");
+	dh_expect(&b, "data", 1);
+	dh_close(&b);
+	dh_open(&b);
+	for (t = now(); now() - t < 10; usleep(20000)) {
+		struct proto_msg *m;
+
+		dh_rq(&b, "feed", 5, "ss", "name", "big", "text", "Once");
+		m = dh_next(&b);
+		ck_assert_ptr_nonnull(m);
+		if (dh_is_kind(m, "done"))
+			break;
+		ck_assert_msg(dh_is_kind(m, "error"), "feed: no done");
+	}
+	ck_assert_msg(now() - t < 10, "the session stayed exporting after "
+	    "its client went");
 	stream_stop(&a, 2, 3);
 
 	ck_assert_msg(during.n > 10 || getenv("SINKD_TEST_NO_TIMING") != NULL,
@@ -357,6 +394,9 @@ START_TEST(import_and_fork_do_not_stall_streams)
 	    alone.max * 1e3);
 	ck_assert_msg(forking.max <= bound(&alone), "a gap of %.1f ms in the "
 	    "stream during the fork (%.1f ms alone)", forking.max * 1e3,
+	    alone.max * 1e3);
+	ck_assert_msg(exporting.max <= bound(&alone), "a gap of %.1f ms in the "
+	    "stream during the export (%.1f ms alone)", exporting.max * 1e3,
 	    alone.max * 1e3);
 untimed:
 	/* Both copies are whole: they answer, with the file's cache. */
