@@ -110,27 +110,34 @@ dtext_tokens(const struct dopts *o, long n, long *got, char *cause)
 	struct model *m = model_open(o->model, NULL, cause);
 	int32_t *ids = NULL;
 	size_t k = 0, len = sizeof unit - 1;
-	long reps;
+	long reps, i;
 	char *t = NULL, *p;
 
 	if (m == NULL || tok_encode(m->tok, unit, len, 0, &ids, &k,
 	    cause) != 0 || k == 0)
 		goto out;
-	reps = (n + (long)k - 1) / (long)k;
-	if ((t = malloc((size_t)reps * len + 1)) == NULL) {
-		err_set(cause, "out of memory");
-		goto out;
-	}
-	for (p = t; reps-- > 0; p += len)
-		memcpy(p, unit, len);
-	*p = '\0';
-	free(ids);
-	ids = NULL;
-	if (tok_encode(m->tok, t, strlen(t), 0, &ids, &k, cause) != 0) {
+	/* Sentences merge at their joins: add some until there are n. */
+	for (reps = (n + (long)k - 1) / (long)k; ; reps += reps / 16 + 1) {
 		free(t);
-		t = NULL;
-	} else
-		*got = (long)k;
+		free(ids);
+		ids = NULL;
+		if ((t = malloc((size_t)reps * len + 1)) == NULL) {
+			err_set(cause, "out of memory");
+			goto out;
+		}
+		for (p = t, i = 0; i < reps; i++, p += len)
+			memcpy(p, unit, len);
+		*p = '\0';
+		if (tok_encode(m->tok, t, strlen(t), 0, &ids, &k,
+		    cause) != 0) {
+			free(t);
+			t = NULL;
+			goto out;
+		}
+		if ((long)k >= n)
+			break;
+	}
+	*got = (long)k;
 out:
 	free(ids);
 	model_close(m);

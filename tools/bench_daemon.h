@@ -87,7 +87,8 @@ int dconn_feed(struct dconn *, const char *name, const char *text,
     char *cause);
 int dconn_delete(struct dconn *, const char *name, char *cause);
 /* create + complete, and waits for both. */
-int dconn_run_turn(struct dconn *, const char *name, long n, char *cause);
+int dconn_run_turn(struct dconn *, const char *name, long cache, long n,
+    char *cause);
 
 /* Percentiles of gaps, in seconds. */
 struct dpct {
@@ -114,12 +115,12 @@ int dkv_token_bytes(const struct dopts *, size_t *out, char *cause);
  * new turn on each stream that finished one.  *busy: streams in a turn.
  */
 int dstreams_start(struct dconn *, int k, const char *sock,
-    const char *prefix, long n, char *cause);
+    const char *prefix, long cache, long n, char *cause);
 int dstreams_step(struct dconn *, int k, const char *prefix, long n,
     int more, int ms, int *busy, char *cause);
 /* Streams alone until each has done `turns` turns; then closed. */
 struct dpct dstreams_alone(const char *sock, int k, const char *prefix,
-    long n, int turns, char *cause, int *rc);
+    long cache, long n, int turns, char *cause, int *rc);
 void dconns_close(struct dconn *, int k);
 /* a / b as "1.23x", or "-" when b is 0: a ratio of nothing. */
 const char *dratio(char *buf, size_t len, double a, double b);

@@ -299,11 +299,12 @@ dconn_feed(struct dconn *c, const char *name, const char *text, char *cause)
 }
 
 int
-dconn_run_turn(struct dconn *c, const char *name, long n, char *cause)
+dconn_run_turn(struct dconn *c, const char *name, long cache, long n,
+    char *cause)
 {
 	int f = c->finals;
 
-	if (dconn_create(c, name, 0, cause) != 0 ||
+	if (dconn_create(c, name, cache, cause) != 0 ||
 	    dconn_complete(c, name, DB_PROMPT, n, cause) != 0)
 		return -1;
 	return dconn_wait(c, f + 2, cause);

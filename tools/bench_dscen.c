@@ -51,7 +51,7 @@ dpct_head(void)
 
 int
 dstreams_start(struct dconn *c, int k, const char *sock, const char *prefix,
-    long n, char *cause)
+    long cache, long n, char *cause)
 {
 	char name[64];
 	int i;
@@ -61,7 +61,7 @@ dstreams_start(struct dconn *c, int k, const char *sock, const char *prefix,
 	for (i = 0; i < k; i++) {
 		snprintf(name, sizeof name, "%s%d", prefix, i);
 		if (dconn_open(&c[i], sock, cause) != 0 ||
-		    dconn_create(&c[i], name, 0, cause) != 0 ||
+		    dconn_create(&c[i], name, cache, cause) != 0 ||
 		    dconn_complete(&c[i], name, DB_PROMPT, n, cause) != 0)
 			return -1;
 	}
@@ -91,14 +91,14 @@ dstreams_step(struct dconn *c, int k, const char *prefix, long n, int more,
 }
 
 struct dpct
-dstreams_alone(const char *sock, int k, const char *prefix, long n,
-    int turns, char *cause, int *rc)
+dstreams_alone(const char *sock, int k, const char *prefix, long cache,
+    long n, int turns, char *cause, int *rc)
 {
 	struct dconn c[DB_MAX_SESS];
 	struct dpct p = { 0 };
 	int i, busy = 1, done;
 
-	*rc = dstreams_start(c, k, sock, prefix, n, cause);
+	*rc = dstreams_start(c, k, sock, prefix, cache, n, cause);
 	while (*rc == 0 && busy > 0) {
 		/* create + the first turn are two finals, each turn one more */
 		for (done = 1, i = 0; i < k; i++)
@@ -136,14 +136,21 @@ dscen_single(struct dopts *o, char *cause)
 	for (r = 0; rc == 0 && r < o->reps; r++) {
 		snprintf(name, sizeof name, "single%ld", r);
 		if ((rc = dconn_open(&c[r], s.sock, cause)) == 0)
-			rc = dconn_run_turn(&c[r], name, o->n_tokens, cause);
+			rc = dconn_run_turn(&c[r], name, o->cache,
+			    o->n_tokens, cause);
 		if (rc == 0 && c[r].tokens != o->n_tokens)
 			rc = err_set(cause, "%ld tokens, not %ld", c[r].tokens,
 			    o->n_tokens);
 		if (rc == 0) {
 			first[r] = c[r].t_first - c[r].t_send;
-			tps[r] = (double)(c[r].tokens - 1) /
-			    (c[r].t_last - c[r].t_first);
+			/*
+			 * A tiny model's tokens can all come in one read:
+			 * then the rate is from the request on.
+			 */
+			tps[r] = c[r].t_last > c[r].t_first ?
+			    (double)(c[r].tokens - 1) /
+			    (c[r].t_last - c[r].t_first) :
+			    (double)c[r].tokens / (c[r].t_last - c[r].t_send);
 		}
 	}
 	if (rc == 0) {
@@ -182,7 +189,8 @@ sessions_row(struct dopts *o, const char *sock, int k, double *one,
 	int i, busy = 1, rc;
 
 	snprintf(prefix, sizeof prefix, "s%d-", k);
-	rc = dstreams_start(c, k, sock, prefix, o->n_tokens, cause);
+	rc = dstreams_start(c, k, sock, prefix, o->cache, o->n_tokens,
+	    cause);
 	while (rc == 0 && busy > 0)
 		rc = dstreams_step(c, k, prefix, o->n_tokens, 0, 1000, &busy,
 		    cause);
@@ -234,7 +242,7 @@ dscen_sessions(struct dopts *o, char *cause)
 		return -1;
 	/* One turn first: the model's pages and the allocator warm up. */
 	if ((rc = dconn_open(&w, s.sock, cause)) == 0)
-		rc = dconn_run_turn(&w, "warm", 8, cause);
+		rc = dconn_run_turn(&w, "warm", o->cache, 8, cause);
 	dconn_close(&w);
 	if (rc == 0) {
 		printf("\nsessions: N sessions at once, one turn of %ld "
@@ -296,8 +304,8 @@ dscen_prefill(struct dopts *o, char *cause)
 		return -1;
 	}
 	fprintf(stderr, "prefill: %d streams alone\n", PREFILL_STREAMS);
-	alone = dstreams_alone(s.sock, PREFILL_STREAMS, "alone", o->n_tokens,
-	    2, cause, &rc);
+	alone = dstreams_alone(s.sock, PREFILL_STREAMS, "alone", o->cache,
+	    o->n_tokens, 2, cause, &rc);
 	for (i = 0; i <= PREFILL_STREAMS; i++)
 		c[i].fd = -1;
 	if (rc == 0 && (rc = dconn_open(f, s.sock, cause)) == 0 &&
@@ -307,7 +315,7 @@ dscen_prefill(struct dopts *o, char *cause)
 		fprintf(stderr, "prefill: feeding %ld tokens beside %d "
 		    "streams\n", got, PREFILL_STREAMS);
 		rc = dstreams_start(c, PREFILL_STREAMS, s.sock, "beside",
-		    o->n_tokens, cause);
+		    o->cache, o->n_tokens, cause);
 	}
 	/* The streams keep taking turns until the prompt is in. */
 	while (rc == 0 && (busy > 0 || f->finals < 2)) {

@@ -109,7 +109,7 @@ beside(const struct dopts *o, const char *sock, struct dconn *e, int what,
 
 	s[1] = *e;		/* pumped with the stream */
 	rc = dstreams_start(s, 1, sock, what ? "forkside" : "importside",
-	    o->n_tokens, cause);
+	    o->cache, o->n_tokens, cause);
 	while (rc == 0 && (busy > 0 || !done)) {
 		if ((rc = dconn_pump(s, 2, 100, cause)) != 0 ||
 		    (rc = dstreams_step(s, 1, what ? "forkside" : "importside",
@@ -155,8 +155,8 @@ dscen_import(struct dopts *o, char *cause)
 	e.fd = -1;
 	if ((rc = make_export(o, &e, s.sock, cause)) == 0) {
 		fprintf(stderr, "import: a stream alone\n");
-		alone = dstreams_alone(s.sock, 1, "alone", o->n_tokens, 2,
-		    cause, &rc);
+		alone = dstreams_alone(s.sock, 1, "alone", o->cache,
+		    o->n_tokens, 2, cause, &rc);
 	}
 	bytes = e.data_len;
 	if (rc == 0) {
@@ -210,17 +210,19 @@ dscen_snapshot(struct dopts *o, char *cause)
 	if (dsrv_start(&s, o, cause) != 0)
 		return -1;
 	fprintf(stderr, "snapshot: a stream alone\n");
-	alone = dstreams_alone(s.sock, 1, "alone", o->n_tokens, 2, cause, &rc);
+	alone = dstreams_alone(s.sock, 1, "alone", o->cache, o->n_tokens, 2,
+	    cause, &rc);
 	for (i = 0; i <= SNAP_TURNS; i++)
 		c[i].fd = -1;
 	if (rc == 0) {
 		fprintf(stderr, "snapshot: a stream beside %d sessions taking "
 		    "%d-token turns\n", SNAP_TURNS, SNAP_TOKENS);
-		rc = dstreams_start(c, 1, s.sock, "long", o->n_tokens, cause);
+		rc = dstreams_start(c, 1, s.sock, "long", o->cache,
+		    o->n_tokens, cause);
 	}
 	if (rc == 0)
 		rc = dstreams_start(c + 1, SNAP_TURNS, s.sock, "short",
-		    SNAP_TOKENS, cause);
+		    o->cache, SNAP_TOKENS, cause);
 	for (i = 0; i <= SNAP_TURNS; i++)
 		seen[i] = 1;	/* the create's reply */
 	/* Two long turns; short turns, each saved, all along. */
