@@ -69,6 +69,8 @@ struct dconn {
 	size_t data_len, data_cap;
 };
 
+/* n connections closed, as dconn_close may take them. */
+void dconn_init(struct dconn *, int n);
 int dconn_open(struct dconn *, const char *sock, char *cause);
 void dconn_close(struct dconn *);
 /* Frames out (written whole) and sets t_send. */

@@ -17,6 +17,16 @@
 #include "err.h"
 #include "opt.h"
 
+void
+dconn_init(struct dconn *c, int n)
+{
+	int i;
+
+	memset(c, 0, (size_t)n * sizeof *c);
+	for (i = 0; i < n; i++)
+		c[i].fd = -1;
+}
+
 int
 dconn_open(struct dconn *c, const char *sock, char *cause)
 {

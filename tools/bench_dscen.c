@@ -56,8 +56,7 @@ dstreams_start(struct dconn *c, int k, const char *sock, const char *prefix,
 	char name[64];
 	int i;
 
-	for (i = 0; i < k; i++)
-		c[i].fd = -1;
+	dconn_init(c, k);
 	for (i = 0; i < k; i++) {
 		snprintf(name, sizeof name, "%s%d", prefix, i);
 		if (dconn_open(&c[i], sock, cause) != 0 ||
@@ -130,8 +129,7 @@ dscen_single(struct dopts *o, char *cause)
 	if (dsrv_start(&s, o, cause) != 0)
 		return -1;
 	fprintf(stderr, "single: through sinkd, %ld runs\n", o->reps);
-	for (r = 0; r < o->reps; r++)
-		c[r].fd = -1;
+	dconn_init(c, (int)o->reps);
 	rc = 0;
 	for (r = 0; rc == 0 && r < o->reps; r++) {
 		snprintf(name, sizeof name, "single%ld", r);
@@ -306,8 +304,7 @@ dscen_prefill(struct dopts *o, char *cause)
 	fprintf(stderr, "prefill: %d streams alone\n", PREFILL_STREAMS);
 	alone = dstreams_alone(s.sock, PREFILL_STREAMS, "alone", o->cache,
 	    o->n_tokens, 2, cause, &rc);
-	for (i = 0; i <= PREFILL_STREAMS; i++)
-		c[i].fd = -1;
+	dconn_init(c, PREFILL_STREAMS + 1);
 	if (rc == 0 && (rc = dconn_open(f, s.sock, cause)) == 0 &&
 	    (rc = dconn_create(f, "feeder", 0, cause)) == 0)
 		rc = dconn_wait(f, 1, cause);

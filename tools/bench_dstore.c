@@ -152,7 +152,7 @@ dscen_import(struct dopts *o, char *cause)
 
 	if (dsrv_start(&s, o, cause) != 0)
 		return -1;
-	e.fd = -1;
+	dconn_init(&e, 1);
 	if ((rc = make_export(o, &e, s.sock, cause)) == 0) {
 		fprintf(stderr, "import: a stream alone\n");
 		alone = dstreams_alone(s.sock, 1, "alone", o->cache,
@@ -212,8 +212,7 @@ dscen_snapshot(struct dopts *o, char *cause)
 	fprintf(stderr, "snapshot: a stream alone\n");
 	alone = dstreams_alone(s.sock, 1, "alone", o->cache, o->n_tokens, 2,
 	    cause, &rc);
-	for (i = 0; i <= SNAP_TURNS; i++)
-		c[i].fd = -1;
+	dconn_init(c, 1 + SNAP_TURNS);
 	if (rc == 0) {
 		fprintf(stderr, "snapshot: a stream beside %d sessions taking "
 		    "%d-token turns\n", SNAP_TURNS, SNAP_TOKENS);
