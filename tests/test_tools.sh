@@ -341,11 +341,11 @@ if [ -f "$stories" ]; then
 	    ok "daemon snapshot: 22 gaps split, turns saved" ||
 	    bad "daemon snapshot: $(grep -A7 '^snapshot:' "$tmp/out")"
 	if "$bench" daemon -m "$stories" -t 1 -n 4 --scenarios sessions \
-	    --sessions 3 >"$tmp/out" 2>"$tmp/err" &&
+	    --sessions 3 --chunk 16 --max-batch 2 >"$tmp/out" 2>"$tmp/err" &&
 	    [ "$(grep -c '^sinkd-bench daemon: scenario' "$tmp/err")" -eq 1 ] &&
 	    ! grep -q '^single:\|^prefill:' "$tmp/out" &&
 	    grep -q '^ *3 ' "$tmp/out"; then
-		ok "daemon --scenarios picks"
+		ok "daemon --scenarios picks; --chunk, --max-batch to sinkd"
 	else
 		bad "daemon --scenarios: $(head -c 300 "$tmp/err")"
 	fi
@@ -353,6 +353,8 @@ if [ -f "$stories" ]; then
 	    "$bench" daemon -m "$stories" --scenarios sessions,fork
 	expect_error "daemon bad --sessions" "--sessions" \
 	    "$bench" daemon -m "$stories" --sessions 0
+	expect_error "daemon bad --chunk" "--chunk" \
+	    "$bench" daemon -m "$stories" --chunk 8
 	expect_error "daemon bad --import-mib" "--import-mib" \
 	    "$bench" daemon -m "$stories" --import-mib 0
 	expect_error "latency sinks over cache" "do not fit" \

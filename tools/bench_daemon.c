@@ -276,7 +276,7 @@ usage(void)
 	    "         [--scenarios single,sessions,prefill,import,snapshot]\n"
 	    "         [--sessions 1,2,4,8,16] [--prefill-tokens 20000] "
 	    "[--import-mib 100]\n"
-	    "         [--sinkd PATH]\n"
+	    "         [--chunk N] [--max-batch N] [--sinkd PATH]\n"
 	    "Greedy continuations of \"%s\" through a sinkd started on a "
 	    "private\nsocket (default: the sinkd beside this program): "
 	    "tokens/s and the gaps\nbetween a stream's tokens, alone and "
@@ -294,6 +294,8 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		{ "scenarios", required_argument, NULL, 's' },
 		{ "prefill-tokens", required_argument, NULL, 'P' },
 		{ "import-mib", required_argument, NULL, 'I' },
+		{ "chunk", required_argument, NULL, 'C' },
+		{ "max-batch", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -320,6 +322,10 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		    1 << 22, &o->prefill, cause); break;
 		case 'I': bad = opt_long("--import-mib", optarg, 1, 4096,
 		    &o->import_mib, cause); break;
+		case 'C': bad = opt_long("--chunk", optarg, 16, 4096,
+		    &o->chunk, cause); break;
+		case 'B': bad = opt_long("--max-batch", optarg, 1, 256,
+		    &o->max_batch, cause); break;
 		case 'h': usage(); return 1;
 		default: return err_set(cause, "bad usage (see --help)");
 		}

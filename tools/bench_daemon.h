@@ -31,6 +31,7 @@ enum {
 struct dopts {
 	const char *model, *sinkd;
 	long n_tokens, threads, reps, cache, prefill, import_mib;
+	long chunk, max_batch;	/* sinkd's --chunk, --max-batch; 0: its own */
 	long sess[8];
 	int n_sess;
 	unsigned scenarios;
@@ -88,6 +89,8 @@ int dconn_complete(struct dconn *, const char *name, const char *text,
 int dconn_feed(struct dconn *, const char *name, const char *text,
     char *cause);
 int dconn_delete(struct dconn *, const char *name, char *cause);
+/* Tokens after the first over the time since the first (one turn). */
+double dconn_decode_rate(const struct dconn *);
 /* create + complete, and waits for both. */
 int dconn_run_turn(struct dconn *, const char *name, long cache, long n,
     char *cause);

@@ -112,6 +112,18 @@ dstreams_alone(const char *sock, int k, const char *prefix, long cache,
 
 /* ---- single ---- */
 
+double
+dconn_decode_rate(const struct dconn *c)
+{
+	/*
+	 * A tiny model's tokens can all come in one read: then from the
+	 * request on.
+	 */
+	if (c->t_last > c->t_first)
+		return (double)(c->tokens - 1) / (c->t_last - c->t_first);
+	return (double)c->tokens / (c->t_last - c->t_send);
+}
+
 int
 dscen_single(struct dopts *o, char *cause)
 {
@@ -141,14 +153,7 @@ dscen_single(struct dopts *o, char *cause)
 			    o->n_tokens);
 		if (rc == 0) {
 			first[r] = c[r].t_first - c[r].t_send;
-			/*
-			 * A tiny model's tokens can all come in one read:
-			 * then the rate is from the request on.
-			 */
-			tps[r] = c[r].t_last > c[r].t_first ?
-			    (double)(c[r].tokens - 1) /
-			    (c[r].t_last - c[r].t_first) :
-			    (double)c[r].tokens / (c[r].t_last - c[r].t_send);
+			tps[r] = dconn_decode_rate(&c[r]);
 		}
 	}
 	if (rc == 0) {
@@ -208,9 +213,8 @@ sessions_row(struct dopts *o, const char *sock, int k, double *one,
 		printf("  %8d %12.1f %9.1f %9.1f %9.1f %9.2f %9.2f %9.2f\n", k,
 		    (double)total / (t1 - t0), rs.min, rs.median, rs.max,
 		    gp.p50 * 1e3, gp.p99 * 1e3, gp.max * 1e3);
-		if (k == 1 && c[0].t_last > c[0].t_first)
-			*one = (double)(c[0].tokens - 1) /
-			    (c[0].t_last - c[0].t_first);
+		if (k == 1)
+			*one = dconn_decode_rate(&c[0]);
 	}
 	/* Sessions go when measured: the next row starts with none. */
 	for (i = 0; rc == 0 && i < k; i++) {

@@ -34,15 +34,28 @@ rm_dir(struct dsrv *s)
 static void
 run_sinkd(const struct dopts *o, const struct dsrv *s)
 {
-	char threads[32];
-
-	snprintf(threads, sizeof threads, "%ld", o->threads);
+	char threads[32], chunk[48], batch[48], *argv[32];
 	/* Limits raised so that only the sizes asked for bound the runs. */
-	execl(o->sinkd, o->sinkd, "-c", "/dev/null", "-m", o->model,
+	const char *fixed[] = { o->sinkd, "-c", "/dev/null", "-m", o->model,
 	    "--socket", s->sock, "--db", s->db, "-t", threads,
 	    "--max-tokens", "16777216", "--max-clients", "200",
 	    "--max-prompt", "67108864", "--max-frame", "4194304",
-	    "--max-sessions", "1000", "--log-level", "warn", (char *)NULL);
+	    "--max-sessions", "1000", "--log-level", "warn" };
+	int n;
+
+	snprintf(threads, sizeof threads, "%ld", o->threads);
+	for (n = 0; n < (int)(sizeof fixed / sizeof fixed[0]); n++)
+		argv[n] = (char *)fixed[n];
+	if (o->chunk > 0) {
+		snprintf(chunk, sizeof chunk, "--chunk=%ld", o->chunk);
+		argv[n++] = chunk;
+	}
+	if (o->max_batch > 0) {
+		snprintf(batch, sizeof batch, "--max-batch=%ld", o->max_batch);
+		argv[n++] = batch;
+	}
+	argv[n] = NULL;
+	execv(o->sinkd, argv);
 	fprintf(stderr, "sinkd-bench: cannot run %s: %s\n", o->sinkd,
 	    strerror(errno));
 	_exit(127);
