@@ -279,6 +279,84 @@ if [ -f "$stories" ]; then
 	else
 		bad "latency: $(head -c 300 "$tmp/err") $(head -c 300 "$tmp/out")"
 	fi
+	# sinkd-bench daemon: every scenario at tiny sizes.  The figures are
+	# noise at this size; the tables' shape and their invariants are not.
+	if timeout 300 "$bench" daemon -m "$stories" -t 1 -n 12 -r 2 \
+	    --sessions 1,2,4 --prefill-tokens 300 --import-mib 1 \
+	    >"$tmp/out" 2>"$tmp/err"; then
+		ok "daemon: every scenario runs"
+	else
+		bad "daemon: $(tail -c 300 "$tmp/err")"
+	fi
+	n=$(grep -c '^sinkd-bench daemon: scenario ' "$tmp/err")
+	[ "$n" -eq 5 ] && ok "daemon: progress names 5 scenarios" ||
+	    bad "daemon: $n scenario progress lines"
+	# single: both rows with a rate, a latency and ordered gaps.
+	awk '/^  (engine alone|through sinkd) / {
+		n++; if (!($3 > 0 && $4 > 0 && $5 <= $6)) b++ }
+	    /^  sinkd\/engine: decode [0-9.]+%/ { p++ }
+	    END { exit !(n == 2 && !b && p == 1) }' "$tmp/out" &&
+	    ok "daemon single: engine and sinkd rows" ||
+	    bad "daemon single: $(grep -A4 '^single:' "$tmp/out")"
+	# sessions: one row per count, in order; min <= median <= max,
+	# p50 <= p99 <= max, every rate positive.
+	awk '/^sessions:/ { on = 1; next } on && /^ +[0-9]+ +[0-9.]+ / {
+		k[n++] = $1
+		if (!($2 > 0 && $3 > 0 && $3 <= $4 && $4 <= $5 &&
+		    $6 <= $7 && $7 <= $8)) b++ }
+	    /one session alone .* tok\/s, the engine alone/ { one++ }
+	    /^$/ { on = 0 }
+	    END { exit !(n == 3 && k[0] == 1 && k[1] == 2 && k[2] == 4 &&
+		!b && one == 1) }' "$tmp/out" &&
+	    ok "daemon sessions: rows 1, 2, 4, sane" ||
+	    bad "daemon sessions: $(grep -A8 '^sessions:' "$tmp/out")"
+	# Gap tables (prefill, import, snapshot: 8 rows): p50 <= p99 <= max
+	# after the label and the count of gaps.
+	awk '/^  (streams? |beside turns)/ {
+		for (j = 2; j <= NF && $j !~ /^[0-9]+$/; j++) ;
+		r++
+		if (!($(j + 1) <= $(j + 2) && $(j + 2) <= $(j + 3))) b++ }
+	    END { exit !(r == 8 && !b) }' "$tmp/out" &&
+	    ok "daemon: 8 gap rows, p50 <= p99 <= max" ||
+	    bad "daemon gap rows: $(grep -E '^  (stream|beside)' "$tmp/out")"
+	# prefill: at least the tokens asked for, and stream gaps during it.
+	awk '/^  the prompt: [0-9]+ tokens in/ { t = $3 }
+	    /^  streams during the prefill / { g = $5 }
+	    /^  p99 during\/alone: / { r++ }
+	    END { exit !(t >= 300 && g > 0 && r == 1) }' "$tmp/out" &&
+	    ok "daemon prefill: the prompt's size, gaps during it" ||
+	    bad "daemon prefill: $(grep -A6 '^prefill:' "$tmp/out")"
+	# import: about 1 MiB imported; each phase took some time.
+	awk '/^import: .* of a [0-9.]+ MiB export file/ {
+		for (i = 1; i <= NF; i++) if ($i == "MiB") m = $(i - 1) }
+	    /^  stream during the (import|forks) / { if ($NF > 0) p++ }
+	    END { exit !(m >= 0.5 && m < 4 && p == 2) }' "$tmp/out" &&
+	    ok "daemon import: the file's size, both phases" ||
+	    bad "daemon import: $(grep -A8 '^import:' "$tmp/out")"
+	# snapshot: the stream's 2 turns of 12 tokens give 22 gaps, split
+	# between those overlapping a save and the rest; turns were saved.
+	awk '/^  beside turns, / { g += $(NF - 3) }
+	    /^  turns saved: [0-9]+,/ { t = $3 + 0 }
+	    END { exit !(g == 22 && t >= 1) }' "$tmp/out" &&
+	    ok "daemon snapshot: 22 gaps split, turns saved" ||
+	    bad "daemon snapshot: $(grep -A7 '^snapshot:' "$tmp/out")"
+	if "$bench" daemon -m "$stories" -t 1 -n 4 --scenarios sessions \
+	    --sessions 3 --chunk 16 --max-batch 2 >"$tmp/out" 2>"$tmp/err" &&
+	    [ "$(grep -c '^sinkd-bench daemon: scenario' "$tmp/err")" -eq 1 ] &&
+	    ! grep -q '^single:\|^prefill:' "$tmp/out" &&
+	    grep -q '^ *3 ' "$tmp/out"; then
+		ok "daemon --scenarios picks; --chunk, --max-batch to sinkd"
+	else
+		bad "daemon --scenarios: $(head -c 300 "$tmp/err")"
+	fi
+	expect_error "daemon bad scenario" "unknown scenario 'fork'" \
+	    "$bench" daemon -m "$stories" --scenarios sessions,fork
+	expect_error "daemon bad --sessions" "--sessions" \
+	    "$bench" daemon -m "$stories" --sessions 0
+	expect_error "daemon bad --chunk" "--chunk" \
+	    "$bench" daemon -m "$stories" --chunk 8
+	expect_error "daemon bad --import-mib" "--import-mib" \
+	    "$bench" daemon -m "$stories" --import-mib 0
 	expect_error "latency sinks over cache" "do not fit" \
 	    "$bench" latency -m "$stories" --cache 4 --sinks 4 --tokens 0
 	expect_error "latency bad list" "--cache" \

@@ -1,56 +1,168 @@
 /*
- * bench_daemon: `sinkd-bench daemon`, what the socket costs.  Runs the
- * same greedy continuation in the engine alone and through a real sinkd
- * (started on a private socket): decode tokens/s and first-token
- * latency of one session, then the aggregate tokens/s of 1, 4, 16 ...
- * sessions generating at once.
+ * bench_daemon: `sinkd-bench daemon`, what serving through sinkd costs
+ * and whether one client's work holds up another's stream.  Scenarios
+ * (--scenarios, default all):
+ *   single    one greedy continuation in the engine alone and through
+ *             sinkd: decode tok/s, first-token latency, gaps
+ *   sessions  1, 2, 4 ... sessions at once: aggregate and per-session
+ *             tok/s, the gaps between a session's tokens
+ *   prefill   streams' gaps while another client feeds a long prompt
+ *   import    a stream's gaps while a large export file is imported,
+ *             and while a full session is forked
+ *   snapshot  a stream's gaps around other sessions' turn-end snapshots
+ * Each starts a sinkd of its own (bench_dsrv.c).  The parts are listed
+ * in bench_daemon.h.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_daemon.h"
 #include "model.h"
 #include "opt.h"
 #include "pool.h"
-#include "proto.h"
 #include "sampler.h"
 #include "seq.h"
 
-#define PROMPT "Once upon a time"
-#define MAX_SESS 64
-
-struct dopts {
-	const char *model, *sinkd;
-	long n_tokens, threads, reps, cache;
-	long sess[8];
-	int n_sess;
+static const struct {
+	const char *name;
+	unsigned bit;
+	int (*run)(struct dopts *, char *);
+} scens[] = {
+	{ "single", DB_SINGLE, dscen_single },
+	{ "sessions", DB_SESSIONS, dscen_sessions },
+	{ "prefill", DB_PREFILL, dscen_prefill },
+	{ "import", DB_IMPORT, dscen_import },
+	{ "snapshot", DB_SNAPSHOT, dscen_snapshot },
 };
+#define N_SCENS (sizeof scens / sizeof scens[0])
 
-struct dconn {
-	int fd;
-	uint8_t *buf;
-	size_t len, cap, used;
-	double t_send, t_first, t_last;
-	long tokens;
-	int done;
-};
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct dpct
+dpct_of(double *v, long n)
+{
+	struct dpct p = { .n = n };
+
+	if (n == 0)
+		return p;
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	/* Nearest rank: p99 of fewer than 100 gaps is the largest. */
+	p.p50 = v[(n - 1) / 2];
+	p.p99 = v[(long)((double)(n - 1) * 0.99 + 0.5)];
+	p.max = v[n - 1];
+	return p;
+}
+
+static int
+in_windows(const struct dgap *g, const double *wins, int n_wins)
+{
+	int i;
+
+	for (i = 0; i < n_wins; i++)
+		if (g->t - g->gap <= wins[2 * i + 1] && g->t >= wins[2 * i])
+			return 1;
+	return 0;
+}
+
+struct dpct
+dpct_window(const struct dconn *c, int n_conns, const double *wins,
+    int n_wins, int inside)
+{
+	struct dpct p = { 0 };
+	double *v;
+	long n = 0, total = 0, j;
+	int i;
+
+	for (i = 0; i < n_conns; i++)
+		total += c[i].n_gaps;
+	if ((v = malloc((size_t)(total + 1) * sizeof *v)) == NULL)
+		return p;
+	for (i = 0; i < n_conns; i++)
+		for (j = 0; j < c[i].n_gaps; j++)
+			if (in_windows(&c[i].gaps[j], wins, n_wins) == inside)
+				v[n++] = c[i].gaps[j].gap;
+	p = dpct_of(v, n);
+	free(v);
+	return p;
+}
+
+/*
+ * Text of at least n tokens: a sentence repeated.  Repetition costs the
+ * forward pass what any text does; only the count matters here.
+ */
+char *
+dtext_tokens(const struct dopts *o, long n, long *got, char *cause)
+{
+	static const char unit[] = " The little dog ran to the park and "
+	    "played with a red ball all day.";
+	struct model *m = model_open(o->model, NULL, cause);
+	int32_t *ids = NULL;
+	size_t k = 0, len = sizeof unit - 1;
+	long reps, i;
+	char *t = NULL, *p;
+
+	if (m == NULL || tok_encode(m->tok, unit, len, 0, &ids, &k,
+	    cause) != 0 || k == 0)
+		goto out;
+	/* Sentences merge at their joins: add some until there are n. */
+	for (reps = (n + (long)k - 1) / (long)k; ; reps += reps / 16 + 1) {
+		free(t);
+		free(ids);
+		ids = NULL;
+		if ((t = malloc((size_t)reps * len + 1)) == NULL) {
+			err_set(cause, "out of memory");
+			goto out;
+		}
+		for (p = t, i = 0; i < reps; i++, p += len)
+			memcpy(p, unit, len);
+		*p = '\0';
+		if (tok_encode(m->tok, t, strlen(t), 0, &ids, &k,
+		    cause) != 0) {
+			free(t);
+			t = NULL;
+			goto out;
+		}
+		if ((long)k >= n)
+			break;
+	}
+	*got = (long)k;
+out:
+	free(ids);
+	model_close(m);
+	return t;
+}
+
+int
+dkv_token_bytes(const struct dopts *o, size_t *out, char *cause)
+{
+	struct model *m = model_open(o->model, NULL, cause);
+
+	if (m == NULL)
+		return -1;
+	/* Keys and values of every layer, f32. */
+	*out = (size_t)m->hp.n_layer * 2 * (size_t)m->hp.n_head_kv *
+	    (size_t)m->hp.head_dim * sizeof(float);
+	model_close(m);
+	return 0;
+}
 
 /* ---- the engine alone ---- */
 
-/* First-token latency and decode tokens/s of one greedy run. */
 static int
 engine_once(struct model *m, struct pool *p, const struct dopts *o,
-    double *first, double *tps, char *cause)
+    double *first, double *tps, double *gaps, char *cause)
 {
 	struct seq_opts so;
 	struct sampler_params sp;
@@ -60,7 +172,7 @@ engine_once(struct model *m, struct pool *p, const struct dopts *o,
 	float *lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
 	int32_t *ids = NULL, id;
 	size_t n;
-	double t0, t1;
+	double t0, t1, prev;
 	long i;
 	int rc = -1;
 
@@ -70,19 +182,21 @@ engine_once(struct model *m, struct pool *p, const struct dopts *o,
 	sp.temp = 0.0f;
 	if (w == NULL || lg == NULL || (s = seq_new(m, &so, cause)) == NULL ||
 	    (smp = sampler_new(&sp, m->hp.n_vocab, cause)) == NULL ||
-	    tok_encode(m->tok, PROMPT, strlen(PROMPT), tok_add_bos(m->tok),
-	    &ids, &n, cause) != 0)
+	    tok_encode(m->tok, DB_PROMPT, strlen(DB_PROMPT),
+	    tok_add_bos(m->tok), &ids, &n, cause) != 0)
 		goto out;
 	t0 = opt_now();
 	if (seq_eval(s, w, p, ids, n, lg, 0, cause) != 0)
 		goto out;
 	id = sampler_sample(smp, lg);
-	t1 = opt_now();
+	prev = t1 = opt_now();
 	*first = t1 - t0;
 	for (i = 1; i < o->n_tokens; i++) {
 		if (seq_eval(s, w, p, &id, 1, lg, 0, cause) != 0)
 			goto out;
 		id = sampler_sample(smp, lg);
+		gaps[i - 1] = opt_now() - prev;
+		prev += gaps[i - 1];
 	}
 	*tps = (double)(o->n_tokens - 1) / (opt_now() - t1);
 	rc = 0;
@@ -95,276 +209,79 @@ out:
 	return rc;
 }
 
-/* ---- through sinkd ---- */
-
-static pid_t
-start_sinkd(const struct dopts *o, const char *sock, char *cause)
+/* Medians over reps runs after one warm-up; gaps pooled over the runs. */
+int
+dengine_run(struct dopts *o, double *first, double *tps, double *p50,
+    double *p99, char *cause)
 {
-	char threads[32];
-	pid_t pid;
-	int i, fd;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct model *m = model_open(o->model, NULL, cause);
+	struct pool *p = m != NULL ? pool_new((int)o->threads, cause) : NULL;
+	double f[100], t[100], *g;
+	long r, per = o->n_tokens - 1;
+	struct dpct gp;
+	int rc = p != NULL ? 0 : -1;
 
-	snprintf(threads, sizeof threads, "%ld", o->threads);
-	if ((pid = fork()) < 0) {
-		err_set(cause, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		/* No user settings, nothing kept: each run starts clean. */
-		execl(o->sinkd, o->sinkd, "-c", "/dev/null", "-m", o->model,
-		    "--socket", sock, "--db", ":memory:", "-t", threads,
-		    "--max-tokens", "16777216", "--max-clients", "100",
-		    "--log-level", "warn", (char *)NULL);
-		fprintf(stderr, "sinkd-bench: cannot run %s: %s\n", o->sinkd,
-		    strerror(errno));
-		_exit(127);
-	}
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	for (i = 0; i < 600; i++) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
-			close(fd);
-			return pid;
-		}
-		close(fd);
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		usleep(50000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	err_set(cause, "%s did not start on %s", o->sinkd, sock);
-	return -1;
-}
-
-static int
-dconn_open(struct dconn *c, const char *sock, char *cause)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-
-	memset(c, 0, sizeof *c);
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", sock);
-	c->cap = 1 << 16;
-	if ((c->buf = malloc(c->cap)) == NULL)
-		return err_set(cause, "out of memory");
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun,
-	    sizeof sun) != 0)
-		return err_set(cause, "%s: %s", sock, strerror(errno));
-	return 0;
-}
-
-static void
-dconn_close(struct dconn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->buf);
-	c->fd = -1;
-	c->buf = NULL;
-}
-
-/* create NAME (greedy, the cache size), then complete N tokens. */
-static int
-dconn_start(struct dconn *c, const char *name, const struct dopts *o,
-    char *cause)
-{
-	struct proto_out out;
-	const char *data;
-	size_t len;
-	int rc;
-
-	proto_out_init(&out);
-	proto_pack_map(&out, 5);
-	proto_put_cstr(&out, "op", "create");
-	proto_put_u64(&out, "id", 1);
-	proto_put_cstr(&out, "name", name);
-	proto_put_u64(&out, "cache", (uint64_t)o->cache);
-	proto_put_f64(&out, "temp", 0.0);
-	rc = proto_out_finish(&out, PROTO_MAX_FRAME, &data, &len, cause);
-	if (rc == 0 && write(c->fd, data, len) != (ssize_t)len)
-		rc = err_set(cause, "write: %s", strerror(errno));
-	proto_out_reset(&out);
-	proto_pack_map(&out, 6);
-	proto_put_cstr(&out, "op", "complete");
-	proto_put_u64(&out, "id", 2);
-	proto_put_cstr(&out, "name", name);
-	proto_put_cstr(&out, "text", PROMPT);
-	proto_put_u64(&out, "max_tokens", (uint64_t)o->n_tokens);
-	proto_put_bool(&out, "ignore_eos", 1);
+	g = malloc((size_t)(per * (o->reps + 1)) * sizeof *g);
+	if (rc == 0 && g == NULL)
+		rc = err_set(cause, "out of memory");
 	if (rc == 0)
-		rc = proto_out_finish(&out, PROTO_MAX_FRAME, &data, &len,
-		    cause);
-	c->t_send = opt_now();
-	if (rc == 0 && write(c->fd, data, len) != (ssize_t)len)
-		rc = err_set(cause, "write: %s", strerror(errno));
-	proto_out_free(&out);
+		rc = engine_once(m, p, o, &f[0], &t[0], g, cause);
+	for (r = 0; rc == 0 && r < o->reps; r++)
+		rc = engine_once(m, p, o, &f[r], &t[r], g + r * per, cause);
+	if (rc == 0) {
+		printf("model: %s, %ld threads, %ld tokens a turn\n", m->desc,
+		    o->threads, o->n_tokens);
+		*first = stats_of(f, (int)o->reps).median;
+		*tps = o->engine_tps = stats_of(t, (int)o->reps).median;
+		gp = dpct_of(g, per * o->reps);
+		*p50 = gp.p50;
+		*p99 = gp.p99;
+	}
+	free(g);
+	pool_free(p);
+	model_close(m);
 	return rc;
 }
 
-/* Handles one message of c; -1 with cause on an error reply. */
+/* ---- options ---- */
+
 static int
-on_message(struct dconn *c, const struct proto_msg *m, double now,
-    char *cause)
+parse_scenarios(const char *arg, unsigned *out, char *cause)
 {
-	const char *k, *msg = "";
-	size_t kl, ml = 0;
+	char buf[256], *tok, *save = NULL;
+	size_t i;
 
-	if (proto_get_str(m, "kind", 1, 16, &k, &kl, cause) != 0)
-		return -1;
-	if (kl == 5 && memcmp(k, "token", 5) == 0) {
-		if (c->tokens++ == 0)
-			c->t_first = now;
-		c->t_last = now;
-	} else if (kl == 4 && memcmp(k, "done", 4) == 0)
-		c->done = 1;
-	else if (kl == 5 && memcmp(k, "error", 5) == 0) {
-		proto_get_str(m, "message", 0, 1024, &msg, &ml, NULL);
-		return err_set(cause, "sinkd: %.*s", (int)ml, msg);
+	snprintf(buf, sizeof buf, "%s", arg);
+	*out = 0;
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < N_SCENS; i++)
+			if (strcmp(tok, scens[i].name) == 0)
+				break;
+		if (i == N_SCENS)
+			return err_set(cause, "unknown scenario '%s' (single, "
+			    "sessions, prefill, import, snapshot)", tok);
+		*out |= scens[i].bit;
 	}
-	return 0;
-}
-
-/* Reads what is there and handles every whole frame; -1 on error/EOF. */
-static int
-dconn_read(struct dconn *c, char *cause)
-{
-	struct proto_msg m;
-	size_t body, off = 0;
-	double now;
-	ssize_t n;
-	int rc;
-
-	if (c->len == c->cap) {
-		uint8_t *b = realloc(c->buf, c->cap * 2);
-		if (b == NULL)
-			return err_set(cause, "out of memory");
-		c->buf = b;
-		c->cap *= 2;
-	}
-	if ((n = read(c->fd, c->buf + c->len, c->cap - c->len)) <= 0)
-		return err_set(cause, "sinkd closed the connection");
-	c->len += (size_t)n;
-	now = opt_now();
-	while ((rc = proto_frame_check(c->buf + off, c->len - off,
-	    PROTO_MAX_FRAME * 16, &body, cause)) == 1) {
-		if (proto_msg_parse(&m, c->buf + off + 4, body, cause) != 0)
-			return -1;
-		rc = on_message(c, &m, now, cause);
-		proto_msg_free(&m);
-		if (rc != 0)
-			return -1;
-		off += 4 + body;
-	}
-	if (rc < 0)
-		return -1;
-	memmove(c->buf, c->buf + off, c->len - off);
-	c->len -= off;
-	return 0;
-}
-
-/* Runs k sessions at once to the end; their connections are filled in. */
-static int
-run_sessions(const struct dopts *o, const char *sock, struct dconn *c,
-    int k, int round, char *cause)
-{
-	struct pollfd pfd[MAX_SESS];
-	char name[32];
-	int i, left = k;
-
-	for (i = 0; i < k; i++) {
-		snprintf(name, sizeof name, "b%d-%d", round, i);
-		if (dconn_open(&c[i], sock, cause) != 0 ||
-		    dconn_start(&c[i], name, o, cause) != 0)
-			return -1;
-		pfd[i].fd = c[i].fd;
-		pfd[i].events = POLLIN;
-	}
-	while (left > 0) {
-		if (poll(pfd, (nfds_t)k, 60000) <= 0)
-			return err_set(cause, "no reply from sinkd in 60 s");
-		for (i = 0; i < k; i++) {
-			if (!(pfd[i].revents & (POLLIN | POLLHUP)) || c[i].done)
-				continue;
-			if (dconn_read(&c[i], cause) != 0)
-				return -1;
-			if (c[i].done)
-				left--;
-		}
-	}
+	if (*out == 0)
+		return err_set(cause, "--scenarios: none given");
 	return 0;
 }
 
 static void
-free_conns(struct dconn *c, int k)
+usage(void)
 {
-	int i;
-
-	for (i = 0; i < k; i++)
-		dconn_close(&c[i]);
-}
-
-static void
-init_conns(struct dconn *c, int k)
-{
-	int i;
-
-	memset(c, 0, (size_t)k * sizeof *c);
-	for (i = 0; i < k; i++)
-		c[i].fd = -1;
-}
-
-/* One session, reps times: first-token latency and decode tokens/s. */
-static int
-socket_single(const struct dopts *o, const char *sock, double *first,
-    double *tps, char *cause)
-{
-	struct dconn c;
-	long r;
-	int rc = 0;
-
-	for (r = 0; r < o->reps && rc == 0; r++) {
-		init_conns(&c, 1);
-		rc = run_sessions(o, sock, &c, 1, (int)r, cause);
-		if (rc == 0 && c.tokens != o->n_tokens)
-			rc = err_set(cause, "%ld tokens, not %ld", c.tokens,
-			    o->n_tokens);
-		if (rc == 0) {
-			first[r] = c.t_first - c.t_send;
-			tps[r] = (double)(c.tokens - 1) /
-			    (c.t_last - c.t_first);
-		}
-		free_conns(&c, 1);
-	}
-	return rc;
-}
-
-/* k sessions at once: aggregate tokens/s, and slowest/fastest session. */
-static int
-socket_many(const struct dopts *o, const char *sock, int k, double *agg,
-    double *spread, char *cause)
-{
-	struct dconn c[MAX_SESS];
-	double t0 = opt_now(), t1 = 0, lo = 1e30, hi = 0, r;
-	long total = 0;
-	int i, rc;
-
-	init_conns(c, k);
-	rc = run_sessions(o, sock, c, k, 1000 + k, cause);
-	for (i = 0; rc == 0 && i < k; i++) {
-		total += c[i].tokens;
-		t1 = c[i].t_last > t1 ? c[i].t_last : t1;
-		r = (double)c[i].tokens / (c[i].t_last - c[i].t_send);
-		lo = r < lo ? r : lo;
-		hi = r > hi ? r : hi;
-	}
-	free_conns(c, k);
-	if (rc != 0)
-		return -1;
-	*agg = (double)total / (t1 - t0);
-	*spread = hi / lo;
-	return 0;
+	printf("usage: sinkd-bench daemon [-m MODEL] [-n 128] [-t THREADS] "
+	    "[-r 3] [--cache 1024]\n"
+	    "         [--scenarios single,sessions,prefill,import,snapshot]\n"
+	    "         [--sessions 1,2,4,8,16] [--prefill-tokens 20000] "
+	    "[--import-mib 100]\n"
+	    "         [--chunk N] [--max-batch N] [--sinkd PATH]\n"
+	    "Greedy continuations of \"%s\" through a sinkd started on a "
+	    "private\nsocket (default: the sinkd beside this program): "
+	    "tokens/s and the gaps\nbetween a stream's tokens, alone and "
+	    "beside sessions, a long prompt,\nan import, a fork and "
+	    "snapshots.  See sinkd-bench(1).\n", DB_PROMPT);
 }
 
 static int
@@ -374,6 +291,11 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		{ "sessions", required_argument, NULL, 'S' },
 		{ "sinkd", required_argument, NULL, 'd' },
 		{ "cache", required_argument, NULL, 'c' },
+		{ "scenarios", required_argument, NULL, 's' },
+		{ "prefill-tokens", required_argument, NULL, 'P' },
+		{ "import-mib", required_argument, NULL, 'I' },
+		{ "chunk", required_argument, NULL, 'C' },
+		{ "max-batch", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -392,30 +314,32 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 			break;
 		case 'c': bad = opt_long("--cache", optarg, 8, SEQ_MAX_CACHE,
 		    &o->cache, cause); break;
-		case 'S': bad = opt_long_list("--sessions", optarg, 1, MAX_SESS,
-		    o->sess, 8, &o->n_sess, cause); break;
-		case 'h':
-			printf("usage: sinkd-bench daemon [-m MODEL] [-n 128] "
-			    "[-t THREADS] [-r 3] [--cache 1024]\n"
-			    "                          [--sessions 1,4,16] "
-			    "[--sinkd PATH]\n"
-			    "Greedy continuation of \"%s\" in the engine alone "
-			    "and through a sinkd\nstarted on a private socket "
-			    "(default: the sinkd beside this program):\ndecode "
-			    "tokens/s, first-token latency, and aggregate "
-			    "tokens/s of\nconcurrent sessions.\n", PROMPT);
-			return 1;
+		case 'S': bad = opt_long_list("--sessions", optarg, 1,
+		    DB_MAX_SESS, o->sess, 8, &o->n_sess, cause); break;
+		case 's': bad = parse_scenarios(optarg, &o->scenarios, cause);
+			break;
+		case 'P': bad = opt_long("--prefill-tokens", optarg, 1,
+		    1 << 22, &o->prefill, cause); break;
+		case 'I': bad = opt_long("--import-mib", optarg, 1, 4096,
+		    &o->import_mib, cause); break;
+		case 'C': bad = opt_long("--chunk", optarg, 16, 4096,
+		    &o->chunk, cause); break;
+		case 'B': bad = opt_long("--max-batch", optarg, 1, 256,
+		    &o->max_batch, cause); break;
+		case 'h': usage(); return 1;
 		default: return err_set(cause, "bad usage (see --help)");
 		}
 	}
 	if (bad)
 		return -1;
+	if (optind < argc)
+		return err_set(cause, "unexpected argument '%s'", argv[optind]);
 	if (o->model == NULL && (o->model = opt_default_model()) == NULL)
 		return err_set(cause, "%s", opt_no_model_hint);
 	return 0;
 }
 
-/* The sinkd beside argv0, unless --sinkd says. */
+/* The sinkd beside this program, unless --sinkd says. */
 static void
 find_sinkd(struct dopts *o, const char *argv0, char *buf, size_t len)
 {
@@ -435,85 +359,15 @@ find_sinkd(struct dopts *o, const char *argv0, char *buf, size_t len)
 	o->sinkd = buf;
 }
 
-static int
-engine_part(const struct dopts *o, double *first, double *tps, char *cause)
-{
-	struct model *m = model_open(o->model, NULL, cause);
-	struct pool *p = m != NULL ? pool_new((int)o->threads, cause) : NULL;
-	double f, t;
-	long r;
-	int rc = p != NULL ? 0 : -1;
-
-	if (rc == 0)
-		rc = engine_once(m, p, o, &f, &t, cause); /* warm-up */
-	for (r = 0; rc == 0 && r < o->reps; r++)
-		rc = engine_once(m, p, o, &first[r], &tps[r], cause);
-	if (rc == 0)
-		printf("model: %s, %ld threads, cache %ld, %ld tokens\n",
-		    m->desc, o->threads, o->cache, o->n_tokens);
-	pool_free(p);
-	model_close(m);
-	return rc;
-}
-
-static int
-socket_part(const struct dopts *o, const double *ef, const double *et,
-    char *cause)
-{
-	char dir[] = "/tmp/sinkd-bench-XXXXXX", sock[64];
-	double first[100], tps[100], agg, spread;
-	struct stats sf, st, ef_s, et_s;
-	double efc[100], etc_[100];
-	pid_t pid;
-	int i, rc;
-
-	if (mkdtemp(dir) == NULL)
-		return err_set(cause, "mkdtemp: %s", strerror(errno));
-	snprintf(sock, sizeof sock, "%s/sock", dir);
-	if ((pid = start_sinkd(o, sock, cause)) < 0) {
-		rmdir(dir);
-		return -1;
-	}
-	rc = socket_single(o, sock, first, tps, cause);
-	if (rc == 0) {
-		memcpy(efc, ef, (size_t)o->reps * sizeof *ef);
-		memcpy(etc_, et, (size_t)o->reps * sizeof *et);
-		ef_s = stats_of(efc, (int)o->reps);
-		et_s = stats_of(etc_, (int)o->reps);
-		sf = stats_of(first, (int)o->reps);
-		st = stats_of(tps, (int)o->reps);
-		printf("decode, one session: engine %.1f tok/s, through sinkd "
-		    "%.1f tok/s (%.1f%%)\n", et_s.median, st.median,
-		    100.0 * st.median / et_s.median);
-		printf("first token: engine %.3f ms, through sinkd %.3f ms "
-		    "(+%.3f ms)\n", ef_s.median * 1e3, sf.median * 1e3,
-		    (sf.median - ef_s.median) * 1e3);
-		printf("%10s %14s %22s\n", "sessions", "aggregate tok/s",
-		    "fastest/slowest session");
-	}
-	for (i = 0; rc == 0 && i < o->n_sess; i++) {
-		rc = socket_many(o, sock, (int)o->sess[i], &agg, &spread,
-		    cause);
-		if (rc == 0)
-			printf("%10ld %14.1f %22.2fx\n", o->sess[i], agg,
-			    spread);
-		fflush(stdout);
-	}
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	unlink(sock);
-	rmdir(dir);
-	return rc;
-}
-
 int
 bench_daemon(int argc, char **argv)
 {
 	struct dopts o = { .n_tokens = 128, .reps = 3, .cache = 1024,
-		.threads = sysconf(_SC_NPROCESSORS_ONLN), .n_sess = 3,
-		.sess = { 1, 4, 16 } };
+		.threads = sysconf(_SC_NPROCESSORS_ONLN), .n_sess = 5,
+		.sess = { 1, 2, 4, 8, 16 }, .prefill = 20000,
+		.import_mib = 100, .scenarios = ~0u };
 	char cause[ERR_LEN] = "", path[PATH_MAX + 8];
-	double ef[100], et[100];
+	size_t i;
 	int rc;
 
 	if ((rc = daemon_args(argc, argv, &o, cause)) != 0) {
@@ -524,10 +378,17 @@ bench_daemon(int argc, char **argv)
 	}
 	find_sinkd(&o, argv[0], path, sizeof path);
 	signal(SIGPIPE, SIG_IGN);
-	if (engine_part(&o, ef, et, cause) != 0 ||
-	    socket_part(&o, ef, et, cause) != 0) {
-		fprintf(stderr, "sinkd-bench daemon: %s\n", cause);
-		return 1;
+	for (i = 0; i < N_SCENS; i++) {
+		if (!(o.scenarios & scens[i].bit))
+			continue;
+		fprintf(stderr, "sinkd-bench daemon: scenario %s\n",
+		    scens[i].name);
+		if (scens[i].run(&o, cause) != 0) {
+			fprintf(stderr, "sinkd-bench daemon: %s: %s\n",
+			    scens[i].name, cause);
+			return 1;
+		}
+		fflush(stdout);
 	}
 	return 0;
 }
