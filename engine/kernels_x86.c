@@ -522,12 +522,12 @@ dot_avx512(const float *a, const float *b, size_t n)
 
 const struct kern_impl kern_impl_avx2 = {
 	matvec_avx2, kern_gemm_avx2, dot_avx2,
-	kern_attn_avx2, kern_softmax_avx2,
+	kern_attn_avx2, kern_softmax_avx2, NULL,
 };
 
 const struct kern_impl kern_impl_avx512 = {
 	matvec_avx512, kern_gemm_avx512, dot_avx512,
-	kern_attn_avx512, kern_softmax_avx512,
+	kern_attn_avx512, kern_softmax_avx512, NULL,
 };
 
 #endif /* KERN_HAVE_X86 */
