@@ -476,138 +476,118 @@ matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 }
 
 /*
- * Several activations (matmul_multi's decode rows): each weight group is
- * loaded and unpacked once and dotted with every activation, whose
- * float steps are exactly those of its row_*_avx512 alone (same order,
- * same operations per 8-lane accumulator, same tails): the results are
- * bit-identical, which batches rely on.  The integer sums are exact
- * whatever the grouping.
+ * Several activations (matmul_multi's decode rows), Q8_0 on AVX-512:
+ * each group of four weight blocks is loaded and flipped once and dotted
+ * with every activation, whose float steps are exactly those of
+ * row_q8_avx512 alone (same order, same operations per accumulator,
+ * same tails): the results are bit-identical, which batches rely on.
+ * The integer sums are exact whatever the grouping.  Q4_0 has no such
+ * kernel: the same scheme ran slower than matvec per activation over
+ * a cached tile (bench-multi, 1 thread, rows x activations/us at k=16:
+ * 22 against 27): its cost is the per-activation dot and reduction,
+ * which sharing the nibble unpacking does not touch.
  */
 #define MULTI_MAX 16
 
-/* A Q4_0 row's blocks from b on (the ones no group took), as ROW_Q4. */
+/*
+ * Activations go four at a time, each row once for every group while it
+ * is in L1; K is a constant once inlined.  The accumulators are named
+ * variables, not an array: an array indexed in a loop can stay in
+ * memory, a store-to-load latency on every FMA.
+ */
+#define MULTI_GROUP 4
+
+/* One activation's step of a Q8_0 group: ROW_Q8's (CORRECT) exactly. */
+T_AVX512 INLINE __m128
+q8_step(const __m256i *u, __m128 sc, struct kern_xq v, size_t b, __m128 acc)
+{
+	const int8_t *x = v.q + b * QK;
+	__m256i h;
+	__m128i s4;
+
+	h = reduce_q8(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u[0],
+	    ld256(x)), _mm256_dpbusd_epi32(_mm256_setzero_si256(), u[1],
+	    ld256(x + QK)), _mm256_dpbusd_epi32(_mm256_setzero_si256(), u[2],
+	    ld256(x + 2 * QK)), _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+	    u[3], ld256(x + 3 * QK)));
+	s4 = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(h),
+	    _mm256_extracti128_si256(h, 1)), _mm_loadu_si128(
+	    (const __m128i *)(v.c + b)));
+	return _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_mul_ps(sc,
+	    _mm_loadu_ps(v.d + b)), acc);
+}
+
+/* A Q8_0 row's end for one activation: ROW_Q8's reduction and tail. */
 T_AVX512 INLINE float
-tail_q4_avx512(const uint8_t *row, size_t b, size_t nb, struct kern_xq v,
-    float sum)
+tail_q8_avx512(const uint8_t *row, size_t b, size_t nb, struct kern_xq v,
+    __m128 acc4)
 {
 	const uint8_t *p;
-	__m256i h;
+	float sum;
 
-	for (; b < nb; b += 2) {
-		p = row + b * Q4_BYTES;
-		h = pair_q4_avx512(p, v.q + b * QK, b + 1 == nb);
-		sum += tail_block(hsum_i32x4(_mm256_castsi256_si128(h)) +
-		    v.c[b], p, v.d[b]);
-		if (b + 1 < nb)
-			sum += tail_block(hsum_i32x4(
-			    _mm256_extracti128_si256(h, 1)) + v.c[b + 1],
-			    p + Q4_BYTES, v.d[b + 1]);
+	/* Its zero 256-bit half too: 0 + -0 is +0. */
+	sum = hsum_avx2(_mm256_add_ps(_mm256_setzero_ps(),
+	    _mm256_set_m128(_mm_setzero_ps(), acc4)));
+	for (; b < nb; b++) {
+		p = row + b * Q8_BYTES;
+		sum += tail_block(hsum_i32_avx2(block_q8_avx512(p, v.q + b *
+		    QK)) + v.c[b], p, v.d[b]);
 	}
 	return sum;
 }
 
-T_AVX512 static void
-multi_q4_avx512(const uint8_t *w, size_t rb, size_t nb,
-    const struct kern_xq *v, size_t k, float *const *y, size_t nrows)
+T_AVX512 INLINE void
+row_q8_group(const uint8_t *row, size_t nb, const struct kern_xq *v,
+    const size_t K, float *const *y, size_t r)
 {
-	const __m256i m = _mm256_set1_epi8(15);
-	__m256 acc[MULTI_MAX], sc;
-	__m256i lo[4], hi[4], q, s[4], h;
-	const uint8_t *row, *p;
-	const int8_t *x;
-	size_t r, b, a;
+	__m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, sc;
+	__m256i u[4];
+	const uint8_t *p;
+	size_t b;
 	int i;
 
-	for (r = 0; r < nrows; r++) {
-		row = w + r * rb;
-		for (a = 0; a < k; a++)
-			acc[a] = _mm256_setzero_ps();
-		for (b = 0; b + 8 <= nb; b += 8) {
-			p = row + b * Q4_BYTES;
-			prefetch(p, 3);
-			for (i = 0; i < 4; i++) {
-				q = pair_q4(p + 2 * (size_t)i * Q4_BYTES, 0);
-				lo[i] = _mm256_and_si256(q, m);
-				hi[i] = _mm256_and_si256(_mm256_srli_epi16(q,
-				    4), m);
-			}
-			sc = scales_q4(p);
-			for (a = 0; a < k; a++) {
-				x = v[a].q + b * QK;
-				for (i = 0; i < 4; i++)
-					s[i] = _mm256_dpbusd_epi32(
-					    _mm256_dpbusd_epi32(
-					    _mm256_setzero_si256(), lo[i],
-					    ld256(x + 2 * i * QK)), hi[i],
-					    ld256(x + 2 * i * QK + 32));
-				h = _mm256_add_epi32(reduce_q4(s[0], s[1], s[2],
-				    s[3]), ld256(v[a].c + b));
-				acc[a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h),
-				    _mm256_mul_ps(sc, _mm256_loadu_ps(v[a].d +
-				    b)), acc[a]);
-			}
-		}
-		for (a = 0; a < k; a++)
-			y[a][r] = tail_q4_avx512(row, b, nb, v[a],
-			    hsum_avx2(acc[a]));
+	for (b = 0; b + 4 <= nb; b += 4) {
+		p = row + b * Q8_BYTES;
+		prefetch(p, 3);
+		for (i = 0; i < 4; i++)
+			u[i] = _mm256_xor_si256(ld256(p + (size_t)i * Q8_BYTES +
+			    2), _mm256_set1_epi8(-128));
+		sc = _mm256_castps256_ps128(scales_q8(p));
+		a0 = q8_step(u, sc, v[0], b, a0);
+		if (K > 1)
+			a1 = q8_step(u, sc, v[1], b, a1);
+		if (K > 2)
+			a2 = q8_step(u, sc, v[2], b, a2);
+		if (K > 3)
+			a3 = q8_step(u, sc, v[3], b, a3);
 	}
+	y[0][r] = tail_q8_avx512(row, b, nb, v[0], a0);
+	if (K > 1)
+		y[1][r] = tail_q8_avx512(row, b, nb, v[1], a1);
+	if (K > 2)
+		y[2][r] = tail_q8_avx512(row, b, nb, v[2], a2);
+	if (K > 3)
+		y[3][r] = tail_q8_avx512(row, b, nb, v[3], a3);
 }
 
+/* Every row against every activation, four activations at a time. */
 T_AVX512 static void
 multi_q8_avx512(const uint8_t *w, size_t rb, size_t nb,
     const struct kern_xq *v, size_t k, float *const *y, size_t nrows)
 {
-	__m128 acc4[MULTI_MAX], sc;
-	__m256i u[4], h;
-	__m128i s4;
-	const uint8_t *row, *p;
-	const int8_t *x;
-	size_t r, b, a, t;
-	float sum;
-	int i;
+	size_t r, a0;
 
 	for (r = 0; r < nrows; r++) {
-		row = w + r * rb;
-		for (a = 0; a < k; a++)
-			acc4[a] = _mm_setzero_ps();
-		for (b = 0; b + 4 <= nb; b += 4) {
-			p = row + b * Q8_BYTES;
-			prefetch(p, 3);
-			for (i = 0; i < 4; i++)
-				u[i] = _mm256_xor_si256(ld256(p + (size_t)i *
-				    Q8_BYTES + 2), _mm256_set1_epi8(-128));
-			sc = _mm256_castps256_ps128(scales_q8(p));
-			for (a = 0; a < k; a++) {
-				x = v[a].q + b * QK;
-				h = reduce_q8(_mm256_dpbusd_epi32(
-				    _mm256_setzero_si256(), u[0], ld256(x)),
-				    _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-				    u[1], ld256(x + QK)),
-				    _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-				    u[2], ld256(x + 2 * QK)),
-				    _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-				    u[3], ld256(x + 3 * QK)));
-				s4 = _mm_add_epi32(_mm_add_epi32(
-				    _mm256_castsi256_si128(h),
-				    _mm256_extracti128_si256(h, 1)),
-				    _mm_loadu_si128((const __m128i *)(v[a].c +
-				    b)));
-				acc4[a] = _mm_fmadd_ps(_mm_cvtepi32_ps(s4),
-				    _mm_mul_ps(sc, _mm_loadu_ps(v[a].d + b)),
-				    acc4[a]);
-			}
-		}
-		for (a = 0; a < k; a++) {
-			/* ROW_Q8's very reduction, its zero 256-bit half too. */
-			sum = hsum_avx2(_mm256_add_ps(_mm256_setzero_ps(),
-			    _mm256_set_m128(_mm_setzero_ps(), acc4[a])));
-			for (t = b; t < nb; t++) {
-				p = row + t * Q8_BYTES;
-				h = block_q8_avx512(p, v[a].q + t * QK);
-				sum += tail_block(hsum_i32_avx2(h) + v[a].c[t],
-				    p, v[a].d[t]);
-			}
-			y[a][r] = sum;
+		for (a0 = 0; a0 + MULTI_GROUP <= k; a0 += MULTI_GROUP)
+			row_q8_group(w + r * rb, nb, v + a0, MULTI_GROUP,
+			    y + a0, r);
+		switch (k - a0) {
+		case 3: row_q8_group(w + r * rb, nb, v + a0, 3, y + a0, r);
+			break;
+		case 2: row_q8_group(w + r * rb, nb, v + a0, 2, y + a0, r);
+			break;
+		case 1: row_q8_group(w + r * rb, nb, v + a0, 1, y + a0, r);
+			break;
 		}
 	}
 }
@@ -619,14 +599,11 @@ matvec_multi_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 	struct kern_xq v[MULTI_MAX];
 	size_t a;
 
-	if ((wtype != QT_Q4_0 && wtype != QT_Q8_0) || k > MULTI_MAX)
+	if (wtype != QT_Q8_0 || k > MULTI_MAX)
 		return 0;
 	for (a = 0; a < k; a++)
 		v[a] = kern_xq_view(xq[a], wtype, n);
-	if (wtype == QT_Q4_0)
-		multi_q4_avx512(w, rb, n / QK, v, k, y, nrows);
-	else
-		multi_q8_avx512(w, rb, n / QK, v, k, y, nrows);
+	multi_q8_avx512(w, rb, n / QK, v, k, y, nrows);
 	return 1;
 }
 

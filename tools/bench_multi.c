@@ -7,7 +7,8 @@
  * activation streams the whole matrix, what k sessions did before
  * batches), "tiled" (32 KB tiles of rows, kern_matvec per activation on
  * each: matmul_multi's fallback) and "multi" (the same tiles through
- * kern_matvec_multi), and multi's speed-up over k = 1.  A development
+ * kern_matvec_multi), and multi's speed-up over one activation alone
+ * (separate, k = 1).  A development
  * tool: it prints instead of failing politely.
  *
  *   tools/bench-multi [TYPE,...]   (default Q4_0,Q8_0)
@@ -113,7 +114,7 @@ bench(uint32_t t)
 		kern_prepare_x(t, x, COLS, xq[a]);
 	}
 	printf("%-5s %-8s  k  %9s %9s %9s  (rows x activations / us)  "
-	    "multi speed-up\n", qtype_name(t),
+	    "multi vs k=1\n", qtype_name(t),
 	    kern_isa_name(kern_current_isa()), way_names[0], way_names[1],
 	    way_names[2]);
 	for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
@@ -126,7 +127,7 @@ bench(uint32_t t)
 				    (enum way)way) / 1e6;
 				best = rate > best ? rate : best;
 			}
-			if (way == MULTI && ki == 0)
+			if (way == SEPARATE && ki == 0)
 				base = best;
 			printf(" %9.0f", best);
 		}
