@@ -309,6 +309,23 @@ kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
 }
 
 void
+kern_matvec_multi(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
+    const void *const *xq, size_t k, float *const *y, size_t r0, size_t r1)
+{
+	const struct kern_impl *im = impl();
+	size_t j;
+
+	if (r1 <= r0)
+		return;
+	if (!qk_is_k(wtype) && im->matvec_multi != NULL &&
+	    im->matvec_multi(wtype, (const uint8_t *)w + r0 * row_bytes,
+	    row_bytes, n, xq, k, y, r1 - r0))
+		return;
+	for (j = 0; j < k; j++)
+		kern_matvec(wtype, w, row_bytes, n, xq[j], y[j], r0, r1);
+}
+
+void
 kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1)
 {
@@ -612,5 +629,5 @@ portable_attn(const struct kern_attn_args *a)
 
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
-	portable_attn, kern_softmax_rows,
+	portable_attn, kern_softmax_rows, NULL,
 };

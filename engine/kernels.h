@@ -42,6 +42,14 @@ void kern_prepare_x(uint32_t wtype, const float *x, size_t n, void *xq);
  */
 void kern_matvec(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xq, float *y, size_t r0, size_t r1);
+/*
+ * The same rows against k activations: y[j][r - r0] is exactly (bit for
+ * bit) what kern_matvec gives for xq[j].  Meant for a tile of rows small
+ * enough to stay in cache while every activation is dotted.
+ */
+void kern_matvec_multi(uint32_t wtype, const void *w, size_t row_bytes,
+    size_t n, const void *const *xq, size_t k, float *const *y, size_t r0,
+    size_t r1);
 
 /*
  * Many tokens at once (prefill), for quantized weights only.  The m

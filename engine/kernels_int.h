@@ -128,6 +128,15 @@ struct kern_impl {
 	float (*dot_f32)(const float *, const float *, size_t);
 	void (*attn)(const struct kern_attn_args *);
 	void (*softmax)(float *scores, size_t n_q, size_t len);
+	/*
+	 * Optional (NULL: kern_matvec_multi calls matvec per activation):
+	 * the same rows against k activations, y[j][r], each weight block
+	 * unpacked once for all of them.  0 when it does not take wtype.
+	 * Each y[j][r] must be bit-identical to matvec's for xq[j].
+	 */
+	int (*matvec_multi)(uint32_t wtype, const uint8_t *w,
+	    size_t row_bytes, size_t n, const void *const *xq, size_t k,
+	    float *const *y, size_t nrows);
 };
 
 extern const struct kern_impl kern_impl_portable;

@@ -475,6 +475,138 @@ matvec_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 	}
 }
 
+/*
+ * Several activations (matmul_multi's decode rows), Q8_0 on AVX-512:
+ * each group of four weight blocks is loaded and flipped once and dotted
+ * with every activation, whose float steps are exactly those of
+ * row_q8_avx512 alone (same order, same operations per accumulator,
+ * same tails): the results are bit-identical, which batches rely on.
+ * The integer sums are exact whatever the grouping.  Q4_0 has no such
+ * kernel: the same scheme ran slower than matvec per activation over
+ * a cached tile (bench-multi, 1 thread, rows x activations/us at k=16:
+ * 22 against 27): its cost is the per-activation dot and reduction,
+ * which sharing the nibble unpacking does not touch.
+ */
+#define MULTI_MAX 16
+
+/*
+ * Activations go four at a time, each row once for every group while it
+ * is in L1; K is a constant once inlined.  The accumulators are named
+ * variables, not an array: an array indexed in a loop can stay in
+ * memory, a store-to-load latency on every FMA.
+ */
+#define MULTI_GROUP 4
+
+/* One activation's step of a Q8_0 group: ROW_Q8's (CORRECT) exactly. */
+T_AVX512 INLINE __m128
+q8_step(const __m256i *u, __m128 sc, struct kern_xq v, size_t b, __m128 acc)
+{
+	const int8_t *x = v.q + b * QK;
+	__m256i h;
+	__m128i s4;
+
+	h = reduce_q8(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u[0],
+	    ld256(x)), _mm256_dpbusd_epi32(_mm256_setzero_si256(), u[1],
+	    ld256(x + QK)), _mm256_dpbusd_epi32(_mm256_setzero_si256(), u[2],
+	    ld256(x + 2 * QK)), _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+	    u[3], ld256(x + 3 * QK)));
+	s4 = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(h),
+	    _mm256_extracti128_si256(h, 1)), _mm_loadu_si128(
+	    (const __m128i *)(v.c + b)));
+	return _mm_fmadd_ps(_mm_cvtepi32_ps(s4), _mm_mul_ps(sc,
+	    _mm_loadu_ps(v.d + b)), acc);
+}
+
+/* A Q8_0 row's end for one activation: ROW_Q8's reduction and tail. */
+T_AVX512 INLINE float
+tail_q8_avx512(const uint8_t *row, size_t b, size_t nb, struct kern_xq v,
+    __m128 acc4)
+{
+	const uint8_t *p;
+	float sum;
+
+	/* Its zero 256-bit half too: 0 + -0 is +0. */
+	sum = hsum_avx2(_mm256_add_ps(_mm256_setzero_ps(),
+	    _mm256_set_m128(_mm_setzero_ps(), acc4)));
+	for (; b < nb; b++) {
+		p = row + b * Q8_BYTES;
+		sum += tail_block(hsum_i32_avx2(block_q8_avx512(p, v.q + b *
+		    QK)) + v.c[b], p, v.d[b]);
+	}
+	return sum;
+}
+
+T_AVX512 INLINE void
+row_q8_group(const uint8_t *row, size_t nb, const struct kern_xq *v,
+    const size_t K, float *const *y, size_t r)
+{
+	__m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, sc;
+	__m256i u[4];
+	const uint8_t *p;
+	size_t b;
+	int i;
+
+	for (b = 0; b + 4 <= nb; b += 4) {
+		p = row + b * Q8_BYTES;
+		prefetch(p, 3);
+		for (i = 0; i < 4; i++)
+			u[i] = _mm256_xor_si256(ld256(p + (size_t)i * Q8_BYTES +
+			    2), _mm256_set1_epi8(-128));
+		sc = _mm256_castps256_ps128(scales_q8(p));
+		a0 = q8_step(u, sc, v[0], b, a0);
+		if (K > 1)
+			a1 = q8_step(u, sc, v[1], b, a1);
+		if (K > 2)
+			a2 = q8_step(u, sc, v[2], b, a2);
+		if (K > 3)
+			a3 = q8_step(u, sc, v[3], b, a3);
+	}
+	y[0][r] = tail_q8_avx512(row, b, nb, v[0], a0);
+	if (K > 1)
+		y[1][r] = tail_q8_avx512(row, b, nb, v[1], a1);
+	if (K > 2)
+		y[2][r] = tail_q8_avx512(row, b, nb, v[2], a2);
+	if (K > 3)
+		y[3][r] = tail_q8_avx512(row, b, nb, v[3], a3);
+}
+
+/* Every row against every activation, four activations at a time. */
+T_AVX512 static void
+multi_q8_avx512(const uint8_t *w, size_t rb, size_t nb,
+    const struct kern_xq *v, size_t k, float *const *y, size_t nrows)
+{
+	size_t r, a0;
+
+	for (r = 0; r < nrows; r++) {
+		for (a0 = 0; a0 + MULTI_GROUP <= k; a0 += MULTI_GROUP)
+			row_q8_group(w + r * rb, nb, v + a0, MULTI_GROUP,
+			    y + a0, r);
+		switch (k - a0) {
+		case 3: row_q8_group(w + r * rb, nb, v + a0, 3, y + a0, r);
+			break;
+		case 2: row_q8_group(w + r * rb, nb, v + a0, 2, y + a0, r);
+			break;
+		case 1: row_q8_group(w + r * rb, nb, v + a0, 1, y + a0, r);
+			break;
+		}
+	}
+}
+
+T_AVX512 static int
+matvec_multi_avx512(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
+    const void *const *xq, size_t k, float *const *y, size_t nrows)
+{
+	struct kern_xq v[MULTI_MAX];
+	size_t a;
+
+	if (wtype != QT_Q8_0 || k > MULTI_MAX)
+		return 0;
+	for (a = 0; a < k; a++)
+		v[a] = kern_xq_view(xq[a], wtype, n);
+	multi_q8_avx512(w, rb, n / QK, v, k, y, nrows);
+	return 1;
+}
+
 T_AVX2 static float
 dot_avx2(const float *a, const float *b, size_t n)
 {
@@ -522,12 +654,12 @@ dot_avx512(const float *a, const float *b, size_t n)
 
 const struct kern_impl kern_impl_avx2 = {
 	matvec_avx2, kern_gemm_avx2, dot_avx2,
-	kern_attn_avx2, kern_softmax_avx2,
+	kern_attn_avx2, kern_softmax_avx2, NULL,
 };
 
 const struct kern_impl kern_impl_avx512 = {
 	matvec_avx512, kern_gemm_avx512, dot_avx512,
-	kern_attn_avx512, kern_softmax_avx512,
+	kern_attn_avx512, kern_softmax_avx512, matvec_multi_avx512,
 };
 
 #endif /* KERN_HAVE_X86 */

@@ -72,15 +72,47 @@ matmul_scratch_free(struct matmul_scratch *s)
  */
 #define MV_MAX 4
 
+/*
+ * Several activations (the decode rows of a batch) against the same
+ * matrices: each thread runs a tile of MV_TILE_BYTES of weight rows
+ * against every activation before moving on, so the tile is read from
+ * memory once and from cache for the other activations.  Every row's
+ * dot is the same kernel call on the same bytes however rows are
+ * grouped, so results do not depend on the batch.
+ */
+#define MV_TILE_BYTES (32 * 1024)
+
 struct matvec_job {
 	int nw;
 	const struct wmat *W[MV_MAX];
-	float *y[MV_MAX];
-	long off[MV_MAX + 1]; /* chunk-aligned start of each matrix */
-	const void *xq;
-	long chunk; /* rows per chunk, a multiple of 16 */
+	float *const *y;	/* y[m * k + j]: matrix m, activation j */
+	long off[MV_MAX + 1];	/* chunk-aligned start of each matrix */
+	size_t k;		/* activations */
+	const void *const *xq;	/* [k] prepared */
+	long chunk;		/* rows per chunk, a multiple of 16 */
 	atomic_long next;
 };
+
+/* Rows [lo, hi) of matrix m for every activation, tile by tile. */
+static void
+matvec_tiles(const struct matvec_job *j, int m, long lo, long hi)
+{
+	const struct wmat *W = j->W[m];
+	float *yt[MATMUL_MULTI_MAX];
+	long tile, t1;
+	size_t a;
+
+	tile = (long)(MV_TILE_BYTES / W->row_bytes);
+	if (tile < 1)
+		tile = 1;
+	for (; lo < hi; lo = t1) {
+		t1 = lo + tile < hi ? lo + tile : hi;
+		for (a = 0; a < j->k; a++)
+			yt[a] = j->y[(size_t)m * j->k + a] + lo;
+		kern_matvec_multi(W->type, W->data, W->row_bytes,
+		    (size_t)W->cols, j->xq, j->k, yt, (size_t)lo, (size_t)t1);
+	}
+}
 
 static void
 matvec_slice(void *arg, int ith, int nth)
@@ -99,10 +131,14 @@ matvec_slice(void *arg, int ith, int nth)
 		W = j->W[m];
 		lo -= j->off[m];
 		hi = lo + j->chunk < W->rows ? lo + j->chunk : W->rows;
-		if (lo < hi)
+		if (lo >= hi)
+			continue;
+		if (j->k == 1)
 			kern_matvec(W->type, W->data, W->row_bytes,
-			    (size_t)W->cols, j->xq, j->y[m] + lo, (size_t)lo,
-			    (size_t)hi);
+			    (size_t)W->cols, j->xq[0], j->y[m] + lo,
+			    (size_t)lo, (size_t)hi);
+		else
+			matvec_tiles(j, m, lo, hi);
 	}
 }
 
@@ -128,18 +164,27 @@ same_input(int nw, const struct wmat *const *W)
 	return nw <= MV_MAX;
 }
 
-static int
-matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
-    const float *X, size_t n, float *const *Y, const size_t *ldy,
-    struct matmul_scratch *s, char *cause)
+/* Bytes of one prepared activation, rounded to keep the next aligned. */
+static size_t
+xq_stride(const struct wmat *W)
 {
-	struct matvec_job j = { .nw = nw, .chunk = MV_CHUNK_ROWS };
-	size_t cols = (size_t)W[0]->cols, bytes = 0, i;
+	return (kern_xq_bytes(W->type, (size_t)W->cols) + 63) / 64 * 64;
+}
+
+/*
+ * k activations X[j] (k <= MATMUL_MULTI_MAX) through nw matrices of one
+ * input, into y[m * k + j]; xq holds the k prepared activations.
+ */
+static void
+matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
+    size_t k, const void *const *xq, float *const *y)
+{
+	struct matvec_job j = { .nw = nw, .chunk = MV_CHUNK_ROWS, .k = k,
+	    .xq = xq, .y = y };
+	size_t bytes = 0;
 	long rows = 0;
 	int m;
 
-	if (scratch_reserve(s, kern_xq_bytes(W[0]->type, cols), cause) != 0)
-		return -1;
 	for (m = 0; m < nw; m++)
 		rows += W[m]->rows;
 	if (j.chunk > rows / pool_threads(pool))
@@ -152,16 +197,68 @@ matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
 		    j.chunk * j.chunk;
 		bytes += (size_t)W[m]->rows * W[m]->row_bytes;
 	}
-	j.xq = s->buf;
+	atomic_init(&j.next, 0);
+	if (bytes < MM_PARALLEL_MIN_BYTES)
+		matvec_slice(&j, 0, 1);
+	else
+		pool_run(pool, matvec_slice, &j);
+}
+
+static int
+matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *s, char *cause)
+{
+	size_t cols = (size_t)W[0]->cols, i;
+	const void *xq[1];
+	float *y[MV_MAX];
+	int m;
+
+	if (scratch_reserve(s, kern_xq_bytes(W[0]->type, cols), cause) != 0)
+		return -1;
+	xq[0] = s->buf;
 	for (i = 0; i < n; i++) {
 		kern_prepare_x(W[0]->type, X + i * cols, cols, s->buf);
 		for (m = 0; m < nw; m++)
-			j.y[m] = Y[m] + i * ldy[m];
-		atomic_init(&j.next, 0);
-		if (bytes < MM_PARALLEL_MIN_BYTES)
-			matvec_slice(&j, 0, 1);
-		else
-			pool_run(pool, matvec_slice, &j);
+			y[m] = Y[m] + i * ldy[m];
+		matvec_run(pool, nw, W, 1, xq, y);
+	}
+	return 0;
+}
+
+int
+matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
+    size_t k, const float *const *X, float *const *Y,
+    struct matmul_scratch *s, char *cause)
+{
+	size_t st = xq_stride(W[0]), cols = (size_t)W[0]->cols, j0, j, k1;
+	const void *xq[MATMUL_MULTI_MAX];
+	float *y[MV_MAX * MATMUL_MULTI_MAX];
+	int m;
+
+	if (!same_input(nw, W)) {
+		for (m = 0; m < nw; m++) {
+			if (matmul_multi(pool, 1, &W[m], k, X, Y + (size_t)m *
+			    k, s, cause) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (scratch_reserve(s, (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) *
+	    st, cause) != 0)
+		return -1;
+	/* More activations than a job takes: groups of MATMUL_MULTI_MAX. */
+	for (j0 = 0; j0 < k; j0 += k1) {
+		k1 = k - j0 < MATMUL_MULTI_MAX ? k - j0 : MATMUL_MULTI_MAX;
+		for (j = 0; j < k1; j++) {
+			xq[j] = (char *)s->buf + j * st;
+			kern_prepare_x(W[0]->type, X[j0 + j], cols,
+			    (char *)s->buf + j * st);
+			for (m = 0; m < nw; m++)
+				y[(size_t)m * k1 + j] = Y[(size_t)m * k + j0 +
+				    j];
+		}
+		matvec_run(pool, nw, W, k1, xq, y);
 	}
 	return 0;
 }
@@ -332,7 +429,8 @@ int
 matmul_reserve(struct matmul_scratch *s, const struct wmat *W, size_t n,
     int nth, char *cause)
 {
-	size_t need = kern_xq_bytes(W->type, (size_t)W->cols), g = 0;
+	size_t need = (n < MATMUL_MULTI_MAX ? n : MATMUL_MULTI_MAX) *
+	    xq_stride(W), g = 0;
 
 	if (n >= MM_GEMM_MIN_ROWS && is_quantized(W->type))
 		g = n * kern_xs_stride(W->type, (size_t)W->cols);

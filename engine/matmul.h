@@ -35,8 +35,19 @@ int matmul_many(struct pool *, int nw, const struct wmat *const *W,
     const float *X, size_t n, float *const *Y, const size_t *ldy,
     struct matmul_scratch *, char *cause);
 /*
- * Grows the scratch to what any call on W with up to n rows and nth
- * threads needs, so that a caller can fail before it changes anything.
+ * k single rows X[j] (decode rows of different sequences) through up to
+ * 4 matrices of one input, into Y[m * k + j] (W[m]->rows floats each):
+ * each activation is prepared once and W is read from memory once for
+ * all of them (tiles of rows stay in cache while every activation is
+ * dotted).  Each Y row is memcmp-equal to matmul's of that row alone.
+ */
+#define MATMUL_MULTI_MAX 16
+int matmul_multi(struct pool *, int nw, const struct wmat *const *W,
+    size_t k, const float *const *X, float *const *Y,
+    struct matmul_scratch *, char *cause);
+/*
+ * Grows the scratch to what any call on W with up to n rows (matmul's
+ * or matmul_multi's) and nth threads needs, so that a caller can fail before it changes anything.
  */
 int matmul_reserve(struct matmul_scratch *, const struct wmat *W, size_t n,
     int nth, char *cause);

@@ -234,9 +234,11 @@ work_alloc(struct seq_work *w, const struct model_hparams *hp)
 	w->hi = calloc(nb, sizeof(int32_t));
 	w->s0 = calloc(nb, sizeof(int32_t));
 	w->slo = calloc(nb, sizeof(int32_t));
+	w->mx = calloc(nb, sizeof *w->mx);
+	w->my = calloc(3 * nb, sizeof *w->my);
 	return w->x && w->xn && w->q && w->qs && w->att && w->kc && w->vc &&
 	    w->g && w->u && w->cs && w->cs_sink && w->pos && w->ns && w->lo &&
-	    w->hi && w->s0 && w->slo ? 0 : -1;
+	    w->hi && w->s0 && w->slo && w->mx && w->my ? 0 : -1;
 }
 
 struct seq_work *
@@ -274,9 +276,9 @@ seq_work_bytes(const struct seq_work *w)
 	    2 * (size_t)w->kv_dim + 2 * (size_t)hp->n_ff +
 	    2 * (size_t)hp->n_rot;
 
-	/* The floats, then the per-row positions and bounds. */
+	/* The floats, the per-row positions and bounds, matmul_multi's rows. */
 	return (size_t)w->n_batch * (per_row * sizeof(float) +
-	    sizeof(int64_t) + 5 * sizeof(int32_t));
+	    sizeof(int64_t) + 5 * sizeof(int32_t) + 4 * sizeof(float *));
 }
 
 void
@@ -301,6 +303,8 @@ seq_work_free(struct seq_work *w)
 	free(w->hi);
 	free(w->s0);
 	free(w->slo);
+	free(w->mx);
+	free(w->my);
 	free(w->kg);
 	free(w->vg);
 	free(w->scores);
@@ -381,7 +385,7 @@ eval_recompute(struct seq *s, struct seq_work *w, struct pool *pool,
 	size_t nv = (size_t)s->m->hp.n_vocab, i, c, cap = (size_t)s->kv.cap;
 	size_t nb = (size_t)w->n_batch;
 
-	if (seq_fwd_reserve(s, w, pool, nb < cap ? nb : cap, cause) != 0)
+	if (seq_fwd_reserve(s, w, pool, nb < cap ? nb : cap, 0, cause) != 0)
 		return -1;
 	if (w->rtok_cap < cap) {
 		free(w->rtok);
@@ -442,7 +446,7 @@ seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
 	if (s->mode == SEQ_RECOMPUTE)
 		return eval_recompute(s, w, pool, tokens, n, logits, all,
 		    cause);
-	if (seq_fwd_reserve(s, w, pool, next_chunk(s, w, n), cause) != 0)
+	if (seq_fwd_reserve(s, w, pool, next_chunk(s, w, n), 0, cause) != 0)
 		return -1;
 	for (i = 0; i < n; i += c) {
 		c = next_chunk(s, w, n - i);
@@ -453,14 +457,25 @@ seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
 }
 
 /*
- * For now each segment runs on its own, one after another: the same
- * results the batched pass must reproduce.
+ * Whether a segment cannot join the shared pass: recompute past a full
+ * cache re-encodes the whole cache per token, a probe goes token by
+ * token, and a segment longer than its chunk is several passes.  Such
+ * segments run alone through seq_eval, with the same results.
  */
+static int
+runs_alone(const struct seq *s, const struct seq_work *w, size_t n)
+{
+	if (s->mode == SEQ_RECOMPUTE && s->kv.n_seen + (int64_t)n > s->kv.cap)
+		return 1;
+	return s->probe != NULL || seq_chunk_len(s, n, (size_t)w->n_batch) < n;
+}
+
 int
 seq_eval_batch(struct seq_work *w, struct pool *pool, struct seq_seg *seg,
     size_t n_seg, char *cause)
 {
-	size_t i, rows = 0;
+	struct fwd_seg *sg;
+	size_t i, rows = 0, n_sg = 0;
 	int failed = 0;
 
 	for (i = 0; i < n_seg; i++)
@@ -468,15 +483,43 @@ seq_eval_batch(struct seq_work *w, struct pool *pool, struct seq_seg *seg,
 	if (rows > (size_t)w->n_batch)
 		return err_set(cause, "a batch of %zu rows does not fit a work "
 		    "area of %d", rows, w->n_batch);
+	if ((sg = calloc(n_seg > 0 ? n_seg : 1, sizeof *sg)) == NULL)
+		return err_set(cause, "out of memory");
 	for (i = 0; i < n_seg; i++) {
 		seg[i].failed = 0;
 		seg[i].cause[0] = '\0';
+		if (check_input(seg[i].s, w, seg[i].tokens, seg[i].n,
+		    seg[i].cause) != 0) {
+			seg[i].failed = 1;
+			failed++;
+			continue;
+		}
+		if (runs_alone(seg[i].s, w, seg[i].n))
+			continue;
+		/* Scratch for every joining segment before anything runs. */
+		if (seq_fwd_reserve(seg[i].s, w, pool, seg[i].n, rows,
+		    cause) != 0) {
+			free(sg);
+			return -1;
+		}
+		sg[n_sg].s = seg[i].s;
+		sg[n_sg].tokens = seg[i].tokens;
+		sg[n_sg].n = seg[i].n;
+		sg[n_sg].logits = seg[i].logits;
+		sg[n_sg++].all = seg[i].all;
+	}
+	for (i = 0; i < n_seg; i++) {
+		if (seg[i].failed || !runs_alone(seg[i].s, w, seg[i].n))
+			continue;
 		if (seq_eval(seg[i].s, w, pool, seg[i].tokens, seg[i].n,
 		    seg[i].logits, seg[i].all, seg[i].cause) != 0) {
 			seg[i].failed = 1;
 			failed++;
 		}
 	}
+	if (n_sg > 0)
+		seq_fwd_batch(w, pool, sg, n_sg);
+	free(sg);
 	return failed;
 }
 

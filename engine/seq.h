@@ -94,14 +94,23 @@ int seq_eval(struct seq *, struct seq_work *, struct pool *,
 /*
  * Batches.  One call evaluates segments of different sequences (each
  * its own cache, mode, sinks and positions) in one forward pass: the
- * weight matrices run once over all the segments' rows, attention runs
- * per segment against its own cache.  A segment is one chunk: at most
- * seq_chunk_len(s, n, max) of the n tokens its sequence has waiting,
- * for the caller's chunk size max; cut that way, every sequence gets
- * exactly the logits, bit for bit, that seq_eval with a work area of
- * n_batch = max gives it alone (the rows of a batch never mix).  A
- * sequence appears at most once per batch; the rows of all segments
- * together fit the work area's n_batch.
+ * rows of all segments go through each layer together; the weight
+ * matrices run once over all the 1-token (decode) segments' rows
+ * (matmul_multi), a longer (prefill) segment keeps its own matmul, and
+ * attention runs per segment against its own cache.  A segment is one
+ * chunk: at most seq_chunk_len(s, n, max) of the n tokens its sequence
+ * has waiting, for the caller's chunk size max <= n_batch.  A sequence
+ * appears at most once per batch; the rows of all segments together fit
+ * the work area's n_batch.
+ *
+ * Exactness: every segment gets exactly (memcmp-equal) the logits, and
+ * its sequence the state, that seq_eval of the same tokens gives it
+ * alone on a work area of the same n_batch; the rows of a batch never
+ * mix.  (Only recompute past a full cache depends on n_batch, which
+ * cuts its re-encoding; any other segment is one chunk, evaluated the
+ * same for every n_batch >= its length.)  Segments that cannot share
+ * the pass (recompute past a full cache, a probe set, longer than a
+ * chunk) run alone through seq_eval, with the same results.
  */
 struct seq_seg {
 	struct seq *s;

@@ -1,6 +1,7 @@
 /*
- * seq_int: what seq.c (policy, streams, recompute) and seq_fwd.c (the
- * forward pass and its attention) share.
+ * seq_int: what seq.c (policy, streams, recompute, batches), seq_fwd.c
+ * (the forward pass of a batch) and seq_attn.c (one segment's attention)
+ * share.
  */
 #ifndef SINKD_SEQ_INT_H
 #define SINKD_SEQ_INT_H
@@ -36,19 +37,68 @@ struct seq_work {
 	size_t g_rows;		 /* rows kg and vg have room for */
 	float *scores;		 /* [threads][per_thread] */
 	size_t scores_cap;	 /* floats */
+	const float **mx;	 /* [n_batch] matmul_multi's activations */
+	float **my;		 /* [3 * n_batch] and outputs */
 	int32_t *rtok;		 /* recompute's token list */
 	size_t rtok_cap;
 	struct matmul_scratch mm;
 };
 
+/* From this many tokens on, attention runs per head through sgemm. */
+#define ATTN_GEMM_MIN 8
+
+/* Where the rows a chunk's attention reads come from. */
+struct chunk {
+	int64_t a0;	/* stream index of the first token */
+	size_t n;
+	int sink_q;	/* sinks are scored by their own queries */
+	size_t n_sg;	/* gathered sink rows */
+	int64_t wlo;	/* first window stream index gathered */
+	size_t L;	/* rows gathered */
+	const int32_t *s0, *lo; /* this layer's first sink and window rows */
+};
+
 /*
- * One chunk of at most n_batch tokens at stream indices n_seen...,
- * scratch already reserved by seq_fwd_reserve; never fails afterwards.
+ * seq_attn.c.  w is the segment's view: its rows from row 0 (see
+ * seq_fwd.c's seg_view).  seq_attn_plan fills the per-row bounds and
+ * rope tables of a chunk at stream index a0; seq_attn runs one layer's
+ * attention of the chunk (rope, cache writes, scores).
  */
+void seq_attn_plan(const struct seq *, struct seq_work *w, int64_t a0,
+    size_t n, struct chunk *);
+void seq_attn(struct seq *, struct seq_work *w, struct pool *, int layer,
+    struct chunk *);
+
+/*
+ * A segment of a forward pass: a chunk of one sequence at its stream's
+ * end, in rows [r0, r0 + n) of the work area.
+ */
+struct fwd_seg {
+	struct seq *s;
+	const int32_t *tokens;
+	size_t n;
+	float *logits;	/* NULL, or as seq_eval's */
+	int all;
+	size_t r0;	/* set by seq_fwd_batch */
+	struct chunk ck;
+};
+
+/*
+ * One forward pass over segments of distinct sequences, at most n_batch
+ * rows in all, each at most one chunk (seq_chunk_len); scratch already
+ * reserved by seq_fwd_reserve for each; never fails afterwards.  Every
+ * segment gets the logits seq_fwd_chunk gives it alone, bit for bit.
+ */
+void seq_fwd_batch(struct seq_work *, struct pool *, struct fwd_seg *,
+    size_t n_seg);
+/* One chunk of one sequence: a batch of one. */
 void seq_fwd_chunk(struct seq *, struct seq_work *, struct pool *,
     const int32_t *tokens, size_t n, float *logits, int all);
-/* Grows w's scratch for chunks of up to n tokens on s; 0 or -1. */
+/*
+ * Grows w's scratch for a chunk of n tokens on s in a batch of rows
+ * rows in all (rows >= n); 0 or -1.
+ */
 int seq_fwd_reserve(struct seq *, struct seq_work *, struct pool *, size_t n,
-    char *cause);
+    size_t rows, char *cause);
 
 #endif

@@ -197,6 +197,20 @@ expect_error "bench store bad --kv" "unknown --kv 'q8'" \
 expect_error "bench store bad --parts" "unknown part 'all'" \
     "$bench" store -m "$tmp/tiny.gguf" --parts snapshot,all
 
+# sinkd-bench batch: its table on a tiny model, one line per count.
+if timeout 120 "$bench" batch -m "$tmp/tiny.gguf" -t 1 -n 4 -r 1 \
+    --sessions 1,3 >"$tmp/out" 2>"$tmp/err" &&
+    grep -q '^sessions  aggregate t/s    per-session  speed-up$' \
+    "$tmp/out" &&
+    grep -qE '^ +1 +[0-9.]+ +[0-9.]+ +1\.00x$' "$tmp/out" &&
+    grep -qE '^ +3 +[0-9.]+ +[0-9.]+ +[0-9.]+x$' "$tmp/out"; then
+	ok "sinkd-bench batch: table"
+else
+	bad "bench batch: $(head -c 300 "$tmp/err") $(head -c 600 "$tmp/out")"
+fi
+expect_error "bench batch bad --sessions" "--sessions" \
+    "$bench" batch -m "$tmp/tiny.gguf" --sessions 0
+
 # No model anywhere: one line that says how to get one.
 mkdir -p "$tmp/bin"
 cp "$run" "$tmp/bin/"

@@ -357,6 +357,8 @@ static const struct {
 	    "vs recompute" },
 	{ "daemon", bench_daemon, "what going through sinkd's socket costs" },
 	{ "store", bench_store, "snapshot, restore and size of the database" },
+	{ "batch", bench_batch, "aggregate decode tokens/s of concurrent "
+	    "sequences" },
 };
 
 static void

@@ -20,5 +20,6 @@ int bench_attn(int argc, char **argv);
 int bench_latency(int argc, char **argv);
 int bench_daemon(int argc, char **argv);
 int bench_store(int argc, char **argv);
+int bench_batch(int argc, char **argv);
 
 #endif

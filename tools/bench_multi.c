@@ -1,0 +1,161 @@
+/*
+ * bench_multi: kern_matvec_multi against k separate kern_matvec passes,
+ * single thread, on TinyLlama-sized matrices (5632 x 2048) cycled
+ * through ~512 MB of copies so that weights come from memory.  For k =
+ * 1, 2, 4, 8, 16 activations it prints the rate in weight rows times
+ * activations per microsecond for three ways: "separate" (each
+ * activation streams the whole matrix, what k sessions did before
+ * batches), "tiled" (32 KB tiles of rows, kern_matvec per activation on
+ * each: matmul_multi's fallback) and "multi" (the same tiles through
+ * kern_matvec_multi), and multi's speed-up over one activation alone
+ * (separate, k = 1).  A development
+ * tool: it prints instead of failing politely.
+ *
+ *   tools/bench-multi [TYPE,...]   (default Q4_0,Q8_0)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+#include "quant.h"
+
+#define ROWS	5632
+#define COLS	2048
+#define TOTAL	(512.0 * 1024 * 1024)
+#define KMAX	16
+#define TILE	(32 * 1024)
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static float
+frand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+enum way { SEPARATE, TILED, MULTI };
+static const char *const way_names[] = { "separate", "tiled", "multi" };
+
+/* Seconds for one pass of every matrix against k activations. */
+static double
+pass(uint32_t t, const unsigned char *w, size_t rb, size_t nmat,
+    void *const *xq, float *const *y, size_t k, enum way way)
+{
+	size_t mb = rb * ROWS, tile = TILE / rb, m, r, r1, a;
+	float *yt[KMAX];
+	double t0 = now();
+
+	for (m = 0; m < nmat; m++) {
+		if (way == SEPARATE) {
+			for (a = 0; a < k; a++)
+				kern_matvec(t, w + m * mb, rb, COLS, xq[a],
+				    y[a], 0, ROWS);
+			continue;
+		}
+		for (r = 0; r < ROWS; r = r1) {
+			r1 = r + tile < ROWS ? r + tile : ROWS;
+			for (a = 0; a < k; a++)
+				yt[a] = y[a] + r;
+			if (way == MULTI)
+				kern_matvec_multi(t, w + m * mb, rb, COLS,
+				    (const void *const *)xq, k, yt, r, r1);
+			else
+				for (a = 0; a < k; a++)
+					kern_matvec(t, w + m * mb, rb, COLS,
+					    xq[a], yt[a], r, r1);
+		}
+	}
+	return now() - t0;
+}
+
+static void
+bench(uint32_t t)
+{
+	static const size_t ks[] = { 1, 2, 4, 8, 16 };
+	uint64_t rb64;
+	size_t rb, mb, nmat, i, a, ki;
+	unsigned char *w;
+	void *xq[KMAX];
+	float *y[KMAX], x[COLS];
+	unsigned seed = 1;
+	double base = 0, best, rate;
+	int way, rep;
+
+	qtype_row_bytes(t, COLS, &rb64);
+	rb = (size_t)rb64;
+	mb = rb * ROWS;
+	nmat = (size_t)(TOTAL / (double)mb) + 1;
+	if ((w = malloc(mb * nmat)) == NULL) {
+		fprintf(stderr, "out of memory\n");
+		return;
+	}
+	for (i = 0; i < ROWS; i++) {
+		for (a = 0; a < COLS; a++)
+			x[a] = frand(&seed);
+		quant_quantize_row(t, x, w + i * rb, COLS);
+	}
+	for (i = 1; i < nmat; i++)
+		memcpy(w + i * mb, w, mb);
+	for (a = 0; a < KMAX; a++) {
+		for (i = 0; i < COLS; i++)
+			x[i] = frand(&seed);
+		xq[a] = malloc(kern_xq_bytes(t, COLS));
+		y[a] = malloc(ROWS * sizeof(float));
+		kern_prepare_x(t, x, COLS, xq[a]);
+	}
+	printf("%-5s %-8s  k  %9s %9s %9s  (rows x activations / us)  "
+	    "multi vs k=1\n", qtype_name(t),
+	    kern_isa_name(kern_current_isa()), way_names[0], way_names[1],
+	    way_names[2]);
+	for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+		printf("%-14s %2zu", "", ks[ki]);
+		for (way = SEPARATE; way <= MULTI; way++) {
+			best = 0;
+			for (rep = 0; rep < 3; rep++) {
+				rate = (double)(ROWS * nmat * ks[ki]) / pass(t,
+				    w, rb, nmat, xq, y, ks[ki],
+				    (enum way)way) / 1e6;
+				best = rate > best ? rate : best;
+			}
+			if (way == SEPARATE && ki == 0)
+				base = best;
+			printf(" %9.0f", best);
+		}
+		printf("  %38.2fx\n", best / base);
+		fflush(stdout);
+	}
+	for (a = 0; a < KMAX; a++) {
+		free(xq[a]);
+		free(y[a]);
+	}
+	free(w);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *list = argc > 1 ? argv[1] : "Q4_0,Q8_0";
+	uint32_t t;
+
+	for (t = 0; t < 64; t++) {
+		const char *name = qtype_name(t);
+		const char *p = strstr(list, name);
+		size_t len = strlen(name);
+
+		if (!qtype_supported(t) || p == NULL || (p != list &&
+		    p[-1] != ',') || (p[len] != '\0' && p[len] != ','))
+			continue;
+		bench(t);
+	}
+	return 0;
+}
