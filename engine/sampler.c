@@ -197,8 +197,8 @@ apply_penalty(struct sampler *s, float *logits)
 	}
 }
 
-static int32_t
-argmax(const float *logits, int32_t n)
+int32_t
+sampler_argmax(const float *logits, int32_t n)
 {
 	int32_t i, best = 0;
 
@@ -310,7 +310,7 @@ sampler_sample(struct sampler *s, float *logits)
 
 	apply_penalty(s, logits);
 	if (s->p.temp <= 0.0f)
-		return argmax(logits, s->n_vocab);
+		return sampler_argmax(logits, s->n_vocab);
 	n = top_candidates(s, logits, s->p.top_k);
 	for (i = 0; i < n; i++) /* keep raw logits for the tempered pass */
 		logits[i] = c[i].logit;

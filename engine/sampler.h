@@ -38,6 +38,8 @@ void sampler_free(struct sampler *);
 void sampler_accept(struct sampler *, int32_t token);
 /* Chooses a token; logits (n_vocab) are used as scratch and modified. */
 int32_t sampler_sample(struct sampler *, float *logits);
+/* The greedy choice: the first id of the largest logit. */
+int32_t sampler_argmax(const float *logits, int32_t n);
 
 /* The RNG's full state, to store and restore a session's random stream. */
 void sampler_rng_get(const struct sampler *, uint64_t state[4]);

@@ -22,6 +22,7 @@
 #include "model.h"
 #include "opt.h"
 #include "pool.h"
+#include "sampler.h"
 #include "seq.h"
 
 static int
@@ -162,17 +163,6 @@ decode_bytes(const struct model *m)
 	return b + (double)m->output.rows * (double)m->output.row_bytes;
 }
 
-static int32_t
-argmax(const float *v, int32_t n)
-{
-	int32_t i, b = 0;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return b;
-}
-
 /*
  * One repetition: prefill n_prompt tokens into an empty cache; then, like
  * llama-bench's tg test, reset and decode n_gen tokens one at a time
@@ -216,7 +206,7 @@ speed_once(struct model *m, struct pool *p, const struct speed_opts *o,
 		goto out;
 	t = opt_now();
 	for (i = 0; i < o->n_gen; i++) {
-		id = argmax(lg, m->hp.n_vocab);
+		id = sampler_argmax(lg, m->hp.n_vocab);
 		if (seq_eval(s, w, p, &id, 1, lg, 0, cause) != 0)
 			goto out;
 	}

@@ -16,6 +16,7 @@
 #include "bench.h"
 #include "kernels.h"
 #include "opt.h"
+#include "sampler.h"
 #include "seq.h"
 
 #define BATCH_MAX_LIST 16
@@ -27,17 +28,6 @@ struct batch_opts {
 	int n_sessions;
 	long n_threads, n_gen, reps;
 };
-
-static int32_t
-argmax(const float *v, int32_t n)
-{
-	int32_t i, b = 0;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return b;
-}
 
 /*
  * k sequences, each given a different first token, then n_gen steps of
@@ -86,7 +76,7 @@ batch_once(struct model *m, struct pool *p, size_t k, long n_gen,
 			goto out;
 		}
 		for (i = 0; i < k; i++)
-			tok[i] = argmax(lg + i * nv, (int32_t)nv);
+			tok[i] = sampler_argmax(lg + i * nv, (int32_t)nv);
 	}
 	*tps = (double)n_gen * (double)k / (opt_now() - t);
 	rc = 0;
