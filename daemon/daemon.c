@@ -18,6 +18,7 @@
 #include "client.h"
 #include "conf.h"
 #include "job.h"
+#include "kernels.h"
 #include "listen.h"
 #include "log.h"
 #include "persist.h"
@@ -288,9 +289,12 @@ serve(struct daemon *d, char *cause)
 		return DAEMON_EXIT_CONFIG;
 	d->started = time(NULL);
 	log_info("serving %s on %s (%ld threads, batches of up to %ld "
-	    "sessions and %ld prompt tokens)", d->model->desc,
-	    d->conf->socket, d->conf->threads, d->conf->max_batch,
-	    d->conf->chunk);
+	    "sessions and %ld prompt tokens; %s kernels, %zu MiB of weights "
+	    "in memory, %zu MiB of them repacked into panels)",
+	    d->model->desc, d->conf->socket, d->conf->threads,
+	    d->conf->max_batch, d->conf->chunk,
+	    kern_isa_name(kern_current_isa()), d->model->weights_size >> 20,
+	    d->model->panel_bytes >> 20);
 	systemd_notify("READY=1");
 	/* daemon_stop has told systemd and closed the socket. */
 	event_base_dispatch(d->base);

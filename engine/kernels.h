@@ -68,6 +68,23 @@ void kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1);
 
+/*
+ * Panels (kernels_panel.c): Q4_0 and Q8_0 rows repacked once into the
+ * layout the AVX-512 kernel reads directly; the same bytes as the rows.
+ * kern_panel_bytes is 0 for types without a panel layout.
+ * kern_panel_gemm runs only while kern_panel_usable() (AVX-512 is the
+ * current ISA): y[t][r] = dot(row r, x_t) for t < m, r in [r0, r1),
+ * r0 a multiple of 16, xs prepared by kern_prepare_xs; bit-identical to
+ * kern_gemm on the rows themselves, whatever m and the row range.
+ */
+int kern_panel_type(uint32_t wtype);
+size_t kern_panel_bytes(uint32_t wtype, size_t rows, size_t n);
+void kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
+    size_t rows, size_t n, void *pk);
+int kern_panel_usable(void);
+void kern_panel_gemm(uint32_t wtype, const void *pk, size_t n,
+    const void *xs, size_t m, float *const *y, size_t r0, size_t r1);
+
 /* Plain f32 dot product (sinkd-bench's bandwidth probe streams with it). */
 float kern_dot_f32(const float *a, const float *b, size_t n);
 

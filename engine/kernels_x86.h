@@ -69,6 +69,10 @@ int kern_ql_gemm_avx2(uint32_t wtype, const uint8_t *w, size_t rb, size_t n,
 int kern_ql_gemm_avx512(uint32_t wtype, const uint8_t *w, size_t rb,
     size_t n, const void *xs, size_t m, float *y, size_t ldy, size_t nrows);
 
+/* kern_panel_gemm's kernel (kernels_panel_x86.c); pk at row r0's panel. */
+void kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
+    const void *xs, size_t m, float *const *y, size_t r0, size_t nrows);
+
 /* kern_impl.attn for each ISA (kernels_attn_x86.c). */
 void kern_attn_avx2(const struct kern_attn_args *);
 void kern_attn_avx512(const struct kern_attn_args *);

@@ -89,6 +89,7 @@ struct matvec_job {
 	long off[MV_MAX + 1];	/* chunk-aligned start of each matrix */
 	size_t k;		/* activations */
 	const void *const *xq;	/* [k] prepared */
+	const void *xs;		/* or all k as kern_prepare_xs's, panels */
 	long chunk;		/* rows per chunk, a multiple of 16 */
 	atomic_long next;
 };
@@ -133,7 +134,11 @@ matvec_slice(void *arg, int ith, int nth)
 		hi = lo + j->chunk < W->rows ? lo + j->chunk : W->rows;
 		if (lo >= hi)
 			continue;
-		if (j->k == 1)
+		if (j->xs != NULL)
+			kern_panel_gemm(W->type, W->pk, (size_t)W->cols, j->xs,
+			    j->k, j->y + (size_t)m * j->k, (size_t)lo,
+			    (size_t)hi);
+		else if (j->k == 1)
 			kern_matvec(W->type, W->data, W->row_bytes,
 			    (size_t)W->cols, j->xq[0], j->y[m] + lo,
 			    (size_t)lo, (size_t)hi);
@@ -158,10 +163,18 @@ same_input(int nw, const struct wmat *const *W)
 	int i;
 
 	for (i = 1; i < nw; i++) {
-		if (W[i]->type != W[0]->type || W[i]->cols != W[0]->cols)
+		if (W[i]->type != W[0]->type || W[i]->cols != W[0]->cols ||
+		    (W[i]->pk == NULL) != (W[0]->pk == NULL))
 			return 0;
 	}
 	return nw <= MV_MAX;
+}
+
+/* 1 when W runs on its panel (kernels_panel.c) rather than its rows. */
+static int
+on_panel(const struct wmat *W)
+{
+	return W->pk != NULL && kern_panel_usable();
 }
 
 /* Bytes of one prepared activation, rounded to keep the next aligned. */
@@ -177,10 +190,10 @@ xq_stride(const struct wmat *W)
  */
 static void
 matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
-    size_t k, const void *const *xq, float *const *y)
+    size_t k, const void *const *xq, const void *xs, float *const *y)
 {
 	struct matvec_job j = { .nw = nw, .chunk = MV_CHUNK_ROWS, .k = k,
-	    .xq = xq, .y = y };
+	    .xq = xq, .xs = xs, .y = y };
 	size_t bytes = 0;
 	long rows = 0;
 	int m;
@@ -204,6 +217,31 @@ matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
 		pool_run(pool, matvec_slice, &j);
 }
 
+/*
+ * A few rows through panels: prepared together in the GEMM's layout and
+ * run as one batch (results do not depend on the grouping).
+ */
+static int
+panel_rows(struct pool *pool, int nw, const struct wmat *const *W,
+    const float *X, size_t n, float *const *Y, const size_t *ldy,
+    struct matmul_scratch *s, char *cause)
+{
+	size_t cols = (size_t)W[0]->cols, i;
+	float *y[MV_MAX * MM_GEMM_MIN_ROWS];
+	int m;
+
+	if (scratch_reserve(s, n * kern_xs_stride(W[0]->type, cols),
+	    cause) != 0)
+		return -1;
+	kern_prepare_xs(W[0]->type, X, cols, cols, n, s->buf);
+	for (m = 0; m < nw; m++) {
+		for (i = 0; i < n; i++)
+			y[(size_t)m * n + i] = Y[m] + i * ldy[m];
+	}
+	matvec_run(pool, nw, W, n, NULL, s->buf, y);
+	return 0;
+}
+
 static int
 matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
     const float *X, size_t n, float *const *Y, const size_t *ldy,
@@ -214,6 +252,8 @@ matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
 	float *y[MV_MAX];
 	int m;
 
+	if (on_panel(W[0]))
+		return panel_rows(pool, nw, W, X, n, Y, ldy, s, cause);
 	if (scratch_reserve(s, kern_xq_bytes(W[0]->type, cols), cause) != 0)
 		return -1;
 	xq[0] = s->buf;
@@ -221,7 +261,7 @@ matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
 		kern_prepare_x(W[0]->type, X + i * cols, cols, s->buf);
 		for (m = 0; m < nw; m++)
 			y[m] = Y[m] + i * ldy[m];
-		matvec_run(pool, nw, W, 1, xq, y);
+		matvec_run(pool, nw, W, 1, xq, NULL, y);
 	}
 	return 0;
 }
@@ -234,7 +274,7 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 	size_t st = xq_stride(W[0]), cols = (size_t)W[0]->cols, j0, j, k1;
 	const void *xq[MATMUL_MULTI_MAX];
 	float *y[MV_MAX * MATMUL_MULTI_MAX];
-	int m;
+	int panel = on_panel(W[0]), m;
 
 	if (!same_input(nw, W)) {
 		for (m = 0; m < nw; m++) {
@@ -244,6 +284,8 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 		}
 		return 0;
 	}
+	if (panel)
+		st = kern_xs_stride(W[0]->type, cols);
 	if (scratch_reserve(s, (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) *
 	    st, cause) != 0)
 		return -1;
@@ -252,13 +294,17 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 		k1 = k - j0 < MATMUL_MULTI_MAX ? k - j0 : MATMUL_MULTI_MAX;
 		for (j = 0; j < k1; j++) {
 			xq[j] = (char *)s->buf + j * st;
-			kern_prepare_x(W[0]->type, X[j0 + j], cols,
-			    (char *)s->buf + j * st);
+			if (panel)
+				kern_prepare_xs(W[0]->type, X[j0 + j], cols,
+				    cols, 1, (char *)s->buf + j * st);
+			else
+				kern_prepare_x(W[0]->type, X[j0 + j], cols,
+				    (char *)s->buf + j * st);
 			for (m = 0; m < nw; m++)
 				y[(size_t)m * k1 + j] = Y[(size_t)m * k + j0 +
 				    j];
 		}
-		matvec_run(pool, nw, W, k1, xq, y);
+		matvec_run(pool, nw, W, k1, xq, panel ? s->buf : NULL, y);
 	}
 	return 0;
 }
@@ -324,6 +370,7 @@ struct qgemm_job {
 	const float *X;
 	size_t n;
 	void *xs;
+	float **yp;	/* with panels: yp[m * n + t] = Y[m] + t * ldy[m] */
 };
 
 static void
@@ -357,11 +404,24 @@ qgemm_slice(void *arg, int ith, int nth)
 		lo -= j->mv.off[m];
 		hi = lo + QG_CHUNK_ROWS < W->rows ? lo + QG_CHUNK_ROWS :
 		    W->rows;
-		if (lo < hi)
+		if (lo < hi && j->yp != NULL)
+			kern_panel_gemm(W->type, W->pk, (size_t)W->cols, j->xs,
+			    j->n, j->yp + (size_t)m * j->n, (size_t)lo,
+			    (size_t)hi);
+		else if (lo < hi)
 			kern_gemm(W->type, W->data, W->row_bytes,
 			    (size_t)W->cols, j->xs, j->n, j->Y[m], j->ldy[m],
 			    (size_t)lo, (size_t)hi);
 	}
+}
+
+/* Scratch of matmul_qgemm: the prepared tokens, then the panels' row
+ * pointers (one per matrix of matmul_many and token). */
+static size_t
+qgemm_bytes(const struct wmat *W, size_t n)
+{
+	return n * kern_xs_stride(W->type, (size_t)W->cols) +
+	    (W->pk != NULL ? MV_MAX * n * sizeof(float *) : 0);
 }
 
 static int
@@ -371,12 +431,19 @@ matmul_qgemm(struct pool *pool, int nw, const struct wmat *const *W,
 {
 	struct qgemm_job j = { .mv = { .nw = nw }, .Y = Y, .ldy = ldy,
 	    .X = X, .n = n };
+	size_t xsb = n * kern_xs_stride(W[0]->type, (size_t)W[0]->cols), t;
 	int m;
 
-	if (scratch_reserve(s, n * kern_xs_stride(W[0]->type,
-	    (size_t)W[0]->cols), cause) != 0)
+	if (scratch_reserve(s, qgemm_bytes(W[0], n), cause) != 0)
 		return -1;
 	j.xs = s->buf;
+	if (on_panel(W[0])) {
+		j.yp = (float **)(void *)((char *)s->buf + xsb);
+		for (m = 0; m < nw; m++) {
+			for (t = 0; t < n; t++)
+				j.yp[(size_t)m * n + t] = Y[m] + t * ldy[m];
+		}
+	}
 	for (m = 0; m < nw; m++) {
 		j.mv.W[m] = W[m];
 		j.mv.off[m + 1] = j.mv.off[m] + (W[m]->rows + QG_CHUNK_ROWS -
@@ -429,11 +496,13 @@ int
 matmul_reserve(struct matmul_scratch *s, const struct wmat *W, size_t n,
     int nth, char *cause)
 {
-	size_t need = (n < MATMUL_MULTI_MAX ? n : MATMUL_MULTI_MAX) *
-	    xq_stride(W), g = 0;
+	size_t st = xq_stride(W), g = 0, need;
 
+	if (W->pk != NULL && kern_xs_stride(W->type, (size_t)W->cols) > st)
+		st = kern_xs_stride(W->type, (size_t)W->cols);
+	need = (n < MATMUL_MULTI_MAX ? n : MATMUL_MULTI_MAX) * st;
 	if (n >= MM_GEMM_MIN_ROWS && is_quantized(W->type))
-		g = n * kern_xs_stride(W->type, (size_t)W->cols);
+		g = qgemm_bytes(W, n);
 	else if (n >= MM_GEMM_MIN_ROWS && W->type != QT_F32)
 		g = (size_t)nth * (size_t)gemm_chunk(W, (size_t)nth) *
 		    (size_t)W->cols * sizeof(float);

@@ -343,8 +343,10 @@ struct loader {
 	const struct gguf_file *g;
 	int sizing;
 	int use_mmap;
+	int panels;	/* repack Q4_0/Q8_0 matrices into panels */
 	char *arena;
 	size_t used;
+	size_t panel_used;
 };
 
 #define ARENA_ALIGN 64
@@ -376,6 +378,20 @@ load_mat(struct loader *l, struct wmat *w, const char *name, int64_t rows,
 	w->row_bytes = (size_t)rb;
 	if (l->use_mmap) {
 		w->data = t->data;
+		return 0;
+	}
+	if (l->panels && kern_panel_type(t->type) && cols % QK == 0) {
+		/* The panel replaces the copy; the rows as stored stay in
+		 * the mapping for whatever reads them (an embedding row, a
+		 * kernel of another ISA). */
+		rb = kern_panel_bytes(t->type, (size_t)rows, (size_t)cols);
+		dst = loader_take(l, rb);
+		l->panel_used += rb;
+		if (dst != NULL)
+			kern_panel_pack(t->type, t->data, w->row_bytes,
+			    (size_t)rows, (size_t)cols, dst);
+		w->data = t->data;
+		w->pk = dst;
 		return 0;
 	}
 	dst = loader_take(l, t->nbytes);
@@ -504,6 +520,9 @@ wmat_rows(const struct wmat *w, int64_t r0, int64_t n)
 	v.rows = n;
 	v.data = w->data == NULL ? NULL :
 	    (const char *)w->data + (size_t)r0 * w->row_bytes;
+	/* A view starting inside a panel cannot use it. */
+	v.pk = w->pk == NULL || r0 % 16 != 0 ? NULL : (const char *)w->pk +
+	    kern_panel_bytes(w->type, (size_t)r0, (size_t)w->cols);
 	return v;
 }
 
@@ -617,9 +636,10 @@ load_weights(struct loader *l, struct model *m, char *cause)
 }
 
 static int
-place_weights(struct model *m, int use_mmap, char *cause)
+place_weights(struct model *m, int use_mmap, int panels, char *cause)
 {
-	struct loader l = { .g = m->gguf, .sizing = 1, .use_mmap = use_mmap };
+	struct loader l = { .g = m->gguf, .sizing = 1, .use_mmap = use_mmap,
+	    .panels = panels };
 
 	if (load_weights(&l, m, cause) != 0)
 		return -1;
@@ -634,7 +654,11 @@ place_weights(struct model *m, int use_mmap, char *cause)
 	l.sizing = 0;
 	l.arena = m->weights;
 	l.used = 0;
-	return load_weights(&l, m, cause);
+	l.panel_used = 0;
+	if (load_weights(&l, m, cause) != 0)
+		return -1;
+	m->panel_bytes = l.panel_used;
+	return 0;
 }
 
 static size_t
@@ -694,7 +718,10 @@ model_open(const char *path, const struct model_opts *opts, char *cause)
 		err_set(why, "out of memory");
 		goto fail;
 	}
-	if (place_weights(m, opts != NULL && opts->use_mmap, why) != 0)
+	/* Panels are built for the best ISA: one switched to later (tests)
+	 * reads the rows as stored instead. */
+	if (place_weights(m, opts != NULL && opts->use_mmap, kern_best_isa() ==
+	    KERN_ISA_AVX512 && (opts == NULL || !opts->no_panels), why) != 0)
 		goto fail;
 	/* The copies are what runs: the file's pages need not stay resident. */
 	if (opts == NULL || !opts->use_mmap)

@@ -65,6 +65,12 @@ struct wmat {
 	int64_t cols;
 	size_t row_bytes;
 	const void *data;
+	/*
+	 * The rows repacked for the AVX-512 kernels (kernels_panel.c), or
+	 * NULL.  With a panel, data points into the file's mapping (paged
+	 * back in on use) and the panel is what decode and prefill read.
+	 */
+	const void *pk;
 };
 
 struct model_hparams {
@@ -118,6 +124,7 @@ struct model {
 	struct model_layer *layers;
 	void *weights;		/* owned copy of the tensor data, or NULL */
 	size_t weights_size;
+	size_t panel_bytes;	/* of weights_size, held as panels */
 	size_t n_params;
 	char desc[128];		/* "llama 5L 64d Q8_0 (260K params)" */
 	/*
@@ -130,6 +137,7 @@ struct model {
 
 struct model_opts {
 	int use_mmap; /* compute straight from the mapping instead of a copy */
+	int no_panels; /* copy Q4_0/Q8_0 rows as stored (A/B benchmarks) */
 };
 
 struct model *model_open(const char *path, const struct model_opts *,

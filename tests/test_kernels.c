@@ -576,6 +576,88 @@ START_TEST(test_gemm_matches_matvec)
 END_TEST
 
 /*
+ * Panels (kernels_panel.c): rows [r0, r1) of a matrix repacked at "load"
+ * through kern_panel_gemm give exactly kern_gemm's floats on the rows as
+ * stored, for every token count (each tile size and the fused panel
+ * groups), partial last panels, row ranges starting at any panel, and
+ * write nothing outside the range.
+ */
+static void
+panel_case(uint32_t t, size_t n, size_t rows, size_t m, size_t r0,
+    uint32_t seed)
+{
+	size_t r1 = rows, ldy = rows + 2, i, c, pb = kern_panel_bytes(t, rows,
+	    n);
+	float *x = x_random(n * m, seed), *want, **y;
+	uint8_t *pk = aligned_alloc(64, (pb + 63) / 64 * 64);
+	void *xs = xs_prepare(t, x, n, n, m);
+	struct mat w;
+
+	ck_assert(pk != NULL && (y = malloc(m * sizeof *y)) != NULL);
+	mat_random(&w, t, n, rows, seed * 7 + 3);
+	kern_panel_pack(t, w.w, w.rb, rows, n, pk);
+	want = run_gemm(t, &w, xs, m, r0, r1 - r0);
+	for (i = 0; i < m; i++) {
+		ck_assert_ptr_nonnull(y[i] = malloc(ldy * sizeof(float)));
+		for (c = 0; c < ldy; c++)
+			y[i][c] = CANARY;
+	}
+	kern_panel_gemm(t, pk, n, xs, m, y, r0, r1);
+	for (i = 0; i < m; i++) {
+		for (c = 0; c < ldy; c++) {
+			if (c < r0 || c >= r1)
+				ck_assert_float_eq(y[i][c], CANARY);
+			else
+				ck_assert_msg(memcmp(&y[i][c], &want[i *
+				    (r1 + 2) + c], sizeof(float)) == 0,
+				    "panel %s n=%zu rows=%zu m=%zu r0=%zu row "
+				    "%zu token %zu: %.9g vs gemm %.9g",
+				    qtype_name(t), n, rows, m, r0, c, i,
+				    y[i][c], want[i * (r1 + 2) + c]);
+		}
+		free(y[i]);
+	}
+	mat_free(&w);
+	free(want);
+	free(y);
+	free(pk);
+	free(xs);
+	free(x);
+}
+
+START_TEST(test_panel_matches_gemm)
+{
+	static const uint32_t pt[] = { QT_Q4_0, QT_Q8_0 };
+	static const size_t ns[] = { 32, 96, 2080 };
+	static const size_t rows[] = { 1, 16, 17, 40, 150 };
+	static const size_t ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 17 };
+	size_t a, b, c, r0;
+	uint32_t t = pt[_i];
+
+	ck_assert(kern_panel_type(t));
+	ck_assert_uint_eq(kern_panel_bytes(t, 17, 64), 2 * 2 *
+	    (t == QT_Q8_0 ? 544 : 288));
+	ck_assert_uint_eq(kern_panel_bytes(QT_Q4_1, 16, 64), 0);
+	if (kern_best_isa() != KERN_ISA_AVX512) {
+		printf("SKIP panels: no AVX-512 VNNI on this CPU\n");
+		ck_assert(!kern_panel_usable());
+		return;
+	}
+	ck_assert_int_eq(kern_use_isa(KERN_ISA_AVX2), 0);
+	ck_assert(!kern_panel_usable());
+	ck_assert_int_eq(kern_use_isa(KERN_ISA_AVX512), 0);
+	ck_assert(kern_panel_usable());
+	for (a = 0; a < sizeof(ns) / sizeof(ns[0]); a++)
+		for (b = 0; b < sizeof(rows) / sizeof(rows[0]); b++)
+			for (c = 0; c < sizeof(ms) / sizeof(ms[0]); c++)
+				for (r0 = 0; r0 < rows[b]; r0 += 32)
+					panel_case(t, ns[a], rows[b], ms[c],
+					    r0, (uint32_t)(11 + 97 * a +
+					    13 * b + c + r0));
+}
+END_TEST
+
+/*
  * The prepared activation: round to nearest of x / (absmax / 127), in the
  * layout kernels_int.h describes, for lengths with and without a last
  * unpaired block and a partial group of eight.
@@ -1066,6 +1148,7 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
 	tcase_add_test(tc, test_matvec_exact_integers);
 	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, NQTYPES);
+	tcase_add_loop_test(tc, test_panel_matches_gemm, 0, 2);
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
 	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);

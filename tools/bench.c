@@ -140,6 +140,7 @@ struct speed_opts {
 	long depth; /* context already in the cache when decoding starts */
 	float bw; /* GB/s for the bandwidth bound; 0: measure */
 	int use_mmap;
+	int no_panels;
 	enum kv_type kv_type;
 };
 
@@ -223,7 +224,8 @@ out:
 static int
 speed_run(const struct speed_opts *o, char *cause)
 {
-	struct model_opts mo = { .use_mmap = o->use_mmap };
+	struct model_opts mo = { .use_mmap = o->use_mmap,
+	    .no_panels = o->no_panels };
 	double *pp = calloc((size_t)o->reps, sizeof *pp);
 	double *tg = calloc((size_t)o->reps, sizeof *tg), wb, t0;
 	struct stats sp, sg, bw = { 0 };
@@ -285,6 +287,7 @@ bench_speed(int argc, char **argv)
 		{ "bw", required_argument, NULL, 'b' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "mmap", no_argument, NULL, 'M' },
+		{ "no-panels", no_argument, NULL, 'P' },
 		{ "kv", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -295,6 +298,7 @@ bench_speed(int argc, char **argv)
 		switch (c) {
 		case 'm': o.model = optarg; break;
 		case 'M': o.use_mmap = 1; break;
+		case 'P': o.no_panels = 1; break;
 		case 'k':
 			if (seq_kv_parse(optarg, &o.kv_type) != 0)
 				bad = err_set(cause, "unknown --kv '%s' (f32 or "
@@ -315,10 +319,13 @@ bench_speed(int argc, char **argv)
 		case 'h':
 			printf("usage: sinkd-bench speed -m MODEL [-p 512] "
 			    "[-n 128] [-t THREADS] [-r REPS] [--depth D]\n"
-			    "                         [--bw GB/s] [--mmap] [--kv f32|f16]\n"
+			    "                         [--bw GB/s] [--mmap] [--no-panels] "
+			    "[--kv f32|f16]\n"
 			    "Prefill of -p tokens into an empty cache; decode "
 			    "of -n tokens after D tokens\nof context (default "
-			    "0, as llama-bench's tg test).\n");
+			    "0, as llama-bench's tg test).  --no-panels runs "
+			    "Q4_0/Q8_0 on their rows as\nstored instead of "
+			    "the panels built at load (A/B runs).\n");
 			return 0;
 		default: bad = err_set(cause, "bad usage (see --help)");
 		}

@@ -27,6 +27,7 @@ struct batch_opts {
 	long sessions[BATCH_MAX_LIST];
 	int n_sessions;
 	long n_threads, n_gen, reps;
+	int no_panels;
 };
 
 /*
@@ -95,7 +96,7 @@ out:
 static int
 batch_run(const struct batch_opts *o, char *cause)
 {
-	struct model_opts mo = { 0 };
+	struct model_opts mo = { .no_panels = o->no_panels };
 	double *v = calloc((size_t)o->reps, sizeof *v), one = 0.0;
 	struct model *m = NULL;
 	struct pool *p = NULL;
@@ -144,6 +145,7 @@ bench_batch(int argc, char **argv)
 	int c, bad = 0;
 	static const struct option lo[] = {
 		{ "sessions", required_argument, NULL, 's' },
+		{ "no-panels", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -152,6 +154,7 @@ bench_batch(int argc, char **argv)
 	    NULL)) != -1) {
 		switch (c) {
 		case 'm': o.model = optarg; break;
+		case 'P': o.no_panels = 1; break;
 		case 's': bad = opt_long_list("--sessions", optarg, 1,
 		    BATCH_MAX_SESSIONS, o.sessions, BATCH_MAX_LIST,
 		    &o.n_sessions, cause); break;
@@ -164,6 +167,7 @@ bench_batch(int argc, char **argv)
 		case 'h':
 			printf("usage: sinkd-bench batch -m MODEL [--sessions "
 			    "1,2,4,8,16] [-n 64] [-t THREADS] [-r 3]\n"
+			    "                         [--no-panels]\n"
 			    "Aggregate greedy decode tokens/s of several "
 			    "sequences, one seq_eval_batch per\nstep over "
 			    "every sequence's next token.\n");

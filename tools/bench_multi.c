@@ -8,7 +8,8 @@
  * batches), "tiled" (32 KB tiles of rows, kern_matvec per activation on
  * each: matmul_multi's fallback) and "multi" (the same tiles through
  * kern_matvec_multi), and multi's speed-up over one activation alone
- * (separate, k = 1).  A development
+ * (separate, k = 1), and "panel": the same matrices repacked into
+ * panels (kernels_panel.c) through kern_panel_gemm.  A development
  * tool: it prints instead of failing politely.
  *
  *   tools/bench-multi [TYPE,...]   (default Q4_0,Q8_0)
@@ -43,8 +44,13 @@ frand(unsigned *s)
 	return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 
-enum way { SEPARATE, TILED, MULTI };
-static const char *const way_names[] = { "separate", "tiled", "multi" };
+enum way { SEPARATE, TILED, MULTI, PANEL };
+static const char *const way_names[] = { "separate", "tiled", "multi",
+    "panel" };
+
+/* The panels of the copies and the activations in the GEMM's layout. */
+static const unsigned char *panels;
+static const void *xs;
 
 /* Seconds for one pass of every matrix against k activations. */
 static double
@@ -56,6 +62,11 @@ pass(uint32_t t, const unsigned char *w, size_t rb, size_t nmat,
 	double t0 = now();
 
 	for (m = 0; m < nmat; m++) {
+		if (way == PANEL) {
+			kern_panel_gemm(t, panels + m * kern_panel_bytes(t,
+			    ROWS, COLS), COLS, xs, k, y, 0, ROWS);
+			continue;
+		}
 		if (way == SEPARATE) {
 			for (a = 0; a < k; a++)
 				kern_matvec(t, w + m * mb, rb, COLS, xq[a],
@@ -84,11 +95,11 @@ bench(uint32_t t)
 	static const size_t ks[] = { 1, 2, 4, 8, 16 };
 	uint64_t rb64;
 	size_t rb, mb, nmat, i, a, ki;
-	unsigned char *w;
+	unsigned char *w, *pk = NULL, *xsb = NULL;
 	void *xq[KMAX];
 	float *y[KMAX], x[COLS];
 	unsigned seed = 1;
-	double base = 0, best, rate;
+	double base = 0, best, rate, top;
 	int way, rep;
 
 	qtype_row_bytes(t, COLS, &rb64);
@@ -106,21 +117,38 @@ bench(uint32_t t)
 	}
 	for (i = 1; i < nmat; i++)
 		memcpy(w + i * mb, w, mb);
+	if (kern_panel_type(t) && kern_panel_usable() &&
+	    (pk = aligned_alloc(64, kern_panel_bytes(t, ROWS, COLS) * nmat)) != NULL &&
+	    (xsb = aligned_alloc(64, KMAX * kern_xs_stride(t, COLS))) != NULL) {
+		for (i = 0; i < nmat; i++)
+			kern_panel_pack(t, w, rb, ROWS, COLS, pk + i *
+			    kern_panel_bytes(t, ROWS, COLS));
+	}
+	panels = pk;
+	xs = xsb;
 	for (a = 0; a < KMAX; a++) {
 		for (i = 0; i < COLS; i++)
 			x[i] = frand(&seed);
 		xq[a] = malloc(kern_xq_bytes(t, COLS));
 		y[a] = malloc(ROWS * sizeof(float));
 		kern_prepare_x(t, x, COLS, xq[a]);
+		if (xsb != NULL)
+			kern_prepare_xs(t, x, COLS, COLS, 1, xsb + a *
+			    kern_xs_stride(t, COLS));
 	}
-	printf("%-5s %-8s  k  %9s %9s %9s  (rows x activations / us)  "
-	    "multi vs k=1\n", qtype_name(t),
+	printf("%-5s %-8s  k  %9s %9s %9s %9s  (rows x activations / us)  "
+	    "best vs k=1\n", qtype_name(t),
 	    kern_isa_name(kern_current_isa()), way_names[0], way_names[1],
-	    way_names[2]);
+	    way_names[2], way_names[3]);
 	for (ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
 		printf("%-14s %2zu", "", ks[ki]);
-		for (way = SEPARATE; way <= MULTI; way++) {
+		top = 0;
+		for (way = SEPARATE; way <= PANEL; way++) {
 			best = 0;
+			if (way == PANEL && pk == NULL) {
+				printf(" %9s", "-");
+				continue;
+			}
 			for (rep = 0; rep < 3; rep++) {
 				rate = (double)(ROWS * nmat * ks[ki]) / pass(t,
 				    w, rb, nmat, xq, y, ks[ki],
@@ -130,8 +158,9 @@ bench(uint32_t t)
 			if (way == SEPARATE && ki == 0)
 				base = best;
 			printf(" %9.0f", best);
+			top = best > top ? best : top;
 		}
-		printf("  %38.2fx\n", best / base);
+		printf("  %38.2fx\n", top / base);
 		fflush(stdout);
 	}
 	for (a = 0; a < KMAX; a++) {
@@ -139,6 +168,8 @@ bench(uint32_t t)
 		free(y[a]);
 	}
 	free(w);
+	free(pk);
+	free(xsb);
 }
 
 int

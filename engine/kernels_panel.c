@@ -1,0 +1,155 @@
+/*
+ * kernels_panel: quantized weights repacked once, at model load, into
+ * panels: the layout the AVX-512 integer kernels read directly, so that
+ * decode (one activation) and batched decode (a few) run the GEMM's
+ * row-lane kernel without repacking anything per call.
+ *
+ * Why: the row kernels of kernels_x86.c dot one row at a time and end
+ * every row with a horizontal reduction, which makes Q4_0 decode bound
+ * by arithmetic (about 25 GB/s per thread) rather than by memory, and
+ * reading a tile of rows once for many activations saves only memory
+ * traffic.  The GEMM kernel has no reduction (one lane per row), but it
+ * repacks its panel on every call, which costs as much as the arithmetic
+ * when there are only a few tokens.  Repacking at load removes that.
+ *
+ * A panel holds 16 rows (the lanes of a zmm); the last is padded with
+ * zero rows.  Panel g is nb blocks of quants followed by nb blocks of
+ * scales, nb = n / 32:
+ *
+ *	quants of block b: S steps of 16 lanes x 4 bytes: step k, lane r
+ *	    is the 4 bytes at offset 2 + 4k of row 16g + r's block b,
+ *	    as stored (Q4_0: packed nibbles, S = 4; the low nibbles give
+ *	    elements 4k..4k+3, the high ones 16 + 4k..), or flipped by
+ *	    +128 (Q8_0, S = 8: dotted as unsigned bytes)
+ *	scales of block b: the 16 rows' fp16 d, as stored
+ *
+ * 288 bytes per 16 Q4_0 row-blocks and 544 per Q8_0 ones: the bytes
+ * of the rows themselves (plus 32 bytes of padding per panel when nb is
+ * odd, which keeps every panel 64-byte aligned), so the panels cost what
+ * the weights cost and a decode reads no more memory than before.  The
+ * caller gives pk 64-byte alignment.
+ *
+ * Results are bit-identical to kern_gemm's (the same dpbusd sums started
+ * from the token's c, the same FMA by the row scale times the token
+ * scale, blocks in order) for any number of activations and any row
+ * range, which keeps a batched sequence's logits equal to its logits
+ * alone, and decode equal to prefill.
+ */
+#include "kernels_int.h"
+#include "kernels_x86.h"
+
+#include <string.h>
+
+#include "quant.h"
+
+#define PANEL_ROWS 16
+
+int
+kern_panel_type(uint32_t wtype)
+{
+	return wtype == QT_Q4_0 || wtype == QT_Q8_0;
+}
+
+/* Bytes of one block's quants in a panel (steps x 16 lanes x 4). */
+static size_t
+panel_qbytes(uint32_t wtype)
+{
+	return wtype == QT_Q8_0 ? 512 : 256;
+}
+
+/* Bytes of one panel: quants, then scales padded to keep panels
+ * 64-byte aligned (the kernel's loads are aligned). */
+static size_t
+panel_group_bytes(uint32_t wtype, size_t nb)
+{
+	return nb * panel_qbytes(wtype) + (nb * 2 * PANEL_ROWS + 63) / 64 * 64;
+}
+
+size_t
+kern_panel_bytes(uint32_t wtype, size_t rows, size_t n)
+{
+	size_t groups = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
+
+	if (!kern_panel_type(wtype) || n % QK != 0)
+		return 0;
+	return groups * panel_group_bytes(wtype, n / QK);
+}
+
+static uint32_t
+ld32(const uint8_t *p)
+{
+	uint32_t u;
+
+	memcpy(&u, p, sizeof u);
+	return u;
+}
+
+/* Panel g's rows [r0, r0 + nr) of w into out (zeroed rows stay zero). */
+static void
+pack_group(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
+    size_t nb, uint8_t *out)
+{
+	size_t qb = panel_qbytes(wtype), steps = qb / 64, b, k, r;
+	size_t bs = wtype == QT_Q8_0 ? 34 : 18;
+	uint32_t flip = wtype == QT_Q8_0 ? 0x80808080u : 0;
+	uint8_t *sc = out + nb * qb;
+	const uint8_t *blk;
+	uint32_t u;
+
+	for (b = 0; b < nb; b++) {
+		for (r = 0; r < nr; r++) {
+			blk = w + r * rb + b * bs;
+			memcpy(sc + (b * PANEL_ROWS + r) * 2, blk, 2);
+			for (k = 0; k < steps; k++) {
+				u = ld32(blk + 2 + 4 * k) ^ flip;
+				memcpy(out + b * qb + k * 64 + r * 4, &u, 4);
+			}
+		}
+	}
+}
+
+void
+kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
+    size_t rows, size_t n, void *pk)
+{
+	size_t nb = n / QK, gb, g, nr;
+
+	if (!kern_panel_type(wtype))
+		return;
+	gb = panel_group_bytes(wtype, nb);
+	memset(pk, 0, kern_panel_bytes(wtype, rows, n));
+	for (g = 0; g * PANEL_ROWS < rows; g++) {
+		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
+		    PANEL_ROWS : PANEL_ROWS;
+		pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
+		    row_bytes, row_bytes, nr, nb, (uint8_t *)pk + g * gb);
+	}
+}
+
+int
+kern_panel_usable(void)
+{
+#ifdef KERN_HAVE_X86
+	return kern_current_isa() == KERN_ISA_AVX512;
+#else
+	return 0;
+#endif
+}
+
+void
+kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
+    size_t m, float *const *y, size_t r0, size_t r1)
+{
+	size_t gb = panel_group_bytes(wtype, n / QK);
+
+	if (r1 <= r0 || m == 0 || !kern_panel_type(wtype))
+		return;
+#ifdef KERN_HAVE_X86
+	kern_panel_gemm_avx512(wtype, (const uint8_t *)pk + r0 / PANEL_ROWS *
+	    gb, n, xs, m, y, r0, r1 - r0);
+#else
+	(void)gb;
+	(void)xs;
+	(void)y;
+#endif
+}
