@@ -117,10 +117,17 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 	if (!kern_panel_type(wtype))
 		return;
 	gb = panel_group_bytes(wtype, nb);
-	memset(pk, 0, kern_panel_bytes(wtype, rows, n));
 	for (g = 0; g * PANEL_ROWS < rows; g++) {
 		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
 		    PANEL_ROWS : PANEL_ROWS;
+		/* Only what the rows do not fill is zeroed: the padding
+		 * after the scales, and a last panel's missing rows. */
+		if (nr < PANEL_ROWS)
+			memset((uint8_t *)pk + g * gb, 0, gb);
+		else
+			memset((uint8_t *)pk + g * gb + nb * (panel_qbytes(
+			    wtype) + 2 * PANEL_ROWS), 0, gb - nb *
+			    (panel_qbytes(wtype) + 2 * PANEL_ROWS));
 		pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
 		    row_bytes, row_bytes, nr, nb, (uint8_t *)pk + g * gb);
 	}

@@ -182,22 +182,24 @@ panels_for(size_t nt)
 
 /* Tiles of tokens for the panels at r (ng of them, or one). */
 T_AVX512 static void
-panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8, uint32_t wtype,
-    size_t n, const void *xs, size_t m, float *const *y, size_t r0,
-    size_t r, int ng, __mmask16 last)
+panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8, size_t st,
+    const uint8_t *xs, size_t m, float *const *y, size_t r0, size_t r,
+    int ng, __mmask16 last)
 {
 	struct panel_x x;
-	struct kern_xq v;
+	const uint8_t *b;
 	size_t t, tt, i;
 
 	for (t = 0; t < m; t += tt) {
 		tt = m - t >= PANEL_T ? PANEL_T : m - t >= 4 ? 4 :
 		    m - t >= 2 ? 2 : 1;
+		/* kern_xs_view's layout, without its calls per tile. */
 		for (i = 0; i < tt; i++) {
-			v = kern_xs_view(xs, wtype, n, t + i);
-			x.q[i] = (const uint8_t *)v.q;
-			x.d[i] = v.d;
-			x.c[i] = v.c;
+			b = xs + (t + i) * st;
+			x.q[i] = b;
+			x.d[i] = (const float *)(const void *)(b + nb * QK);
+			x.c[i] = (const int32_t *)(const void *)(b + nb * QK +
+			    nb * sizeof(float));
 		}
 		if (tt == PANEL_T)
 			PANEL_TILES(PANEL_T);
@@ -214,7 +216,7 @@ T_AVX512 void
 kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
     const void *xs, size_t m, float *const *y, size_t r0, size_t nrows)
 {
-	size_t nb = n / QK, r, left;
+	size_t nb = n / QK, r, left, st = kern_xs_stride(wtype, n);
 	size_t gb = nb * (wtype == QT_Q8_0 ? 512 : 256) + (nb * 32 + 63) / 64 *
 	    64;
 	size_t tile = m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
@@ -226,8 +228,8 @@ kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
 		ng = left >= (size_t)panels_for(tile) ? panels_for(tile) : 1;
 		left = nrows - r - 16 * (size_t)(ng - 1);
 		last = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
-		panel_rows(pk + r / 16 * gb, gb, nb, q8, wtype, n, xs, m, y,
-		    r0, r, ng, last);
+		panel_rows(pk + r / 16 * gb, gb, nb, q8, st, xs, m, y, r0, r,
+		    ng, last);
 	}
 }
 
