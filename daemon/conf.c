@@ -52,8 +52,8 @@ static const struct conf_opt conf_opts[] = {
 	{ "max-batch", 0, C_LONG, OFF(max_batch), 1, 256,
 	    "generating sessions one forward pass takes at once (default "
 	    "16); the batch's memory is sized for it at startup" },
-	{ "chunk", 0, C_LONG, OFF(chunk), 16, 4096,
-	    "prompt tokens one forward pass takes, at most (default 256): "
+	{ "chunk", 0, C_LONG, OFF(chunk), 1, 4096,
+	    "prompt tokens one forward pass takes, at most (default 64): "
 	    "a long prompt delays the other streams by one chunk a step" },
 	{ "log", 0, C_STR, OFF(log_file), 0, 0,
 	    "log to this file instead of stderr (reopened on SIGHUP)" },
@@ -106,7 +106,7 @@ conf_defaults(struct conf *c)
 	c->threads = sysconf(_SC_NPROCESSORS_ONLN);
 	c->log_level = LOG_INFO;
 	c->max_batch = 16;
-	c->chunk = 256;
+	c->chunk = 64;
 	c->max_sessions = 256;
 	c->max_memory = (long)mem_half_ram();
 	c->max_clients = 64;

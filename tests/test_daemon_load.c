@@ -31,7 +31,7 @@
 
 #define PROMPT "Once upon a time"
 #define N_CLIENTS 64
-#define GEN_BATCH 256 /* the daemon's --chunk default */
+#define GEN_BATCH 64 /* the daemon's --chunk default */
 
 /* The arguments every sinkd here gets, before a test's own. */
 static const char *const std_args[] = { "--max-tokens", "100000", NULL };

@@ -368,7 +368,7 @@ if [ -f "$stories" ]; then
 	expect_error "daemon bad --sessions" "--sessions" \
 	    "$bench" daemon -m "$stories" --sessions 0
 	expect_error "daemon bad --chunk" "--chunk" \
-	    "$bench" daemon -m "$stories" --chunk 8
+	    "$bench" daemon -m "$stories" --chunk 0
 	expect_error "daemon bad --import-mib" "--import-mib" \
 	    "$bench" daemon -m "$stories" --import-mib 0
 	expect_error "latency sinks over cache" "do not fit" \

@@ -322,7 +322,7 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		    1 << 22, &o->prefill, cause); break;
 		case 'I': bad = opt_long("--import-mib", optarg, 1, 4096,
 		    &o->import_mib, cause); break;
-		case 'C': bad = opt_long("--chunk", optarg, 16, 4096,
+		case 'C': bad = opt_long("--chunk", optarg, 1, 4096,
 		    &o->chunk, cause); break;
 		case 'B': bad = opt_long("--max-batch", optarg, 1, 256,
 		    &o->max_batch, cause); break;
