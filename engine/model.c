@@ -360,6 +360,25 @@ loader_take(struct loader *l, size_t n)
 	return p;
 }
 
+/* w's rows (at data) repacked into a panel; -1 for a type without. */
+static int
+load_panel(struct loader *l, struct wmat *w, const void *data)
+{
+	size_t n = kern_panel_bytes(w->type, (size_t)w->rows,
+	    (size_t)w->cols);
+	void *dst;
+
+	if (n == 0)
+		return -1;
+	dst = loader_take(l, n);
+	l->panel_used += n;
+	if (dst != NULL)
+		kern_panel_pack(w->type, data, w->row_bytes, (size_t)w->rows,
+		    (size_t)w->cols, dst);
+	w->pk = dst;
+	return 0;
+}
+
 static int
 load_mat(struct loader *l, struct wmat *w, const char *name, int64_t rows,
     int64_t cols, int required, char *cause)
@@ -380,18 +399,10 @@ load_mat(struct loader *l, struct wmat *w, const char *name, int64_t rows,
 		w->data = t->data;
 		return 0;
 	}
-	if (l->panels && kern_panel_type(t->type) && cols % QK == 0) {
+	if (l->panels && load_panel(l, w, t->data) == 0) {
 		/* The panel replaces the copy; the rows as stored stay in
-		 * the mapping for whatever reads them (an embedding row, a
-		 * kernel of another ISA). */
-		rb = kern_panel_bytes(t->type, (size_t)rows, (size_t)cols);
-		dst = loader_take(l, rb);
-		l->panel_used += rb;
-		if (dst != NULL)
-			kern_panel_pack(t->type, t->data, w->row_bytes,
-			    (size_t)rows, (size_t)cols, dst);
+		 * the mapping for a kernel of another ISA (tests). */
 		w->data = t->data;
-		w->pk = dst;
 		return 0;
 	}
 	dst = loader_take(l, t->nbytes);
@@ -613,11 +624,18 @@ static int
 load_weights(struct loader *l, struct model *m, char *cause)
 {
 	const struct model_hparams *hp = &m->hp;
-	int il, rc;
+	int il, rc, panels = l->panels;
 
-	if (refuse_tensors(l->g, hp->arch, cause) ||
-	    load_mat(l, &m->tok_embd, "token_embd.weight", hp->n_vocab,
-	    hp->n_embd, 1, cause) ||
+	if (refuse_tensors(l->g, hp->arch, cause))
+		return -1;
+	/* The embedding's rows are read by token: always a copy, so that
+	 * nothing is read from the file after loading (a file rewritten
+	 * in place must not bring the daemon down with SIGBUS). */
+	l->panels = 0;
+	rc = load_mat(l, &m->tok_embd, "token_embd.weight", hp->n_vocab,
+	    hp->n_embd, 1, cause);
+	l->panels = panels;
+	if (rc != 0 ||
 	    load_vec(l, &m->output_norm, "output_norm.weight", hp->n_embd, 1,
 	    cause) ||
 	    load_rope_freqs(l, m, cause))
@@ -626,8 +644,11 @@ load_weights(struct loader *l, struct model *m, char *cause)
 	    0, cause);
 	if (rc < 0)
 		return -1;
-	if (rc == 1)
+	if (rc == 1) {
 		m->output = m->tok_embd; /* tied embeddings */
+		if (panels && !l->use_mmap)
+			(void)load_panel(l, &m->output, m->tok_embd.data);
+	}
 	for (il = 0; il < hp->n_layer; il++) {
 		if (load_layer(l, hp, il, &m->layers[il], cause) != 0)
 			return -1;

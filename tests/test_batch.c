@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "model.h"
 #include "pool.h"
 #include "quant.h"
@@ -397,6 +398,62 @@ START_TEST(probe_runs_alone)
 }
 END_TEST
 
+/*
+ * Panels (AVX-512): Q4_0/Q8_0 matrices run on panels built at load and
+ * the embedding is a copy, so once loaded nothing is read from the file:
+ * the same logits after the file is truncated in place (before, an
+ * embedding row read from the mapping died of SIGBUS), tied or not.
+ */
+START_TEST(panels_need_no_file)
+{
+	struct synth_opts o = { .arch = "llama", .type = QT_Q4_0, .seed = 5,
+	    .tied = _i };
+	int32_t tok[6] = { 1, 7, 3, 9, 4, 2 };
+	char path[256], cause[ERR_LEN] = "";
+	struct seq_opts so;
+	struct model *m;
+	struct seq_work *w;
+	struct seq *a, *b;
+	float *l0, *l1;
+	size_t nv;
+	int panels = kern_best_isa() == KERN_ISA_AVX512;
+
+	synth_shape(&o, "tiny", NULL);
+	snprintf(path, sizeof path, "%s/trunc%d.gguf", tenv_dir, _i);
+	ck_assert_msg(synth_write(&o, path, cause) == 0, "%s", cause);
+	m = tenv_open_model(path);
+	ck_assert(m->tok_embd.pk == NULL);
+	ck_assert((m->layers[0].wq.pk != NULL) == panels);
+	ck_assert((m->output.pk != NULL) == panels);
+	ck_assert((m->panel_bytes > 0) == panels);
+	if (!panels)
+		printf("panels_need_no_file: no AVX-512 VNNI, rows as stored\n");
+	nv = (size_t)m->hp.n_vocab;
+	seq_opts_default(&so);
+	so.n_cache = 32;
+	w = seq_work_new(m, 8, cause);
+	a = seq_new(m, &so, cause);
+	b = seq_new(m, &so, cause);
+	l0 = malloc(nv * sizeof *l0);
+	l1 = malloc(nv * sizeof *l1);
+	ck_assert_msg(w && a && b && l0 && l1, "%s", cause);
+	ck_assert_int_eq(seq_eval(a, w, tenv_pool, tok, 5, l0, 0, cause), 0);
+	ck_assert_int_eq(seq_eval(a, w, tenv_pool, tok + 5, 1, l0, 0, cause),
+	    0);
+	ck_assert_int_eq(truncate(path, 0), 0);
+	ck_assert_int_eq(seq_eval(b, w, tenv_pool, tok, 5, l1, 0, cause), 0);
+	ck_assert_int_eq(seq_eval(b, w, tenv_pool, tok + 5, 1, l1, 0, cause),
+	    0);
+	ck_assert(memcmp(l0, l1, nv * sizeof(float)) == 0);
+	seq_free(a);
+	seq_free(b);
+	seq_work_free(w);
+	free(l0);
+	free(l1);
+	model_close(m);
+}
+END_TEST
+
 /* More rows than n_batch: -1, and no sequence moved. */
 START_TEST(oversized_batch_changes_nothing)
 {
@@ -456,6 +513,7 @@ batch_suite(void)
 	tcase_add_loop_test(tc, mixed_batches_match_alone, 0, N_WCASES);
 	tcase_add_loop_test(tc, decode_rows_match_alone, 0, N_WCASES);
 	tcase_add_test(tc, probe_runs_alone);
+	tcase_add_loop_test(tc, panels_need_no_file, 0, 2);
 	tcase_add_test(tc, oversized_batch_changes_nothing);
 	suite_add_tcase(s, tc);
 	return s;
