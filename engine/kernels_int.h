@@ -108,6 +108,12 @@ void kern_ql_unpack(uint32_t wtype, const uint8_t *row, size_t b,
 float kern_ql_row(uint32_t wtype, const uint8_t *row, size_t n,
     struct kern_xq v);
 
+/* The Q4_K panel's layout per superblock (kernels_panel.c). */
+#define PANEL_K_SC 2048
+#define PANEL_K_D 2240
+#define PANEL_K_M 2272
+#define PANEL_K_BYTES 2304
+
 /*
  * Turns each query's len scores (already scaled) into softmax weights
  * that sum to 1, in place.

@@ -29,6 +29,21 @@
  * the weights cost and a decode reads no more memory than before.  The
  * caller gives pk 64-byte alignment.
  *
+ * Q4_K (superblocks of 256, eight groups of 32 with 6-bit scales and
+ * mins): per superblock a panel holds PANEL_K_BYTES,
+ *
+ *	quants	4 x 8 steps of 16 lanes x 4 bytes: pair j, step k, lane r
+ *		is qs[32j + 4k ..] of row r as stored: low nibbles are
+ *		group 2j's elements 4k.., high ones group 2j + 1's
+ *	scales	3 x 16 lanes x 4 bytes: the 12 bytes of packed scales and
+ *		mins of each row as stored, a word at a time
+ *	d, dmin	16 rows' fp16 each, as stored
+ *
+ * 2304 bytes for 16 superblock rows: the rows' own bytes.  The kernel
+ * unpacks the scales for 16 rows at once (a few shifts a superblock);
+ * stored unpacked they made the panel 8% bigger and decode, bound by
+ * memory, that much slower.
+ *
  * Results are bit-identical to kern_gemm's (the same dpbusd sums started
  * from the token's c, the same FMA by the row scale times the token
  * scale, blocks in order) for any number of activations and any row
@@ -41,13 +56,14 @@
 #include <string.h>
 
 #include "quant.h"
+#include "quant_k.h"
 
 #define PANEL_ROWS 16
 
 int
 kern_panel_type(uint32_t wtype)
 {
-	return wtype == QT_Q4_0 || wtype == QT_Q8_0;
+	return wtype == QT_Q4_0 || wtype == QT_Q8_0 || wtype == QT_Q4_K;
 }
 
 /* Bytes of one block's quants in a panel (steps x 16 lanes x 4). */
@@ -58,10 +74,13 @@ panel_qbytes(uint32_t wtype)
 }
 
 /* Bytes of one panel: quants, then scales padded to keep panels
- * 64-byte aligned (the kernel's loads are aligned). */
+ * 64-byte aligned (the kernel's loads are aligned).  nb counts blocks of
+ * the type (32 elements, or 256 for Q4_K). */
 static size_t
 panel_group_bytes(uint32_t wtype, size_t nb)
 {
+	if (wtype == QT_Q4_K)
+		return nb * PANEL_K_BYTES;
 	return nb * panel_qbytes(wtype) + (nb * 2 * PANEL_ROWS + 63) / 64 * 64;
 }
 
@@ -69,10 +88,11 @@ size_t
 kern_panel_bytes(uint32_t wtype, size_t rows, size_t n)
 {
 	size_t groups = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
+	size_t bl = wtype == QT_Q4_K ? QK_K : QK;
 
-	if (!kern_panel_type(wtype) || n % QK != 0)
+	if (!kern_panel_type(wtype) || n % bl != 0)
 		return 0;
-	return groups * panel_group_bytes(wtype, n / QK);
+	return groups * panel_group_bytes(wtype, n / bl);
 }
 
 static uint32_t
@@ -108,6 +128,32 @@ pack_group(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
 	}
 }
 
+/* Q4_K: panel rows [0, nr) of w, every superblock (layout above). */
+static void
+pack_group_k(const uint8_t *w, size_t rb, size_t nr, size_t nb,
+    uint8_t *out)
+{
+	const struct block_q4_k *k;
+	uint8_t *p;
+	size_t b, r;
+	int j;
+
+	for (b = 0; b < nb; b++) {
+		p = out + b * PANEL_K_BYTES;
+		for (r = 0; r < nr; r++) {
+			k = (const void *)(w + r * rb + b * sizeof *k);
+			for (j = 0; j < 32; j++)
+				memcpy(p + (j / 8) * 512 + (j % 8) * 64 + r * 4,
+				    k->qs + 4 * j, 4);
+			for (j = 0; j < 3; j++)
+				memcpy(p + PANEL_K_SC + j * 64 + r * 4,
+				    k->scales + 4 * j, 4);
+			memcpy(p + PANEL_K_D + r * 2, &k->d, 2);
+			memcpy(p + PANEL_K_M + r * 2, &k->dmin, 2);
+		}
+	}
+}
+
 void
 kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
     size_t rows, size_t n, void *pk)
@@ -116,6 +162,20 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 
 	if (!kern_panel_type(wtype))
 		return;
+	if (wtype == QT_Q4_K) {
+		nb = n / QK_K;
+		gb = panel_group_bytes(wtype, nb);
+		for (g = 0; g * PANEL_ROWS < rows; g++) {
+			nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
+			    PANEL_ROWS : PANEL_ROWS;
+			if (nr < PANEL_ROWS)
+				memset((uint8_t *)pk + g * gb, 0, gb);
+			pack_group_k((const uint8_t *)w + g * PANEL_ROWS *
+			    row_bytes, row_bytes, nr, nb, (uint8_t *)pk +
+			    g * gb);
+		}
+		return;
+	}
 	gb = panel_group_bytes(wtype, nb);
 	for (g = 0; g * PANEL_ROWS < rows; g++) {
 		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
@@ -147,7 +207,8 @@ void
 kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
     size_t m, float *const *y, size_t r0, size_t r1)
 {
-	size_t gb = panel_group_bytes(wtype, n / QK);
+	size_t gb = panel_group_bytes(wtype, n / (wtype == QT_Q4_K ? QK_K :
+	    QK));
 
 	if (r1 <= r0 || m == 0 || !kern_panel_type(wtype))
 		return;

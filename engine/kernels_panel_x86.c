@@ -8,6 +8,7 @@
  * serve 16 rows, and the 16 results are stored as they are.
  */
 #include "kernels_x86.h"
+#include "quant_k.h"
 
 #ifdef KERN_HAVE_X86
 
@@ -19,6 +20,8 @@
  */
 #define PANEL_AHEAD 1024
 #define PANEL_ACC 8
+/* A Q4_K superblock panel is 2304 bytes: prefetch the next one's. */
+#define PANEL_AHEAD_K 2304
 
 struct panel_x {
 	const uint8_t *q[PANEL_T];
@@ -151,6 +154,244 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 	}
 }
 
+/* Token t's Q4_K activation (kernels_k.h's layout, stride apart). */
+struct panel_kx {
+	const uint8_t *q[PANEL_T];
+	const float *d[PANEL_T];
+	const int16_t *s[PANEL_T];
+};
+
+/*
+ * The sums of 16 of superblock b as the mins want them: word i holds
+ * the sums of groups (of 32) 4h + o and 4h + o + 2, i = 2h + o, as two
+ * int16 (each at most 32 * 127 in magnitude), matching the mins' bytes
+ * 0 and 2 (o = 0) or 1 and 3 (o = 1) of a packed word.
+ */
+static int32_t
+kx_pair(const int16_t *s, size_t b, int i)
+{
+	const int16_t *p = s + b * 16 + 8 * (i / 2) + 2 * (i % 2);
+	uint16_t lo = (uint16_t)(p[0] + p[1]), hi = (uint16_t)(p[4] + p[5]);
+
+	return (int32_t)((uint32_t)lo | (uint32_t)hi << 16);
+}
+
+/*
+ * The scales and mins of 16 rows from their packed 12 bytes (lanes of
+ * words w0, w1, w2): sc[h] holds the scales of groups 4h..4h+3 as bytes,
+ * mn[2h + o] the mins of groups 4h + o and 4h + o + 2 as int16.
+ */
+T_AVX512 INLINE void
+unpack_scales_k(const uint8_t *p, __m512i sc[2], __m512i mn[4])
+{
+	const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f);
+	const __m512i m4 = _mm512_set1_epi32(0x0f0f0f0f);
+	const __m512i m2 = _mm512_set1_epi32(0x03030303);
+	const __m512i w8 = _mm512_set1_epi32(0x00ff00ff);
+	__m512i w0 = _mm512_load_si512(p), w1 = _mm512_load_si512(p + 64);
+	__m512i w2 = _mm512_load_si512(p + 128), ml, mh;
+
+	sc[0] = _mm512_and_si512(w0, m6);
+	sc[1] = _mm512_or_si512(_mm512_and_si512(w2, m4), _mm512_slli_epi32(
+	    _mm512_and_si512(_mm512_srli_epi32(w0, 6), m2), 4));
+	ml = _mm512_and_si512(w1, m6);
+	mh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), m4),
+	    _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), m2),
+	    4));
+	mn[0] = _mm512_and_si512(ml, w8);
+	mn[1] = _mm512_and_si512(_mm512_srli_epi32(ml, 8), w8);
+	mn[2] = _mm512_and_si512(mh, w8);
+	mn[3] = _mm512_and_si512(_mm512_srli_epi32(mh, 8), w8);
+}
+
+/* Byte g of each lane of v, as int32. */
+T_AVX512 INLINE __m512i
+lane_byte(__m512i v, int g)
+{
+	return _mm512_and_si512(_mm512_srli_epi32(v, 8 * g),
+	    _mm512_set1_epi32(0xff));
+}
+
+/*
+ * Q4_K: ng panels (gb bytes apart) for nt tokens.  Per superblock and
+ * pair of groups the 8 raw steps give group 2j's codes (low nibbles) and
+ * 16 times group 2j + 1's (high ones, shifted back after the sum); A
+ * adds each group's sum times its scale, B the mins times the token's
+ * group sums, and the float steps are kern_gemm's: A * (D dx), then
+ * minus B * (M dx).
+ */
+T_AVX512 INLINE void
+panel_tile_k(const uint8_t *pk, size_t gb, size_t nb,
+    const struct panel_kx *x, float *const *y, size_t r, __mmask16 last,
+    int pf, const int ng, const int nt)
+{
+	const __m512i lo4 = _mm512_set1_epi8(15);
+	const __m512i hi4 = _mm512_set1_epi8((char)0xf0);
+	__m512 acc[PANEL_ACC], dd, dm;
+	__m512i a[PANEL_T], wl[8], wh[8], raw, sl, sh, s, s2, bm, sc[2];
+	__m512i mn[4];
+	size_t b;
+	int g, t, j, k, i;
+
+#pragma GCC unroll 8
+	for (t = 0; t < ng * nt; t++)
+		acc[t] = _mm512_setzero_ps();
+	for (b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+		for (g = 0; g < ng; g++) {
+			const uint8_t *p = pk + g * gb + b * PANEL_K_BYTES;
+
+			if (pf) {
+				for (k = 0; k < PANEL_K_BYTES / 64; k++)
+					_mm_prefetch((const char *)p +
+					    PANEL_AHEAD_K + 64 * k,
+					    _MM_HINT_T0);
+			}
+#pragma GCC unroll 8
+			for (t = 0; t < nt; t++)
+				a[t] = _mm512_setzero_si512();
+			unpack_scales_k(p + PANEL_K_SC, sc, mn);
+			for (j = 0; j < 4; j++) {
+#pragma GCC unroll 8
+				for (k = 0; k < 8; k++) {
+					raw = _mm512_load_si512(p + 512 * j +
+					    64 * k);
+					wl[k] = _mm512_and_si512(raw, lo4);
+					wh[k] = _mm512_and_si512(raw, hi4);
+				}
+				sl = lane_byte(sc[j / 2], 2 * (j % 2));
+				sh = lane_byte(sc[j / 2], 2 * (j % 2) + 1);
+#pragma GCC unroll 8
+				for (t = 0; t < nt; t++) {
+					const uint8_t *xq = x->q[t] + b * QK_K +
+					    64 * j;
+
+					s = _mm512_setzero_si512();
+					s2 = _mm512_setzero_si512();
+#pragma GCC unroll 8
+					for (k = 0; k < 8; k++) {
+						s = _mm512_dpbusd_epi32(s,
+						    wl[k], _mm512_set1_epi32(
+						    x_bytes(xq + 4 * k)));
+						s2 = _mm512_dpbusd_epi32(s2,
+						    wh[k], _mm512_set1_epi32(
+						    x_bytes(xq + 32 + 4 * k)));
+					}
+					a[t] = _mm512_add_epi32(a[t],
+					    _mm512_add_epi32(
+					    _mm512_mullo_epi32(s, sl),
+					    _mm512_mullo_epi32(
+					    _mm512_srai_epi32(s2, 4), sh)));
+				}
+			}
+			dd = _mm512_cvtph_ps(_mm256_load_si256(
+			    (const __m256i *)(const void *)(p + PANEL_K_D)));
+			dm = _mm512_cvtph_ps(_mm256_load_si256(
+			    (const __m256i *)(const void *)(p + PANEL_K_M)));
+#pragma GCC unroll 8
+			for (t = 0; t < nt; t++) {
+				bm = _mm512_setzero_si512();
+#pragma GCC unroll 4
+				for (i = 0; i < 4; i++)
+					bm = _mm512_add_epi32(bm,
+					    _mm512_madd_epi16(mn[i],
+					    _mm512_set1_epi32(kx_pair(x->s[t],
+					    b, i))));
+				acc[g * nt + t] = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(a[t]), _mm512_mul_ps(dd,
+				    _mm512_set1_ps(x->d[t][b])),
+				    acc[g * nt + t]);
+				acc[g * nt + t] = _mm512_fnmadd_ps(
+				    _mm512_cvtepi32_ps(bm), _mm512_mul_ps(dm,
+				    _mm512_set1_ps(x->d[t][b])),
+				    acc[g * nt + t]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (g = 0; g < ng; g++) {
+#pragma GCC unroll 8
+		for (t = 0; t < nt; t++)
+			_mm512_mask_storeu_ps(y[t] + r + 16 * (size_t)g,
+			    g == ng - 1 ? last : (__mmask16)0xffff,
+			    acc[g * nt + t]);
+	}
+}
+
+/* Q4_K panels at once for nt tokens. */
+static int
+panels_for_k(size_t nt)
+{
+	return nt >= 8 ? 1 : nt >= 4 ? 2 : nt >= 2 ? 4 : 8;
+}
+
+#define PANEL_TILE_K(P, R, M, NG, NT)					\
+	panel_tile_k(P, gb, nb, &kx, y + t, r0 + (R), M, t == 0, NG, NT)
+
+#define PANEL_TILES_K(NT) do {						\
+	int g_;								\
+									\
+	if (ng == panels_for_k(NT)) {					\
+		PANEL_TILE_K(p, r, last, panels_for_k(NT), NT);		\
+		break;							\
+	}								\
+	for (g_ = 0; g_ < ng; g_++)					\
+		PANEL_TILE_K(p + (size_t)g_ * gb, r + 16 * (size_t)g_,	\
+		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
+} while (0)
+
+/* Tiles of tokens for the Q4_K panels at r (ng of them, or one). */
+T_AVX512 static void
+panel_rows_k(const uint8_t *p, size_t gb, size_t n, size_t st,
+    const uint8_t *xs, size_t m, float *const *y, size_t r0, size_t r,
+    int ng, __mmask16 last)
+{
+	size_t nb = n / QK_K, t, tt, i;
+	struct panel_kx kx;
+	const uint8_t *b;
+
+	for (t = 0; t < m; t += tt) {
+		tt = m - t >= PANEL_T ? PANEL_T : m - t >= 4 ? 4 :
+		    m - t >= 2 ? 2 : 1;
+		for (i = 0; i < tt; i++) {
+			b = xs + (t + i) * st;
+			kx.q[i] = b;
+			kx.d[i] = (const float *)(const void *)(b + n);
+			kx.s[i] = (const int16_t *)(const void *)(b + n +
+			    nb * sizeof(float));
+		}
+		if (tt == PANEL_T)
+			PANEL_TILES_K(PANEL_T);
+		else if (tt == 4)
+			PANEL_TILES_K(4);
+		else if (tt == 2)
+			PANEL_TILES_K(2);
+		else
+			PANEL_TILES_K(1);
+	}
+}
+
+T_AVX512 static void
+panel_gemm_k(const uint8_t *pk, size_t n, const void *xs, size_t m,
+    float *const *y, size_t r0, size_t nrows)
+{
+	size_t gb = n / QK_K * PANEL_K_BYTES, r, left;
+	size_t st = kern_xs_stride(QT_Q4_K, n);
+	size_t tile = m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+	__mmask16 last;
+	int ng;
+
+	for (r = 0; r < nrows; r += 16 * (size_t)ng) {
+		left = (nrows - r + 15) / 16;
+		ng = left >= (size_t)panels_for_k(tile) ? panels_for_k(tile) :
+		    1;
+		left = nrows - r - 16 * (size_t)(ng - 1);
+		last = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
+		panel_rows_k(pk + r / 16 * gb, gb, n, st, xs, m, y, r0, r, ng,
+		    last);
+	}
+}
+
 /* Panels at once for a tile of nt tokens (their product <= PANEL_ACC). */
 static int
 panels_for(size_t nt)
@@ -223,6 +464,10 @@ kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
 	int q8 = wtype == QT_Q8_0, ng;
 	__mmask16 last;
 
+	if (wtype == QT_Q4_K) {
+		panel_gemm_k(pk, n, xs, m, y, r0, nrows);
+		return;
+	}
 	for (r = 0; r < nrows; r += 16 * (size_t)ng) {
 		left = (nrows - r + 15) / 16;
 		ng = left >= (size_t)panels_for(tile) ? panels_for(tile) : 1;

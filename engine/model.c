@@ -343,7 +343,7 @@ struct loader {
 	const struct gguf_file *g;
 	int sizing;
 	int use_mmap;
-	int panels;	/* repack Q4_0/Q8_0 matrices into panels */
+	int panels;	/* repack the panel types (kernels.h) */
 	char *arena;
 	size_t used;
 	size_t panel_used;

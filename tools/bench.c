@@ -323,9 +323,9 @@ bench_speed(int argc, char **argv)
 			    "[--kv f32|f16]\n"
 			    "Prefill of -p tokens into an empty cache; decode "
 			    "of -n tokens after D tokens\nof context (default "
-			    "0, as llama-bench's tg test).  --no-panels runs "
-			    "Q4_0/Q8_0 on their rows as\nstored instead of "
-			    "the panels built at load (A/B runs).\n");
+			    "0, as llama-bench's tg test).\n--no-panels runs "
+			    "Q4_0/Q8_0/Q4_K on their rows as stored instead of "
+			    "the panels\nbuilt at load (A/B runs).\n");
 			return 0;
 		default: bad = err_set(cause, "bad usage (see --help)");
 		}
