@@ -139,7 +139,9 @@ int seq_eval_batch(struct seq_work *, struct pool *, struct seq_seg *,
  * attention weights of each layer's query head over the cache slots;
  * weights[j] belongs to slot j (slots [0, n_sink) are the sinks; without
  * eviction slot j holds position j).  Evaluation goes token by token
- * while a probe is set.
+ * while a probe is set.  The probe runs on the pool's threads, for
+ * different heads at the same time: what it shares must be atomic or
+ * per head.
  */
 typedef void seq_probe_fn(void *arg, int layer, int head,
     const float *weights, int32_t n_slots);

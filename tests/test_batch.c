@@ -11,6 +11,7 @@
  * of them wide enough that the matmuls run threaded and tiled.
  */
 #include <check.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,7 +342,8 @@ START_TEST(decode_rows_match_alone)
 }
 END_TEST
 
-static int probe_calls;
+/* Probes run on the pool's threads, several heads at once. */
+static atomic_int probe_calls;
 
 static void
 count_probe(void *arg, int layer, int head, const float *wts, int32_t n)
@@ -378,11 +380,11 @@ START_TEST(probe_runs_alone)
 	seq_set_probe(a0, count_probe, NULL);
 	probe_calls = 0;
 	ck_assert_int_eq(seq_eval_batch(w, tenv_pool, seg, 2, cause), 0);
-	calls = probe_calls;
+	calls = atomic_load(&probe_calls);
 	ck_assert_int_gt(calls, 0);
 	probe_calls = 0;
 	ck_assert_int_eq(seq_eval(a0, w, tenv_pool, t0, 5, r, 0, cause), 0);
-	ck_assert_int_eq(probe_calls, calls);
+	ck_assert_int_eq(atomic_load(&probe_calls), calls);
 	ck_assert(memcmp(l0, r, nv * sizeof(float)) == 0);
 	ck_assert_int_eq(seq_eval(a1, w, tenv_pool, t1, 1, r, 0, cause), 0);
 	ck_assert(memcmp(l1, r, nv * sizeof(float)) == 0);

@@ -233,9 +233,6 @@ prefill_tol(uint32_t type)
 /*
  * Prefill and decode quantize the same activations, but what they
  * quantize comes through float paths (sgemm against the attention
-/*
- * Prefill and decode quantize the same activations, but what they
- * quantize comes through float paths (sgemm against the attention
  * kernel) that differ by ~1e-7; a value that close to an 8-bit
  * rounding boundary (odds ~1e-7 / (1/254) each, over tens of thousands
  * of values per run) rounds the other way, and the later layers carry it

@@ -7,6 +7,7 @@
  * tokens on, and the errors for options that cannot work.
  */
 #include <check.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,7 +384,8 @@ END_TEST
 
 /* What the probe saw: the worst breach of the window, and the calls. */
 struct swa_probe {
-	int n_swa, dense, calls, breaches, full_ok;
+	int n_swa, dense;
+	atomic_int calls, breaches, full_ok; /* probes run on several threads */
 	int64_t step;
 };
 
@@ -433,7 +435,9 @@ START_TEST(sliding_window_layers_stay_in_window)
 	memset(&p, 0, sizeof p);
 	p.n_swa = m->hp.n_swa;
 	p.dense = modes[_i] == SEQ_DENSE;
-	p.full_ok = 1;
+	atomic_init(&p.calls, 0);
+	atomic_init(&p.breaches, 0);
+	atomic_init(&p.full_ok, 1);
 	s = seq_new(m, &o, cause);
 	w = seq_work_new(m, 0, cause);
 	ck_assert_msg(s != NULL && w != NULL, "%s", cause);
@@ -444,10 +448,11 @@ START_TEST(sliding_window_layers_stay_in_window)
 		ck_assert_int_eq(seq_eval(s, w, tenv_pool, ids + i, 1, lg, 0,
 		    cause), 0);
 	printf("gemma2 %s: %d probe calls, %d window breaches\n",
-	    seq_mode_name(modes[_i]), p.calls, p.breaches);
-	ck_assert_int_gt(p.calls, 0);
-	ck_assert_int_eq(p.breaches, 0);
-	ck_assert(p.full_ok);
+	    seq_mode_name(modes[_i]), atomic_load(&p.calls),
+	    atomic_load(&p.breaches));
+	ck_assert_int_gt(atomic_load(&p.calls), 0);
+	ck_assert_int_eq(atomic_load(&p.breaches), 0);
+	ck_assert(atomic_load(&p.full_ok));
 	seq_work_free(w);
 	seq_free(s);
 	free(lg);
