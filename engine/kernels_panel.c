@@ -158,38 +158,31 @@ void
 kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
     size_t rows, size_t n, void *pk)
 {
-	size_t nb = n / QK, gb, g, nr;
+	size_t nb, gb, full, g, nr;
+	uint8_t *out;
 
 	if (!kern_panel_type(wtype))
 		return;
-	if (wtype == QT_Q4_K) {
-		nb = n / QK_K;
-		gb = panel_group_bytes(wtype, nb);
-		for (g = 0; g * PANEL_ROWS < rows; g++) {
-			nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
-			    PANEL_ROWS : PANEL_ROWS;
-			if (nr < PANEL_ROWS)
-				memset((uint8_t *)pk + g * gb, 0, gb);
-			pack_group_k((const uint8_t *)w + g * PANEL_ROWS *
-			    row_bytes, row_bytes, nr, nb, (uint8_t *)pk +
-			    g * gb);
-		}
-		return;
-	}
+	nb = n / (wtype == QT_Q4_K ? QK_K : QK);
 	gb = panel_group_bytes(wtype, nb);
+	full = wtype == QT_Q4_K ? gb : nb * (panel_qbytes(wtype) + 2 *
+	    PANEL_ROWS);
 	for (g = 0; g * PANEL_ROWS < rows; g++) {
 		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
 		    PANEL_ROWS : PANEL_ROWS;
+		out = (uint8_t *)pk + g * gb;
 		/* Only what the rows do not fill is zeroed: the padding
 		 * after the scales, and a last panel's missing rows. */
 		if (nr < PANEL_ROWS)
-			memset((uint8_t *)pk + g * gb, 0, gb);
+			memset(out, 0, gb);
 		else
-			memset((uint8_t *)pk + g * gb + nb * (panel_qbytes(
-			    wtype) + 2 * PANEL_ROWS), 0, gb - nb *
-			    (panel_qbytes(wtype) + 2 * PANEL_ROWS));
-		pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
-		    row_bytes, row_bytes, nr, nb, (uint8_t *)pk + g * gb);
+			memset(out + full, 0, gb - full);
+		if (wtype == QT_Q4_K)
+			pack_group_k((const uint8_t *)w + g * PANEL_ROWS *
+			    row_bytes, row_bytes, nr, nb, out);
+		else
+			pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
+			    row_bytes, row_bytes, nr, nb, out);
 	}
 }
 

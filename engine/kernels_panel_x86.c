@@ -23,6 +23,42 @@
 /* A Q4_K superblock panel is 2304 bytes: prefetch the next one's. */
 #define PANEL_AHEAD_K 2304
 
+/*
+ * The ng panels at p for a tile of NT tokens: together when FOR(NT)
+ * (the panels a tile of NT takes at once) is ng, else one by one.
+ * TILE(P, R, MASK, NG, NT) runs the tile kernel.
+ */
+#define PANEL_GROUPS(NT, FOR, TILE) do {				\
+	int g_;								\
+									\
+	if (ng == FOR(NT)) {						\
+		TILE(p, r, last, FOR(NT), NT);				\
+		break;							\
+	}								\
+	for (g_ = 0; g_ < ng; g_++)					\
+		TILE(p + (size_t)g_ * gb, r + 16 * (size_t)g_,		\
+		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
+} while (0)
+
+/* Tokens in the next tile when m are left: 8, then 4, 2, 1. */
+static size_t
+panel_tile_size(size_t m)
+{
+	return m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+}
+
+/* TILES(NT) with NT a constant equal to tt (the kernels unroll on it). */
+#define PANEL_BY_TILE(tt, TILES) do {					\
+	if ((tt) == PANEL_T)						\
+		TILES(PANEL_T);						\
+	else if ((tt) == 4)						\
+		TILES(4);						\
+	else if ((tt) == 2)						\
+		TILES(2);						\
+	else								\
+		TILES(1);						\
+} while (0)
+
 struct panel_x {
 	const uint8_t *q[PANEL_T];
 	const float *d[PANEL_T];
@@ -40,8 +76,8 @@ x_bytes(const uint8_t *p)
 
 /*
  * Block b's 8 steps of one panel as unsigned bytes.  Q4_0's high nibbles
- * stay in place (x16): their dot is shifted back down, exactly, after
- * the sum (hi_x16 says which steps these are).
+ * stay in place (x16), saving a shift per step: panel_dot shifts their
+ * sum back down, exactly.
  */
 T_AVX512 INLINE void
 panel_steps(const uint8_t *p, int q8, __m512i wk[8])
@@ -328,17 +364,7 @@ panels_for_k(size_t nt)
 #define PANEL_TILE_K(P, R, M, NG, NT)					\
 	panel_tile_k(P, gb, nb, &kx, y + t, r0 + (R), M, t == 0, NG, NT)
 
-#define PANEL_TILES_K(NT) do {						\
-	int g_;								\
-									\
-	if (ng == panels_for_k(NT)) {					\
-		PANEL_TILE_K(p, r, last, panels_for_k(NT), NT);		\
-		break;							\
-	}								\
-	for (g_ = 0; g_ < ng; g_++)					\
-		PANEL_TILE_K(p + (size_t)g_ * gb, r + 16 * (size_t)g_,	\
-		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
-} while (0)
+#define PANEL_TILES_K(NT) PANEL_GROUPS(NT, panels_for_k, PANEL_TILE_K)
 
 /* Tiles of tokens for the Q4_K panels at r (ng of them, or one). */
 T_AVX512 static void
@@ -351,8 +377,7 @@ panel_rows_k(const uint8_t *p, size_t gb, size_t n, size_t st,
 	const uint8_t *b;
 
 	for (t = 0; t < m; t += tt) {
-		tt = m - t >= PANEL_T ? PANEL_T : m - t >= 4 ? 4 :
-		    m - t >= 2 ? 2 : 1;
+		tt = panel_tile_size(m - t);
 		for (i = 0; i < tt; i++) {
 			b = xs + (t + i) * st;
 			kx.q[i] = b;
@@ -360,14 +385,7 @@ panel_rows_k(const uint8_t *p, size_t gb, size_t n, size_t st,
 			kx.s[i] = (const int16_t *)(const void *)(b + n +
 			    nb * sizeof(float));
 		}
-		if (tt == PANEL_T)
-			PANEL_TILES_K(PANEL_T);
-		else if (tt == 4)
-			PANEL_TILES_K(4);
-		else if (tt == 2)
-			PANEL_TILES_K(2);
-		else
-			PANEL_TILES_K(1);
+		PANEL_BY_TILE(tt, PANEL_TILES_K);
 	}
 }
 
@@ -377,7 +395,7 @@ panel_gemm_k(const uint8_t *pk, size_t n, const void *xs, size_t m,
 {
 	size_t gb = n / QK_K * PANEL_K_BYTES, r, left;
 	size_t st = kern_xs_stride(QT_Q4_K, n);
-	size_t tile = m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+	size_t tile = panel_tile_size(m);
 	__mmask16 last;
 	int ng;
 
@@ -408,18 +426,7 @@ panels_for(size_t nt)
 		    t == 0, NG, NT);					\
 } while (0)
 
-/* The ng panels together when the tile takes that many, else apart. */
-#define PANEL_TILES(NT) do {						\
-	int g_;								\
-									\
-	if (ng == panels_for(NT)) {					\
-		PANEL_TILE(p, r, last, panels_for(NT), NT);		\
-		break;							\
-	}								\
-	for (g_ = 0; g_ < ng; g_++)					\
-		PANEL_TILE(p + (size_t)g_ * gb, r + 16 * (size_t)g_,	\
-		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
-} while (0)
+#define PANEL_TILES(NT) PANEL_GROUPS(NT, panels_for, PANEL_TILE)
 
 /* Tiles of tokens for the panels at r (ng of them, or one). */
 T_AVX512 static void
@@ -432,8 +439,7 @@ panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8, size_t st,
 	size_t t, tt, i;
 
 	for (t = 0; t < m; t += tt) {
-		tt = m - t >= PANEL_T ? PANEL_T : m - t >= 4 ? 4 :
-		    m - t >= 2 ? 2 : 1;
+		tt = panel_tile_size(m - t);
 		/* kern_xs_view's layout, without its calls per tile. */
 		for (i = 0; i < tt; i++) {
 			b = xs + (t + i) * st;
@@ -442,14 +448,7 @@ panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8, size_t st,
 			x.c[i] = (const int32_t *)(const void *)(b + nb * QK +
 			    nb * sizeof(float));
 		}
-		if (tt == PANEL_T)
-			PANEL_TILES(PANEL_T);
-		else if (tt == 4)
-			PANEL_TILES(4);
-		else if (tt == 2)
-			PANEL_TILES(2);
-		else
-			PANEL_TILES(1);
+		PANEL_BY_TILE(tt, PANEL_TILES);
 	}
 }
 
@@ -460,7 +459,7 @@ kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
 	size_t nb = n / QK, r, left, st = kern_xs_stride(wtype, n);
 	size_t gb = nb * (wtype == QT_Q8_0 ? 512 : 256) + (nb * 32 + 63) / 64 *
 	    64;
-	size_t tile = m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+	size_t tile = panel_tile_size(m);
 	int q8 = wtype == QT_Q8_0, ng;
 	__mmask16 last;
 
