@@ -186,10 +186,19 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 	}
 }
 
+/*
+ * KERN_NO_PANELS leaves the panel kernel out (tools/fuzz.sh: clang's
+ * fuzzer and sanitizers together took minutes over its unrolled tiles,
+ * and the fuzzed entry points never reach it).
+ */
+#if defined(KERN_HAVE_X86) && !defined(KERN_NO_PANELS)
+#define PANEL_KERNEL 1
+#endif
+
 int
 kern_panel_usable(void)
 {
-#ifdef KERN_HAVE_X86
+#ifdef PANEL_KERNEL
 	return kern_current_isa() == KERN_ISA_AVX512;
 #else
 	return 0;
@@ -205,7 +214,7 @@ kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
 
 	if (r1 <= r0 || m == 0 || !kern_panel_type(wtype))
 		return;
-#ifdef KERN_HAVE_X86
+#ifdef PANEL_KERNEL
 	kern_panel_gemm_avx512(wtype, (const uint8_t *)pk + r0 / PANEL_ROWS *
 	    gb, n, xs, m, y, r0, r1 - r0);
 #else
