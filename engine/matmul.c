@@ -3,6 +3,9 @@
  * split by rows across the pool; prefill splits rows the same way and
  * runs kern_gemm on quantized weights (8-bit activations, as decode),
  * single-threaded sgemm on each thread's rows of float weights.
+ * Matrices with a panel (wmat.pk, kernels_panel.c) run kern_panel_gemm
+ * instead, for decode, batched decode and prefill alike, on activations
+ * prepared as for kern_gemm.
  */
 #include "matmul.h"
 
