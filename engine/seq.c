@@ -411,8 +411,8 @@ eval_recompute(struct seq *s, struct seq_work *w, struct pool *pool,
 	return 0;
 }
 
-static int
-check_input(const struct seq *s, const struct seq_work *w,
+int
+seq_check_input(const struct seq *s, const struct seq_work *w,
     const int32_t *tokens, size_t n, char *cause)
 {
 	int32_t nv = s->m->hp.n_vocab;
@@ -441,7 +441,7 @@ seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
 {
 	size_t nv = (size_t)s->m->hp.n_vocab, i, c;
 
-	if (check_input(s, w, tokens, n, cause) != 0)
+	if (seq_check_input(s, w, tokens, n, cause) != 0)
 		return -1;
 	if (s->mode == SEQ_RECOMPUTE)
 		return eval_recompute(s, w, pool, tokens, n, logits, all,
@@ -462,8 +462,8 @@ seq_eval(struct seq *s, struct seq_work *w, struct pool *pool,
  * token, and a segment longer than its chunk is several passes.  Such
  * segments run alone through seq_eval, with the same results.
  */
-static int
-runs_alone(const struct seq *s, const struct seq_work *w, size_t n)
+int
+seq_runs_alone(const struct seq *s, const struct seq_work *w, size_t n)
 {
 	if (s->mode == SEQ_RECOMPUTE && s->kv.n_seen + (int64_t)n > s->kv.cap)
 		return 1;
@@ -488,13 +488,13 @@ seq_eval_batch(struct seq_work *w, struct pool *pool, struct seq_seg *seg,
 	for (i = 0; i < n_seg; i++) {
 		seg[i].failed = 0;
 		seg[i].cause[0] = '\0';
-		if (check_input(seg[i].s, w, seg[i].tokens, seg[i].n,
+		if (seq_check_input(seg[i].s, w, seg[i].tokens, seg[i].n,
 		    seg[i].cause) != 0) {
 			seg[i].failed = 1;
 			failed++;
 			continue;
 		}
-		if (runs_alone(seg[i].s, w, seg[i].n))
+		if (seq_runs_alone(seg[i].s, w, seg[i].n))
 			continue;
 		/* Scratch for every joining segment before anything runs. */
 		if (seq_fwd_reserve(seg[i].s, w, pool, seg[i].n, rows,
@@ -509,7 +509,7 @@ seq_eval_batch(struct seq_work *w, struct pool *pool, struct seq_seg *seg,
 		sg[n_sg++].all = seg[i].all;
 	}
 	for (i = 0; i < n_seg; i++) {
-		if (seg[i].failed || !runs_alone(seg[i].s, w, seg[i].n))
+		if (seg[i].failed || !seq_runs_alone(seg[i].s, w, seg[i].n))
 			continue;
 		if (seq_eval(seg[i].s, w, pool, seg[i].tokens, seg[i].n,
 		    seg[i].logits, seg[i].all, seg[i].cause) != 0) {

@@ -135,6 +135,39 @@ int seq_eval_batch(struct seq_work *, struct pool *, struct seq_seg *,
     size_t n_seg, char *cause);
 
 /*
+ * Passes: one segment's chunk evaluated a few stages at a time, across
+ * calls, so that a long prompt can go in beside decode steps without
+ * any of them waiting for a whole chunk.  A stage is half a layer
+ * (attention, or the feed-forward block): seq_pass_stages of them per
+ * chunk.  Between calls only the chunk's residual rows are kept (in the
+ * pass); the work area is free for other batches, which may run between
+ * a pass's calls.  The result is memcmp-equal to seq_eval_batch with
+ * the segment: the same calls per layer, the same rows.
+ *
+ * seq_pass_begin returns 0 once the pass holds the segment, 1 when the
+ * segment cannot run in stages (seq_eval_batch runs such segments
+ * alone: evaluate it that way), or -1 with seg->failed and its cause
+ * set (bad tokens, full dense cache, out of memory), nothing changed.
+ * seq_pass_run runs up to k more stages and returns how many are left;
+ * at 0 the sequence holds the chunk and seg->logits (if any) are
+ * filled.  Until then the sequence belongs to the pass: the chunk's
+ * keys and values are in some layers only, so nothing else may
+ * evaluate, snapshot or reset it: a pass given up on must still be run
+ * to its end.  seg must stay valid while the pass runs.
+ */
+struct seq_pass;
+struct seq_pass *seq_pass_new(const struct model *, size_t max_rows,
+    char *cause);
+void seq_pass_free(struct seq_pass *);
+int seq_pass_begin(struct seq_pass *, struct seq_work *, struct pool *,
+    struct seq_seg *);
+int seq_pass_run(struct seq_pass *, struct seq_work *, struct pool *,
+    int k);
+/* Stages left: 0 when idle or done. */
+int seq_pass_left(const struct seq_pass *);
+int seq_pass_stages(const struct model *);
+
+/*
  * For analysis tools: called during decode (one token per call) with the
  * attention weights of each layer's query head over the cache slots;
  * weights[j] belongs to slot j (slots [0, n_sink) are the sinks; without

@@ -160,19 +160,19 @@ batch_matmul(struct seq_work *w, struct pool *pool, const struct fwd_seg *sg,
 	matmul_multi(pool, nw, W, k, w->mx, w->my, &w->mm, NULL);
 }
 
+/* The first half of layer il: attention, added to the residual x. */
 static void
-layer_forward(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
+layer_attn(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
     size_t n_seg, size_t n, int il)
 {
 	const struct model_hparams *hp = &w->m->hp;
 	const struct model_layer *ly = &w->m->layers[il];
-	size_t e = (size_t)hp->n_embd, f = (size_t)hp->n_ff, i;
+	size_t e = (size_t)hp->n_embd, i;
 	const struct wmat *qkv_w[3] = { &ly->wq, &ly->wk, &ly->wv };
-	const struct wmat *ffn_w[2] = { &ly->w_gate, &ly->w_up };
-	const struct wmat *wo = &ly->wo, *wd = &ly->w_down;
-	float *qkv_y[3] = { w->q, w->kc, w->vc }, *ffn_y[2] = { w->g, w->u };
+	const struct wmat *wo = &ly->wo;
+	float *qkv_y[3] = { w->q, w->kc, w->vc };
 	size_t qkv_ld[3] = { (size_t)w->q_dim, (size_t)w->kv_dim,
-		(size_t)w->kv_dim }, ffn_ld[2] = { f, f };
+		(size_t)w->kv_dim };
 	struct seq_work v;
 
 	/* Scratch was reserved for these shapes: the calls cannot fail. */
@@ -196,6 +196,21 @@ layer_forward(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 		    hp->rms_eps);
 	for (i = 0; i < n * e; i++)
 		w->x[i] += w->xn[i];
+}
+
+/* The second half: the feed-forward block, added to x. */
+static void
+layer_ffn(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
+    size_t n_seg, size_t n, int il)
+{
+	const struct model_hparams *hp = &w->m->hp;
+	const struct model_layer *ly = &w->m->layers[il];
+	size_t e = (size_t)hp->n_embd, f = (size_t)hp->n_ff, i;
+	const struct wmat *ffn_w[2] = { &ly->w_gate, &ly->w_up };
+	const struct wmat *wd = &ly->w_down;
+	float *ffn_y[2] = { w->g, w->u };
+	size_t ffn_ld[2] = { f, f };
+
 	rmsnorm_rows(w->x, ly->ffn_norm, w->xn, n, hp->n_embd, hp->rms_eps);
 	batch_matmul(w, pool, sg, n_seg, 2, ffn_w, w->xn, e, ffn_y, ffn_ld);
 	gate(w->g, w->u, n * f, hp->arch->act);
@@ -207,8 +222,9 @@ layer_forward(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 		w->x[i] += w->xn[i];
 }
 
-static void
-embed(const struct seq *s, float *x, const int32_t *tokens, size_t n)
+void
+seq_fwd_embed(const struct seq *s, float *x, const int32_t *tokens,
+    size_t n)
 {
 	const struct wmat *m = &s->m->tok_embd;
 	size_t t, i, e = (size_t)m->cols;
@@ -268,30 +284,62 @@ batch_logits(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 			kern_softcap(w->my[i], nv, hp->final_softcap);
 }
 
-void
-seq_fwd_batch(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
-    size_t n_seg)
+size_t
+seq_fwd_plan(struct seq_work *w, struct fwd_seg *sg, size_t n_seg)
 {
-	size_t e = (size_t)w->m->hp.n_embd, n = 0, i;
+	size_t n = 0, i;
 	struct seq_work v;
-	int il;
 
 	for (i = 0; i < n_seg; i++) {
 		sg[i].r0 = n;
 		n += sg[i].n;
-		embed(sg[i].s, w->x + sg[i].r0 * e, sg[i].tokens, sg[i].n);
 		seg_view(w, sg[i].r0, &v);
 		seq_attn_plan(sg[i].s, &v, sg[i].s->kv.n_seen, sg[i].n,
 		    &sg[i].ck);
 	}
-	for (il = 0; il < w->m->hp.n_layer; il++)
-		layer_forward(w, pool, sg, n_seg, n, il);
+	return n;
+}
+
+void
+seq_fwd_stages(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
+    size_t n_seg, size_t n, int from, int to)
+{
+	int st;
+
+	for (st = from; st < to; st++) {
+		if (st % 2 == 0)
+			layer_attn(w, pool, sg, n_seg, n, st / 2);
+		else
+			layer_ffn(w, pool, sg, n_seg, n, st / 2);
+	}
+}
+
+void
+seq_fwd_end(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
+    size_t n_seg)
+{
+	size_t i;
+
 	for (i = 0; i < n_seg; i++) {
 		kv_put_tokens(&sg[i].s->kv, sg[i].ck.a0, sg[i].tokens,
 		    sg[i].n);
 		sg[i].s->kv.n_seen += (int64_t)sg[i].n;
 	}
 	batch_logits(w, pool, sg, n_seg);
+}
+
+void
+seq_fwd_batch(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
+    size_t n_seg)
+{
+	size_t e = (size_t)w->m->hp.n_embd, n, i;
+
+	n = seq_fwd_plan(w, sg, n_seg);
+	for (i = 0; i < n_seg; i++)
+		seq_fwd_embed(sg[i].s, w->x + sg[i].r0 * e, sg[i].tokens,
+		    sg[i].n);
+	seq_fwd_stages(w, pool, sg, n_seg, n, 0, SEQ_FWD_STAGES(w->m));
+	seq_fwd_end(w, pool, sg, n_seg);
 }
 
 void

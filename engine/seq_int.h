@@ -91,6 +91,29 @@ struct fwd_seg {
  */
 void seq_fwd_batch(struct seq_work *, struct pool *, struct fwd_seg *,
     size_t n_seg);
+/*
+ * seq_fwd_batch in its parts, for passes (seq_pass.c) that run a chunk
+ * a few stages at a time.  A stage is half a layer: stage 2l is layer
+ * l's attention, 2l + 1 its feed-forward block; between stages a row's
+ * whole state is its residual in w->x.  seq_fwd_plan places the
+ * segments' rows (r0) and plans their attention (from the sequences'
+ * n_seen, which only seq_fwd_end moves: a plan made again between
+ * stages is the same plan); it returns the rows.  seq_fwd_embed writes
+ * n tokens' embeddings at x.  seq_fwd_end records the tokens, moves the
+ * streams on and computes the logits asked for.
+ */
+#define SEQ_FWD_STAGES(m) (2 * (m)->hp.n_layer)
+size_t seq_fwd_plan(struct seq_work *, struct fwd_seg *, size_t n_seg);
+void seq_fwd_embed(const struct seq *, float *x, const int32_t *tokens,
+    size_t n);
+void seq_fwd_stages(struct seq_work *, struct pool *, struct fwd_seg *,
+    size_t n_seg, size_t n, int from, int to);
+void seq_fwd_end(struct seq_work *, struct pool *, struct fwd_seg *,
+    size_t n_seg);
+/* seq.c: the checks seq_eval_batch makes of a segment. */
+int seq_check_input(const struct seq *, const struct seq_work *,
+    const int32_t *tokens, size_t n, char *cause);
+int seq_runs_alone(const struct seq *, const struct seq_work *, size_t n);
 /* One chunk of one sequence: a batch of one. */
 void seq_fwd_chunk(struct seq *, struct seq_work *, struct pool *,
     const int32_t *tokens, size_t n, float *logits, int all);

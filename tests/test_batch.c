@@ -6,6 +6,7 @@
  * sinks and pins, streams past the cache (evictions inside the batch),
  * prefill chunks beside decode rows, sequences joining and leaving
  * between steps, failing segments (bad token ids, a full dense cache),
+ * chunks run a few stages at a time (passes) between other batches,
  * a probe, and a batch too large for the work area, for F32, F16, Q8_0,
  * Q4_0 and Q4_K weights on synthetic models (no ../shared needed), one
  * of them wide enough that the matmuls run threaded and tiled.
@@ -504,6 +505,121 @@ START_TEST(oversized_batch_changes_nothing)
 }
 END_TEST
 
+/* Every chunk of every layer of a and b the same. */
+static void
+same_cache(const struct seq *a, const struct seq *b, int n_layer,
+    const char *what, int step)
+{
+	size_t bytes = seq_chunk_bytes(a);
+	char *x = malloc(bytes), *y = malloc(bytes);
+	int32_t c;
+	int l;
+
+	ck_assert(x != NULL && y != NULL && bytes == seq_chunk_bytes(b));
+	for (l = 0; l < n_layer; l++) {
+		for (c = 0; c < seq_n_chunks(a); c++) {
+			seq_chunk_get(a, l, c, x);
+			seq_chunk_get(b, l, c, y);
+			ck_assert_msg(memcmp(x, y, bytes) == 0, "%s step %d: "
+			    "layer %d chunk %d differs", what, step, l, c);
+		}
+	}
+	free(x);
+	free(y);
+}
+
+/*
+ * A pass run a few stages per call, with decode batches of another
+ * sequence on the same work area between its calls: the chunk's logits
+ * and the cache it leaves are exactly seq_eval's alone, for every cache
+ * mode (evictions inside the chunk, a dense cache filling up, recompute
+ * past a full cache running alone), and the decode rows between are
+ * exactly theirs alone too.
+ */
+START_TEST(passes_match_alone)
+{
+	const struct wcase *c = &wcases[_i];
+	struct model *m = open_case(c);
+	size_t nv = (size_t)m->hp.n_vocab, n, t;
+	char cause[ERR_LEN] = "";
+	struct seq_work *wb = seq_work_new(m, N_BATCH, cause);
+	struct seq_work *wa = seq_work_new(m, N_BATCH, cause);
+	struct seq_pass *ps = seq_pass_new(m, N_BATCH, cause);
+	float *lb = malloc(N_BATCH * nv * sizeof *lb);
+	float *la = malloc(N_BATCH * nv * sizeof *la);
+	struct seq_opts od = seq_kind(0);
+	struct seq *db = seq_new(m, &od, cause), *da = seq_new(m, &od, cause);
+	struct pair p[N_SEQ];
+	struct seq_seg seg, dseg;
+	int32_t tok[N_BATCH], dtok = 5;
+	uint32_t st = 777u + (uint32_t)_i;
+	int i, step, r, ra, staged = 0, alone = 0, failed = 0, left;
+
+	ck_assert_msg(wb && wa && ps && lb && la && db && da, "%s", cause);
+	pairs_new(m, p, N_SEQ);
+	for (i = 0; i < N_SEQ; i++) {
+		for (step = 0; step < 6; step++) {
+			n = seq_chunk_len(p[i].b, 1 + rnd(&st) % 30, N_BATCH);
+			for (t = 0; t < n; t++)
+				tok[t] = (int32_t)(rnd(&st) % nv);
+			seg = (struct seq_seg){ .s = p[i].b, .tokens = tok,
+			    .n = n, .logits = lb, .all = rnd(&st) % 3 == 0 };
+			memset(lb, 0xff, n * nv * sizeof *lb);
+			r = seq_pass_begin(ps, wb, tenv_pool, &seg);
+			if (r == 1) {
+				alone++;
+				ck_assert_int_ge(seq_eval_batch(wb, tenv_pool,
+				    &seg, 1, cause), 0);
+			}
+			for (left = r == 0 ? seq_pass_left(ps) : 0; left > 0;) {
+				ck_assert_int_eq(left, seq_pass_left(ps));
+				left = seq_pass_run(ps, wb, tenv_pool,
+				    1 + (int)(rnd(&st) % 5));
+				dseg = (struct seq_seg){ .s = db, .tokens = &dtok,
+				    .n = 1, .logits = lb + n * nv };
+				ck_assert_int_eq(seq_eval_batch(wb, tenv_pool,
+				    &dseg, 1, cause), 0);
+				ck_assert_int_eq(seq_eval(da, wa, tenv_pool,
+				    &dtok, 1, la, 0, cause), 0);
+				ck_assert(memcmp(lb + n * nv, la, nv *
+				    sizeof *la) == 0);
+				dtok = (dtok * 7 + 3) % (int32_t)nv;
+			}
+			staged += r == 0;
+			memset(la, 0xff, n * nv * sizeof *la);
+			ra = seq_eval(p[i].a, wa, tenv_pool, tok, n, la, seg.all,
+			    cause);
+			ck_assert_msg(seg.failed == (ra != 0), "%s seq %d step "
+			    "%d: pass failed %d (%s), alone %d (%s)", c->name,
+			    i, step, seg.failed, seg.cause, ra, cause);
+			failed += seg.failed;
+			if (!seg.failed)
+				ck_assert_msg(memcmp(lb, la, (seg.all ? n : 1) *
+				    nv * sizeof *la) == 0, "%s seq %d (%s) step "
+				    "%d: %zu tokens: logits differ", c->name, i,
+				    seq_mode_name(seq_kind(i).mode), step, n);
+			same_state(&p[i], c->name, step);
+			same_cache(p[i].b, p[i].a, m->hp.n_layer, c->name,
+			    step);
+		}
+	}
+	printf("%s: %d chunks in stages, %d alone, %d failed\n", c->name,
+	    staged, alone, failed);
+	ck_assert_int_gt(staged, N_SEQ * 3);
+	ck_assert_int_gt(alone, 0);
+	ck_assert_int_gt(failed, 0);
+	pairs_free(p, N_SEQ);
+	seq_free(db);
+	seq_free(da);
+	seq_pass_free(ps);
+	seq_work_free(wb);
+	seq_work_free(wa);
+	free(lb);
+	free(la);
+	model_close(m);
+}
+END_TEST
+
 static Suite *
 batch_suite(void)
 {
@@ -514,6 +630,7 @@ batch_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, mixed_batches_match_alone, 0, N_WCASES);
 	tcase_add_loop_test(tc, decode_rows_match_alone, 0, N_WCASES);
+	tcase_add_loop_test(tc, passes_match_alone, 0, N_WCASES);
 	tcase_add_test(tc, probe_runs_alone);
 	tcase_add_loop_test(tc, panels_need_no_file, 0, 2);
 	tcase_add_test(tc, oversized_batch_changes_nothing);

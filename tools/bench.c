@@ -138,6 +138,7 @@ struct speed_opts {
 	const char *model;
 	long n_prompt, n_gen, n_threads, reps;
 	long depth; /* context already in the cache when decoding starts */
+	long chunk; /* prefill chunk: the work area's n_batch, as sinkd's */
 	float bw; /* GB/s for the bandwidth bound; 0: measure */
 	int use_mmap;
 	int no_panels;
@@ -176,7 +177,7 @@ speed_once(struct model *m, struct pool *p, const struct speed_opts *o,
 	long need = o->depth + o->n_gen + 1, nid;
 	struct seq_opts so;
 	struct seq *s;
-	struct seq_work *w = seq_work_new(m, 512, cause);
+	struct seq_work *w = seq_work_new(m, (int32_t)o->chunk, cause);
 	int32_t *ids, id;
 	float *lg = malloc((size_t)m->hp.n_vocab * sizeof *lg);
 	double t;
@@ -280,11 +281,12 @@ static int
 bench_speed(int argc, char **argv)
 {
 	struct speed_opts o = { .n_prompt = 512, .n_gen = 128, .reps = 5,
-		.n_threads = sysconf(_SC_NPROCESSORS_ONLN) };
+		.chunk = 512, .n_threads = sysconf(_SC_NPROCESSORS_ONLN) };
 	char cause[ERR_LEN] = "";
 	int c, bad = 0;
 	static const struct option lo[] = {
 		{ "bw", required_argument, NULL, 'b' },
+		{ "chunk", required_argument, NULL, 'c' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "mmap", no_argument, NULL, 'M' },
 		{ "no-panels", no_argument, NULL, 'P' },
@@ -316,14 +318,17 @@ bench_speed(int argc, char **argv)
 		    cause); break;
 		case 'd': bad = opt_long("--depth", optarg, 0, 1 << 24,
 		    &o.depth, cause); break;
+		case 'c': bad = opt_long("--chunk", optarg, 1, 4096, &o.chunk,
+		    cause); break;
 		case 'h':
 			printf("usage: sinkd-bench speed -m MODEL [-p 512] "
 			    "[-n 128] [-t THREADS] [-r REPS] [--depth D]\n"
 			    "                         [--bw GB/s] [--mmap] [--no-panels] "
-			    "[--kv f32|f16]\n"
-			    "Prefill of -p tokens into an empty cache; decode "
-			    "of -n tokens after D tokens\nof context (default "
-			    "0, as llama-bench's tg test).\n--no-panels runs "
+			    "[--kv f32|f16] [--chunk 512]\n"
+			    "Prefill of -p tokens into an empty cache, in chunks "
+			    "of at most --chunk (as sinkd's);\ndecode of -n "
+			    "tokens after D tokens of context (default 0, as "
+			    "llama-bench's\ntg test).\n--no-panels runs "
 			    "Q4_0/Q8_0/Q4_K on their rows as stored instead of "
 			    "the panels\nbuilt at load (A/B runs).\n");
 			return 0;
