@@ -420,7 +420,8 @@ static void
 status_batch(struct out *o, const msgpack_object *b)
 {
 	uint64_t mb = 0, ch = 0, sc = 0, st = 0, dr = 0, pr = 0, ms = 0;
-	char buf[256], a[32];
+	uint64_t sh = 0;
+	char buf[256], a[32], b2[96] = "";
 
 	if (b == NULL || b->type != MSGPACK_OBJECT_MAP)
 		return;
@@ -428,8 +429,11 @@ status_batch(struct out *o, const msgpack_object *b)
 	fmt_get_u64(b, "chunk", &ch);
 	fmt_get_u64(b, "scratch", &sc);
 	fmt_size(sc, a, sizeof a);
+	/* Older daemons do not say. */
+	if (fmt_get_u64(b, "prefill_share", &sh) && sh > 0)
+		snprintf(b2, sizeof b2, " (prefill share %" PRIu64 "%%)", sh);
 	snprintf(buf, sizeof buf, "up to %" PRIu64 " sessions and %" PRIu64
-	    " prompt tokens a step, %s of scratch", mb, ch, a);
+	    " prompt tokens a step%s, %s of scratch", mb, ch, b2, a);
 	kv_line(o, "batch", buf);
 	fmt_get_u64(b, "steps", &st);
 	fmt_get_u64(b, "decode_rows", &dr);

@@ -53,8 +53,10 @@ static const struct conf_opt conf_opts[] = {
 	    "generating sessions one forward pass takes at once (default "
 	    "16); the batch's memory is sized for it at startup" },
 	{ "chunk", 0, C_LONG, OFF(chunk), 1, 4096,
-	    "prompt tokens one forward pass takes, at most (default 64): "
-	    "a long prompt delays the other streams by one chunk a step" },
+	    "prompt tokens one forward pass takes, at most (default 64)" },
+	{ "prefill-share", 0, C_LONG, OFF(prefill_share), 1, 100000,
+	    "while other sessions generate, how much longer (percent) a "
+	    "prompt being read may make their steps (default 50)" },
 	{ "log", 0, C_STR, OFF(log_file), 0, 0,
 	    "log to this file instead of stderr (reopened on SIGHUP)" },
 	{ "log-level", 0, C_LEVEL, OFF(log_level), 0, 0,
@@ -107,6 +109,7 @@ conf_defaults(struct conf *c)
 	c->log_level = LOG_INFO;
 	c->max_batch = 16;
 	c->chunk = 64;
+	c->prefill_share = 50;
 	c->max_sessions = 256;
 	c->max_memory = (long)mem_half_ram();
 	c->max_clients = 64;

@@ -279,6 +279,7 @@ serve(struct daemon *d, char *cause)
 	wo.threads = (int)d->conf->threads;
 	wo.max_batch = (int)d->conf->max_batch;
 	wo.chunk = (int)d->conf->chunk;
+	wo.prefill_share = (int)d->conf->prefill_share;
 	if ((d->storeq = storeq_new(cause)) == NULL || (d->worker =
 	    worker_new(d->model, &d->tmpl, d->store, d->storeq, &wo,
 	    cause)) == NULL ||

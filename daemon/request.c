@@ -353,9 +353,10 @@ op_status(struct req *r)
 	/* The scheduler: its bounds and what it has done. */
 	worker_get_stats(d->worker, &ws);
 	proto_pack_key(o, "batch");
-	proto_pack_map(o, 8);
+	proto_pack_map(o, 9);
 	proto_put_u64(o, "max_batch", (uint64_t)ws.max_batch);
 	proto_put_u64(o, "chunk", (uint64_t)ws.chunk);
+	proto_put_u64(o, "prefill_share", (uint64_t)ws.prefill_share);
 	proto_put_u64(o, "scratch", ws.scratch);
 	proto_put_u64(o, "steps", ws.steps);
 	proto_put_u64(o, "decode_rows", ws.decode_rows);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gen.h"
@@ -40,6 +41,20 @@ struct worker {
 	unsigned char *served;		/* per act: 1 served, 2 finished */
 	size_t n_seg, max_seg;
 	int max_batch, chunk;
+
+	/*
+	 * Prompt chunks going in by stages (half a layer each) beside
+	 * decode steps: the pass, whose chunks they are, their segments,
+	 * and the times that size each step's share (EWMAs, seconds).
+	 */
+	struct seq_pass *pass;
+	struct job **pj;		/* [chunk] */
+	struct seq_seg *pseg;		/* [chunk] */
+	size_t n_pj;
+	size_t n_wait, n_dec;	/* this step: jobs prefilling, decoding */
+	int share;		/* % a decode step may grow by */
+	double t_dec;		/* a step's decode rows */
+	double t_row[2];	/* a row of an attention stage, of an FFN one */
 };
 
 /* A finished job on its way through the store thread. */
@@ -216,33 +231,100 @@ add_segment(struct worker *w, struct job *j, size_t i)
 	w->served[i] = 1;
 }
 
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Moves an estimate towards a new reading (the first one sets it). */
+static void
+ewma(double *e, double x)
+{
+	*e = *e > 0.0 ? *e + (x - *e) / 8.0 : x;
+}
+
+/* Whether j has a chunk in the pass. */
+static int
+in_pass(const struct worker *w, const struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_pj; i++)
+		if (w->pj[i] == j)
+			return 1;
+	return 0;
+}
+
 /*
- * This step's batch, in turn order: every generating job's next token
- * up to max_batch of them, and prefill chunks within a budget of chunk
- * tokens.  The first job prefilling always gets its chunk; a chunk that
- * would pass the budget waits rather than being cut, so that a prompt
- * is cut the same way whatever runs beside it.
+ * j, prefilling, takes the next chunk of its prompt if the step's
+ * budget of prompt tokens has room (the first always has): into the
+ * pass, which runs in stages (run_pass), or, when the chunk cannot run
+ * in stages (seq_pass_add says why), as a segment of the batch.  A chunk
+ * that would pass the budget waits rather than being cut, so that a
+ * prompt is cut the same way whatever runs beside it.  GEN_DONE when
+ * the chunk failed at once.
+ */
+static int
+take_chunk(struct worker *w, struct job *j, size_t i, size_t *budget,
+    int *any)
+{
+	struct seq_seg *sg = &w->pseg[w->n_pj];
+	size_t c = gen_segment(j, (size_t)w->chunk, sg);
+	int r;
+
+	if (*any && c > *budget)
+		return GEN_MORE;
+	r = seq_pass_add(w->pass, w->gen.work, w->gen.pool, sg);
+	if (r < 0)
+		return gen_after(j, sg, (size_t)w->chunk, emit, w);
+	*budget -= c < *budget ? c : *budget;
+	*any = 1;
+	if (r == 0) {
+		w->pj[w->n_pj++] = j;
+		w->served[i] = 1;
+	} else {
+		w->seg[w->n_seg] = *sg;
+		add_segment(w, j, i);
+	}
+	return GEN_MORE;
+}
+
+/*
+ * This step's batch, in turn order: every generating job's next token,
+ * up to max_batch of them; and, unless a pass is under way, prompt
+ * chunks of up to chunk tokens in all, which stay in the pass until
+ * they are all in (many steps beside decode rows, one alone), their
+ * jobs then going to the back.  A chunk is cut to --chunk whatever runs
+ * beside it, and its stages compute what the whole chunk would: no
+ * prompt's results depend on its company.
  */
 static void
 pick(struct worker *w)
 {
-	size_t i, c, budget = (size_t)w->chunk, n_dec = 0;
-	int any_prefill = 0;
+	size_t i, n_dec = 0, budget = (size_t)w->chunk;
+	int open = seq_pass_left(w->pass) == 0, any = 0;
 	struct job *j;
 
 	w->n_seg = 0;
+	w->n_wait = 0;
 	for (i = 0; i < w->n_act; i++) {
 		j = w->act[i];
 		w->served[i] = 0;
-		if (gen_begin(&w->gen, j, emit, w) == GEN_DONE) {
+		if (!open && in_pass(w, j)) {
+			/* Its cancel is seen once its chunk is in. */
+			w->served[i] = 1;
+			w->n_wait++;
+		} else if (gen_begin(&w->gen, j, emit, w) == GEN_DONE) {
 			w->served[i] = 2;
 		} else if (gen_prefilling(j)) {
-			c = gen_segment(j, (size_t)w->chunk, &w->seg[w->n_seg]);
-			if (any_prefill && c > budget)
-				continue;
-			budget -= c < budget ? c : budget;
-			any_prefill = 1;
-			add_segment(w, j, i);
+			w->n_wait++;
+			if (open && take_chunk(w, j, i, &budget, &any) ==
+			    GEN_DONE)
+				w->served[i] = 2;
 		} else if (n_dec < (size_t)w->max_batch) {
 			if (gen_sample(&w->gen, j, emit, w) == GEN_DONE) {
 				w->served[i] = 2;
@@ -253,6 +335,7 @@ pick(struct worker *w)
 			add_segment(w, j, i);
 		}
 	}
+	w->n_dec = n_dec;
 }
 
 /*
@@ -264,11 +347,20 @@ static void
 eval(struct worker *w)
 {
 	char cause[ERR_LEN] = "";
-	size_t i;
+	size_t i, rows = 0;
+	double t0 = now();
 
-	if (w->n_seg == 0 || seq_eval_batch(w->gen.work, w->gen.pool, w->seg,
-	    w->n_seg, cause) >= 0)
+	if (w->n_seg == 0)
 		return;
+	for (i = 0; i < w->n_seg; i++)
+		rows += w->seg[i].n;
+	if (seq_eval_batch(w->gen.work, w->gen.pool, w->seg, w->n_seg,
+	    cause) >= 0) {
+		/* What decode rows alone take: the pass's yardstick. */
+		if (rows == w->n_seg)
+			ewma(&w->t_dec, now() - t0);
+		return;
+	}
 	log_debug("worker: batch of %zu segments: %s; one at a time",
 	    w->n_seg, cause);
 	for (i = 0; i < w->n_seg; i++) {
@@ -281,6 +373,57 @@ eval(struct worker *w)
 	}
 }
 
+/* Whether a job with a chunk in the pass was told to stop. */
+static int
+cancelled(const struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_pj; i++)
+		if (atomic_load(&w->pj[i]->stop) != STOP_NONE)
+			return 1;
+	return 0;
+}
+
+/*
+ * The step's stages of the prompts' pass, after its decode rows: with
+ * none, or a job of the pass cancelled, the whole rest of the chunk;
+ * beside decode rows, stages while the time they take stays within
+ * share% of what the decode rows take (one stage at least), so that a
+ * long prompt makes every stream's steps at most that much longer, plus
+ * half a layer of one chunk at worst.
+ */
+static void
+run_pass(struct worker *w)
+{
+	int total = seq_pass_stages(w->gen.m), left = seq_pass_left(w->pass);
+	double budget = w->t_dec * w->share / 100.0, spent = 0.0, t0, dt;
+	double rows = 0.0;
+
+	/* More sessions waiting to start than streaming: a larger share. */
+	if (w->n_wait > w->n_dec && w->n_dec > 0)
+		budget *= (double)w->n_wait / (double)w->n_dec;
+	size_t i;
+	int st;
+
+	if (w->n_seg == 0 || cancelled(w)) {
+		seq_pass_run(w->pass, w->gen.work, w->gen.pool, left);
+		return;
+	}
+	for (i = 0; i < w->n_pj; i++)
+		rows += (double)w->pseg[i].n;
+	/* Times per row: a short prompt's whole pass may fit in one step. */
+	do {
+		st = (total - left) % 2;
+		t0 = now();
+		left = seq_pass_run(w->pass, w->gen.work, w->gen.pool, 1);
+		dt = now() - t0;
+		spent += dt;
+		ewma(&w->t_row[st], dt / rows);
+	} while (left > 0 && spent + rows * w->t_row[(total - left) % 2] <=
+	    budget);
+}
+
 /* The step's figures, for `sink status`. */
 static void
 count_step(struct worker *w)
@@ -291,6 +434,9 @@ count_step(struct worker *w)
 		rows += w->seg[i].n;
 		dec += !gen_prefilling(w->segj[i]);
 	}
+	if (w->n_pj > 0 && seq_pass_left(w->pass) == 0)
+		for (i = 0; i < w->n_pj; i++)
+			rows += w->pseg[i].n;
 	pthread_mutex_lock(&w->lock);
 	w->stats.steps++;
 	w->stats.rows += rows;
@@ -326,13 +472,24 @@ reorder(struct worker *w)
 	w->n_act = n;
 }
 
-/* Marks the jobs that finished with their segment. */
+/* Marks the jobs that finished with their segment, or their pass. */
 static void
 after(struct worker *w)
 {
 	size_t i, k = 0;
 
 	count_step(w);
+	if (w->n_pj > 0 && seq_pass_left(w->pass) == 0) {
+		for (i = 0; i < w->n_pj; i++) {
+			for (k = 0; w->act[k] != w->pj[i]; k++)
+				;
+			if (gen_after(w->pj[i], &w->pseg[i], (size_t)w->chunk,
+			    emit, w) == GEN_DONE)
+				w->served[k] = 2;
+		}
+		w->n_pj = 0;
+		k = 0;
+	}
 	for (i = 0; i < w->n_seg; i++) {
 		/* Segments are in turn order: find the job's place. */
 		while (w->act[k] != w->segj[i])
@@ -353,6 +510,8 @@ worker_main(void *arg)
 			continue;
 		pick(w);
 		eval(w);
+		if (seq_pass_left(w->pass) > 0)
+			run_pass(w);
 		after(w);
 		reorder(w);
 	}
@@ -372,10 +531,12 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 	w->sq = sq;
 	w->max_batch = o->max_batch;
 	w->chunk = o->chunk;
+	w->share = o->prefill_share;
 	/* Every decode row, and prefill chunks of a token each at worst. */
 	w->max_seg = (size_t)o->max_batch + (size_t)o->chunk;
 	w->stats.max_batch = o->max_batch;
 	w->stats.chunk = o->chunk;
+	w->stats.prefill_share = o->prefill_share;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
@@ -391,15 +552,26 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 	}
 	/* A step's rows: max_batch tokens and chunk more at most. */
 	if (gen_init(&w->gen, m, tm, st, o->threads, o->max_batch + o->chunk,
-	    cause) != 0)
+	    cause) != 0 ||
+	    (w->pass = seq_pass_new(m, (size_t)o->chunk, cause)) == NULL)
 		goto fail;
-	w->stats.scratch = seq_work_bytes(w->gen.work);
+	w->pj = calloc((size_t)o->chunk, sizeof *w->pj);
+	w->pseg = calloc((size_t)o->chunk, sizeof *w->pseg);
+	if (w->pj == NULL || w->pseg == NULL) {
+		err_set(cause, "out of memory");
+		goto fail;
+	}
+	w->stats.scratch = seq_work_bytes(w->gen.work) + (uint64_t)o->chunk *
+	    (uint64_t)(m->hp.n_embd + 1) * sizeof(float);
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		err_set(cause, "cannot start the worker thread");
 		goto fail;
 	}
 	return w;
 fail:
+	seq_pass_free(w->pass);
+	free(w->pj);
+	free(w->pseg);
 	gen_free(&w->gen);
 	free(w->seg);
 	free(w->segj);
@@ -425,6 +597,9 @@ worker_free(struct worker *w)
 	pthread_join(w->thread, NULL);
 	while ((e = worker_take(w)) != NULL)
 		wevent_free(e);
+	seq_pass_free(w->pass);
+	free(w->pj);
+	free(w->pseg);
 	gen_free(&w->gen);
 	free(w->seg);
 	free(w->segj);

@@ -2,11 +2,15 @@
  * worker: the thread that runs the forward passes, so that the event
  * loop never does.  Jobs of different sessions share it by continuous
  * batching: each step is one forward pass over a batch holding the next
- * token of every generating job (up to max_batch of them) and prefill
- * chunks of at most `chunk` tokens in all, so that a long prompt delays
- * the streams beside it by one chunk per step.  A job submitted joins
- * at the next step, a cancelled one leaves at the next step, and jobs
- * left out of a full step go first in the next.  Results go back as events through a locked queue; an
+ * token of every generating job (up to max_batch of them), then part of
+ * one prompt's chunk (at most `chunk` tokens, cut the same whatever runs
+ * beside it): alone, the whole chunk; beside decode rows, as many
+ * stages (half a layer each) as fit in prefill_share% of the time the
+ * decode rows took, so that a long prompt makes the streams beside it
+ * at most that much slower, not a chunk a step.  A job submitted joins
+ * at the next step, a cancelled one leaves at the next step (once its
+ * chunk in flight is in), and jobs left out of a full step go first in
+ * the next.  Results go back as events through a locked queue; an
  * eventfd is written when the queue goes from empty to non-empty, and
  * the loop drains it.  A finished job goes to the store thread
  * (storeq.h), which takes its snapshot and then sends its DONE event:
@@ -43,12 +47,13 @@ struct wevent {
 struct worker_opts {
 	int threads;
 	int max_batch;	/* generating jobs in one step, at most */
-	int chunk;	/* prefill tokens in one step, at most */
+	int chunk;	/* a prompt's chunk: tokens one pass takes, at most */
+	int prefill_share; /* % a prompt may lengthen decode steps by */
 };
 
 /* What the scheduler has done, for `sink status`. */
 struct worker_stats {
-	int max_batch, chunk;
+	int max_batch, chunk, prefill_share;
 	uint64_t scratch;		/* bytes of the batch's work area */
 	uint64_t steps, rows;		/* forward passes, tokens in them */
 	uint64_t decode_rows, prefill_rows;

@@ -135,35 +135,38 @@ int seq_eval_batch(struct seq_work *, struct pool *, struct seq_seg *,
     size_t n_seg, char *cause);
 
 /*
- * Passes: one segment's chunk evaluated a few stages at a time, across
- * calls, so that a long prompt can go in beside decode steps without
- * any of them waiting for a whole chunk.  A stage is half a layer
- * (attention, or the feed-forward block): seq_pass_stages of them per
- * chunk.  Between calls only the chunk's residual rows are kept (in the
- * pass); the work area is free for other batches, which may run between
- * a pass's calls.  The result is memcmp-equal to seq_eval_batch with
- * the segment: the same calls per layer, the same rows.
+ * Passes: prompt chunks (segments, as seq_eval_batch's) evaluated a few
+ * stages at a time, across calls, so that a long prompt can go in
+ * beside decode steps without any of them waiting for a whole chunk.
+ * A stage is half a layer (attention, or the feed-forward block):
+ * seq_pass_stages of them in all.  Between calls only the chunks'
+ * residual rows are kept (in the pass); the work area is free for other
+ * batches, which may run between a pass's calls.  Each segment's result
+ * is memcmp-equal to seq_eval_batch's: the same calls per layer, the
+ * same rows, which never mix.
  *
- * seq_pass_begin returns 0 once the pass holds the segment, 1 when the
- * segment cannot run in stages (seq_eval_batch runs such segments
- * alone: evaluate it that way), or -1 with seg->failed and its cause
- * set (bad tokens, full dense cache, out of memory), nothing changed.
- * seq_pass_run runs up to k more stages and returns how many are left;
- * at 0 the sequence holds the chunk and seg->logits (if any) are
- * filled.  Until then the sequence belongs to the pass: the chunk's
- * keys and values are in some layers only, so nothing else may
- * evaluate, snapshot or reset it: a pass given up on must still be run
- * to its end.  seg must stay valid while the pass runs.
+ * seq_pass_add puts a segment in a pass that has not begun running (at
+ * most max_rows rows in all, one segment per sequence): 0 once taken;
+ * 1 when the segment cannot run in stages (seq_eval_batch runs such
+ * segments alone: evaluate it that way); -1 with seg->failed and its
+ * cause set (bad tokens, full dense cache, out of memory, no room),
+ * nothing changed.  seq_pass_run runs up to k more stages and returns
+ * how many are left; at 0 the sequences hold their chunks, the logits
+ * asked for are filled, and the pass is empty again.  Until then each
+ * sequence belongs to the pass (its chunk's keys and values are in some
+ * layers only): nothing else may evaluate, snapshot or reset it, and a
+ * pass given up on must still be run to its end.  Segments must stay
+ * valid until then (their tokens are copied at once).
  */
 struct seq_pass;
 struct seq_pass *seq_pass_new(const struct model *, size_t max_rows,
     char *cause);
 void seq_pass_free(struct seq_pass *);
-int seq_pass_begin(struct seq_pass *, struct seq_work *, struct pool *,
+int seq_pass_add(struct seq_pass *, struct seq_work *, struct pool *,
     struct seq_seg *);
 int seq_pass_run(struct seq_pass *, struct seq_work *, struct pool *,
     int k);
-/* Stages left: 0 when idle or done. */
+/* Stages left: 0 when empty. */
 int seq_pass_left(const struct seq_pass *);
 int seq_pass_stages(const struct model *);
 

@@ -528,84 +528,101 @@ same_cache(const struct seq *a, const struct seq *b, int n_layer,
 	free(y);
 }
 
+/* The decode sequences' step between a pass's calls: db as da alone. */
+static void
+decode_between(struct seq *db, struct seq *da, struct seq_work *wb,
+    struct seq_work *wa, int32_t *tok, size_t nv, float *lb, float *la)
+{
+	struct seq_seg d = { .s = db, .tokens = tok, .n = 1, .logits = lb };
+	char cause[ERR_LEN] = "";
+
+	ck_assert_int_eq(seq_eval_batch(wb, tenv_pool, &d, 1, cause), 0);
+	ck_assert_int_eq(seq_eval(da, wa, tenv_pool, tok, 1, la, 0, cause), 0);
+	ck_assert(memcmp(lb, la, nv * sizeof *la) == 0);
+	*tok = (*tok * 7 + 3) % (int32_t)nv;
+}
+
 /*
- * A pass run a few stages per call, with decode batches of another
- * sequence on the same work area between its calls: the chunk's logits
- * and the cache it leaves are exactly seq_eval's alone, for every cache
- * mode (evictions inside the chunk, a dense cache filling up, recompute
- * past a full cache running alone), and the decode rows between are
- * exactly theirs alone too.
+ * Passes of one to three sequences' chunks, run a few stages per call,
+ * with decode batches of another sequence on the same work area between
+ * the calls: each chunk's logits and the cache it leaves are exactly
+ * seq_eval's alone, for every cache mode (evictions inside the chunk, a
+ * dense cache filling up, recompute past a full cache running alone),
+ * and the decode rows between are exactly theirs alone too.
  */
 START_TEST(passes_match_alone)
 {
 	const struct wcase *c = &wcases[_i];
 	struct model *m = open_case(c);
-	size_t nv = (size_t)m->hp.n_vocab, n, t;
+	size_t nv = (size_t)m->hp.n_vocab, n[3], t, off;
 	char cause[ERR_LEN] = "";
 	struct seq_work *wb = seq_work_new(m, N_BATCH, cause);
 	struct seq_work *wa = seq_work_new(m, N_BATCH, cause);
 	struct seq_pass *ps = seq_pass_new(m, N_BATCH, cause);
-	float *lb = malloc(N_BATCH * nv * sizeof *lb);
+	float *lb = malloc((N_BATCH + 1) * nv * sizeof *lb);
 	float *la = malloc(N_BATCH * nv * sizeof *la);
 	struct seq_opts od = seq_kind(0);
 	struct seq *db = seq_new(m, &od, cause), *da = seq_new(m, &od, cause);
-	struct pair p[N_SEQ];
-	struct seq_seg seg, dseg;
+	struct pair p[N_SEQ], *q;
+	struct seq_seg seg[3];
 	int32_t tok[N_BATCH], dtok = 5;
 	uint32_t st = 777u + (uint32_t)_i;
-	int i, step, r, ra, staged = 0, alone = 0, failed = 0, left;
+	int round, k, i, r[3], ra, staged = 0, alone = 0, failed = 0, left;
 
 	ck_assert_msg(wb && wa && ps && lb && la && db && da, "%s", cause);
 	pairs_new(m, p, N_SEQ);
-	for (i = 0; i < N_SEQ; i++) {
-		for (step = 0; step < 6; step++) {
-			n = seq_chunk_len(p[i].b, 1 + rnd(&st) % 30, N_BATCH);
-			for (t = 0; t < n; t++)
-				tok[t] = (int32_t)(rnd(&st) % nv);
-			seg = (struct seq_seg){ .s = p[i].b, .tokens = tok,
-			    .n = n, .logits = lb, .all = rnd(&st) % 3 == 0 };
-			memset(lb, 0xff, n * nv * sizeof *lb);
-			r = seq_pass_begin(ps, wb, tenv_pool, &seg);
-			if (r == 1) {
-				alone++;
-				ck_assert_int_ge(seq_eval_batch(wb, tenv_pool,
-				    &seg, 1, cause), 0);
-			}
-			for (left = r == 0 ? seq_pass_left(ps) : 0; left > 0;) {
-				ck_assert_int_eq(left, seq_pass_left(ps));
-				left = seq_pass_run(ps, wb, tenv_pool,
-				    1 + (int)(rnd(&st) % 5));
-				dseg = (struct seq_seg){ .s = db, .tokens = &dtok,
-				    .n = 1, .logits = lb + n * nv };
-				ck_assert_int_eq(seq_eval_batch(wb, tenv_pool,
-				    &dseg, 1, cause), 0);
-				ck_assert_int_eq(seq_eval(da, wa, tenv_pool,
-				    &dtok, 1, la, 0, cause), 0);
-				ck_assert(memcmp(lb + n * nv, la, nv *
-				    sizeof *la) == 0);
-				dtok = (dtok * 7 + 3) % (int32_t)nv;
-			}
-			staged += r == 0;
-			memset(la, 0xff, n * nv * sizeof *la);
-			ra = seq_eval(p[i].a, wa, tenv_pool, tok, n, la, seg.all,
-			    cause);
-			ck_assert_msg(seg.failed == (ra != 0), "%s seq %d step "
-			    "%d: pass failed %d (%s), alone %d (%s)", c->name,
-			    i, step, seg.failed, seg.cause, ra, cause);
-			failed += seg.failed;
-			if (!seg.failed)
-				ck_assert_msg(memcmp(lb, la, (seg.all ? n : 1) *
-				    nv * sizeof *la) == 0, "%s seq %d (%s) step "
-				    "%d: %zu tokens: logits differ", c->name, i,
-				    seq_mode_name(seq_kind(i).mode), step, n);
-			same_state(&p[i], c->name, step);
-			same_cache(p[i].b, p[i].a, m->hp.n_layer, c->name,
-			    step);
+	for (round = 0; round < 6 * N_SEQ; round++) {
+		k = 1 + (int)(rnd(&st) % 3);
+		for (i = 0, off = 0; i < k; i++) {
+			q = &p[(round + 3 * i) % N_SEQ];
+			n[i] = seq_chunk_len(q->b, 1 + rnd(&st) % (N_BATCH /
+			    (size_t)k), N_BATCH);
+			for (t = 0; t < n[i]; t++)
+				tok[off + t] = (int32_t)(rnd(&st) % nv);
+			seg[i] = (struct seq_seg){ .s = q->b, .tokens = tok +
+			    off, .n = n[i], .logits = lb + off * nv,
+			    .all = rnd(&st) % 3 == 0 };
+			memset(lb + off * nv, 0xff, n[i] * nv * sizeof *lb);
+			r[i] = seq_pass_add(ps, wb, tenv_pool, &seg[i]);
+			off += n[i];
+		}
+		for (i = 0; i < k; i++) {
+			if (r[i] != 1)
+				continue;
+			alone++;
+			ck_assert_int_ge(seq_eval_batch(wb, tenv_pool, &seg[i],
+			    1, cause), 0);
+		}
+		for (left = seq_pass_left(ps); left > 0;) {
+			left = seq_pass_run(ps, wb, tenv_pool,
+			    1 + (int)(rnd(&st) % 5));
+			ck_assert_int_eq(left, seq_pass_left(ps));
+			decode_between(db, da, wb, wa, &dtok, nv, lb + N_BATCH *
+			    nv, la);
+		}
+		for (i = 0; i < k; i++) {
+			q = &p[(round + 3 * i) % N_SEQ];
+			staged += r[i] == 0;
+			memset(la, 0xff, n[i] * nv * sizeof *la);
+			ra = seq_eval(q->a, wa, tenv_pool, seg[i].tokens, n[i],
+			    la, seg[i].all, cause);
+			ck_assert_msg(seg[i].failed == (ra != 0), "%s round %d "
+			    "seq %d: pass failed %d (%s), alone %d (%s)",
+			    c->name, round, i, seg[i].failed, seg[i].cause,
+			    ra, cause);
+			failed += seg[i].failed;
+			if (!seg[i].failed)
+				ck_assert_msg(memcmp(seg[i].logits, la,
+				    (seg[i].all ? n[i] : 1) * nv * sizeof *la) ==
+				    0, "%s round %d seq %d: %zu tokens: logits "
+				    "differ", c->name, round, i, n[i]);
+			same_state(q, c->name, round);
+			same_cache(q->b, q->a, m->hp.n_layer, c->name, round);
 		}
 	}
 	printf("%s: %d chunks in stages, %d alone, %d failed\n", c->name,
 	    staged, alone, failed);
-	ck_assert_int_gt(staged, N_SEQ * 3);
+	ck_assert_int_gt(staged, N_SEQ * 6);
 	ck_assert_int_gt(alone, 0);
 	ck_assert_int_gt(failed, 0);
 	pairs_free(p, N_SEQ);

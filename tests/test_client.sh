@@ -498,7 +498,7 @@ a line of context" ]; then
 	    ok "status: db and sessions in memory" ||
 	    bad "status: $(head -c 400 "$tmp/out")"
 	# The scheduler's lines: its bounds, and steps that took tokens.
-	grep -Eq '^batch +up to 16 sessions and 64 prompt tokens a step, [0-9.]+ [KMG]?i?B of scratch$' "$tmp/out" &&
+	grep -Eq '^batch +up to 16 sessions and 64 prompt tokens a step \(prefill share 50%\), [0-9.]+ [KMG]?i?B of scratch$' "$tmp/out" &&
 	    grep -Eq '^steps +[1-9][0-9]* \([0-9.]+ generated tokens a step, [1-9][0-9]* prompt tokens' "$tmp/out" &&
 	    ok "status: batch and steps" ||
 	    bad "status: $(grep -E '^(batch|steps)' "$tmp/out")"

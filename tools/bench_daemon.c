@@ -276,7 +276,8 @@ usage(void)
 	    "         [--scenarios single,sessions,prefill,import,snapshot]\n"
 	    "         [--sessions 1,2,4,8,16] [--prefill-tokens 20000] "
 	    "[--import-mib 100]\n"
-	    "         [--chunk N] [--max-batch N] [--sinkd PATH]\n"
+	    "         [--chunk N] [--prefill-share PCT] [--max-batch N] "
+	    "[--sinkd PATH]\n"
 	    "Greedy continuations of \"%s\" through a sinkd started on a "
 	    "private\nsocket (default: the sinkd beside this program): "
 	    "tokens/s and the gaps\nbetween a stream's tokens, alone and "
@@ -295,6 +296,7 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		{ "prefill-tokens", required_argument, NULL, 'P' },
 		{ "import-mib", required_argument, NULL, 'I' },
 		{ "chunk", required_argument, NULL, 'C' },
+		{ "prefill-share", required_argument, NULL, 'H' },
 		{ "max-batch", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -324,6 +326,8 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		    &o->import_mib, cause); break;
 		case 'C': bad = opt_long("--chunk", optarg, 1, 4096,
 		    &o->chunk, cause); break;
+		case 'H': bad = opt_long("--prefill-share", optarg, 1, 100000,
+		    &o->share, cause); break;
 		case 'B': bad = opt_long("--max-batch", optarg, 1, 256,
 		    &o->max_batch, cause); break;
 		case 'h': usage(); return 1;

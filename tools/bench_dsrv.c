@@ -34,7 +34,7 @@ rm_dir(struct dsrv *s)
 static void
 run_sinkd(const struct dopts *o, const struct dsrv *s)
 {
-	char threads[32], chunk[48], batch[48], *argv[32];
+	char threads[32], chunk[48], batch[48], share[48], *argv[32];
 	/* Limits raised so that only the sizes asked for bound the runs. */
 	const char *fixed[] = { o->sinkd, "-c", "/dev/null", "-m", o->model,
 	    "--socket", s->sock, "--db", s->db, "-t", threads,
@@ -46,6 +46,10 @@ run_sinkd(const struct dopts *o, const struct dsrv *s)
 	snprintf(threads, sizeof threads, "%ld", o->threads);
 	for (n = 0; n < (int)(sizeof fixed / sizeof fixed[0]); n++)
 		argv[n] = (char *)fixed[n];
+	if (o->share > 0) {
+		snprintf(share, sizeof share, "--prefill-share=%ld", o->share);
+		argv[n++] = share;
+	}
 	if (o->chunk > 0) {
 		snprintf(chunk, sizeof chunk, "--chunk=%ld", o->chunk);
 		argv[n++] = chunk;
