@@ -4,7 +4,8 @@
  * process for the same model, options and seed; 1, 4, 16 and 64 clients
  * at once (batched: fewer steps than tokens) all finish, each with the
  * text its session gives alone, and progress fairly; a long prompt goes
- * in a chunk a step beside a stream that keeps going; a client
+ * in by stages beside a stream that keeps going, and leaves its session
+ * as the same prompt fed alone; a client
  * sending garbage does not disturb a long stream.  The models are
  * synthetic ones written at test time (the 64 clients get a larger one,
  * so that compute, not the test's own reading, sets the pace), plus
