@@ -16,9 +16,12 @@
 /*
  * The first tile of a panel reads it from memory: prefetched this far
  * ahead in the quants (and an eighth of it in the scales, which come
- * eight times slower), as the row kernels do.
+ * eight times slower), as the row kernels do.  A tile of nt tokens
+ * spends nt times as long on each byte, so the same lead in time is
+ * more bytes: with 1 token 1024 is best, with 8 a lead of 8192 (1024
+ * there left Q8_0's single stream starved; measured, see the log).
  */
-#define PANEL_AHEAD 1024
+#define PANEL_AHEAD(nt) ((nt) >= 8 ? 8192 : (nt) >= 4 ? 2048 : 1024)
 #define PANEL_ACC 8
 /* A Q4_K superblock panel is 2304 bytes: prefetch the next one's. */
 #define PANEL_AHEAD_K 2304
@@ -163,10 +166,10 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 			if (pf) {
 				for (k = 0; k < (int)qb / 64; k++)
 					_mm_prefetch((const char *)p +
-					    PANEL_AHEAD + 64 * k, _MM_HINT_T0);
+					    PANEL_AHEAD(nt) + 64 * k, _MM_HINT_T0);
 				if (b % 2 == 0)
 					_mm_prefetch((const char *)sc +
-					    PANEL_AHEAD / 8, _MM_HINT_T0);
+					    PANEL_AHEAD(nt) / 8, _MM_HINT_T0);
 			}
 			dw = _mm512_cvtph_ps(_mm256_load_si256(
 			    (const __m256i *)(const void *)sc));
