@@ -236,9 +236,10 @@ work_alloc(struct seq_work *w, const struct model_hparams *hp)
 	w->slo = calloc(nb, sizeof(int32_t));
 	w->mx = calloc(nb, sizeof *w->mx);
 	w->my = calloc(3 * nb, sizeof *w->my);
+	w->aj = calloc(nb, sizeof *w->aj);
 	return w->x && w->xn && w->q && w->qs && w->att && w->kc && w->vc &&
 	    w->g && w->u && w->cs && w->cs_sink && w->pos && w->ns && w->lo &&
-	    w->hi && w->s0 && w->slo && w->mx && w->my ? 0 : -1;
+	    w->hi && w->s0 && w->slo && w->mx && w->my && w->aj ? 0 : -1;
 }
 
 struct seq_work *
@@ -276,9 +277,13 @@ seq_work_bytes(const struct seq_work *w)
 	    2 * (size_t)w->kv_dim + 2 * (size_t)hp->n_ff +
 	    2 * (size_t)hp->n_rot;
 
-	/* The floats, the per-row positions and bounds, matmul_multi's rows. */
+	/*
+	 * The floats, the per-row positions and bounds, matmul_multi's rows,
+	 * the decode rows' attention jobs.
+	 */
 	return (size_t)w->n_batch * (per_row * sizeof(float) +
-	    sizeof(int64_t) + 5 * sizeof(int32_t) + 4 * sizeof(float *));
+	    sizeof(int64_t) + 5 * sizeof(int32_t) + 4 * sizeof(float *) +
+	    sizeof(struct attn_job));
 }
 
 void
@@ -305,6 +310,7 @@ seq_work_free(struct seq_work *w)
 	free(w->slo);
 	free(w->mx);
 	free(w->my);
+	free(w->aj);
 	free(w->kg);
 	free(w->vg);
 	free(w->scores);

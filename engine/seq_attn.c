@@ -113,15 +113,6 @@ seq_attn_plan(const struct seq *s, struct seq_work *w, int64_t a0, size_t n,
 	}
 }
 
-struct attn_job {
-	struct seq *s;
-	struct seq_work *w;
-	const struct chunk *ck;
-	int layer;
-	long per;	/* query heads per job */
-	size_t per_thread; /* scores floats per thread */
-};
-
 /* The sink queries of chunk token t, head h. */
 static const float *
 sink_q(const struct attn_job *j, size_t t, long h)
@@ -390,18 +381,21 @@ gather(const struct seq *s, struct seq_work *w, int layer,
 	}
 }
 
-void
-seq_attn(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
-    struct chunk *ck)
+/* The job's fields, then what comes before the scores: the ropes. */
+static void
+attn_setup(struct attn_job *j, struct seq *s, struct seq_work *w, int nth,
+    int layer, struct chunk *ck)
 {
 	const struct model_hparams *hp = &s->m->hp;
-	int nth = pool_threads(pool);
-	struct attn_job j = { .s = s, .w = w, .ck = ck, .layer = layer };
 
-	j.per = attn_per_job(hp, ck->n, nth);
+	j->s = s;
+	j->w = w;
+	j->ck = ck;
+	j->layer = layer;
+	j->per = attn_per_job(hp, ck->n, nth);
 	ck->s0 = s->m->layers[layer].swa ? w->s0 : NULL;
 	ck->lo = s->m->layers[layer].swa ? w->slo : w->lo;
-	j.per_thread = w->scores_cap / (size_t)nth;
+	j->per_thread = w->scores_cap / (size_t)nth;
 	if (ck->sink_q) {
 		memcpy(w->qs, w->q, ck->n * (size_t)w->q_dim * sizeof(float));
 		rope_apply(&s->rope, w->cs_sink, w->qs, ck->n,
@@ -410,6 +404,15 @@ seq_attn(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
 	rope_apply(&s->rope, w->cs, w->q, ck->n, (size_t)w->q_dim, hp->n_head);
 	rope_apply(&s->rope, w->cs, w->kc, ck->n, (size_t)w->kv_dim,
 	    hp->n_head_kv);
+}
+
+void
+seq_attn(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
+    struct chunk *ck)
+{
+	struct attn_job j;
+
+	attn_setup(&j, s, w, pool_threads(pool), layer, ck);
 	if (ck->n == 1) {
 		/* Decode reads the cache in place, its own row included. */
 		kv_write(&s->kv, layer, ck->a0, w->kc, w->vc, 1,
@@ -423,3 +426,37 @@ seq_attn(struct seq *s, struct seq_work *w, struct pool *pool, int layer,
 	kv_write(&s->kv, layer, ck->a0, w->kc, w->vc, ck->n, (size_t)w->kv_dim);
 }
 
+struct attn_many {
+	struct attn_job *j;
+	size_t n;
+};
+
+/* attn_slice's decode jobs, of every segment, split as one list. */
+static void
+attn_many_slice(void *arg, int ith, int nth)
+{
+	const struct attn_many *a = arg;
+	const struct attn_job *j0 = &a->j[0];
+	long each = j0->s->m->hp.n_head / j0->per, lo, hi, i;
+	float *scores = j0->w->scores + (size_t)ith * j0->per_thread;
+
+	pool_split((long)a->n * each, ith, nth, 1, &lo, &hi);
+	for (i = lo; i < hi; i++)
+		attn_decode(&a->j[i % (long)a->n], i / (long)a->n * j0->per,
+		    j0->per, scores);
+}
+
+void
+seq_attn_decode(struct pool *pool, int layer, struct attn_job *j, size_t n)
+{
+	struct attn_many a = { .j = j, .n = n };
+	int nth = pool_threads(pool);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		attn_setup(&j[i], j[i].s, &j[i].view, nth, layer, j[i].ck);
+		kv_write(&j[i].s->kv, layer, j[i].ck->a0, j[i].view.kc,
+		    j[i].view.vc, 1, (size_t)j[i].view.kv_dim);
+	}
+	pool_run(pool, attn_many_slice, &a);
+}

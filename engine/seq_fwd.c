@@ -167,7 +167,7 @@ layer_attn(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 {
 	const struct model_hparams *hp = &w->m->hp;
 	const struct model_layer *ly = &w->m->layers[il];
-	size_t e = (size_t)hp->n_embd, i;
+	size_t e = (size_t)hp->n_embd, i, nd = 0;
 	const struct wmat *qkv_w[3] = { &ly->wq, &ly->wk, &ly->wv };
 	const struct wmat *wo = &ly->wo;
 	float *qkv_y[3] = { w->q, w->kc, w->vc };
@@ -185,10 +185,19 @@ layer_attn(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 	    (size_t)w->q_dim, hp->rms_eps);
 	head_norm(w->kc, ly->k_norm, n, hp->n_head_kv, hp->head_dim,
 	    (size_t)w->kv_dim, hp->rms_eps);
+	/* Decode rows' attention in one pool run: fewer joins per layer. */
 	for (i = 0; i < n_seg; i++) {
+		if (sg[i].n == 1) {
+			w->aj[nd].s = sg[i].s;
+			w->aj[nd].ck = &sg[i].ck;
+			seg_view(w, sg[i].r0, &w->aj[nd++].view);
+			continue;
+		}
 		seg_view(w, sg[i].r0, &v);
 		seq_attn(sg[i].s, &v, pool, il, &sg[i].ck);
 	}
+	if (nd > 0)
+		seq_attn_decode(pool, il, w->aj, nd);
 	batch_matmul(w, pool, sg, n_seg, 1, &wo, w->att, (size_t)w->q_dim,
 	    &w->xn, &e);
 	if (ly->post_attn_norm != NULL)

@@ -42,6 +42,7 @@ struct seq_work {
 	int32_t *rtok;		 /* recompute's token list */
 	size_t rtok_cap;
 	struct matmul_scratch mm;
+	struct attn_job *aj;	 /* [n_batch] a batch's decode attention */
 };
 
 /* From this many tokens on, attention runs per head through sgemm. */
@@ -58,6 +59,17 @@ struct chunk {
 	const int32_t *s0, *lo; /* this layer's first sink and window rows */
 };
 
+/* seq_attn.c's unit of work: one segment's attention in one layer. */
+struct attn_job {
+	struct seq *s;
+	struct seq_work *w;	/* the segment's view */
+	struct chunk *ck;
+	int layer;
+	long per;		/* query heads per job */
+	size_t per_thread;	/* scores floats per thread */
+	struct seq_work view;	/* w, for seq_attn_decode's jobs */
+};
+
 /*
  * seq_attn.c.  w is the segment's view: its rows from row 0 (see
  * seq_fwd.c's seg_view).  seq_attn_plan fills the per-row bounds and
@@ -68,6 +80,13 @@ void seq_attn_plan(const struct seq *, struct seq_work *w, int64_t a0,
     size_t n, struct chunk *);
 void seq_attn(struct seq *, struct seq_work *w, struct pool *, int layer,
     struct chunk *);
+/*
+ * The same for n decode segments (one token each) at once: j[i].s,
+ * .view and .ck given; their heads share one pool run, each computed
+ * as seq_attn computes it alone.
+ */
+void seq_attn_decode(struct pool *, int layer, struct attn_job *j,
+    size_t n);
 
 /*
  * A segment of a forward pass: a chunk of one sequence at its stream's
