@@ -91,6 +91,42 @@ gate(float *g, const float *u, size_t n, enum model_act act)
 	}
 }
 
+struct gate_job {
+	float *g;
+	const float *u;
+	size_t n;
+	enum model_act act;
+};
+
+static void
+gate_slice(void *arg, int ith, int nth)
+{
+	const struct gate_job *j = arg;
+	long lo, hi;
+
+	pool_split((long)j->n, ith, nth, 64, &lo, &hi);
+	if (hi > lo)
+		gate(j->g + lo, j->u + lo, (size_t)(hi - lo), j->act);
+}
+
+/*
+ * gate over the pool once there is enough of it (a batch's rows: one
+ * expf each, a few ms a step on the calling thread alone); each element
+ * is the same function of its own inputs, so the same bits either way.
+ */
+static void
+gate_all(struct pool *pool, float *g, const float *u, size_t n,
+    enum model_act act)
+{
+	struct gate_job j = { .g = g, .u = u, .n = n, .act = act };
+
+	if (n < 16384 || pool_threads(pool) < 2) {
+		gate(g, u, n, act);
+		return;
+	}
+	pool_run(pool, gate_slice, &j);
+}
+
 /*
  * A segment's rows seen as a work area of their own, for seq_attn.c:
  * the per-row arrays shifted by r0 rows; the attention scratch (kg, vg,
@@ -222,7 +258,7 @@ layer_ffn(struct seq_work *w, struct pool *pool, struct fwd_seg *sg,
 
 	rmsnorm_rows(w->x, ly->ffn_norm, w->xn, n, hp->n_embd, hp->rms_eps);
 	batch_matmul(w, pool, sg, n_seg, 2, ffn_w, w->xn, e, ffn_y, ffn_ld);
-	gate(w->g, w->u, n * f, hp->arch->act);
+	gate_all(pool, w->g, w->u, n * f, hp->arch->act);
 	batch_matmul(w, pool, sg, n_seg, 1, &wd, w->g, f, &w->xn, &e);
 	if (ly->post_ffn_norm != NULL)
 		rmsnorm_rows(w->xn, ly->post_ffn_norm, w->xn, n, hp->n_embd,
