@@ -17,8 +17,8 @@
 
 #define REBUILD_PAGE 64	/* stored turns read at a time by a rebuild */
 
-static double
-now(void)
+double
+gen_now(void)
 {
 	struct timespec ts;
 
@@ -425,7 +425,7 @@ load(struct gen *g, struct job *j)
 	}
 	if (s->seq != NULL)
 		return GEN_MORE;
-	j->t_load = now();
+	j->t_load = gen_now();
 	if (snap_load(g->store, g->m, s, why) != 0) {
 		j->load_failed = 1;
 		snprintf(j->why, sizeof j->why, "%s", why);
@@ -436,7 +436,7 @@ load(struct gen *g, struct job *j)
 		log_error("%s", cause);
 		return fail(j, PROTO_E_DAMAGED, cause);
 	}
-	j->t_load = now() - j->t_load;
+	j->t_load = gen_now() - j->t_load;
 	return GEN_MORE;
 }
 
@@ -448,10 +448,10 @@ start(struct gen *g, struct job *j)
 	size_t i;
 
 	if (load(g, j) != GEN_MORE) {
-		j->t_start = now();
+		j->t_start = gen_now();
 		return GEN_DONE;
 	}
-	j->t_start = now();	/* after the load: it has its own figure */
+	j->t_start = gen_now();	/* after the load: it has its own figure */
 	j->chatted = s->chatted || j->kind == JOB_CHAT;
 	j->chat = chat_of(g, s);
 	if (j->kind == JOB_CHAT && j->chat->fam != CHAT_PLAIN)
@@ -693,9 +693,9 @@ end(struct job *j, gen_emit_fn *emit, void *arg)
 	if (j->load_failed || j->s->seq == NULL)
 		return GEN_DONE;
 	if (j->t_prefill == 0.0 && j->t_start > 0.0)
-		j->t_prefill = now() - j->t_start;
+		j->t_prefill = gen_now() - j->t_start;
 	else if (j->t_start > 0.0)
-		j->t_decode = now() - j->t_start - j->t_prefill;
+		j->t_decode = gen_now() - j->t_start - j->t_prefill;
 	seq_get_info(j->s->seq, &j->info);
 	return GEN_DONE;
 }
@@ -764,7 +764,7 @@ prefilled(struct job *j, size_t c, size_t every, gen_emit_fn *emit,
 		return GEN_MORE;
 	}
 	j->prev = j->toks[j->n_toks - 1];
-	j->t_prefill = now() - j->t_start;
+	j->t_prefill = gen_now() - j->t_start;
 	if (!generates(j)) {
 		j->finish = PROTO_F_FED;
 		return GEN_DONE;
@@ -815,7 +815,7 @@ gen_save(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 	struct store_turn t[2];
 	struct session *s = j->s;
 	char cause[ERR_LEN] = "", msg[ERR_LEN + 128];
-	double t0 = now();
+	double t0 = gen_now();
 	int n;
 
 	if (j->load_failed || s->seq == NULL)
@@ -841,7 +841,7 @@ gen_save(struct gen *g, struct job *j, gen_emit_fn *emit, void *arg)
 	    t, j->n_saved_turns, j->kind == JOB_REBUILD, &j->save_bytes,
 	    cause) == 0) {
 		j->saved = 1;
-		j->t_save = now() - t0;
+		j->t_save = gen_now() - t0;
 		return;
 	}
 	n = snprintf(msg, sizeof msg, "session '%s' was not saved: %s; it "

@@ -42,6 +42,9 @@ struct gen {
 int gen_system_tokens(const struct chat *c, const struct tok *,
     const char *text, size_t len, int32_t **ids, size_t *n, char *cause);
 
+/* Monotonic seconds: the jobs' timings and the worker's. */
+double gen_now(void);
+
 /* Scratch for batches of up to n_batch rows. */
 int gen_init(struct gen *, const struct model *, const struct tmpl *,
     struct store *, int threads, int32_t n_batch, char *cause);

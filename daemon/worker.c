@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gen.h"
@@ -231,15 +230,6 @@ add_segment(struct worker *w, struct job *j, size_t i)
 	w->served[i] = 1;
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Moves an estimate towards a new reading (the first one sets it). */
 static void
 ewma(double *e, double x)
@@ -348,7 +338,7 @@ eval(struct worker *w)
 {
 	char cause[ERR_LEN] = "";
 	size_t i, rows = 0;
-	double t0 = now();
+	double t0 = gen_now();
 
 	if (w->n_seg == 0)
 		return;
@@ -358,7 +348,7 @@ eval(struct worker *w)
 	    cause) >= 0) {
 		/* What decode rows alone take: the pass's yardstick. */
 		if (rows == w->n_seg)
-			ewma(&w->t_dec, now() - t0);
+			ewma(&w->t_dec, gen_now() - t0);
 		return;
 	}
 	log_debug("worker: batch of %zu segments: %s; one at a time",
@@ -415,9 +405,9 @@ run_pass(struct worker *w)
 	/* Times per row: a short prompt's whole pass may fit in one step. */
 	do {
 		st = (total - left) % 2;
-		t0 = now();
+		t0 = gen_now();
 		left = seq_pass_run(w->pass, w->gen.work, w->gen.pool, 1);
-		dt = now() - t0;
+		dt = gen_now() - t0;
 		spent += dt;
 		ewma(&w->t_row[st], dt / rows);
 	} while (left > 0 && spent + rows * w->t_row[(total - left) % 2] <=
