@@ -389,13 +389,12 @@ run_pass(struct worker *w)
 	int total = seq_pass_stages(w->gen.m), left = seq_pass_left(w->pass);
 	double budget = w->t_dec * w->share / 100.0, spent = 0.0, t0, dt;
 	double rows = 0.0;
+	size_t i;
+	int st;
 
 	/* More sessions waiting to start than streaming: a larger share. */
 	if (w->n_wait > w->n_dec && w->n_dec > 0)
 		budget *= (double)w->n_wait / (double)w->n_dec;
-	size_t i;
-	int st;
-
 	if (w->n_seg == 0 || cancelled(w)) {
 		seq_pass_run(w->pass, w->gen.work, w->gen.pool, left);
 		return;
