@@ -33,9 +33,13 @@ seq_pass_stages(const struct model *m)
 struct seq_pass *
 seq_pass_new(const struct model *m, size_t max_rows, char *cause)
 {
-	struct seq_pass *p = calloc(1, sizeof *p);
+	struct seq_pass *p;
 
-	if (p == NULL || max_rows == 0)
+	if (max_rows == 0) {
+		err_set(cause, "a pass needs room for a row at least");
+		return NULL;
+	}
+	if ((p = calloc(1, sizeof *p)) == NULL)
 		goto oom;
 	p->m = m;
 	p->cap = max_rows;
@@ -104,10 +108,14 @@ seq_pass_add(struct seq_pass *p, struct seq_work *w, struct pool *pool,
 		return fail(seg);
 	if (seq_runs_alone(seg->s, w, seg->n))
 		return 1;
-	if (seg->n > p->cap - p->rows || has_seq(p, seg->s)) {
+	if (has_seq(p, seg->s)) {
+		err_set(seg->cause, "the pass already holds a chunk of this "
+		    "sequence");
+		return fail(seg);
+	}
+	if (seg->n > p->cap - p->rows) {
 		err_set(seg->cause, "a chunk of %zu rows does not fit the pass "
-		    "(%zu of %zu rows taken%s)", seg->n, p->rows, p->cap,
-		    has_seq(p, seg->s) ? ", one of its sequence's" : "");
+		    "(%zu of %zu rows taken)", seg->n, p->rows, p->cap);
 		return fail(seg);
 	}
 	if (seq_fwd_reserve(seg->s, w, pool, seg->n, p->rows + seg->n,
