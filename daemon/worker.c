@@ -550,8 +550,10 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 		err_set(cause, "out of memory");
 		goto fail;
 	}
-	w->stats.scratch = seq_work_bytes(w->gen.work) + (uint64_t)o->chunk *
-	    (uint64_t)(m->hp.n_embd + 1) * sizeof(float);
+	/* The work area, the pass and the worker's records of its chunks. */
+	w->stats.scratch = seq_work_bytes(w->gen.work) +
+	    seq_pass_bytes(w->pass) + (uint64_t)o->chunk * (sizeof *w->pj +
+	    sizeof *w->pseg);
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 		err_set(cause, "cannot start the worker thread");
 		goto fail;

@@ -168,6 +168,8 @@ int seq_pass_run(struct seq_pass *, struct seq_work *, struct pool *,
     int k);
 /* Stages left: 0 when empty. */
 int seq_pass_left(const struct seq_pass *);
+/* The memory the pass holds. */
+size_t seq_pass_bytes(const struct seq_pass *);
 int seq_pass_stages(const struct model *);
 
 /*

@@ -66,6 +66,13 @@ seq_pass_free(struct seq_pass *p)
 	free(p);
 }
 
+size_t
+seq_pass_bytes(const struct seq_pass *p)
+{
+	return sizeof *p + p->cap * ((size_t)p->m->hp.n_embd * sizeof *p->x +
+	    sizeof *p->tokens + sizeof *p->sg);
+}
+
 int
 seq_pass_left(const struct seq_pass *p)
 {
