@@ -18,10 +18,13 @@
  * ahead in the quants (and an eighth of it in the scales, which come
  * eight times slower), as the row kernels do.  A tile of nt tokens
  * spends nt times as long on each byte, so the same lead in time is
- * more bytes: with 1 token 1024 is best, with 8 a lead of 8192 (1024
- * there left Q8_0's single stream starved; measured, see the log).
+ * more bytes: with 1 token 1024 is best; with 8, twelve blocks (3072
+ * bytes of Q4_0, 6144 of Q8_0: a tile spends about as long on a block of
+ * either).  1024 there left Q8_0's single stream starved; 8192 for both
+ * kept too many lines in flight (Q4_0 ~10% slower in a one-thread sweep
+ * of 1024..8192, Q8_0 best from 3072 to 6144).
  */
-#define PANEL_AHEAD(nt) ((nt) >= 8 ? 8192 : (nt) >= 4 ? 2048 : 1024)
+#define PANEL_AHEAD(nt, qb) ((nt) >= 8 ? 12 * (qb) : (nt) >= 4 ? 2048 : 1024)
 #define PANEL_ACC 8
 /* A Q4_K superblock panel is 2304 bytes: prefetch the next one's. */
 #define PANEL_AHEAD_K 2304
@@ -166,10 +169,10 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 			if (pf) {
 				for (k = 0; k < (int)qb / 64; k++)
 					_mm_prefetch((const char *)p +
-					    PANEL_AHEAD(nt) + 64 * k, _MM_HINT_T0);
+					    PANEL_AHEAD(nt, qb) + 64 * k, _MM_HINT_T0);
 				if (b % 2 == 0)
 					_mm_prefetch((const char *)sc +
-					    PANEL_AHEAD(nt) / 8, _MM_HINT_T0);
+					    PANEL_AHEAD(nt, qb) / 8, _MM_HINT_T0);
 			}
 			dw = _mm512_cvtph_ps(_mm256_load_si256(
 			    (const __m256i *)(const void *)sc));
