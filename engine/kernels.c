@@ -217,6 +217,16 @@ quantize_block(const float *x, int8_t *q, float *dp)
 	return sum;
 }
 
+void
+kern_quant_row_portable(const float *x, size_t nb, int8_t *q, float *d,
+    int32_t *c, int32_t off)
+{
+	size_t b;
+
+	for (b = 0; b < nb; b++)
+		c[b] = off * quantize_block(x + b * QK, q + b * QK, d + b);
+}
+
 static void
 prepare_quantized(uint32_t wtype, const float *x, size_t n, void *xq)
 {
@@ -264,8 +274,10 @@ void
 kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
     size_t m, void *xs)
 {
+	void (*quant)(const float *, size_t, int8_t *, float *, int32_t *,
+	    int32_t);
 	struct kern_xq v;
-	size_t t, b;
+	size_t t;
 	int32_t off = c_mul(wtype);
 
 	if (qk_is_k(wtype)) {
@@ -274,11 +286,12 @@ kern_prepare_xs(uint32_t wtype, const float *x, size_t ldx, size_t n,
 	}
 	if (!is_quantized(wtype))
 		return;
+	quant = impl()->quant_row != NULL ? impl()->quant_row :
+	    kern_quant_row_portable;
 	for (t = 0; t < m; t++) {
 		v = kern_xs_view(xs, wtype, n, t);
-		for (b = 0; b < n / QK; b++)
-			((int32_t *)v.c)[b] = off * quantize_block(x + t * ldx +
-			    b * QK, (int8_t *)v.q + b * QK, (float *)v.d + b);
+		quant(x + t * ldx, n / QK, (int8_t *)v.q, (float *)v.d,
+		    (int32_t *)v.c, off);
 	}
 }
 
@@ -629,5 +642,5 @@ portable_attn(const struct kern_attn_args *a)
 
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
-	portable_attn, kern_softmax_rows, NULL,
+	portable_attn, kern_softmax_rows, NULL, kern_quant_row_portable,
 };

@@ -143,7 +143,24 @@ struct kern_impl {
 	int (*matvec_multi)(uint32_t wtype, const uint8_t *w,
 	    size_t row_bytes, size_t n, const void *const *xq, size_t k,
 	    float *const *y, size_t nrows);
+	/*
+	 * Optional (NULL: kern_quant_row_portable): nb blocks of 32 floats
+	 * to int8, kern_quant_row_portable's bytes exactly.
+	 */
+	void (*quant_row)(const float *x, size_t nb, int8_t *q, float *d,
+	    int32_t *c, int32_t off);
 };
+
+/*
+ * Activation blocks for the integer kernels: block b of x to q[32b..],
+ * each x / d rounded to nearest (even on ties) and clamped to +-127, a
+ * NaN to 0, with d[b] = amax / 127 (NaNs skipped; d = 0 gives zeros) and
+ * c[b] = off times the block's sum of q.  Division, not a reciprocal:
+ * every ISA gives the same bytes, so an activation is the same whichever
+ * kernel prepared it.
+ */
+void kern_quant_row_portable(const float *x, size_t nb, int8_t *q, float *d,
+    int32_t *c, int32_t off);
 
 extern const struct kern_impl kern_impl_portable;
 #if defined(__x86_64__) || defined(__i386__)

@@ -652,14 +652,59 @@ dot_avx512(const float *a, const float *b, size_t n)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+/*
+ * kern_quant_row_portable's bytes, 16 lanes at a time: vmaxps returns its
+ * second operand when either is NaN, which skips NaNs in amax and sends
+ * them to the clamp's bound, where the ordered mask zeroes them; vdivps
+ * and vcvtps2dq (nearest even) are the scalar division and lrintf.
+ */
+T_AVX512 static void
+quant_row_avx512(const float *x, size_t nb, int8_t *q, float *d, int32_t *c,
+    int32_t off)
+{
+	const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+	__m512 v[2], m, t, vd;
+	__m512i iq[2];
+	__mmask16 ord;
+	size_t b;
+	float db;
+	int h;
+
+	for (b = 0; b < nb; b++, x += QK, q += QK) {
+		v[0] = _mm512_loadu_ps(x);
+		v[1] = _mm512_loadu_ps(x + 16);
+		m = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_setzero_ps());
+		m = _mm512_max_ps(_mm512_abs_ps(v[1]), m);
+		db = _mm512_reduce_max_ps(m) / 127.0f;
+		d[b] = db;
+		if (db == 0.0f) {
+			memset(q, 0, QK);
+			c[b] = 0;
+			continue;
+		}
+		vd = _mm512_set1_ps(db);
+		for (h = 0; h < 2; h++) {
+			t = _mm512_div_ps(v[h], vd);
+			ord = _mm512_cmp_ps_mask(t, t, _CMP_ORD_Q);
+			t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+			iq[h] = _mm512_maskz_cvtps_epi32(ord, t);
+			_mm_storeu_si128((__m128i *)(void *)(q + 16 * h),
+			    _mm512_cvtepi32_epi8(iq[h]));
+		}
+		c[b] = off * _mm512_reduce_add_epi32(_mm512_add_epi32(iq[0],
+		    iq[1]));
+	}
+}
+
 const struct kern_impl kern_impl_avx2 = {
 	matvec_avx2, kern_gemm_avx2, dot_avx2,
-	kern_attn_avx2, kern_softmax_avx2, NULL,
+	kern_attn_avx2, kern_softmax_avx2, NULL, NULL,
 };
 
 const struct kern_impl kern_impl_avx512 = {
 	matvec_avx512, kern_gemm_avx512, dot_avx512,
 	kern_attn_avx512, kern_softmax_avx512, matvec_multi_avx512,
+	quant_row_avx512,
 };
 
 #endif /* KERN_HAVE_X86 */

@@ -867,6 +867,99 @@ START_TEST(test_prepare_nonfinite)
 }
 END_TEST
 
+/*
+ * Block b of a row for test_quant_row: random magnitudes from 1e-30 to
+ * 1e30, then in some blocks ties (amax 127 d: x / d lands on k + 0.5),
+ * NaN, infinities, signed zeros, denormals and a d that underflows.
+ */
+static void
+quant_row_block(float *x, size_t b, uint32_t *seed)
+{
+	size_t i;
+	float scale = powf(10.0f, (float)(int)(rnd(seed) % 61) - 30.0f);
+
+	for (i = 0; i < QK; i++)
+		x[i] = scale * ((float)(int)(rnd(seed) % 2001) - 1000.0f) /
+		    1000.0f;
+	switch (b % 8) {
+	case 1: /* ties: d = 3, x = 3 (k + 0.5) */
+		x[0] = 381.0f;
+		for (i = 1; i < QK; i++)
+			x[i] = 3.0f * ((float)(int)(i * 7 % 254) - 126.5f);
+		break;
+	case 2:
+		x[5] = NAN;
+		x[9] = -NAN;
+		break;
+	case 3:
+		x[2] = INFINITY;
+		x[30] = -INFINITY;
+		break;
+	case 4: /* all zeros, one negative */
+		for (i = 0; i < QK; i++)
+			x[i] = 0.0f;
+		x[7] = -0.0f;
+		break;
+	case 5: /* denormals: amax / 127 underflows to 0 */
+		for (i = 0; i < QK; i++)
+			x[i] = (float)(int)(i % 5) * 1e-45f;
+		break;
+	case 6: /* every element NaN */
+		for (i = 0; i < QK; i++)
+			x[i] = NAN;
+		break;
+	}
+}
+
+/*
+ * kern_prepare_xs on every ISA: the portable quantizer's bytes exactly
+ * (q, d and c), whatever the values (a batch's activations must be the
+ * same bytes whichever kernel set prepared them).
+ */
+START_TEST(test_quant_row)
+{
+	static const uint32_t ts[] = { QT_Q8_0, QT_Q4_0 };
+	enum { NB = 40, N = NB * QK };
+	size_t k, b, st;
+	uint32_t seed = 77;
+	float *x = malloc(N * sizeof(float));
+	char *ref, *got;
+	int isa;
+
+	ck_assert_ptr_nonnull(x);
+	for (b = 0; b < NB; b++)
+		quant_row_block(x + b * QK, b, &seed);
+	for (k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+		st = kern_xs_stride(ts[k], N);
+		ref = aligned_alloc(64, st);
+		got = aligned_alloc(64, st);
+		ck_assert(ref != NULL && got != NULL);
+		memset(ref, 0x5a, st);
+		ck_assert_int_eq(kern_use_isa(KERN_ISA_PORTABLE), 0);
+		kern_prepare_xs(ts[k], x, N, N, 1, ref);
+		for (isa = 1; isa <= (int)kern_best_isa(); isa++) {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+			memset(got, 0x5a, st);
+			kern_prepare_xs(ts[k], x, N, N, 1, got);
+			for (b = 0; b < st; b++)
+				ck_assert_msg(ref[b] == got[b],
+				    "%s isa %s: byte %zu %d vs portable %d",
+				    qtype_name(ts[k]),
+				    kern_isa_name((enum kern_isa)isa), b,
+				    got[b], ref[b]);
+		}
+		free(ref);
+		free(got);
+	}
+	kern_use_isa(kern_best_isa());
+	/* The cases are there: a tie, a NaN, an infinity, d = 0. */
+	ck_assert(isnan(x[2 * QK + 5]) && isinf(x[3 * QK + 2]));
+	ck_assert_float_eq(x[QK + 1] / 3.0f, -119.5f);
+	ck_assert_float_eq(x[5 * QK + 4] / 127.0f, 0.0f);
+	free(x);
+}
+END_TEST
+
 START_TEST(test_isa_selection)
 {
 	enum kern_isa best = kern_best_isa();
@@ -1158,6 +1251,7 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
 	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);
+	tcase_add_test(tc, test_quant_row);
 	tcase_add_test(tc, test_random_blocks);
 	tcase_add_test(tc, test_zero_block_big_scale);
 	tcase_add_test(tc, test_dot);
