@@ -394,6 +394,27 @@ kern_softmax(float *x, size_t n)
 		impl()->softmax(x, 1, n);
 }
 
+size_t
+kern_argmax_portable(const float *x, size_t n)
+{
+	size_t i, best = 0;
+
+	for (i = 1; i < n; i++) {
+		if (x[i] > x[best])
+			best = i;
+	}
+	return best;
+}
+
+size_t
+kern_argmax(const float *x, size_t n)
+{
+	const struct kern_impl *im = impl();
+
+	return im->argmax != NULL ? im->argmax(x, n) :
+	    kern_argmax_portable(x, n);
+}
+
 /* Subtracting the max keeps every exponent <= 0: no overflow. */
 void
 kern_softmax_rows(float *scores, size_t n_q, size_t len)
@@ -643,4 +664,5 @@ portable_attn(const struct kern_attn_args *a)
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
 	portable_attn, kern_softmax_rows, NULL, kern_quant_row_portable,
+	kern_argmax_portable,
 };

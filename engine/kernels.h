@@ -133,4 +133,11 @@ void kern_softcap(float *x, size_t n, float c);
  */
 void kern_softmax(float *x, size_t n);
 
+/*
+ * The index of the greatest of x[0..n): the first of equals (0.0 and
+ * -0.0 are equal), NaNs skipped, 0 when x[0] is NaN or n < 2 (exactly
+ * what a scalar loop keeping the first strictly greater gives).
+ */
+size_t kern_argmax(const float *x, size_t n);
+
 #endif

@@ -149,6 +149,8 @@ struct kern_impl {
 	 */
 	void (*quant_row)(const float *x, size_t nb, int8_t *q, float *d,
 	    int32_t *c, int32_t off);
+	/* Optional (NULL: kern_argmax_portable): kern_argmax's index. */
+	size_t (*argmax)(const float *x, size_t n);
 };
 
 /*
@@ -159,6 +161,7 @@ struct kern_impl {
  * every ISA gives the same bytes, so an activation is the same whichever
  * kernel prepared it.
  */
+size_t kern_argmax_portable(const float *x, size_t n);
 void kern_quant_row_portable(const float *x, size_t nb, int8_t *q, float *d,
     int32_t *c, int32_t off);
 

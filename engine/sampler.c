@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
+
 struct cand {
 	float logit;
 	int32_t id;
@@ -200,13 +202,7 @@ apply_penalty(struct sampler *s, float *logits)
 int32_t
 sampler_argmax(const float *logits, int32_t n)
 {
-	int32_t i, best = 0;
-
-	for (i = 1; i < n; i++) {
-		if (logits[i] > logits[best])
-			best = i;
-	}
-	return best;
+	return n > 0 ? (int32_t)kern_argmax(logits, (size_t)n) : 0;
 }
 
 /* Descending by logit; ties by id so results never depend on qsort. */

@@ -960,6 +960,54 @@ START_TEST(test_quant_row)
 }
 END_TEST
 
+/*
+ * kern_argmax on every ISA against the scalar rule: ties (first wins),
+ * 0.0 against -0.0, NaNs (skipped; first: 0), infinities, every length
+ * around the vector width, and vocabulary-sized rows.
+ */
+START_TEST(test_argmax)
+{
+	enum { N = 32003 };
+	float *x = malloc(N * sizeof(float));
+	uint32_t seed = 5;
+	size_t n, i, want, k;
+	int isa, c;
+
+	ck_assert_ptr_nonnull(x);
+	for (k = 0; k < 400; k++) {
+		n = k < 40 ? k : k < 399 ? 1 + rnd(&seed) % 200 : N;
+		c = (int)(k % 6);
+		for (i = 0; i < n; i++)
+			x[i] = c == 0 ? (float)(int)(rnd(&seed) % 7) :
+			    (float)(int)(rnd(&seed) % 2001) - 1000.0f;
+		if (n > 3 && c == 1)
+			x[rnd(&seed) % n] = NAN;
+		if (n > 3 && c == 2)
+			x[0] = NAN;
+		if (n > 3 && c == 3) {
+			for (i = 0; i < n; i++)
+				x[i] = (rnd(&seed) & 1) ? 0.0f : -0.0f;
+		}
+		if (n > 3 && c == 4)
+			x[n - 1] = INFINITY;
+		want = kern_argmax_portable(x, n);
+		for (isa = 0; isa <= (int)kern_best_isa(); isa++) {
+			ck_assert_int_eq(kern_use_isa((enum kern_isa)isa), 0);
+			ck_assert_msg(kern_argmax(x, n) == want,
+			    "isa %s n %zu case %d: %zu vs %zu",
+			    kern_isa_name((enum kern_isa)isa), n, c,
+			    kern_argmax(x, n), want);
+		}
+	}
+	kern_use_isa(kern_best_isa());
+	/* The rule itself: the first of equal maxima; NaN first gives 0. */
+	ck_assert_uint_eq(kern_argmax((float[]){ 1, 3, 2, 3 }, 4), 1);
+	ck_assert_uint_eq(kern_argmax((float[]){ NAN, 3, 2, 3 }, 4), 0);
+	ck_assert_uint_eq(kern_argmax((float[]){ -0.0f, 0.0f }, 2), 0);
+	free(x);
+}
+END_TEST
+
 START_TEST(test_isa_selection)
 {
 	enum kern_isa best = kern_best_isa();
@@ -1252,6 +1300,7 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);
 	tcase_add_test(tc, test_quant_row);
+	tcase_add_test(tc, test_argmax);
 	tcase_add_test(tc, test_random_blocks);
 	tcase_add_test(tc, test_zero_block_big_scale);
 	tcase_add_test(tc, test_dot);
