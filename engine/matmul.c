@@ -98,6 +98,14 @@ struct matvec_job {
 	size_t k;		/* activations */
 	const void *const *xq;	/* [k] prepared */
 	const void *xs;		/* or all k as kern_prepare_xs's, panels */
+	/*
+	 * Or, when X is set, each thread prepares all k of X into its own
+	 * xs (xs_own + ith * own_bytes) before its chunks: cheaper than a
+	 * fork-join of its own for the preparation (see matmul_multi).
+	 */
+	const float *const *X;
+	char *xs_own;
+	size_t own_bytes;
 	long chunk;		/* rows per chunk, a multiple of 16 */
 	atomic_long next;
 };
@@ -128,11 +136,20 @@ matvec_slice(void *arg, int ith, int nth)
 {
 	struct matvec_job *j = arg;
 	const struct wmat *W;
+	const void *xs = j->xs;
+	size_t cols, i, st;
 	long lo, hi;
 	int m = 0;
 
-	(void)ith;
 	(void)nth;
+	if (j->X != NULL) {
+		cols = (size_t)j->W[0]->cols;
+		st = kern_xs_stride(j->W[0]->type, cols);
+		xs = j->xs_own + (size_t)ith * j->own_bytes;
+		for (i = 0; i < j->k; i++)
+			kern_prepare_xs(j->W[0]->type, j->X[i], cols, cols, 1,
+			    (char *)xs + i * st);
+	}
 	while ((lo = atomic_fetch_add_explicit(&j->next, j->chunk,
 	    memory_order_relaxed)) < j->off[j->nw]) {
 		while (lo >= j->off[m + 1])
@@ -142,8 +159,8 @@ matvec_slice(void *arg, int ith, int nth)
 		hi = lo + j->chunk < W->rows ? lo + j->chunk : W->rows;
 		if (lo >= hi)
 			continue;
-		if (j->xs != NULL)
-			kern_panel_gemm(W->type, W->pk, (size_t)W->cols, j->xs,
+		if (xs != NULL)
+			kern_panel_gemm(W->type, W->pk, (size_t)W->cols, xs,
 			    j->k, j->y + (size_t)m * j->k, (size_t)lo,
 			    (size_t)hi);
 		else if (j->k == 1)
@@ -196,13 +213,18 @@ xq_stride(const struct wmat *W)
  * k activations X[j] (k <= MATMUL_MULTI_MAX) through nw matrices of one
  * input, into y[m * k + j]; xq holds the k prepared activations.
  */
+/*
+ * matvec_run's job; with X, each thread prepares X into its own xs
+ * (own_bytes each from xs_own) and xq, xs are unused.
+ */
 static void
-matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
-    size_t k, const void *const *xq, const void *xs, float *const *y)
+matvec_run_own(struct pool *pool, int nw, const struct wmat *const *W,
+    size_t k, const void *const *xq, const void *xs, const float *const *X,
+    char *xs_own, size_t own_bytes, float *const *y)
 {
 	struct matvec_job j = { .nw = nw, .chunk = k >= 4 ?
 	    MV_CHUNK_ROWS_MULTI : MV_CHUNK_ROWS, .k = k, .xq = xq, .xs = xs,
-	    .y = y };
+	    .X = X, .xs_own = xs_own, .own_bytes = own_bytes, .y = y };
 	size_t bytes = 0;
 	long rows = 0;
 	int m;
@@ -224,6 +246,13 @@ matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
 		matvec_slice(&j, 0, 1);
 	else
 		pool_run(pool, matvec_slice, &j);
+}
+
+static void
+matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
+    size_t k, const void *const *xq, const void *xs, float *const *y)
+{
+	matvec_run_own(pool, nw, W, k, xq, xs, NULL, NULL, 0, y);
 }
 
 /*
@@ -275,49 +304,13 @@ matmul_rows(struct pool *pool, int nw, const struct wmat *const *W,
 	return 0;
 }
 
-/*
- * The k activations of a batch quantized for the panels, shared among
- * the pool's threads: done by the caller alone, it left the other
- * thread spinning for 5% of an 8-session step.
- */
-struct prep_job {
-	uint32_t type;
-	size_t cols, k, st;
-	const float *const *X;
-	char *xs;
-};
-
-static void
-prep_slice(void *arg, int ith, int nth)
-{
-	struct prep_job *j = arg;
-	size_t i;
-
-	for (i = (size_t)ith; i < j->k; i += (size_t)nth)
-		kern_prepare_xs(j->type, j->X[i], j->cols, j->cols, 1,
-		    j->xs + i * j->st);
-}
-
-static void
-prepare_xs_all(struct pool *pool, const struct wmat *W, size_t k,
-    const float *const *X, void *xs)
-{
-	struct prep_job j = { .type = W->type, .cols = (size_t)W->cols,
-	    .k = k, .X = X, .xs = xs };
-
-	j.st = kern_xs_stride(W->type, j.cols);
-	if (k < 2)
-		prep_slice(&j, 0, 1);
-	else
-		pool_run(pool, prep_slice, &j);
-}
-
 int
 matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
     size_t k, const float *const *X, float *const *Y,
     struct matmul_scratch *s, char *cause)
 {
 	size_t st = xq_stride(W[0]), cols = (size_t)W[0]->cols, j0, j, k1;
+	size_t own;
 	const void *xq[MATMUL_MULTI_MAX];
 	float *y[MV_MAX * MATMUL_MULTI_MAX];
 	int panel = on_panel(W[0]), m;
@@ -330,10 +323,17 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 		}
 		return 0;
 	}
+	/*
+	 * Panels: every thread quantizes all k activations into a copy of
+	 * its own as its job starts.  Shared, they took a fork-join of their
+	 * own before each matrix, whose waits were 3% of an 8-session step;
+	 * quantizing 16 rows twice costs a few microseconds.
+	 */
 	if (panel)
 		st = kern_xs_stride(W[0]->type, cols);
-	if (scratch_reserve(s, (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) *
-	    st, cause) != 0)
+	own = (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) * st;
+	if (scratch_reserve(s, panel ? (size_t)pool_threads(pool) * own : own,
+	    cause) != 0)
 		return -1;
 	/* More activations than a job takes: groups of MATMUL_MULTI_MAX. */
 	for (j0 = 0; j0 < k; j0 += k1) {
@@ -348,8 +348,10 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 				    j];
 		}
 		if (panel)
-			prepare_xs_all(pool, W[0], k1, X + j0, s->buf);
-		matvec_run(pool, nw, W, k1, xq, panel ? s->buf : NULL, y);
+			matvec_run_own(pool, nw, W, k1, NULL, NULL, X + j0,
+			    s->buf, own, y);
+		else
+			matvec_run(pool, nw, W, k1, xq, NULL, y);
 	}
 	return 0;
 }
@@ -546,6 +548,8 @@ matmul_reserve(struct matmul_scratch *s, const struct wmat *W, size_t n,
 	if (W->pk != NULL && kern_xs_stride(W->type, (size_t)W->cols) > st)
 		st = kern_xs_stride(W->type, (size_t)W->cols);
 	need = (n < MATMUL_MULTI_MAX ? n : MATMUL_MULTI_MAX) * st;
+	if (W->pk != NULL) /* matmul_multi: a copy per thread */
+		need *= (size_t)(nth > 0 ? nth : 1);
 	if (n >= MM_GEMM_MIN_ROWS && is_quantized(W->type))
 		g = qgemm_bytes(W, n);
 	else if (n >= MM_GEMM_MIN_ROWS && W->type != QT_F32)
