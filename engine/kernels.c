@@ -415,6 +415,26 @@ kern_argmax(const float *x, size_t n)
 	    kern_argmax_portable(x, n);
 }
 
+void
+kern_silu_mul_portable(float *g, const float *u, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void
+kern_silu_mul(float *g, const float *u, size_t n)
+{
+	const struct kern_impl *im = impl();
+
+	if (im->silu_mul != NULL)
+		im->silu_mul(g, u, n);
+	else
+		kern_silu_mul_portable(g, u, n);
+}
+
 /* Subtracting the max keeps every exponent <= 0: no overflow. */
 void
 kern_softmax_rows(float *scores, size_t n_q, size_t len)
@@ -664,5 +684,5 @@ portable_attn(const struct kern_attn_args *a)
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
 	portable_attn, kern_softmax_rows, NULL, kern_quant_row_portable,
-	kern_argmax_portable,
+	kern_argmax_portable, kern_silu_mul_portable,
 };

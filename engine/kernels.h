@@ -140,4 +140,10 @@ void kern_softmax(float *x, size_t n);
  */
 size_t kern_argmax(const float *x, size_t n);
 
+/*
+ * g[i] = SiLU(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] (the SwiGLU
+ * gate); vectorized ISAs use their own exp, within a few ulp of expf.
+ */
+void kern_silu_mul(float *g, const float *u, size_t n);
+
 #endif

@@ -151,6 +151,8 @@ struct kern_impl {
 	    int32_t *c, int32_t off);
 	/* Optional (NULL: kern_argmax_portable): kern_argmax's index. */
 	size_t (*argmax)(const float *x, size_t n);
+	/* Optional (NULL: kern_silu_mul_portable, libm's expf). */
+	void (*silu_mul)(float *g, const float *u, size_t n);
 };
 
 /*
@@ -162,6 +164,7 @@ struct kern_impl {
  * kernel prepared it.
  */
 size_t kern_argmax_portable(const float *x, size_t n);
+void kern_silu_mul_portable(float *g, const float *u, size_t n);
 void kern_quant_row_portable(const float *x, size_t nb, int8_t *q, float *d,
     int32_t *c, int32_t off);
 

@@ -732,13 +732,13 @@ argmax_avx512(const float *x, size_t n)
 
 const struct kern_impl kern_impl_avx2 = {
 	matvec_avx2, kern_gemm_avx2, dot_avx2,
-	kern_attn_avx2, kern_softmax_avx2, NULL, NULL, NULL,
+	kern_attn_avx2, kern_softmax_avx2, NULL, NULL, NULL, NULL,
 };
 
 const struct kern_impl kern_impl_avx512 = {
 	matvec_avx512, kern_gemm_avx512, dot_avx512,
 	kern_attn_avx512, kern_softmax_avx512, matvec_multi_avx512,
-	quant_row_avx512, argmax_avx512,
+	quant_row_avx512, argmax_avx512, kern_silu_mul_avx512,
 };
 
 #endif /* KERN_HAVE_X86 */

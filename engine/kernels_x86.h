@@ -79,6 +79,7 @@ void kern_attn_avx512(const struct kern_attn_args *);
 /* kern_softmax for each ISA (kernels_attn_x86.c). */
 void kern_softmax_avx2(float *scores, size_t n_q, size_t len);
 void kern_softmax_avx512(float *scores, size_t n_q, size_t len);
+void kern_silu_mul_avx512(float *g, const float *u, size_t n);
 
 #endif /* KERN_HAVE_X86 */
 

@@ -91,8 +91,7 @@ gate(float *g, const float *u, size_t n, enum model_act act)
 	float x;
 
 	if (act == ACT_SILU) {
-		for (i = 0; i < n; i++)
-			g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+		kern_silu_mul(g, u, n);
 		return;
 	}
 	for (i = 0; i < n; i++) {
