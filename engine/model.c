@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "mem.h"
 #include "quant.h"
 #include "sha256.h"
 
@@ -665,11 +666,9 @@ place_weights(struct model *m, int use_mmap, int panels, char *cause)
 	if (load_weights(&l, m, cause) != 0)
 		return -1;
 	if (l.used > 0) {
-		if (posix_memalign(&m->weights, ARENA_ALIGN, l.used) != 0) {
-			m->weights = NULL;
+		if ((m->weights = mem_huge_alloc(l.used)) == NULL)
 			return err_set(cause, "out of memory for %zu MiB of "
 			    "weights (try --mmap)", l.used >> 20);
-		}
 		m->weights_size = l.used;
 	}
 	l.sizing = 0;
@@ -786,7 +785,7 @@ model_close(struct model *m)
 	tok_free(m->tok);
 	gguf_close(m->gguf);
 	free(m->layers);
-	free(m->weights);
+	mem_huge_free(m->weights, m->weights_size);
 	free(m->rope_freqs);
 	free(m);
 }
