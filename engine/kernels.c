@@ -416,6 +416,17 @@ kern_argmax(const float *x, size_t n)
 }
 
 void
+kern_quant_k(const float *x, size_t n, int8_t *q, float *d, int16_t *s)
+{
+	const struct kern_impl *im = impl();
+
+	if (im->quant_k != NULL)
+		im->quant_k(x, n, q, d, s);
+	else
+		kk_quant_portable(x, n, q, d, s);
+}
+
+void
 kern_silu_mul_portable(float *g, const float *u, size_t n)
 {
 	size_t i;
@@ -684,5 +695,5 @@ portable_attn(const struct kern_attn_args *a)
 const struct kern_impl kern_impl_portable = {
 	portable_matvec, portable_gemm, portable_dot,
 	portable_attn, kern_softmax_rows, NULL, kern_quant_row_portable,
-	kern_argmax_portable, kern_silu_mul_portable,
+	kern_argmax_portable, kern_silu_mul_portable, kk_quant_portable,
 };

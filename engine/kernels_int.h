@@ -153,7 +153,14 @@ struct kern_impl {
 	size_t (*argmax)(const float *x, size_t n);
 	/* Optional (NULL: kern_silu_mul_portable, libm's expf). */
 	void (*silu_mul)(float *g, const float *u, size_t n);
+	/* Optional (NULL: kk_quant_portable): its bytes exactly. */
+	void (*quant_k)(const float *x, size_t n, int8_t *q, float *d,
+	    int16_t *s);
 };
+
+/* kk_quant_portable's bytes by the current ISA's quantizer. */
+void kern_quant_k(const float *x, size_t n, int8_t *q, float *d,
+    int16_t *s);
 
 /*
  * Activation blocks for the integer kernels: block b of x to q[32b..],

@@ -64,7 +64,14 @@ static void
 prepare_one(const float *x, size_t n, void *p)
 {
 	struct kk_x v = kk_x_at(p, n);
-	int8_t *q = (int8_t *)v.q;
+
+	kern_quant_k(x, n, (int8_t *)v.q, (float *)v.d, (int16_t *)v.s);
+}
+
+void
+kk_quant_portable(const float *x, size_t n, int8_t *q, float *dp,
+    int16_t *sp)
+{
 	size_t b, i;
 	float amax, d;
 
@@ -78,14 +85,14 @@ prepare_one(const float *x, size_t n, void *p)
 		d = amax / 127.0f;
 		for (i = 0; i < QK_K; i++)
 			q[b * QK_K + i] = d != 0.0f ? round_q(xb[i] / d) : 0;
-		((float *)v.d)[b] = d;
+		dp[b] = d;
 	}
 	for (b = 0; b < n / 16; b++) {
 		int s = 0;
 
 		for (i = 0; i < 16; i++)
 			s += q[b * 16 + i];
-		((int16_t *)v.s)[b] = (int16_t)s;
+		sp[b] = (int16_t)s;
 	}
 }
 

@@ -42,6 +42,16 @@ struct kk_x kk_x_at(const void *p, size_t n);
 /* 1 for the types whose D equals M (A - B taken as one integer). */
 int kk_joint(uint32_t type);
 
+/*
+ * An activation of n (a multiple of 256) as the K kernels take it: per
+ * block of 256, q = x / d rounded to nearest (even on ties), clamped to
+ * +-127, NaN 0, with d = amax / 127 (NaNs skipped); s holds the sums of
+ * every 16 q.  The portable version; kern_quant_k picks the ISA's, which
+ * must give the same bytes.
+ */
+void kk_quant_portable(const float *x, size_t n, int8_t *q, float *d,
+    int16_t *s);
+
 /* The kern_* entry points for K types (kernels.c calls them). */
 size_t kk_xq_bytes(size_t n);
 void kk_prepare_x(const float *x, size_t n, void *xq);

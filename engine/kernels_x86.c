@@ -23,6 +23,7 @@
  * kernels_attn_x86.c.
  */
 #include "kernels_x86.h"
+#include "quant_k.h"
 
 #ifdef KERN_HAVE_X86
 
@@ -658,41 +659,78 @@ dot_avx512(const float *a, const float *b, size_t n)
  * them to the clamp's bound, where the ordered mask zeroes them; vdivps
  * and vcvtps2dq (nearest even) are the scalar division and lrintf.
  */
+/* 16 of x / d as int32 (the scalar rule), stored as int8 at q. */
+T_AVX512 INLINE __m512i
+quant16_avx512(__m512 v, __m512 vd, int8_t *q)
+{
+	__m512 t = _mm512_div_ps(v, vd);
+	__mmask16 ord = _mm512_cmp_ps_mask(t, t, _CMP_ORD_Q);
+	__m512i iq;
+
+	t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-127.0f)),
+	    _mm512_set1_ps(127.0f));
+	iq = _mm512_maskz_cvtps_epi32(ord, t);
+	_mm_storeu_si128((__m128i *)(void *)q, _mm512_cvtepi32_epi8(iq));
+	return iq;
+}
+
+/* amax / 127 of nv vectors at x, NaNs skipped. */
+T_AVX512 INLINE float
+quant_scale_avx512(const float *x, int nv)
+{
+	__m512 m = _mm512_setzero_ps();
+	int i;
+
+	for (i = 0; i < nv; i++)
+		m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)),
+		    m);
+	return _mm512_reduce_max_ps(m) / 127.0f;
+}
+
 T_AVX512 static void
 quant_row_avx512(const float *x, size_t nb, int8_t *q, float *d, int32_t *c,
     int32_t off)
 {
-	const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-	__m512 v[2], m, t, vd;
-	__m512i iq[2];
-	__mmask16 ord;
+	__m512 vd;
+	__m512i s;
 	size_t b;
 	float db;
-	int h;
 
 	for (b = 0; b < nb; b++, x += QK, q += QK) {
-		v[0] = _mm512_loadu_ps(x);
-		v[1] = _mm512_loadu_ps(x + 16);
-		m = _mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_setzero_ps());
-		m = _mm512_max_ps(_mm512_abs_ps(v[1]), m);
-		db = _mm512_reduce_max_ps(m) / 127.0f;
-		d[b] = db;
+		d[b] = db = quant_scale_avx512(x, 2);
 		if (db == 0.0f) {
 			memset(q, 0, QK);
 			c[b] = 0;
 			continue;
 		}
 		vd = _mm512_set1_ps(db);
-		for (h = 0; h < 2; h++) {
-			t = _mm512_div_ps(v[h], vd);
-			ord = _mm512_cmp_ps_mask(t, t, _CMP_ORD_Q);
-			t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-			iq[h] = _mm512_maskz_cvtps_epi32(ord, t);
-			_mm_storeu_si128((__m128i *)(void *)(q + 16 * h),
-			    _mm512_cvtepi32_epi8(iq[h]));
+		s = quant16_avx512(_mm512_loadu_ps(x), vd, q);
+		s = _mm512_add_epi32(s, quant16_avx512(_mm512_loadu_ps(x + 16),
+		    vd, q + 16));
+		c[b] = off * _mm512_reduce_add_epi32(s);
+	}
+}
+
+/* kk_quant_portable's bytes: blocks of 256, a sum per 16. */
+T_AVX512 static void
+quant_k_avx512(const float *x, size_t n, int8_t *q, float *d, int16_t *s)
+{
+	__m512 vd;
+	size_t b;
+	float db;
+	int i;
+
+	for (b = 0; b < n / QK_K; b++, x += QK_K, q += QK_K, s += 16) {
+		d[b] = db = quant_scale_avx512(x, QK_K / 16);
+		if (db == 0.0f) {
+			memset(q, 0, QK_K);
+			memset(s, 0, 16 * sizeof *s);
+			continue;
 		}
-		c[b] = off * _mm512_reduce_add_epi32(_mm512_add_epi32(iq[0],
-		    iq[1]));
+		vd = _mm512_set1_ps(db);
+		for (i = 0; i < QK_K / 16; i++)
+			s[i] = (int16_t)_mm512_reduce_add_epi32(quant16_avx512(
+			    _mm512_loadu_ps(x + 16 * i), vd, q + 16 * i));
 	}
 }
 
@@ -732,13 +770,13 @@ argmax_avx512(const float *x, size_t n)
 
 const struct kern_impl kern_impl_avx2 = {
 	matvec_avx2, kern_gemm_avx2, dot_avx2,
-	kern_attn_avx2, kern_softmax_avx2, NULL, NULL, NULL, NULL,
+	kern_attn_avx2, kern_softmax_avx2, NULL, NULL, NULL, NULL, NULL,
 };
 
 const struct kern_impl kern_impl_avx512 = {
 	matvec_avx512, kern_gemm_avx512, dot_avx512,
 	kern_attn_avx512, kern_softmax_avx512, matvec_multi_avx512,
-	quant_row_avx512, argmax_avx512, kern_silu_mul_avx512,
+	quant_row_avx512, argmax_avx512, kern_silu_mul_avx512, quant_k_avx512,
 };
 
 #endif /* KERN_HAVE_X86 */

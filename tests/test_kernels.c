@@ -913,13 +913,14 @@ quant_row_block(float *x, size_t b, uint32_t *seed)
 
 /*
  * kern_prepare_xs on every ISA: the portable quantizer's bytes exactly
- * (q, d and c), whatever the values (a batch's activations must be the
- * same bytes whichever kernel set prepared them).
+ * (q, d and c; for Q4_K's blocks of 256, q, d and the sums of 16),
+ * whatever the values (a batch's activations must be the same bytes
+ * whichever kernel set prepared them).
  */
 START_TEST(test_quant_row)
 {
-	static const uint32_t ts[] = { QT_Q8_0, QT_Q4_0 };
-	enum { NB = 40, N = NB * QK };
+	static const uint32_t ts[] = { QT_Q8_0, QT_Q4_0, QT_Q4_K };
+	enum { NB = 48, N = NB * QK };
 	size_t k, b, st;
 	uint32_t seed = 77;
 	float *x = malloc(N * sizeof(float));
@@ -929,6 +930,9 @@ START_TEST(test_quant_row)
 	ck_assert_ptr_nonnull(x);
 	for (b = 0; b < NB; b++)
 		quant_row_block(x + b * QK, b, &seed);
+	/* The last 256 all zeros but one denormal: Q4_K's d = 0. */
+	for (b = 40 * QK; b < N; b++)
+		x[b] = b == N - 3 ? 1e-45f : 0.0f;
 	for (k = 0; k < sizeof ts / sizeof ts[0]; k++) {
 		st = kern_xs_stride(ts[k], N);
 		ref = aligned_alloc(64, st);
