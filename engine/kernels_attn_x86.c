@@ -1,8 +1,8 @@
 /*
  * kernels_attn_x86: the AVX2 and AVX-512 versions of kern_attn, with
  * the vectorized softmax they use, and the gate's SiLU on AVX-512 (the
- * same exp).  Compiled per function with target
- * attributes like kernels_x86.c, whose ISA tables point here.
+ * same exp).  Compiled per function with target attributes like
+ * kernels_x86.c, whose ISA tables point here.
  */
 #include "kernels_x86.h"
 

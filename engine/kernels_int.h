@@ -162,6 +162,8 @@ struct kern_impl {
 void kern_quant_k(const float *x, size_t n, int8_t *q, float *d,
     int16_t *s);
 
+size_t kern_argmax_portable(const float *x, size_t n);
+void kern_silu_mul_portable(float *g, const float *u, size_t n);
 /*
  * Activation blocks for the integer kernels: block b of x to q[32b..],
  * each x / d rounded to nearest (even on ties) and clamped to +-127, a
@@ -170,8 +172,6 @@ void kern_quant_k(const float *x, size_t n, int8_t *q, float *d,
  * every ISA gives the same bytes, so an activation is the same whichever
  * kernel prepared it.
  */
-size_t kern_argmax_portable(const float *x, size_t n);
-void kern_silu_mul_portable(float *g, const float *u, size_t n);
 void kern_quant_row_portable(const float *x, size_t nb, int8_t *q, float *d,
     int32_t *c, int32_t off);
 

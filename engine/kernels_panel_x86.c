@@ -169,10 +169,12 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 			if (pf) {
 				for (k = 0; k < (int)qb / 64; k++)
 					_mm_prefetch((const char *)p +
-					    PANEL_AHEAD(nt, qb) + 64 * k, _MM_HINT_T0);
+					    PANEL_AHEAD(nt, qb) + 64 * k,
+					    _MM_HINT_T0);
 				if (b % 2 == 0)
 					_mm_prefetch((const char *)sc +
-					    PANEL_AHEAD(nt, qb) / 8, _MM_HINT_T0);
+					    PANEL_AHEAD(nt, qb) / 8,
+					    _MM_HINT_T0);
 			}
 			dw = _mm512_cvtph_ps(_mm256_load_si256(
 			    (const __m256i *)(const void *)sc));

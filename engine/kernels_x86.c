@@ -654,12 +654,14 @@ dot_avx512(const float *a, const float *b, size_t n)
 }
 
 /*
- * kern_quant_row_portable's bytes, 16 lanes at a time: vmaxps returns its
- * second operand when either is NaN, which skips NaNs in amax and sends
- * them to the clamp's bound, where the ordered mask zeroes them; vdivps
- * and vcvtps2dq (nearest even) are the scalar division and lrintf.
+ * Activation quantizers, 16 lanes at a time, giving the portable bytes:
+ * vmaxps returns its second operand when either is NaN, which skips NaNs
+ * in amax and sends them to the clamp's bound, where the ordered mask
+ * zeroes them; vdivps and vcvtps2dq (nearest even) are the scalar
+ * division and lrintf.
+ *
+ * 16 of x / d as int32 (the scalar rule), stored as int8 at q.
  */
-/* 16 of x / d as int32 (the scalar rule), stored as int8 at q. */
 T_AVX512 INLINE __m512i
 quant16_avx512(__m512 v, __m512 vd, int8_t *q)
 {
@@ -687,6 +689,7 @@ quant_scale_avx512(const float *x, int nv)
 	return _mm512_reduce_max_ps(m) / 127.0f;
 }
 
+/* kern_quant_row_portable's bytes. */
 T_AVX512 static void
 quant_row_avx512(const float *x, size_t nb, int8_t *q, float *d, int32_t *c,
     int32_t off)

@@ -210,12 +210,10 @@ xq_stride(const struct wmat *W)
 }
 
 /*
- * k activations X[j] (k <= MATMUL_MULTI_MAX) through nw matrices of one
- * input, into y[m * k + j]; xq holds the k prepared activations.
- */
-/*
- * matvec_run's job; with X, each thread prepares X into its own xs
- * (own_bytes each from xs_own) and xq, xs are unused.
+ * k activations (k <= MATMUL_MULTI_MAX) through nw matrices of one
+ * input, into y[m * k + j]: xq holds the k prepared for the rows'
+ * kernels, or xs for the panels; or, with X, each thread prepares X
+ * into its own xs (own_bytes each from xs_own) and xq, xs are unused.
  */
 static void
 matvec_run_own(struct pool *pool, int nw, const struct wmat *const *W,
@@ -248,6 +246,7 @@ matvec_run_own(struct pool *pool, int nw, const struct wmat *const *W,
 		pool_run(pool, matvec_slice, &j);
 }
 
+/* matvec_run_own with activations already prepared. */
 static void
 matvec_run(struct pool *pool, int nw, const struct wmat *const *W,
     size_t k, const void *const *xq, const void *xs, float *const *y)
