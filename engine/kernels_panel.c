@@ -219,6 +219,7 @@ kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
 	    gb, n, xs, m, y, r0, r1 - r0);
 #else
 	(void)gb;
+	(void)pk;
 	(void)xs;
 	(void)y;
 #endif

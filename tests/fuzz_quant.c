@@ -25,6 +25,7 @@
 
 #include "kernels.h"
 #include "quant.h"
+#include "quant_k.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	quant_fuzz_one(const uint8_t *, size_t);
@@ -52,17 +53,44 @@ n_supported(void)
 }
 
 /*
+ * The minimum (offset) of element i for the types whose kernels sum d * q
+ * and the minimum apart in floats, 0 for the others (Q3_K and Q6_K
+ * subtract theirs in integers, exactly).
+ */
+static float
+element_min(uint32_t t, const uint8_t *row, size_t i)
+{
+	size_t bs = qtype_block_bytes(t);
+	struct qk_unpacked u;
+	uint16_t h;
+
+	switch (t) {
+	case QT_Q4_1:
+	case QT_Q5_1:
+		memcpy(&h, row + i / 32 * bs + 2, 2);
+		return fp16_to_f32(h);
+	case QT_Q2_K:
+	case QT_Q4_K:
+	case QT_Q5_K:
+		qk_unpack(t, row + i / QK_K * bs, &u);
+		return u.M * (float)u.m[i % QK_K / 16];
+	default:
+		return 0.0f;
+	}
+}
+
+/*
  * Whether the tolerance check applies (finite, moderate weights), and
  * the magnitude it scales with: sum |w x|, plus 2 |m| |x| for the types
  * with a minimum, whose kernels sum d * q and m apart (|d q| <= |w| + |m|):
- * those two can cancel where w is small.
+ * those two cancel where w is small, each rounded at its own magnitude
+ * (a Q2_K group of w = 0 from d q = m = 27780 did).
  */
 static int
 moderate(uint32_t t, const uint8_t *row, const float *w, size_t n,
     const float *x, double *mag)
 {
-	size_t i, bs = qtype_block_bytes(t);
-	uint16_t h;
+	size_t i;
 	float m;
 
 	*mag = 0.0;
@@ -70,10 +98,7 @@ moderate(uint32_t t, const uint8_t *row, const float *w, size_t n,
 		if (!(fabsf(w[i]) < 1e4f))
 			return 0;
 		*mag += fabs((double)w[i] * x[i]);
-		if (t != QT_Q4_1 && t != QT_Q5_1)
-			continue;
-		memcpy(&h, row + i / 32 * bs + 2, 2);
-		m = fp16_to_f32(h);
+		m = element_min(t, row, i);
 		if (!(fabsf(m) < 1e4f))
 			return 0;
 		*mag += 2.0 * fabs((double)m * x[i]);

@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "kernels_int.h"
 #include "quant.h"
+#include "quant_k.h"
 
 static const uint32_t types[] = { QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0,
 	QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_IQ4_XS };
@@ -847,6 +848,64 @@ START_TEST(test_zero_block_big_scale)
 }
 END_TEST
 
+/*
+ * The fuzzer's own rule on blocks whose weights are 0 as d q - m with both
+ * terms large (d q = m = 9000): the kernels subtract the minimum in
+ * floats, so the tolerance must scale with it too.  fuzz_quant found a
+ * Q2_K row (AVX2 0.01 off on 29.5) that failed a rule scaled by |w| only.
+ */
+START_TEST(test_min_cancels)
+{
+	static const uint32_t ts[] = { QT_Q2_K, QT_Q4_K, QT_Q5_K };
+	enum { NB = 3 };
+	uint8_t buf[2 + NB * 256];
+	struct block_q2_k *b2;
+	struct block_q4_k *b4;
+	struct block_q5_k *b5;
+	size_t k, b, i, bs;
+	uint8_t *blk;
+	int nth;
+
+	for (k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+		for (nth = 0; qtype_supported_nth(nth) != (int)ts[k]; nth++)
+			ck_assert_int_ge(qtype_supported_nth(nth), 0);
+		bs = qtype_block_bytes(ts[k]);
+		memset(buf, 0, sizeof buf);
+		buf[0] = (uint8_t)nth;
+		buf[1] = 0; /* one row */
+		for (b = 0; b < NB; b++) {
+			/* All scales and mins at their maximum; codes 1. */
+			blk = buf + 2 + b * bs;
+			for (i = 0; i < bs; i++)
+				blk[i] = (uint8_t)(b == 1 ? i * 37 : 0xff);
+			b2 = (void *)blk;
+			b4 = (void *)blk;
+			b5 = (void *)blk;
+			switch (ts[k]) {
+			case QT_Q2_K: /* 600 * 15 * 1 - 600 * 15 */
+				memset(b2->qs, b == 1 ? 0x1b : 0x55,
+				    sizeof b2->qs);
+				b2->d = b2->dmin = f32_to_fp16(b == 1 ? 0.01f :
+				    600.0f);
+				break;
+			case QT_Q5_K:
+				memset(b5->qh, 0, sizeof b5->qh);
+				if (b != 1)
+					memset(b5->qs, 0x11, sizeof b5->qs);
+				/* fall through */
+			default: /* 9450 * 1 - 150 * 63 */
+				if (ts[k] == QT_Q4_K && b != 1)
+					memset(b4->qs, 0x11, sizeof b4->qs);
+				b4->d = b4->dmin = f32_to_fp16(b == 1 ? 0.01f :
+				    150.0f);
+				break;
+			}
+		}
+		ck_assert_int_eq(quant_fuzz_one(buf, 2 + NB * bs), 1);
+	}
+}
+END_TEST
+
 START_TEST(test_prepare_nonfinite)
 {
 	float x[64];
@@ -1365,6 +1424,7 @@ kernels_suite(void)
 	tcase_add_test(tc, test_silu_mul);
 	tcase_add_test(tc, test_random_blocks);
 	tcase_add_test(tc, test_zero_block_big_scale);
+	tcase_add_test(tc, test_min_cancels);
 	tcase_add_test(tc, test_dot);
 	tcase_add_test(tc, test_attn);
 	tcase_add_test(tc, test_attn_edges);
