@@ -12,7 +12,10 @@
  * panels (kernels_panel.c) through kern_panel_gemm.  A development
  * tool: it prints instead of failing politely.
  *
- *   tools/bench-multi [TYPE,...]   (default Q4_0,Q8_0)
+ *   tools/bench-multi [TYPE,...] [MIB]   (default Q4_0,Q8_0 and 512)
+ *
+ * MIB sets how much the copies fill: a few MiB keeps the matrix in cache
+ * (the kernels' own speed), 512 makes every pass read memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +27,6 @@
 
 #define ROWS	5632
 #define COLS	2048
-#define TOTAL	(512.0 * 1024 * 1024)
 #define KMAX	16
 #define TILE	(32 * 1024)
 
@@ -47,6 +49,9 @@ frand(unsigned *s)
 enum way { SEPARATE, TILED, MULTI, PANEL };
 static const char *const way_names[] = { "separate", "tiled", "multi",
     "panel" };
+
+/* Bytes the copies fill (MIB). */
+static double total = 512.0 * 1024 * 1024;
 
 /* The panels of the copies and the activations in the GEMM's layout. */
 static const unsigned char *panels;
@@ -105,7 +110,7 @@ bench(uint32_t t)
 	qtype_row_bytes(t, COLS, &rb64);
 	rb = (size_t)rb64;
 	mb = rb * ROWS;
-	nmat = (size_t)(TOTAL / (double)mb) + 1;
+	nmat = (size_t)(total / (double)mb) + 1;
 	if ((w = malloc(mb * nmat)) == NULL) {
 		fprintf(stderr, "out of memory\n");
 		return;
@@ -178,6 +183,8 @@ main(int argc, char **argv)
 	const char *list = argc > 1 ? argv[1] : "Q4_0,Q8_0";
 	uint32_t t;
 
+	if (argc > 2)
+		total = atof(argv[2]) * 1024 * 1024;
 	for (t = 0; t < 64; t++) {
 		const char *name = qtype_name(t);
 		const char *p = strstr(list, name);
