@@ -69,9 +69,9 @@ void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
     const void *xs, size_t m, float *y, size_t ldy, size_t r0, size_t r1);
 
 /*
- * Panels (kernels_panel.c): Q4_0, Q8_0 and Q4_K rows repacked once into
- * the layout the AVX-512 kernel reads directly; the same bytes as the
- * rows.
+ * Panels (kernels_panel.c): Q4_0, Q8_0, Q4_K, Q5_K and Q6_K rows repacked
+ * once into the layout the AVX-512 kernel reads directly; the same bytes
+ * as the rows.
  * kern_panel_bytes is 0 for types without a panel layout.
  * kern_panel_gemm runs only while kern_panel_usable() (AVX-512 is the
  * current ISA): y[t][r] = dot(row r, x_t) for t < m, r in [r0, r1),

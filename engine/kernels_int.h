@@ -108,11 +108,16 @@ void kern_ql_unpack(uint32_t wtype, const uint8_t *row, size_t b,
 float kern_ql_row(uint32_t wtype, const uint8_t *row, size_t n,
     struct kern_xq v);
 
-/* The Q4_K panel's layout per superblock (kernels_panel.c). */
+/* The K-quant panels' layouts per superblock (kernels_panel.c). */
 #define PANEL_K_SC 2048
 #define PANEL_K_D 2240
 #define PANEL_K_M 2272
 #define PANEL_K_BYTES 2304
+#define PANEL_K5_QH 2304
+#define PANEL_K5_BYTES 2816
+#define PANEL_K6_QH 2048
+#define PANEL_K6_SC 3072
+#define PANEL_K6_BYTES 3328
 
 /*
  * Turns each query's len scores (already scaled) into softmax weights

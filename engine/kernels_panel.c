@@ -44,6 +44,34 @@
  * stored unpacked they made the panel 8% bigger and decode, bound by
  * memory, that much slower.
  *
+ * Q5_K: Q4_K's panel, then the fifth bits,
+ *
+ *	qh	8 steps of 16 lanes x 4 bytes: step k, lane r is
+ *		qh[4k ..] of row r as stored: bit g of byte l is the fifth
+ *		bit of group g's element l, so step k serves every pair
+ *
+ * 2816 bytes for 16 superblock rows, again the rows' own.  Its row
+ * kernel (kernels_k_x86.c) joins the activation's runs and reduces
+ * every row, and ran out of arithmetic before memory did (22 rows/us
+ * per thread in cache against Q6_K's 33).
+ *
+ * Q6_K (int8 scales per 16 elements, 6-bit codes q - 32, one fp16 d):
+ * nb superblocks of PANEL_K6_BYTES, then the d of each (16 rows' fp16,
+ * as Q4_0's scales: 3328 is a multiple of 64 where 3360 is not),
+ *
+ *	ql	32 steps of 16 lanes x 4 bytes: step k, lane r is
+ *		ql[4k ..] of row r as stored: byte l of half h (64 each)
+ *		holds element 128h + l low and 128h + 64 + l high
+ *	qh	16 steps: step k, lane r is qh[4k ..] of row r: byte l of
+ *		half h (32 each) holds the top two bits of elements
+ *		128h + l + 32i in bits 2i, 2i + 1
+ *	scales	4 steps: step k, lane r is scales[4k ..] of row r
+ *
+ * 3360 bytes for 16 superblock rows (plus the last 64-byte padding).
+ * On rows Q6_K ran a GEMM that repacked every call: with eight
+ * activations a Q4_K_M step spent as long on its Q6_K fifth as on the
+ * rest.
+ *
  * Results are bit-identical to kern_gemm's (the same dpbusd sums started
  * from the token's c, the same FMA by the row scale times the token
  * scale, blocks in order) for any number of activations and any row
@@ -63,7 +91,15 @@
 int
 kern_panel_type(uint32_t wtype)
 {
-	return wtype == QT_Q4_0 || wtype == QT_Q8_0 || wtype == QT_Q4_K;
+	return wtype == QT_Q4_0 || wtype == QT_Q8_0 || wtype == QT_Q4_K ||
+	    wtype == QT_Q5_K || wtype == QT_Q6_K;
+}
+
+/* Elements per block of a panel type: superblocks for the K-quants. */
+static size_t
+panel_block_elems(uint32_t wtype)
+{
+	return qk_is_k(wtype) ? QK_K : QK;
 }
 
 /* Bytes of one block's quants in a panel (steps x 16 lanes x 4). */
@@ -75,12 +111,17 @@ panel_qbytes(uint32_t wtype)
 
 /* Bytes of one panel: quants, then scales padded to keep panels
  * 64-byte aligned (the kernel's loads are aligned).  nb counts blocks of
- * the type (32 elements, or 256 for Q4_K). */
+ * the type (32 elements, or 256 for the K-quants). */
 static size_t
 panel_group_bytes(uint32_t wtype, size_t nb)
 {
 	if (wtype == QT_Q4_K)
 		return nb * PANEL_K_BYTES;
+	if (wtype == QT_Q5_K)
+		return nb * PANEL_K5_BYTES;
+	if (wtype == QT_Q6_K)
+		return nb * PANEL_K6_BYTES + (nb * 2 * PANEL_ROWS + 63) / 64 *
+		    64;
 	return nb * panel_qbytes(wtype) + (nb * 2 * PANEL_ROWS + 63) / 64 * 64;
 }
 
@@ -88,11 +129,11 @@ size_t
 kern_panel_bytes(uint32_t wtype, size_t rows, size_t n)
 {
 	size_t groups = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
-	size_t bl = wtype == QT_Q4_K ? QK_K : QK;
 
-	if (!kern_panel_type(wtype) || n % bl != 0)
+	if (!kern_panel_type(wtype) || n % panel_block_elems(wtype) != 0)
 		return 0;
-	return groups * panel_group_bytes(wtype, n / bl);
+	return groups * panel_group_bytes(wtype, n /
+	    panel_block_elems(wtype));
 }
 
 static uint32_t
@@ -128,28 +169,69 @@ pack_group(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
 	}
 }
 
-/* Q4_K: panel rows [0, nr) of w, every superblock (layout above). */
+/*
+ * Q4_K / Q5_K: panel rows [0, nr) of w, every superblock (layout
+ * above).  The two blocks share d, dmin and scales at the same offsets.
+ */
 static void
-pack_group_k(const uint8_t *w, size_t rb, size_t nr, size_t nb,
-    uint8_t *out)
+pack_group_k(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
+    size_t nb, uint8_t *out)
 {
+	const int q5 = wtype == QT_Q5_K;
+	const size_t bs = q5 ? sizeof(struct block_q5_k) :
+	    sizeof(struct block_q4_k);
+	const size_t kb = q5 ? PANEL_K5_BYTES : PANEL_K_BYTES;
 	const struct block_q4_k *k;
+	const struct block_q5_k *k5;
+	const uint8_t *qs;
 	uint8_t *p;
 	size_t b, r;
 	int j;
 
 	for (b = 0; b < nb; b++) {
-		p = out + b * PANEL_K_BYTES;
+		p = out + b * kb;
 		for (r = 0; r < nr; r++) {
-			k = (const void *)(w + r * rb + b * sizeof *k);
+			k = (const void *)(w + r * rb + b * bs);
+			k5 = (const void *)k;
+			qs = q5 ? k5->qs : k->qs;
 			for (j = 0; j < 32; j++)
 				memcpy(p + (j / 8) * 512 + (j % 8) * 64 + r * 4,
-				    k->qs + 4 * j, 4);
+				    qs + 4 * j, 4);
 			for (j = 0; j < 3; j++)
 				memcpy(p + PANEL_K_SC + j * 64 + r * 4,
 				    k->scales + 4 * j, 4);
 			memcpy(p + PANEL_K_D + r * 2, &k->d, 2);
 			memcpy(p + PANEL_K_M + r * 2, &k->dmin, 2);
+			for (j = 0; q5 && j < 8; j++)
+				memcpy(p + PANEL_K5_QH + j * 64 + r * 4,
+				    k5->qh + 4 * j, 4);
+		}
+	}
+}
+
+/* Q6_K: panel rows [0, nr) of w (layout above). */
+static void
+pack_group_k6(const uint8_t *w, size_t rb, size_t nr, size_t nb,
+    uint8_t *out)
+{
+	const struct block_q6_k *k;
+	uint8_t *p, *d = out + nb * PANEL_K6_BYTES;
+	size_t b, r;
+	int j;
+
+	for (b = 0; b < nb; b++) {
+		p = out + b * PANEL_K6_BYTES;
+		for (r = 0; r < nr; r++) {
+			k = (const void *)(w + r * rb + b * sizeof *k);
+			for (j = 0; j < 32; j++)
+				memcpy(p + j * 64 + r * 4, k->ql + 4 * j, 4);
+			for (j = 0; j < 16; j++)
+				memcpy(p + PANEL_K6_QH + j * 64 + r * 4,
+				    k->qh + 4 * j, 4);
+			for (j = 0; j < 4; j++)
+				memcpy(p + PANEL_K6_SC + j * 64 + r * 4,
+				    k->scales + 4 * j, 4);
+			memcpy(d + (b * PANEL_ROWS + r) * 2, &k->d, 2);
 		}
 	}
 }
@@ -163,10 +245,14 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 
 	if (!kern_panel_type(wtype))
 		return;
-	nb = n / (wtype == QT_Q4_K ? QK_K : QK);
+	nb = n / panel_block_elems(wtype);
 	gb = panel_group_bytes(wtype, nb);
-	full = wtype == QT_Q4_K ? gb : nb * (panel_qbytes(wtype) + 2 *
-	    PANEL_ROWS);
+	if (wtype == QT_Q6_K)
+		full = nb * (PANEL_K6_BYTES + 2 * PANEL_ROWS);
+	else if (panel_block_elems(wtype) == QK_K)
+		full = gb;
+	else
+		full = nb * (panel_qbytes(wtype) + 2 * PANEL_ROWS);
 	for (g = 0; g * PANEL_ROWS < rows; g++) {
 		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
 		    PANEL_ROWS : PANEL_ROWS;
@@ -177,9 +263,12 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 			memset(out, 0, gb);
 		else
 			memset(out + full, 0, gb - full);
-		if (wtype == QT_Q4_K)
-			pack_group_k((const uint8_t *)w + g * PANEL_ROWS *
+		if (wtype == QT_Q6_K)
+			pack_group_k6((const uint8_t *)w + g * PANEL_ROWS *
 			    row_bytes, row_bytes, nr, nb, out);
+		else if (panel_block_elems(wtype) == QK_K)
+			pack_group_k(wtype, (const uint8_t *)w + g *
+			    PANEL_ROWS * row_bytes, row_bytes, nr, nb, out);
 		else
 			pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
 			    row_bytes, row_bytes, nr, nb, out);
@@ -209,8 +298,7 @@ void
 kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
     size_t m, float *const *y, size_t r0, size_t r1)
 {
-	size_t gb = panel_group_bytes(wtype, n / (wtype == QT_Q4_K ? QK_K :
-	    QK));
+	size_t gb = panel_group_bytes(wtype, n / panel_block_elems(wtype));
 
 	if (r1 <= r0 || m == 0 || !kern_panel_type(wtype))
 		return;

@@ -26,8 +26,8 @@
  */
 #define PANEL_AHEAD(nt, qb) ((nt) >= 8 ? 12 * (qb) : (nt) >= 4 ? 2048 : 1024)
 #define PANEL_ACC 8
-/* A Q4_K superblock panel is 2304 bytes: prefetch the next one's. */
-#define PANEL_AHEAD_K 2304
+/* Superblocks ahead that a K-quant panel's first tile prefetches. */
+#define PANEL_K_AHEAD 2
 
 /*
  * The ng panels at p for a tile of NT tokens: together when FOR(NT)
@@ -198,7 +198,7 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 	}
 }
 
-/* Token t's Q4_K activation (kernels_k.h's layout, stride apart). */
+/* Token t's K activation (kernels_k.h's layout, stride apart). */
 struct panel_kx {
 	const uint8_t *q[PANEL_T];
 	const float *d[PANEL_T];
@@ -257,128 +257,298 @@ lane_byte(__m512i v, int g)
 }
 
 /*
- * Q4_K: ng panels (gb bytes apart) for nt tokens.  Per superblock and
- * pair of groups the 8 raw steps give group 2j's codes (low nibbles) and
- * 16 times group 2j + 1's (high ones, shifted back after the sum); A
- * adds each group's sum times its scale, B the mins times the token's
- * group sums, and the float steps are kern_gemm's: A * (D dx), then
- * minus B * (M dx).
+ * Pair j's codes of one Q5_K step: the nibbles of raw (low: group 2j,
+ * high: 2j + 1) with the fifth bits of qh, bit 2j or 2j + 1 of each
+ * byte, brought to bit 4 by a dword rotation (kernels_k_x86.c's
+ * rot_to4 trick: by 4 - bit, mod 32, every byte's bit lands in place).
  */
 T_AVX512 INLINE void
-panel_tile_k(const uint8_t *pk, size_t gb, size_t nb,
+q5_codes(__m512i raw, __m512i qh, int j, __m512i *wl, __m512i *wh)
+{
+	const __m512i lo4 = _mm512_set1_epi8(15);
+	const __m512i b4 = _mm512_set1_epi8(16);
+	__m512i hl = _mm512_rolv_epi32(qh, _mm512_set1_epi32((4 - 2 * j) &
+	    31));
+	__m512i hh = _mm512_rolv_epi32(qh, _mm512_set1_epi32((3 - 2 * j) &
+	    31));
+
+	/* 0xea: (a & b) | c, c the fifth bits alone. */
+	*wl = _mm512_ternarylogic_epi32(raw, lo4, _mm512_and_si512(hl, b4),
+	    0xea);
+	*wh = _mm512_ternarylogic_epi32(_mm512_srli_epi16(raw, 4), lo4,
+	    _mm512_and_si512(hh, b4), 0xea);
+}
+
+/*
+ * Q4_K / Q5_K (q5): one panel for nt tokens.  Per
+ * superblock and pair of groups the 8 raw steps give group 2j's codes
+ * (low nibbles) and group 2j + 1's: Q4_K's as 16 times the codes (high
+ * nibbles in place, the sum shifted back), Q5_K's with their fifth bits
+ * (q5_codes).  A adds each group's sum times its scale, B the mins times
+ * the token's group sums, and the float steps are kern_gemm's: A * (D
+ * dx), then minus B * (M dx).
+ */
+T_AVX512 INLINE void
+panel_tile_k(const int q5, const uint8_t *pk, size_t nb,
     const struct panel_kx *x, float *const *y, size_t r, __mmask16 last,
-    int pf, const int ng, const int nt)
+    int pf, const int nt)
 {
 	const __m512i lo4 = _mm512_set1_epi8(15);
 	const __m512i hi4 = _mm512_set1_epi8((char)0xf0);
-	__m512 acc[PANEL_ACC], dd, dm;
+	const size_t kb = q5 ? PANEL_K5_BYTES : PANEL_K_BYTES;
+	__m512 acc[PANEL_T], dd, dm;
 	__m512i a[PANEL_T], wl[8], wh[8], raw, sl, sh, s, s2, bm, sc[2];
 	__m512i mn[4];
 	size_t b;
-	int g, t, j, k, i;
+	int t, j, k, i;
 
 #pragma GCC unroll 8
-	for (t = 0; t < ng * nt; t++)
+	for (t = 0; t < nt; t++)
 		acc[t] = _mm512_setzero_ps();
 	for (b = 0; b < nb; b++) {
-#pragma GCC unroll 4
-		for (g = 0; g < ng; g++) {
-			const uint8_t *p = pk + g * gb + b * PANEL_K_BYTES;
+		const uint8_t *p = pk + b * kb;
 
-			if (pf) {
-				for (k = 0; k < PANEL_K_BYTES / 64; k++)
-					_mm_prefetch((const char *)p +
-					    PANEL_AHEAD_K + 64 * k,
-					    _MM_HINT_T0);
-			}
+		if (pf) {
+			for (k = 0; k < (int)kb / 64; k++)
+				_mm_prefetch((const char *)p +
+				    PANEL_K_AHEAD * kb + 64 * k,
+				    _MM_HINT_T0);
+		}
 #pragma GCC unroll 8
-			for (t = 0; t < nt; t++)
-				a[t] = _mm512_setzero_si512();
-			unpack_scales_k(p + PANEL_K_SC, sc, mn);
-			for (j = 0; j < 4; j++) {
+		for (t = 0; t < nt; t++)
+			a[t] = _mm512_setzero_si512();
+		unpack_scales_k(p + PANEL_K_SC, sc, mn);
+		for (j = 0; j < 4; j++) {
+#pragma GCC unroll 8
+			for (k = 0; k < 8; k++) {
+				raw = _mm512_load_si512(p + 512 * j +
+				    64 * k);
+				if (q5) {
+					q5_codes(raw, _mm512_load_si512(
+					    p + PANEL_K5_QH + 64 * k),
+					    j, &wl[k], &wh[k]);
+					continue;
+				}
+				wl[k] = _mm512_and_si512(raw, lo4);
+				wh[k] = _mm512_and_si512(raw, hi4);
+			}
+			sl = lane_byte(sc[j / 2], 2 * (j % 2));
+			sh = lane_byte(sc[j / 2], 2 * (j % 2) + 1);
+#pragma GCC unroll 8
+			for (t = 0; t < nt; t++) {
+				const uint8_t *xq = x->q[t] + b * QK_K +
+				    64 * j;
+
+				s = _mm512_setzero_si512();
+				s2 = _mm512_setzero_si512();
 #pragma GCC unroll 8
 				for (k = 0; k < 8; k++) {
-					raw = _mm512_load_si512(p + 512 * j +
-					    64 * k);
-					wl[k] = _mm512_and_si512(raw, lo4);
-					wh[k] = _mm512_and_si512(raw, hi4);
+					s = _mm512_dpbusd_epi32(s,
+					    wl[k], _mm512_set1_epi32(
+					    x_bytes(xq + 4 * k)));
+					s2 = _mm512_dpbusd_epi32(s2,
+					    wh[k], _mm512_set1_epi32(
+					    x_bytes(xq + 32 + 4 * k)));
 				}
-				sl = lane_byte(sc[j / 2], 2 * (j % 2));
-				sh = lane_byte(sc[j / 2], 2 * (j % 2) + 1);
+				if (!q5)
+					s2 = _mm512_srai_epi32(s2, 4);
+				a[t] = _mm512_add_epi32(a[t],
+				    _mm512_add_epi32(
+				    _mm512_mullo_epi32(s, sl),
+				    _mm512_mullo_epi32(s2, sh)));
+			}
+		}
+		dd = _mm512_cvtph_ps(_mm256_load_si256(
+		    (const __m256i *)(const void *)(p + PANEL_K_D)));
+		dm = _mm512_cvtph_ps(_mm256_load_si256(
+		    (const __m256i *)(const void *)(p + PANEL_K_M)));
+#pragma GCC unroll 8
+		for (t = 0; t < nt; t++) {
+			bm = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (i = 0; i < 4; i++)
+				bm = _mm512_add_epi32(bm,
+				    _mm512_madd_epi16(mn[i],
+				    _mm512_set1_epi32(kx_pair(x->s[t],
+				    b, i))));
+			acc[t] = _mm512_fmadd_ps(
+			    _mm512_cvtepi32_ps(a[t]), _mm512_mul_ps(dd,
+			    _mm512_set1_ps(x->d[t][b])),
+			    acc[t]);
+			acc[t] = _mm512_fnmadd_ps(
+			    _mm512_cvtepi32_ps(bm), _mm512_mul_ps(dm,
+			    _mm512_set1_ps(x->d[t][b])),
+			    acc[t]);
+		}
+	}
+#pragma GCC unroll 8
+	for (t = 0; t < nt; t++)
+		_mm512_mask_storeu_ps(y[t] + r, last, acc[t]);
+}
+
+/*
+ * Token's 16-sums of superblock b as Q6_K's scale words want them: word
+ * i = 2s + o of a scale step s pairs groups 4s + o and 4s + o + 2.
+ */
+static int32_t
+kx_pair6(const int16_t *s, size_t b, int i)
+{
+	const int16_t *p = s + b * 16 + 4 * (i / 2) + i % 2;
+
+	return (int32_t)((uint32_t)(uint16_t)p[0] | (uint32_t)(uint16_t)p[2] <<
+	    16);
+}
+
+/* Byte g of each lane of v, sign-extended to int32. */
+T_AVX512 INLINE __m512i
+lane_sbyte(__m512i v, int g)
+{
+	return _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * g), 24);
+}
+
+/*
+ * Q6_K: one panel for nt tokens.  Four ql steps give
+ * a group of 16 in their low nibbles (group 8h + i) and one in their high
+ * (8h + 4 + i), each topped with two bits of the qh step their bytes
+ * share (rotated to bits 4-5 as in q5_codes).  The codes are q + 32:
+ * A sums each group's dot times its scale, B 32 times the scales times
+ * the token's 16-sums, and kern_gemm's float step follows: (A - B) *
+ * (D dx).
+ */
+T_AVX512 INLINE void
+panel_tile_k6(const uint8_t *pk, size_t nb,
+    const struct panel_kx *x, float *const *y, size_t r, __mmask16 last,
+    int pf, const int nt)
+{
+	const __m512i lo4 = _mm512_set1_epi8(15);
+	const __m512i b45 = _mm512_set1_epi8(0x30);
+	__m512 acc[PANEL_T], dd;
+	__m512i a[PANEL_T], wl[4], wh[4], raw, qh, sv[4], sl, sh, s, s2, bm;
+	__m512i sp[8];
+	size_t b;
+	int t, h, i, k, c;
+
+#pragma GCC unroll 8
+	for (t = 0; t < nt; t++)
+		acc[t] = _mm512_setzero_ps();
+	for (b = 0; b < nb; b++) {
+		const uint8_t *p = pk + b * PANEL_K6_BYTES;
+		const uint8_t *dp = pk + nb * PANEL_K6_BYTES +
+		    b * 32;
+
+		/* PANEL_K_AHEAD superblocks on, and their d's. */
+		if (pf) {
+			for (k = 0; k < PANEL_K6_BYTES / 64; k++)
+				_mm_prefetch((const char *)p +
+				    PANEL_K_AHEAD * PANEL_K6_BYTES + 64 * k,
+				    _MM_HINT_T0);
+			if (b % 2 == 0)
+				_mm_prefetch((const char *)dp + 64,
+				    _MM_HINT_T0);
+		}
+#pragma GCC unroll 8
+		for (t = 0; t < nt; t++)
+			a[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+		for (k = 0; k < 4; k++)
+			sv[k] = _mm512_load_si512(p + PANEL_K6_SC +
+			    64 * k);
+		for (h = 0; h < 2; h++) {
+			for (i = 0; i < 4; i++) {
+#pragma GCC unroll 4
+				for (k = 0; k < 4; k++) {
+					/* ql bytes 16i + 4k.., the qh
+					 * bytes of the same l % 32. */
+					c = 4 * i + k;
+					raw = _mm512_load_si512(p +
+					    64 * (16 * h + c));
+					qh = _mm512_load_si512(p +
+					    PANEL_K6_QH + 64 * (8 * h +
+					    c % 8));
+					wl[k] = _mm512_ternarylogic_epi32(
+					    raw, lo4, _mm512_and_si512(
+					    _mm512_rolv_epi32(qh,
+					    _mm512_set1_epi32((4 - 2 *
+					    (i / 2)) & 31)), b45), 0xea);
+					wh[k] = _mm512_ternarylogic_epi32(
+					    _mm512_srli_epi16(raw, 4), lo4,
+					    _mm512_and_si512(
+					    _mm512_rolv_epi32(qh,
+					    _mm512_set1_epi32((32 - 2 *
+					    (i / 2)) & 31)), b45), 0xea);
+				}
+				/* Groups 8h + i and 8h + 4 + i. */
+				sl = lane_sbyte(sv[2 * h], i);
+				sh = lane_sbyte(sv[2 * h + 1], i);
 #pragma GCC unroll 8
 				for (t = 0; t < nt; t++) {
-					const uint8_t *xq = x->q[t] + b * QK_K +
-					    64 * j;
+					const uint8_t *xq = x->q[t] +
+					    b * QK_K + 128 * h + 16 * i;
 
 					s = _mm512_setzero_si512();
 					s2 = _mm512_setzero_si512();
-#pragma GCC unroll 8
-					for (k = 0; k < 8; k++) {
-						s = _mm512_dpbusd_epi32(s,
-						    wl[k], _mm512_set1_epi32(
+#pragma GCC unroll 4
+					for (k = 0; k < 4; k++) {
+						s = _mm512_dpbusd_epi32(
+						    s, wl[k],
+						    _mm512_set1_epi32(
 						    x_bytes(xq + 4 * k)));
-						s2 = _mm512_dpbusd_epi32(s2,
-						    wh[k], _mm512_set1_epi32(
-						    x_bytes(xq + 32 + 4 * k)));
+						s2 = _mm512_dpbusd_epi32(
+						    s2, wh[k],
+						    _mm512_set1_epi32(
+						    x_bytes(xq + 64 +
+						    4 * k)));
 					}
 					a[t] = _mm512_add_epi32(a[t],
 					    _mm512_add_epi32(
 					    _mm512_mullo_epi32(s, sl),
-					    _mm512_mullo_epi32(
-					    _mm512_srai_epi32(s2, 4), sh)));
+					    _mm512_mullo_epi32(s2, sh)));
 				}
 			}
-			dd = _mm512_cvtph_ps(_mm256_load_si256(
-			    (const __m256i *)(const void *)(p + PANEL_K_D)));
-			dm = _mm512_cvtph_ps(_mm256_load_si256(
-			    (const __m256i *)(const void *)(p + PANEL_K_M)));
-#pragma GCC unroll 8
-			for (t = 0; t < nt; t++) {
-				bm = _mm512_setzero_si512();
+		}
+		/* Scale words as int16 pairs (groups 4s + o, + 2). */
 #pragma GCC unroll 4
-				for (i = 0; i < 4; i++)
-					bm = _mm512_add_epi32(bm,
-					    _mm512_madd_epi16(mn[i],
-					    _mm512_set1_epi32(kx_pair(x->s[t],
-					    b, i))));
-				acc[g * nt + t] = _mm512_fmadd_ps(
-				    _mm512_cvtepi32_ps(a[t]), _mm512_mul_ps(dd,
-				    _mm512_set1_ps(x->d[t][b])),
-				    acc[g * nt + t]);
-				acc[g * nt + t] = _mm512_fnmadd_ps(
-				    _mm512_cvtepi32_ps(bm), _mm512_mul_ps(dm,
-				    _mm512_set1_ps(x->d[t][b])),
-				    acc[g * nt + t]);
-			}
+		for (k = 0; k < 4; k++) {
+			sp[2 * k] = _mm512_srai_epi16(
+			    _mm512_slli_epi16(sv[k], 8), 8);
+			sp[2 * k + 1] = _mm512_srai_epi16(sv[k], 8);
+		}
+		dd = _mm512_cvtph_ps(_mm256_load_si256(
+		    (const __m256i *)(const void *)dp));
+#pragma GCC unroll 8
+		for (t = 0; t < nt; t++) {
+			bm = _mm512_setzero_si512();
+#pragma GCC unroll 8
+			for (k = 0; k < 8; k++)
+				bm = _mm512_add_epi32(bm,
+				    _mm512_madd_epi16(sp[k],
+				    _mm512_set1_epi32(kx_pair6(x->s[t],
+				    b, k))));
+			acc[t] = _mm512_fmadd_ps(
+			    _mm512_cvtepi32_ps(_mm512_sub_epi32(a[t],
+			    _mm512_slli_epi32(bm, 5))), _mm512_mul_ps(dd,
+			    _mm512_set1_ps(x->d[t][b])),
+			    acc[t]);
 		}
 	}
-#pragma GCC unroll 4
-	for (g = 0; g < ng; g++) {
 #pragma GCC unroll 8
-		for (t = 0; t < nt; t++)
-			_mm512_mask_storeu_ps(y[t] + r + 16 * (size_t)g,
-			    g == ng - 1 ? last : (__mmask16)0xffff,
-			    acc[g * nt + t]);
-	}
+	for (t = 0; t < nt; t++)
+		_mm512_mask_storeu_ps(y[t] + r, last, acc[t]);
 }
 
-/* Q4_K panels at once for nt tokens. */
-static int
-panels_for_k(size_t nt)
-{
-	return nt >= 8 ? 1 : nt >= 4 ? 2 : nt >= 2 ? 4 : 8;
-}
+#define PANEL_TILE_K(NT) do {					\
+	if (wtype == QT_Q6_K)						\
+		panel_tile_k6(p, nb, &kx, y + t, r, last, t == 0, NT);	\
+	else if (wtype == QT_Q5_K)					\
+		panel_tile_k(1, p, nb, &kx, y + t, r, last, t == 0, NT); \
+	else								\
+		panel_tile_k(0, p, nb, &kx, y + t, r, last, t == 0, NT); \
+} while (0)
 
-#define PANEL_TILE_K(P, R, M, NG, NT)					\
-	panel_tile_k(P, gb, nb, &kx, y + t, r0 + (R), M, t == 0, NG, NT)
-
-#define PANEL_TILES_K(NT) PANEL_GROUPS(NT, panels_for_k, PANEL_TILE_K)
-
-/* Tiles of tokens for the Q4_K panels at r (ng of them, or one). */
+/* Tiles of tokens for the K-quant panel p (rows r..r + 15 of y). */
 T_AVX512 static void
-panel_rows_k(const uint8_t *p, size_t gb, size_t n, size_t st,
-    const uint8_t *xs, size_t m, float *const *y, size_t r0, size_t r,
-    int ng, __mmask16 last)
+panel_rows_k(uint32_t wtype, const uint8_t *p, size_t n, size_t st,
+    const uint8_t *xs, size_t m, float *const *y, size_t r, __mmask16 last)
 {
 	size_t nb = n / QK_K, t, tt, i;
 	struct panel_kx kx;
@@ -393,28 +563,31 @@ panel_rows_k(const uint8_t *p, size_t gb, size_t n, size_t st,
 			kx.s[i] = (const int16_t *)(const void *)(b + n +
 			    nb * sizeof(float));
 		}
-		PANEL_BY_TILE(tt, PANEL_TILES_K);
+		PANEL_BY_TILE(tt, PANEL_TILE_K);
 	}
 }
 
+/*
+ * K-quant panels one at a time, whatever the tile: a K panel's
+ * superblock is 2304 to 3328 bytes, so the several panels Q4_0's small
+ * tiles take at once (panels_for) are as many streams of 40-odd lines
+ * each, which overflowed L1 before they were used.  One panel and a
+ * prefetch PANEL_K_AHEAD superblocks on measured best on TinyLlama
+ * Q5_K_M, 2 threads: decode 74 tok/s against 57 with eight panels per
+ * tile of one token (and 60 on the rows), 2 and 4 sessions 97 and 158
+ * tok/s against 68 and 124 with four and two panels.
+ */
 T_AVX512 static void
-panel_gemm_k(const uint8_t *pk, size_t n, const void *xs, size_t m,
-    float *const *y, size_t r0, size_t nrows)
+panel_gemm_k(uint32_t wtype, const uint8_t *pk, size_t n, const void *xs,
+    size_t m, float *const *y, size_t r0, size_t nrows)
 {
-	size_t gb = n / QK_K * PANEL_K_BYTES, r, left;
-	size_t st = kern_xs_stride(QT_Q4_K, n);
-	size_t tile = panel_tile_size(m);
-	__mmask16 last;
-	int ng;
+	size_t gb = kern_panel_bytes(wtype, 16, n), r, left;
+	size_t st = kern_xs_stride(wtype, n);
 
-	for (r = 0; r < nrows; r += 16 * (size_t)ng) {
-		left = (nrows - r + 15) / 16;
-		ng = left >= (size_t)panels_for_k(tile) ? panels_for_k(tile) :
-		    1;
-		left = nrows - r - 16 * (size_t)(ng - 1);
-		last = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
-		panel_rows_k(pk + r / 16 * gb, gb, n, st, xs, m, y, r0, r, ng,
-		    last);
+	for (r = 0; r < nrows; r += 16) {
+		left = nrows - r;
+		panel_rows_k(wtype, pk + r / 16 * gb, n, st, xs, m, y, r0 + r,
+		    (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1));
 	}
 }
 
@@ -471,8 +644,8 @@ kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
 	int q8 = wtype == QT_Q8_0, ng;
 	__mmask16 last;
 
-	if (wtype == QT_Q4_K) {
-		panel_gemm_k(pk, n, xs, m, y, r0, nrows);
+	if (qk_is_k(wtype)) {
+		panel_gemm_k(wtype, pk, n, xs, m, y, r0, nrows);
 		return;
 	}
 	for (r = 0; r < nrows; r += 16 * (size_t)ng) {

@@ -137,7 +137,7 @@ struct model {
 
 struct model_opts {
 	int use_mmap; /* compute straight from the mapping instead of a copy */
-	int no_panels; /* copy Q4_0/Q8_0/Q4_K rows as stored (A/B runs) */
+	int no_panels; /* copy panel types' rows as stored (A/B) */
 };
 
 struct model *model_open(const char *path, const struct model_opts *,

@@ -628,7 +628,8 @@ panel_case(uint32_t t, size_t n, size_t rows, size_t m, size_t r0,
 
 START_TEST(test_panel_matches_gemm)
 {
-	static const uint32_t pt[] = { QT_Q4_0, QT_Q8_0, QT_Q4_K };
+	static const uint32_t pt[] = { QT_Q4_0, QT_Q8_0, QT_Q4_K, QT_Q5_K,
+	    QT_Q6_K };
 	static const size_t ns[] = { 32, 96, 2080 }, nk[] = { 256, 512, 2304 };
 	static const size_t rows[] = { 1, 16, 17, 40, 150 };
 	static const size_t ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 17 };
@@ -636,8 +637,15 @@ START_TEST(test_panel_matches_gemm)
 	uint32_t t = pt[_i];
 
 	ck_assert(kern_panel_type(t));
-	if (t == QT_Q4_K) {
-		ck_assert_uint_eq(kern_panel_bytes(t, 17, 512), 2 * 2 * 2304);
+	if (t == QT_Q6_K) {
+		/* Two superblocks, then their 2 x 32 bytes of d. */
+		ck_assert_uint_eq(kern_panel_bytes(t, 17, 512), 2 * (2 *
+		    3328 + 64));
+		ck_assert_uint_eq(kern_panel_bytes(t, 16, 768), 3 * 3328 +
+		    128);
+	} else if (t == QT_Q4_K || t == QT_Q5_K) {
+		ck_assert_uint_eq(kern_panel_bytes(t, 17, 512), 2 * 2 *
+		    (t == QT_Q4_K ? 2304 : 2816));
 		ck_assert_uint_eq(kern_panel_bytes(t, 16, 96), 0);
 	} else {
 		ck_assert_uint_eq(kern_panel_bytes(t, 17, 64), 2 * 2 *
@@ -657,7 +665,7 @@ START_TEST(test_panel_matches_gemm)
 		for (b = 0; b < sizeof(rows) / sizeof(rows[0]); b++)
 			for (c = 0; c < sizeof(ms) / sizeof(ms[0]); c++)
 				for (r0 = 0; r0 < rows[b]; r0 += 32)
-					panel_case(t, t == QT_Q4_K ? nk[a] :
+					panel_case(t, qk_is_k(t) ? nk[a] :
 					    ns[a], rows[b], ms[c],
 					    r0, (uint32_t)(11 + 97 * a +
 					    13 * b + c + r0));
@@ -1415,7 +1423,7 @@ kernels_suite(void)
 	tcase_add_loop_test(tc, test_matvec_odd_lengths, 0, NTYPES);
 	tcase_add_test(tc, test_matvec_exact_integers);
 	tcase_add_loop_test(tc, test_gemm_matches_matvec, 0, NQTYPES);
-	tcase_add_loop_test(tc, test_panel_matches_gemm, 0, 3);
+	tcase_add_loop_test(tc, test_panel_matches_gemm, 0, 5);
 	tcase_add_loop_test(tc, test_matvec_exact_float_types, 0, NTYPES);
 	tcase_add_loop_test(tc, test_prepare_x, 0, NQTYPES);
 	tcase_add_test(tc, test_prepare_nonfinite);

@@ -329,7 +329,7 @@ bench_speed(int argc, char **argv)
 			    "of at most --chunk (as sinkd's);\ndecode of -n "
 			    "tokens after D tokens of context (default 0, as "
 			    "llama-bench's\ntg test).\n--no-panels runs "
-			    "Q4_0/Q8_0/Q4_K on their rows as stored instead of "
+			    "the panel types on their rows as stored instead of "
 			    "the panels\nbuilt at load (A/B runs).\n");
 			return 0;
 		default: bad = err_set(cause, "bad usage (see --help)");
