@@ -81,12 +81,21 @@
 #include "kernels_int.h"
 #include "kernels_x86.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
 #include "quant_k.h"
 
 #define PANEL_ROWS 16
+/*
+ * Tokens from which K-quant panels run kern_gemm on their rows
+ * (panel_gemm_rows): Q5_K_M prefill (2 threads, sinkd-bench speed, one
+ * chunk) on the panels vs the rows was 309 vs 251 tok/s at 128 tokens,
+ * even at 256, 225 vs 259 at 512.
+ */
+#define PANEL_ROWS_GEMM_MIN 256
 
 int
 kern_panel_type(uint32_t wtype)
@@ -170,51 +179,66 @@ pack_group(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
 }
 
 /*
- * Q4_K / Q5_K: panel rows [0, nr) of w, every superblock (layout
- * above).  The two blocks share d, dmin and scales at the same offsets.
+ * n bytes between a panel and a row: to the panel, or back to the row
+ * when back (the K-quant layouts are pure moves, so one walk over them
+ * serves kern_panel_pack and panel_unpack_k).
  */
 static void
-pack_group_k(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
-    size_t nb, uint8_t *out)
+xfer(uint8_t *panel, uint8_t *row, size_t n, int back)
+{
+	if (back)
+		memcpy(row, panel, n);
+	else
+		memcpy(panel, row, n);
+}
+
+/*
+ * Q4_K / Q5_K: panel rows [0, nr) of w, every superblock (layout
+ * above), or back.  The two blocks share d, dmin and scales at the same
+ * offsets.
+ */
+static void
+pack_group_k(uint32_t wtype, uint8_t *w, size_t rb, size_t nr, size_t nb,
+    uint8_t *out, int back)
 {
 	const int q5 = wtype == QT_Q5_K;
 	const size_t bs = q5 ? sizeof(struct block_q5_k) :
 	    sizeof(struct block_q4_k);
 	const size_t kb = q5 ? PANEL_K5_BYTES : PANEL_K_BYTES;
-	const struct block_q4_k *k;
-	const struct block_q5_k *k5;
-	const uint8_t *qs;
-	uint8_t *p;
+	struct block_q4_k *k;
+	struct block_q5_k *k5;
+	uint8_t *qs, *p;
 	size_t b, r;
 	int j;
 
 	for (b = 0; b < nb; b++) {
 		p = out + b * kb;
 		for (r = 0; r < nr; r++) {
-			k = (const void *)(w + r * rb + b * bs);
-			k5 = (const void *)k;
+			k = (void *)(w + r * rb + b * bs);
+			k5 = (void *)k;
 			qs = q5 ? k5->qs : k->qs;
 			for (j = 0; j < 32; j++)
-				memcpy(p + (j / 8) * 512 + (j % 8) * 64 + r * 4,
-				    qs + 4 * j, 4);
+				xfer(p + (j / 8) * 512 + (j % 8) * 64 + r * 4,
+				    qs + 4 * j, 4, back);
 			for (j = 0; j < 3; j++)
-				memcpy(p + PANEL_K_SC + j * 64 + r * 4,
-				    k->scales + 4 * j, 4);
-			memcpy(p + PANEL_K_D + r * 2, &k->d, 2);
-			memcpy(p + PANEL_K_M + r * 2, &k->dmin, 2);
+				xfer(p + PANEL_K_SC + j * 64 + r * 4,
+				    k->scales + 4 * j, 4, back);
+			xfer(p + PANEL_K_D + r * 2, (uint8_t *)&k->d, 2, back);
+			xfer(p + PANEL_K_M + r * 2, (uint8_t *)&k->dmin, 2,
+			    back);
 			for (j = 0; q5 && j < 8; j++)
-				memcpy(p + PANEL_K5_QH + j * 64 + r * 4,
-				    k5->qh + 4 * j, 4);
+				xfer(p + PANEL_K5_QH + j * 64 + r * 4,
+				    k5->qh + 4 * j, 4, back);
 		}
 	}
 }
 
-/* Q6_K: panel rows [0, nr) of w (layout above). */
+/* Q6_K: panel rows [0, nr) of w (layout above), or back. */
 static void
-pack_group_k6(const uint8_t *w, size_t rb, size_t nr, size_t nb,
-    uint8_t *out)
+pack_group_k6(uint8_t *w, size_t rb, size_t nr, size_t nb, uint8_t *out,
+    int back)
 {
-	const struct block_q6_k *k;
+	struct block_q6_k *k;
 	uint8_t *p, *d = out + nb * PANEL_K6_BYTES;
 	size_t b, r;
 	int j;
@@ -222,16 +246,18 @@ pack_group_k6(const uint8_t *w, size_t rb, size_t nr, size_t nb,
 	for (b = 0; b < nb; b++) {
 		p = out + b * PANEL_K6_BYTES;
 		for (r = 0; r < nr; r++) {
-			k = (const void *)(w + r * rb + b * sizeof *k);
+			k = (void *)(w + r * rb + b * sizeof *k);
 			for (j = 0; j < 32; j++)
-				memcpy(p + j * 64 + r * 4, k->ql + 4 * j, 4);
+				xfer(p + j * 64 + r * 4, k->ql + 4 * j, 4,
+				    back);
 			for (j = 0; j < 16; j++)
-				memcpy(p + PANEL_K6_QH + j * 64 + r * 4,
-				    k->qh + 4 * j, 4);
+				xfer(p + PANEL_K6_QH + j * 64 + r * 4,
+				    k->qh + 4 * j, 4, back);
 			for (j = 0; j < 4; j++)
-				memcpy(p + PANEL_K6_SC + j * 64 + r * 4,
-				    k->scales + 4 * j, 4);
-			memcpy(d + (b * PANEL_ROWS + r) * 2, &k->d, 2);
+				xfer(p + PANEL_K6_SC + j * 64 + r * 4,
+				    (uint8_t *)k->scales + 4 * j, 4, back);
+			xfer(d + (b * PANEL_ROWS + r) * 2, (uint8_t *)&k->d, 2,
+			    back);
 		}
 	}
 }
@@ -253,6 +279,7 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 		full = gb;
 	else
 		full = nb * (panel_qbytes(wtype) + 2 * PANEL_ROWS);
+	/* (The packers' rows are written only when unpacking.) */
 	for (g = 0; g * PANEL_ROWS < rows; g++) {
 		nr = rows - g * PANEL_ROWS < PANEL_ROWS ? rows - g *
 		    PANEL_ROWS : PANEL_ROWS;
@@ -264,11 +291,11 @@ kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
 		else
 			memset(out + full, 0, gb - full);
 		if (wtype == QT_Q6_K)
-			pack_group_k6((const uint8_t *)w + g * PANEL_ROWS *
-			    row_bytes, row_bytes, nr, nb, out);
+			pack_group_k6((uint8_t *)(uintptr_t)w + g *
+			    PANEL_ROWS * row_bytes, row_bytes, nr, nb, out, 0);
 		else if (panel_block_elems(wtype) == QK_K)
-			pack_group_k(wtype, (const uint8_t *)w + g *
-			    PANEL_ROWS * row_bytes, row_bytes, nr, nb, out);
+			pack_group_k(wtype, (uint8_t *)(uintptr_t)w + g *
+			    PANEL_ROWS * row_bytes, row_bytes, nr, nb, out, 0);
 		else
 			pack_group(wtype, (const uint8_t *)w + g * PANEL_ROWS *
 			    row_bytes, row_bytes, nr, nb, out);
@@ -294,6 +321,55 @@ kern_panel_usable(void)
 #endif
 }
 
+/* The stride of y when y[t] = y[0] + t * ldy for every t < m, else 0. */
+static size_t
+uniform_ldy(float *const *y, size_t m)
+{
+	size_t ldy, t;
+
+	if (m < 2 || y[1] <= y[0])
+		return 0;
+	ldy = (size_t)(y[1] - y[0]);
+	for (t = 2; t < m; t++)
+		if (y[t] != y[0] + t * ldy)
+			return 0;
+	return ldy;
+}
+
+/*
+ * Prefill of a K-quant panel: rows [r0, r1) (r0 a multiple of 16) put
+ * back as rows, a panel at a time, and run through kern_gemm, which
+ * expands each superblock once for all m tokens where the panel kernel
+ * unpacks it again for every tile of eight.  The same sums as the panel
+ * kernel's (both are kern_gemm's).  -1 (nothing done) without memory or
+ * a uniform y.
+ */
+static int
+panel_gemm_rows(uint32_t wtype, const uint8_t *pk, size_t gb, size_t n,
+    const void *xs, size_t m, float *const *y, size_t r0, size_t r1)
+{
+	size_t nb = n / QK_K, ldy = uniform_ldy(y, m), r, nr;
+	uint64_t rb;
+	uint8_t *rows;
+
+	if (ldy == 0 || qtype_row_bytes(wtype, n, &rb) != 0 ||
+	    (rows = malloc(PANEL_ROWS * (size_t)rb)) == NULL)
+		return -1;
+	for (r = r0; r < r1; r += PANEL_ROWS, pk += gb) {
+		nr = r1 - r < PANEL_ROWS ? r1 - r : PANEL_ROWS;
+		if (wtype == QT_Q6_K)
+			pack_group_k6(rows, (size_t)rb, nr, nb,
+			    (uint8_t *)(uintptr_t)pk, 1);
+		else
+			pack_group_k(wtype, rows, (size_t)rb, nr, nb,
+			    (uint8_t *)(uintptr_t)pk, 1);
+		kern_gemm(wtype, rows, (size_t)rb, n, xs, m, y[0] + r, ldy,
+		    0, nr);
+	}
+	free(rows);
+	return 0;
+}
+
 void
 kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
     size_t m, float *const *y, size_t r0, size_t r1)
@@ -301,6 +377,10 @@ kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
 	size_t gb = panel_group_bytes(wtype, n / panel_block_elems(wtype));
 
 	if (r1 <= r0 || m == 0 || !kern_panel_type(wtype))
+		return;
+	if (qk_is_k(wtype) && m >= PANEL_ROWS_GEMM_MIN &&
+	    panel_gemm_rows(wtype, (const uint8_t *)pk + r0 / PANEL_ROWS * gb,
+	    gb, n, xs, m, y, r0, r1) == 0)
 		return;
 #ifdef PANEL_KERNEL
 	kern_panel_gemm_avx512(wtype, (const uint8_t *)pk + r0 / PANEL_ROWS *
