@@ -181,7 +181,7 @@ pack_group(uint32_t wtype, const uint8_t *w, size_t rb, size_t nr,
 /*
  * n bytes between a panel and a row: to the panel, or back to the row
  * when back (the K-quant layouts are pure moves, so one walk over them
- * serves kern_panel_pack and panel_unpack_k).
+ * serves kern_panel_pack and panel_gemm_rows).
  */
 static void
 xfer(uint8_t *panel, uint8_t *row, size_t n, int back)

@@ -280,13 +280,13 @@ q5_codes(__m512i raw, __m512i qh, int j, __m512i *wl, __m512i *wh)
 }
 
 /*
- * Q4_K / Q5_K (q5): one panel for nt tokens.  Per
- * superblock and pair of groups the 8 raw steps give group 2j's codes
- * (low nibbles) and group 2j + 1's: Q4_K's as 16 times the codes (high
- * nibbles in place, the sum shifted back), Q5_K's with their fifth bits
- * (q5_codes).  A adds each group's sum times its scale, B the mins times
- * the token's group sums, and the float steps are kern_gemm's: A * (D
- * dx), then minus B * (M dx).
+ * Q4_K / Q5_K (q5): one panel for nt tokens.  Per superblock and pair
+ * of groups the 8 raw steps give group 2j's codes (low nibbles) and
+ * group 2j + 1's: Q4_K's as 16 times the codes (high nibbles in place,
+ * the sum shifted back), Q5_K's with their fifth bits (q5_codes).  A
+ * adds each group's sum times its scale, B the mins times the token's
+ * group sums, and the float steps are kern_gemm's: A * (D dx), then
+ * minus B * (M dx).
  */
 T_AVX512 INLINE void
 panel_tile_k(const int q5, const uint8_t *pk, size_t nb,
@@ -407,18 +407,16 @@ lane_sbyte(__m512i v, int g)
 }
 
 /*
- * Q6_K: one panel for nt tokens.  Four ql steps give
- * a group of 16 in their low nibbles (group 8h + i) and one in their high
- * (8h + 4 + i), each topped with two bits of the qh step their bytes
- * share (rotated to bits 4-5 as in q5_codes).  The codes are q + 32:
- * A sums each group's dot times its scale, B 32 times the scales times
- * the token's 16-sums, and kern_gemm's float step follows: (A - B) *
- * (D dx).
+ * Q6_K: one panel for nt tokens.  Four ql steps give a group of 16 in
+ * their low nibbles (group 8h + i) and one in their high (8h + 4 + i),
+ * each topped with two bits of the qh step their bytes share (rotated
+ * to bits 4-5 as in q5_codes).  The codes are q + 32: A sums each
+ * group's dot times its scale, B 32 times the scales times the token's
+ * 16-sums, and kern_gemm's float step follows: (A - B) * (D dx).
  */
 T_AVX512 INLINE void
-panel_tile_k6(const uint8_t *pk, size_t nb,
-    const struct panel_kx *x, float *const *y, size_t r, __mmask16 last,
-    int pf, const int nt)
+panel_tile_k6(const uint8_t *pk, size_t nb, const struct panel_kx *x,
+    float *const *y, size_t r, __mmask16 last, int pf, const int nt)
 {
 	const __m512i lo4 = _mm512_set1_epi8(15);
 	const __m512i b45 = _mm512_set1_epi8(0x30);
@@ -433,8 +431,7 @@ panel_tile_k6(const uint8_t *pk, size_t nb,
 		acc[t] = _mm512_setzero_ps();
 	for (b = 0; b < nb; b++) {
 		const uint8_t *p = pk + b * PANEL_K6_BYTES;
-		const uint8_t *dp = pk + nb * PANEL_K6_BYTES +
-		    b * 32;
+		const uint8_t *dp = pk + nb * PANEL_K6_BYTES + b * 32;
 
 		/* PANEL_K_AHEAD superblocks on, and their d's. */
 		if (pf) {
