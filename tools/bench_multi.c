@@ -183,8 +183,12 @@ main(int argc, char **argv)
 	const char *list = argc > 1 ? argv[1] : "Q4_0,Q8_0";
 	uint32_t t;
 
-	if (argc > 2)
-		total = atof(argv[2]) * 1024 * 1024;
+	if (argc > 2 && !((total = atof(argv[2]) * 1024 * 1024) > 0)) {
+		fprintf(stderr, "bench-multi: MIB must be a positive number of "
+		    "MiB, not '%s'\nusage: bench-multi [TYPE,...] [MIB]\n",
+		    argv[2]);
+		return 2;
+	}
 	for (t = 0; t < 64; t++) {
 		const char *name = qtype_name(t);
 		const char *p = strstr(list, name);
