@@ -75,14 +75,23 @@ void kern_gemm(uint32_t wtype, const void *w, size_t row_bytes, size_t n,
  * kern_panel_bytes is 0 for types without a panel layout.
  * kern_panel_gemm runs only while kern_panel_usable() (AVX-512 is the
  * current ISA): y[t][r] = dot(row r, x_t) for t < m, r in [r0, r1),
- * r0 a multiple of 16, xs prepared by kern_prepare_xs; bit-identical to
- * kern_gemm on the rows themselves, whatever m and the row range.
+ * r0 a multiple of 16, xs prepared by kern_panel_prepare for the same m;
+ * bit-identical to kern_gemm on the rows themselves, whatever m and the
+ * row range.
+ *
+ * kern_panel_prepare quantizes tokens [t0, t1) of m (x at token t0,
+ * rows ldx floats apart) exactly as kern_prepare_xs does, into their
+ * places among m in kern_panel_xs_bytes(wtype, n, m) bytes of xs: the
+ * tokens of a batch may be prepared in parts, by different threads.
  */
 int kern_panel_type(uint32_t wtype);
 size_t kern_panel_bytes(uint32_t wtype, size_t rows, size_t n);
 void kern_panel_pack(uint32_t wtype, const void *w, size_t row_bytes,
     size_t rows, size_t n, void *pk);
 int kern_panel_usable(void);
+size_t kern_panel_xs_bytes(uint32_t wtype, size_t n, size_t m);
+void kern_panel_prepare(uint32_t wtype, const float *x, size_t ldx,
+    size_t n, size_t m, size_t t0, size_t t1, void *xs);
 void kern_panel_gemm(uint32_t wtype, const void *pk, size_t n,
     const void *xs, size_t m, float *const *y, size_t r0, size_t r1);
 

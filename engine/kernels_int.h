@@ -108,6 +108,33 @@ void kern_ql_unpack(uint32_t wtype, const uint8_t *row, size_t b,
 float kern_ql_row(uint32_t wtype, const uint8_t *row, size_t n,
     struct kern_xq v);
 
+/*
+ * The panel kernel (kernels_panel_x86.c) takes the tokens in tiles of
+ * PANEL_T, and the last few in tiles of 4, 2 and 1: kern_panel_tile(m)
+ * is the size of the next tile when m tokens are left.
+ *
+ * The Q4_0 and Q8_0 panels read their activations by tile
+ * (kern_panel_prepare): a tile of nt tokens is nb pieces of
+ * PANEL_XB * nt bytes, piece b holding block b of every token of the
+ * tile as kern_prepare_xs makes it,
+ *
+ *	int8_t  q[nt][32];	token i's codes
+ *	float   d[nt];
+ *	int32_t c[nt];
+ *
+ * and tile after tile in token order (the tile of tokens t.. starts at
+ * byte t * nb * PANEL_XB).  The K-quant panels read kern_prepare_xs's
+ * layout itself.
+ */
+#define PANEL_T 8
+#define PANEL_XB 40
+
+static inline size_t
+kern_panel_tile(size_t m)
+{
+	return m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
+}
+
 /* The K-quant panels' layouts per superblock (kernels_panel.c). */
 #define PANEL_K_SC 2048
 #define PANEL_K_D 2240

@@ -370,6 +370,80 @@ panel_gemm_rows(uint32_t wtype, const uint8_t *pk, size_t gb, size_t n,
 	return 0;
 }
 
+size_t
+kern_panel_xs_bytes(uint32_t wtype, size_t n, size_t m)
+{
+	if (qk_is_k(wtype))
+		return m * kern_xs_stride(wtype, n);
+	if (!kern_panel_type(wtype))
+		return 0;
+	return (m * (n / QK) * PANEL_XB + 63) / 64 * 64;
+}
+
+/* The tile of m tokens that holds token t: its first token and size. */
+static void
+panel_tile_of(size_t m, size_t t, size_t *first, size_t *nt)
+{
+	size_t s = t / PANEL_T * PANEL_T, k;
+
+	for (;; s += k) {
+		k = kern_panel_tile(m - s);
+		if (t < s + k)
+			break;
+	}
+	*first = s;
+	*nt = k;
+}
+
+/* Blocks kern_panel_prepare quantizes at a time, on its stack. */
+#define PREP_BLOCKS 32
+
+/*
+ * Token t (x) into its tile: kern_prepare_xs on PREP_BLOCKS blocks at a
+ * time (blocks quantize alone, so the bytes are the whole row's), each
+ * block's q, d and c then copied to their places.
+ */
+static void
+panel_prepare_token(uint32_t wtype, const float *x, size_t n, size_t m,
+    size_t t, uint8_t *xs)
+{
+	_Alignas(64) uint8_t tmp[PREP_BLOCKS * (QK + 8) + 64];
+	size_t nb = n / QK, first, nt, i, b0, k, nk;
+	uint8_t *piece;
+
+	panel_tile_of(m, t, &first, &nt);
+	i = t - first;
+	for (b0 = 0; b0 < nb; b0 += nk) {
+		nk = nb - b0 < PREP_BLOCKS ? nb - b0 : PREP_BLOCKS;
+		kern_prepare_xs(wtype, x + b0 * QK, 0, nk * QK, 1, tmp);
+		for (k = 0; k < nk; k++) {
+			piece = xs + (first * nb + (b0 + k) * nt) * PANEL_XB;
+			memcpy(piece + QK * i, tmp + QK * k, QK);
+			memcpy(piece + QK * nt + 4 * i, tmp + nk * QK + 4 * k,
+			    4);
+			memcpy(piece + (QK + 4) * nt + 4 * i, tmp + nk *
+			    (QK + 4) + 4 * k, 4);
+		}
+	}
+}
+
+void
+kern_panel_prepare(uint32_t wtype, const float *x, size_t ldx, size_t n,
+    size_t m, size_t t0, size_t t1, void *xs)
+{
+	size_t t;
+
+	if (qk_is_k(wtype)) {
+		kern_prepare_xs(wtype, x, ldx, n, t1 - t0, (uint8_t *)xs +
+		    t0 * kern_xs_stride(wtype, n));
+		return;
+	}
+	if (!kern_panel_type(wtype))
+		return;
+	for (t = t0; t < t1; t++)
+		panel_prepare_token(wtype, x + (t - t0) * ldx, n, m, t, xs);
+}
+
 void
 kern_panel_gemm(uint32_t wtype, const void *pk, size_t n, const void *xs,
     size_t m, float *const *y, size_t r0, size_t r1)

@@ -5,14 +5,16 @@
  * (Q4_0's nibbles split) once per tile and dotted against each token's
  * four bytes at a time, broadcast, so every lane ends with one row's
  * exact block sum; one convert and one FMA per block and token then
- * serve 16 rows, and the 16 results are stored as they are.
+ * serve 16 rows, and the 16 results are stored as they are.  Q4_0 and
+ * Q8_0 read the tile's activations as kern_panel_prepare lays them out
+ * (kernels_int.h): one pointer reaches every token's block at a fixed
+ * offset, where a pointer per token (three streams each) spilled.
  */
 #include "kernels_x86.h"
 #include "quant_k.h"
 
 #ifdef KERN_HAVE_X86
 
-#define PANEL_T 8
 /*
  * The first tile of a panel reads it from memory: prefetched this far
  * ahead in the quants (and an eighth of it in the scales, which come
@@ -25,6 +27,16 @@
  * of 1024..8192, Q8_0 best from 3072 to 6144).
  */
 #define PANEL_AHEAD(nt, qb) ((nt) >= 8 ? 12 * (qb) : (nt) >= 4 ? 2048 : 1024)
+/*
+ * A tile of eight tokens also asks for the block PANEL_L2_AHEAD blocks
+ * on into L2.  Its arithmetic leaves the loads few slots, and twelve
+ * blocks of lead alone did not hide memory: one thread streaming a
+ * 75 MB Q4_0 matrix took 2.4 ns per 16 rows x block x token against
+ * 1.76 with the matrix in L2, 2.1 with the L2 prefetch (20 to 48
+ * blocks all gained, 24 best).  T0 leads of 4 to 24 blocks beside it
+ * made no difference.
+ */
+#define PANEL_L2_AHEAD 24
 #define PANEL_ACC 8
 /* Superblocks ahead that a K-quant panel's first tile prefetches. */
 #define PANEL_K_AHEAD 2
@@ -46,12 +58,6 @@
 		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
 } while (0)
 
-/* Tokens in the next tile when m are left: 8, then 4, 2, 1. */
-static size_t
-panel_tile_size(size_t m)
-{
-	return m >= PANEL_T ? PANEL_T : m >= 4 ? 4 : m >= 2 ? 2 : 1;
-}
 
 /* TILES(NT) with NT a constant equal to tt (the kernels unroll on it). */
 #define PANEL_BY_TILE(tt, TILES) do {					\
@@ -65,11 +71,14 @@ panel_tile_size(size_t m)
 		TILES(1);						\
 } while (0)
 
-struct panel_x {
-	const uint8_t *q[PANEL_T];
-	const float *d[PANEL_T];
-	const int32_t *c[PANEL_T];
-};
+static float
+ld_f32(const uint8_t *p)
+{
+	float v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
 
 static int32_t
 x_bytes(const uint8_t *p)
@@ -79,6 +88,11 @@ x_bytes(const uint8_t *p)
 	memcpy(&v, p, sizeof v);
 	return v;
 }
+
+/* Token t's codes, d and c in block xb of a tile of nt (kernels_int.h). */
+#define XT_Q(xb, t) ((xb) + 32 * (t))
+#define XT_D(xb, nt, t) ld_f32((xb) + 32 * (nt) + 4 * (t))
+#define XT_C(xb, nt, t) x_bytes((xb) + 36 * (nt) + 4 * (t))
 
 /*
  * Block b's 8 steps of one panel as unsigned bytes.  Q4_0's high nibbles
@@ -148,7 +162,7 @@ panel_dot(const __m512i wk[8], int q8, const uint8_t *xq, int32_t c)
  */
 T_AVX512 INLINE void
 panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
-    const struct panel_x *x, float *const *y, size_t r, __mmask16 last,
+    const uint8_t *xt, float *const *y, size_t r, __mmask16 last,
     int pf, const int ng, const int nt)
 {
 	size_t qb = q8 ? 512 : 256, b;
@@ -160,6 +174,8 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 	for (t = 0; t < ng * nt; t++)
 		acc[t] = _mm512_setzero_ps();
 	for (b = 0; b < nb; b++) {
+		const uint8_t *xb = xt + b * PANEL_XB * (size_t)nt;
+
 #pragma GCC unroll 8
 		for (g = 0; g < ng; g++) {
 			const uint8_t *p = pk + g * gb + b * qb;
@@ -171,6 +187,10 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 					_mm_prefetch((const char *)p +
 					    PANEL_AHEAD(nt, qb) + 64 * k,
 					    _MM_HINT_T0);
+				for (k = 0; nt >= PANEL_T && k < (int)qb / 64; k++)
+					_mm_prefetch((const char *)p +
+					    PANEL_L2_AHEAD * qb + 64 * k,
+					    _MM_HINT_T1);
 				if (b % 2 == 0)
 					_mm_prefetch((const char *)sc +
 					    PANEL_AHEAD(nt, qb) / 8,
@@ -183,9 +203,9 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 			for (t = 0; t < nt; t++)
 				acc[g * nt + t] = _mm512_fmadd_ps(
 				    _mm512_cvtepi32_ps(panel_dot(wk, q8,
-				    x->q[t] + b * QK, x->c[t][b])),
+				    XT_Q(xb, t), XT_C(xb, nt, t))),
 				    _mm512_mul_ps(dw, _mm512_set1_ps(
-				    x->d[t][b])), acc[g * nt + t]);
+				    XT_D(xb, nt, t))), acc[g * nt + t]);
 		}
 	}
 #pragma GCC unroll 8
@@ -552,7 +572,7 @@ panel_rows_k(uint32_t wtype, const uint8_t *p, size_t n, size_t st,
 	const uint8_t *b;
 
 	for (t = 0; t < m; t += tt) {
-		tt = panel_tile_size(m - t);
+		tt = kern_panel_tile(m - t);
 		for (i = 0; i < tt; i++) {
 			b = xs + (t + i) * st;
 			kx.q[i] = b;
@@ -597,10 +617,10 @@ panels_for(size_t nt)
 
 #define PANEL_TILE(P, R, M, NG, NT) do {				\
 	if (q8)								\
-		panel_tile(P, gb, nb, 1, &x, y + t, r0 + (R), M,	\
+		panel_tile(P, gb, nb, 1, xt, y + t, r0 + (R), M,	\
 		    t == 0, NG, NT);					\
 	else								\
-		panel_tile(P, gb, nb, 0, &x, y + t, r0 + (R), M,	\
+		panel_tile(P, gb, nb, 0, xt, y + t, r0 + (R), M,	\
 		    t == 0, NG, NT);					\
 } while (0)
 
@@ -608,24 +628,16 @@ panels_for(size_t nt)
 
 /* Tiles of tokens for the panels at r (ng of them, or one). */
 T_AVX512 static void
-panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8, size_t st,
+panel_rows(const uint8_t *p, size_t gb, size_t nb, int q8,
     const uint8_t *xs, size_t m, float *const *y, size_t r0, size_t r,
     int ng, __mmask16 last)
 {
-	struct panel_x x;
-	const uint8_t *b;
-	size_t t, tt, i;
+	const uint8_t *xt;
+	size_t t, tt;
 
 	for (t = 0; t < m; t += tt) {
-		tt = panel_tile_size(m - t);
-		/* kern_xs_view's layout, without its calls per tile. */
-		for (i = 0; i < tt; i++) {
-			b = xs + (t + i) * st;
-			x.q[i] = b;
-			x.d[i] = (const float *)(const void *)(b + nb * QK);
-			x.c[i] = (const int32_t *)(const void *)(b + nb * QK +
-			    nb * sizeof(float));
-		}
+		tt = kern_panel_tile(m - t);
+		xt = xs + t * nb * PANEL_XB;
 		PANEL_BY_TILE(tt, PANEL_TILES);
 	}
 }
@@ -634,10 +646,10 @@ T_AVX512 void
 kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
     const void *xs, size_t m, float *const *y, size_t r0, size_t nrows)
 {
-	size_t nb = n / QK, r, left, st = kern_xs_stride(wtype, n);
+	size_t nb = n / QK, r, left;
 	size_t gb = nb * (wtype == QT_Q8_0 ? 512 : 256) + (nb * 32 + 63) / 64 *
 	    64;
-	size_t tile = panel_tile_size(m);
+	size_t tile = kern_panel_tile(m);
 	int q8 = wtype == QT_Q8_0, ng;
 	__mmask16 last;
 
@@ -650,7 +662,7 @@ kern_panel_gemm_avx512(uint32_t wtype, const uint8_t *pk, size_t n,
 		ng = left >= (size_t)panels_for(tile) ? panels_for(tile) : 1;
 		left = nrows - r - 16 * (size_t)(ng - 1);
 		last = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1);
-		panel_rows(pk + r / 16 * gb, gb, nb, q8, st, xs, m, y, r0, r,
+		panel_rows(pk + r / 16 * gb, gb, nb, q8, xs, m, y, r0, r,
 		    ng, last);
 	}
 }

@@ -5,7 +5,7 @@
  * single-threaded sgemm on each thread's rows of float weights.
  * Matrices with a panel (wmat.pk, kernels_panel.c) run kern_panel_gemm
  * instead, for decode, batched decode and prefill alike, on activations
- * prepared as for kern_gemm.
+ * prepared by kern_panel_prepare.
  */
 #include "matmul.h"
 
@@ -97,7 +97,7 @@ struct matvec_job {
 	long off[MV_MAX + 1];	/* chunk-aligned start of each matrix */
 	size_t k;		/* activations */
 	const void *const *xq;	/* [k] prepared */
-	const void *xs;		/* or all k as kern_prepare_xs's, panels */
+	const void *xs;		/* or all k by kern_panel_prepare, panels */
 	/*
 	 * Or, when X is set, each thread prepares all k of X into its own
 	 * xs (xs_own + ith * own_bytes) before its chunks: cheaper than a
@@ -137,18 +137,17 @@ matvec_slice(void *arg, int ith, int nth)
 	struct matvec_job *j = arg;
 	const struct wmat *W;
 	const void *xs = j->xs;
-	size_t cols, i, st;
+	size_t cols, i;
 	long lo, hi;
 	int m = 0;
 
 	(void)nth;
 	if (j->X != NULL) {
 		cols = (size_t)j->W[0]->cols;
-		st = kern_xs_stride(j->W[0]->type, cols);
 		xs = j->xs_own + (size_t)ith * j->own_bytes;
 		for (i = 0; i < j->k; i++)
-			kern_prepare_xs(j->W[0]->type, j->X[i], cols, cols, 1,
-			    (char *)xs + i * st);
+			kern_panel_prepare(j->W[0]->type, j->X[i], cols, cols,
+			    j->k, i, i + 1, (char *)xs);
 	}
 	while ((lo = atomic_fetch_add_explicit(&j->next, j->chunk,
 	    memory_order_relaxed)) < j->off[j->nw]) {
@@ -267,10 +266,10 @@ panel_rows(struct pool *pool, int nw, const struct wmat *const *W,
 	float *y[MV_MAX * MM_GEMM_MIN_ROWS];
 	int m;
 
-	if (scratch_reserve(s, n * kern_xs_stride(W[0]->type, cols),
+	if (scratch_reserve(s, kern_panel_xs_bytes(W[0]->type, cols, n),
 	    cause) != 0)
 		return -1;
-	kern_prepare_xs(W[0]->type, X, cols, cols, n, s->buf);
+	kern_panel_prepare(W[0]->type, X, cols, cols, n, 0, n, s->buf);
 	for (m = 0; m < nw; m++) {
 		for (i = 0; i < n; i++)
 			y[(size_t)m * n + i] = Y[m] + i * ldy[m];
@@ -328,9 +327,10 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 	 * own before each matrix, whose waits were 3% of an 8-session step;
 	 * quantizing 16 rows twice costs a few microseconds.
 	 */
-	if (panel)
-		st = kern_xs_stride(W[0]->type, cols);
 	own = (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) * st;
+	if (panel)
+		own = kern_panel_xs_bytes(W[0]->type, cols, k <
+		    MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX);
 	if (scratch_reserve(s, panel ? (size_t)pool_threads(pool) * own : own,
 	    cause) != 0)
 		return -1;
@@ -428,8 +428,12 @@ qgemm_prepare(void *arg, int ith, int nth)
 	size_t lo = j->n * (size_t)ith / (size_t)nth;
 	size_t hi = j->n * (size_t)(ith + 1) / (size_t)nth;
 
-	kern_prepare_xs(t, j->X + lo * cols, cols, cols, hi - lo,
-	    (char *)j->xs + lo * kern_xs_stride(t, cols));
+	if (j->yp != NULL)
+		kern_panel_prepare(t, j->X + lo * cols, cols, cols, j->n, lo,
+		    hi, j->xs);
+	else
+		kern_prepare_xs(t, j->X + lo * cols, cols, cols, hi - lo,
+		    (char *)j->xs + lo * kern_xs_stride(t, cols));
 }
 
 static void
@@ -461,7 +465,8 @@ qgemm_slice(void *arg, int ith, int nth)
 	}
 }
 
-/* Scratch of matmul_qgemm: the prepared tokens, then the panels' row
+/* Scratch of matmul_qgemm: the prepared tokens (as kern_prepare_xs's,
+ * which kern_panel_prepare's never outgrow), then the panels' row
  * pointers (one per matrix of matmul_many and token). */
 static size_t
 qgemm_bytes(const struct wmat *W, size_t n)

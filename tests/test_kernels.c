@@ -333,6 +333,7 @@ xs_prepare(uint32_t t, const float *x, size_t ldx, size_t n, size_t m)
 
 	ck_assert_ptr_nonnull(xs);
 	ck_assert_uint_eq(kern_xs_stride(t, n) % 64, 0);
+	memset(xs, 0, kern_xs_stride(t, n) * m); /* padding, for memcmp */
 	kern_prepare_xs(t, x, ldx, n, m, xs);
 	return xs;
 }
@@ -577,6 +578,51 @@ START_TEST(test_gemm_matches_matvec)
 END_TEST
 
 /*
+ * kern_panel_prepare of m tokens in two parts, the second first (the
+ * parts of a batch are prepared by different threads), split inside a
+ * tile.  For Q4_0 and Q8_0 every block of every token must sit where
+ * kernels_int.h says, with kern_prepare_xs's bytes (xs); the K-quants
+ * take xs's layout itself.
+ */
+static void *
+panel_prepare(uint32_t t, const float *x, size_t n, size_t m, const void *xs)
+{
+	size_t bytes = kern_panel_xs_bytes(t, n, m), h = m / 2 + m % 3 / 2;
+	size_t nb = n / QK, first, nt, tok, b;
+	uint8_t *xp = aligned_alloc(64, (bytes + 63) / 64 * 64);
+	struct kern_xq v;
+	const uint8_t *piece;
+
+	ck_assert_ptr_nonnull(xp);
+	ck_assert_uint_eq(bytes % 64, 0);
+	memset(xp, 0, bytes);
+	kern_panel_prepare(t, x + h * n, n, n, m, h, m, xp);
+	kern_panel_prepare(t, x, n, n, m, 0, h, xp);
+	if (qk_is_k(t)) {
+		ck_assert_uint_eq(bytes, m * kern_xs_stride(t, n));
+		ck_assert(memcmp(xp, xs, bytes) == 0);
+		return xp;
+	}
+	ck_assert_uint_le(bytes, m * kern_xs_stride(t, n));
+	for (first = 0; first < m; first += nt) {
+		nt = kern_panel_tile(m - first);
+		for (tok = first; tok < first + nt; tok++) {
+			v = kern_xs_view(xs, t, n, tok);
+			for (b = 0; b < nb; b++) {
+				piece = xp + (first * nb + b * nt) * PANEL_XB;
+				ck_assert(memcmp(piece + QK * (tok - first),
+				    v.q + QK * b, QK) == 0);
+				ck_assert(memcmp(piece + QK * nt + 4 * (tok -
+				    first), &v.d[b], 4) == 0);
+				ck_assert(memcmp(piece + (QK + 4) * nt + 4 *
+				    (tok - first), &v.c[b], 4) == 0);
+			}
+		}
+	}
+	return xp;
+}
+
+/*
  * Panels (kernels_panel.c): rows [r0, r1) of a matrix repacked at "load"
  * through kern_panel_gemm give exactly kern_gemm's floats on the rows as
  * stored, for every token count (each tile size and the fused panel
@@ -593,7 +639,8 @@ panel_case(uint32_t t, size_t n, size_t rows, size_t m, size_t r0,
 	    n);
 	float *x = x_random(n * m, seed), *want, **y, *yb;
 	uint8_t *pk = aligned_alloc(64, (pb + 63) / 64 * 64);
-	void *xs = xs_prepare(t, x, n, n, m);
+	void *xs = xs_prepare(t, x, n, n, m), *xp = panel_prepare(t, x, n, m,
+	    xs);
 	struct mat w;
 
 	ck_assert(pk != NULL && (y = malloc(m * sizeof *y)) != NULL);
@@ -606,7 +653,7 @@ panel_case(uint32_t t, size_t n, size_t rows, size_t m, size_t r0,
 		for (c = 0; c < ldy; c++)
 			y[i][c] = CANARY;
 	}
-	kern_panel_gemm(t, pk, n, xs, m, y, r0, r1);
+	kern_panel_gemm(t, pk, n, xp, m, y, r0, r1);
 	for (i = 0; i < m; i++) {
 		for (c = 0; c < ldy; c++) {
 			if (c < r0 || c >= r1)
@@ -626,6 +673,7 @@ panel_case(uint32_t t, size_t n, size_t rows, size_t m, size_t r0,
 	free(y);
 	free(pk);
 	free(xs);
+	free(xp);
 	free(x);
 }
 

@@ -102,7 +102,7 @@ bench(uint32_t t)
 	size_t rb, mb, nmat, i, a, ki;
 	unsigned char *w, *pk = NULL, *xsb = NULL;
 	void *xq[KMAX];
-	float *y[KMAX], x[COLS];
+	float *y[KMAX], x[COLS], *xf = malloc(KMAX * COLS * sizeof(float));
 	unsigned seed = 1;
 	double base = 0, best, rate, top;
 	int way, rep;
@@ -111,8 +111,10 @@ bench(uint32_t t)
 	rb = (size_t)rb64;
 	mb = rb * ROWS;
 	nmat = (size_t)(total / (double)mb) + 1;
-	if ((w = malloc(mb * nmat)) == NULL) {
+	if ((w = malloc(mb * nmat)) == NULL || xf == NULL) {
 		fprintf(stderr, "out of memory\n");
+		free(w);
+		free(xf);
 		return;
 	}
 	for (i = 0; i < ROWS; i++) {
@@ -124,7 +126,8 @@ bench(uint32_t t)
 		memcpy(w + i * mb, w, mb);
 	if (kern_panel_type(t) && kern_panel_usable() &&
 	    (pk = aligned_alloc(64, kern_panel_bytes(t, ROWS, COLS) * nmat)) != NULL &&
-	    (xsb = aligned_alloc(64, KMAX * kern_xs_stride(t, COLS))) != NULL) {
+	    (xsb = aligned_alloc(64, kern_panel_xs_bytes(t, COLS, KMAX))) !=
+	    NULL) {
 		for (i = 0; i < nmat; i++)
 			kern_panel_pack(t, w, rb, ROWS, COLS, pk + i *
 			    kern_panel_bytes(t, ROWS, COLS));
@@ -133,13 +136,10 @@ bench(uint32_t t)
 	xs = xsb;
 	for (a = 0; a < KMAX; a++) {
 		for (i = 0; i < COLS; i++)
-			x[i] = frand(&seed);
+			xf[a * COLS + i] = frand(&seed);
 		xq[a] = malloc(kern_xq_bytes(t, COLS));
 		y[a] = malloc(ROWS * sizeof(float));
-		kern_prepare_x(t, x, COLS, xq[a]);
-		if (xsb != NULL)
-			kern_prepare_xs(t, x, COLS, COLS, 1, xsb + a *
-			    kern_xs_stride(t, COLS));
+		kern_prepare_x(t, xf + a * COLS, COLS, xq[a]);
 	}
 	printf("%-5s %-8s  k  %9s %9s %9s %9s  (rows x activations / us)  "
 	    "best vs k=1\n", qtype_name(t),
@@ -154,6 +154,10 @@ bench(uint32_t t)
 				printf(" %9s", "-");
 				continue;
 			}
+			/* Panels read their k tokens in tiles made for k. */
+			if (way == PANEL)
+				kern_panel_prepare(t, xf, COLS, COLS, ks[ki], 0,
+				    ks[ki], xsb);
 			for (rep = 0; rep < 3; rep++) {
 				rate = (double)(ROWS * nmat * ks[ki]) / pass(t,
 				    w, rb, nmat, xq, y, ks[ki],
@@ -173,6 +177,7 @@ bench(uint32_t t)
 		free(y[a]);
 	}
 	free(w);
+	free(xf);
 	free(pk);
 	free(xsb);
 }
