@@ -66,7 +66,6 @@
 		    g_ == ng - 1 ? last : (__mmask16)0xffff, 1, NT);	\
 } while (0)
 
-
 /* TILES(NT) with NT a constant equal to tt (the kernels unroll on it). */
 #define PANEL_BY_TILE(tt, TILES) do {					\
 	if ((tt) == PANEL_T)						\
@@ -195,11 +194,13 @@ panel_tile(const uint8_t *pk, size_t gb, size_t nb, int q8,
 					_mm_prefetch((const char *)p +
 					    PANEL_AHEAD(nt, qb) + 64 * k,
 					    _MM_HINT_T0);
-				for (k = 0; nt >= PANEL_T && k < (int)qb / 64; k++)
+				for (k = 0; nt >= PANEL_T && k < (int)qb / 64;
+				    k++)
 					_mm_prefetch((const char *)p +
 					    PANEL_L2_AHEAD * qb + 64 * k,
 					    _MM_HINT_T1);
-				for (k = 0; !q8 && nt >= PANEL_T && k < 4; k++)
+				for (k = 0; !q8 && nt >= PANEL_T &&
+				    k < (int)qb / 64; k++)
 					_mm_prefetch((const char *)p +
 					    PANEL_L3_AHEAD * qb + 64 * k,
 					    _MM_HINT_T2);
