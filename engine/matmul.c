@@ -327,10 +327,8 @@ matmul_multi(struct pool *pool, int nw, const struct wmat *const *W,
 	 * own before each matrix, whose waits were 3% of an 8-session step;
 	 * quantizing 16 rows twice costs a few microseconds.
 	 */
-	own = (k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX) * st;
-	if (panel)
-		own = kern_panel_xs_bytes(W[0]->type, cols, k <
-		    MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX);
+	k1 = k < MATMUL_MULTI_MAX ? k : MATMUL_MULTI_MAX;
+	own = panel ? kern_panel_xs_bytes(W[0]->type, cols, k1) : k1 * st;
 	if (scratch_reserve(s, panel ? (size_t)pool_threads(pool) * own : own,
 	    cause) != 0)
 		return -1;
