@@ -57,6 +57,10 @@ static const struct conf_opt conf_opts[] = {
 	{ "prefill-share", 0, C_LONG, OFF(prefill_share), 1, 100000,
 	    "while other sessions generate, how much longer (percent) a "
 	    "prompt being read may make their steps (default 50)" },
+	{ "store-nice", 0, C_LONG, OFF(store_nice), 0, 19,
+	    "niceness the store thread (snapshots, imports, forks) adds "
+	    "to the daemon's, leaving the cores to the streams (default "
+	    "10; 0: none)" },
 	{ "log", 0, C_STR, OFF(log_file), 0, 0,
 	    "log to this file instead of stderr (reopened on SIGHUP)" },
 	{ "log-level", 0, C_LEVEL, OFF(log_level), 0, 0,
@@ -110,6 +114,7 @@ conf_defaults(struct conf *c)
 	c->max_batch = 16;
 	c->chunk = 64;
 	c->prefill_share = 50;
+	c->store_nice = 10;
 	c->max_sessions = 256;
 	c->max_memory = (long)mem_half_ram();
 	c->max_clients = 64;

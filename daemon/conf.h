@@ -14,7 +14,7 @@
 
 struct conf {
 	char *model, *socket, *config, *log_file, *group, *chat_template;
-	long threads, log_level, max_batch, chunk, prefill_share;
+	long threads, log_level, max_batch, chunk, prefill_share, store_nice;
 	long max_sessions, max_clients, max_frame, max_tokens, max_prompt;
 	long max_queue, max_output;
 	long max_memory, db_max_size;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -33,6 +34,7 @@ struct storeq {
 	size_t running;			/* queued + running */
 	int efd;
 	int quit;
+	int nice;			/* steps below the daemon's priority */
 };
 
 static void
@@ -46,6 +48,35 @@ append(struct sq_job **head, struct sq_job **tail, struct sq_job *j)
 	*tail = j;
 }
 
+/*
+ * The store thread's jobs can take a core for seconds (an import of a
+ * large session, a fork of one), and sinkd runs as many compute
+ * threads as cores: at the same priority the two halves of every
+ * forward pass waited on each other while one shared its core, and the
+ * streams' gaps doubled.  A few steps of niceness lets the store have
+ * the cores the worker leaves idle, and a share of the rest.
+ */
+static void
+lower_priority(int steps)
+{
+	id_t tid = (id_t)gettid();
+	int cur, want;
+
+	if (steps == 0)
+		return;
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, tid);
+	if (cur == -1 && errno != 0) {
+		log_warn("store thread: cannot read its priority: %s",
+		    strerror(errno));
+		return;
+	}
+	want = cur + steps > 19 ? 19 : cur + steps;
+	if (setpriority(PRIO_PROCESS, tid, want) != 0)
+		log_warn("store thread: cannot lower its priority to nice "
+		    "%d: %s", want, strerror(errno));
+}
+
 static void *
 storeq_main(void *arg)
 {
@@ -54,6 +85,7 @@ storeq_main(void *arg)
 	uint64_t one = 1;
 	int was_empty;
 
+	lower_priority(q->nice);
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		while (q->q == NULL && !q->quit)
@@ -78,7 +110,7 @@ storeq_main(void *arg)
 }
 
 struct storeq *
-storeq_new(char *cause)
+storeq_new(int nice, char *cause)
 {
 	struct storeq *q = calloc(1, sizeof *q);
 
@@ -86,6 +118,7 @@ storeq_new(char *cause)
 		err_set(cause, "out of memory");
 		return NULL;
 	}
+	q->nice = nice;
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		err_set(cause, "eventfd: %s", strerror(errno));
 		free(q);
@@ -103,6 +136,8 @@ storeq_new(char *cause)
 		free(q);
 		return NULL;
 	}
+	/* For top -H and ps -L; a name is only a convenience. */
+	(void)pthread_setname_np(q->thread, "sinkd-store");
 	return q;
 }
 

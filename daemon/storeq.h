@@ -26,7 +26,11 @@ typedef void storeq_fn(void *arg);
 
 struct storeq;
 
-struct storeq *storeq_new(char *cause);
+/*
+ * Starts the thread (named sinkd-store), nice steps below the priority
+ * of the thread that starts it (capped at nice 19; 0: the same).
+ */
+struct storeq *storeq_new(int nice, char *cause);
 /* Drains the queue (running every done), then stops the thread. */
 void storeq_free(struct storeq *);
 int storeq_fd(const struct storeq *);

@@ -558,6 +558,7 @@ worker_new(const struct model *m, const struct tmpl *tm, struct store *st,
 		err_set(cause, "cannot start the worker thread");
 		goto fail;
 	}
+	(void)pthread_setname_np(w->thread, "sinkd-worker");
 	return w;
 fail:
 	seq_pass_free(w->pass);

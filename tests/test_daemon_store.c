@@ -4,9 +4,11 @@
  * stream (its largest gap between two tokens stays near its gap
  * without them: the event loop does no SQLite work), and a turn is
  * reported saved only once its snapshot has committed (kill -9 right
- * after the reply: the turn is there after a restart).
+ * after the reply: the turn is there after a restart).  The store
+ * thread runs --store-nice steps below the daemon.
  */
 #include <check.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -472,6 +474,93 @@ START_TEST(saved_means_committed)
 }
 END_TEST
 
+/* The first line of /proc/PID/task/TID/NAME, without its newline. */
+static int
+task_line(pid_t pid, const char *tid, const char *name, char *buf,
+    size_t size)
+{
+	char path[300];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%s/%s", (int)pid, tid,
+	    name);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fgets(buf, (int)size, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return ok ? 0 : -1;
+}
+
+/*
+ * The niceness of the daemon's thread named comm, or of its main thread
+ * for NULL; -100 if there is no such thread.
+ */
+static int
+task_nice(pid_t pid, const char *comm)
+{
+	char path[64], buf[512], *p;
+	struct dirent *e;
+	int nice = -100;
+	DIR *d;
+
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	ck_assert_ptr_nonnull(d = opendir(path));
+	while (nice == -100 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (comm == NULL && atoi(e->d_name) != (int)pid)
+			continue;
+		if (comm != NULL && (task_line(pid, e->d_name, "comm", buf,
+		    sizeof buf) != 0 || strcmp(buf, comm) != 0))
+			continue;
+		/* After the name in parentheses, nice is the 17th field. */
+		if (task_line(pid, e->d_name, "stat", buf, sizeof buf) == 0 &&
+		    (p = strrchr(buf, ')')) != NULL)
+			ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d "
+			    "%*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
+			    &nice), 1);
+	}
+	closedir(d);
+	return nice;
+}
+
+/*
+ * sinkd-store runs --store-nice steps below the main thread (10 by
+ * default, capped at 19), so that an import or a fork leaves the cores
+ * to the streams; 0 keeps it level.
+ */
+START_TEST(store_thread_runs_nicer)
+{
+	static const char *const steps[] = { NULL, "0", "3" };
+	int k, base, want, got;
+	double t;
+
+	for (k = 0; k < 3; k++) {
+		if (steps[k] == NULL)
+			dh_start(small, std_args, "--db", db, NULL);
+		else
+			dh_start(small, std_args, "--db", db, "--store-nice",
+			    steps[k], NULL);
+		base = task_nice(dh_pid(), NULL);
+		ck_assert_int_ne(base, -100);
+		want = base + (steps[k] == NULL ? 10 : atoi(steps[k]));
+		want = want > 19 ? 19 : want;
+		/* The thread lowers its own priority as it starts. */
+		t = now();
+		while ((got = task_nice(dh_pid(), "sinkd-store")) != want &&
+		    now() - t < 5)
+			usleep(10000);
+		ck_assert_msg(got == want, "--store-nice %s: the store thread "
+		    "at nice %d, the daemon at %d (want %d)", steps[k] ?
+		    steps[k] : "(default)", got, base, want);
+		ck_assert_int_eq(task_nice(dh_pid(), "sinkd-worker"), base);
+		dh_stop();
+	}
+}
+END_TEST
+
 static void
 setup(void)
 {
@@ -496,6 +585,7 @@ store_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, dh_teardown);
 	tcase_add_checked_fixture(tc, each_setup, dh_each_teardown);
 	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, store_thread_runs_nicer);
 	tcase_add_test(tc, saved_means_committed);
 	tcase_add_test(tc, import_and_fork_do_not_stall_streams);
 	suite_add_tcase(s, tc);

@@ -277,7 +277,8 @@ usage(void)
 	    "         [--sessions 1,2,4,8,16] [--prefill-tokens 20000] "
 	    "[--import-mib 100]\n"
 	    "         [--chunk N] [--prefill-share PCT] [--max-batch N] "
-	    "[--sinkd PATH]\n"
+	    "[--store-nice N]\n"
+	    "         [--sinkd PATH]\n"
 	    "Greedy continuations of \"%s\" through a sinkd started on a "
 	    "private\nsocket (default: the sinkd beside this program): "
 	    "tokens/s and the gaps\nbetween a stream's tokens, alone and "
@@ -298,6 +299,7 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		{ "chunk", required_argument, NULL, 'C' },
 		{ "prefill-share", required_argument, NULL, 'H' },
 		{ "max-batch", required_argument, NULL, 'B' },
+		{ "store-nice", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -330,6 +332,8 @@ daemon_args(int argc, char **argv, struct dopts *o, char *cause)
 		    &o->share, cause); break;
 		case 'B': bad = opt_long("--max-batch", optarg, 1, 256,
 		    &o->max_batch, cause); break;
+		case 'N': bad = opt_long("--store-nice", optarg, 0, 19,
+		    &o->store_nice, cause); break;
 		case 'h': usage(); return 1;
 		default: return err_set(cause, "bad usage (see --help)");
 		}
@@ -369,7 +373,7 @@ bench_daemon(int argc, char **argv)
 	struct dopts o = { .n_tokens = 128, .reps = 3, .cache = 1024,
 		.threads = sysconf(_SC_NPROCESSORS_ONLN), .n_sess = 5,
 		.sess = { 1, 2, 4, 8, 16 }, .prefill = 20000,
-		.import_mib = 100, .scenarios = ~0u };
+		.import_mib = 100, .scenarios = ~0u, .store_nice = -1 };
 	char cause[ERR_LEN] = "", path[PATH_MAX + 8];
 	size_t i;
 	int rc;

@@ -33,6 +33,7 @@ struct dopts {
 	long n_tokens, threads, reps, cache, prefill, import_mib;
 	long chunk, max_batch;	/* sinkd's --chunk, --max-batch; 0: its own */
 	long share;		/* sinkd's --prefill-share; 0: its own */
+	long store_nice;	/* sinkd's --store-nice; -1: its own */
 	long sess[8];
 	int n_sess;
 	unsigned scenarios;

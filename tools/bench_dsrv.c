@@ -34,7 +34,8 @@ rm_dir(struct dsrv *s)
 static void
 run_sinkd(const struct dopts *o, const struct dsrv *s)
 {
-	char threads[32], chunk[48], batch[48], share[48], *argv[32];
+	char threads[32], chunk[48], batch[48], share[48], nice[48];
+	char *argv[32];
 	/* Limits raised so that only the sizes asked for bound the runs. */
 	const char *fixed[] = { o->sinkd, "-c", "/dev/null", "-m", o->model,
 	    "--socket", s->sock, "--db", s->db, "-t", threads,
@@ -57,6 +58,10 @@ run_sinkd(const struct dopts *o, const struct dsrv *s)
 	if (o->max_batch > 0) {
 		snprintf(batch, sizeof batch, "--max-batch=%ld", o->max_batch);
 		argv[n++] = batch;
+	}
+	if (o->store_nice >= 0) {
+		snprintf(nice, sizeof nice, "--store-nice=%ld", o->store_nice);
+		argv[n++] = nice;
 	}
 	argv[n] = NULL;
 	execv(o->sinkd, argv);
