@@ -280,9 +280,9 @@ serve(struct daemon *d, char *cause)
 	wo.max_batch = (int)d->conf->max_batch;
 	wo.chunk = (int)d->conf->chunk;
 	wo.prefill_share = (int)d->conf->prefill_share;
-	if ((d->storeq = storeq_new((int)d->conf->store_nice, cause)) == NULL || (d->worker =
-	    worker_new(d->model, &d->tmpl, d->store, d->storeq, &wo,
-	    cause)) == NULL ||
+	if ((d->storeq = storeq_new((int)d->conf->store_nice, cause)) ==
+	    NULL || (d->worker = worker_new(d->model, &d->tmpl, d->store,
+	    d->storeq, &wo, cause)) == NULL ||
 	    setup_events(d, cause) != 0 ||
 	    setup_watchdog(d, cause) != 0)
 		return DAEMON_EXIT_FAIL;
