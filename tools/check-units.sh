@@ -55,6 +55,14 @@ else
 	grep -E '✗|Overall' "$tmp/sec.log"
 	fail "systemd-analyze security: exposure over 1.5"
 fi
+# Of the resource calls the filter lets through setpriority alone: the
+# store thread lowers its own priority (--store-nice) with it.
+res=$(grep 'SystemCallFilter=~@resources' "$tmp/sec.log")
+case $res in
+*"setpriority is allowed"*)
+	echo "check-units: ok: the system unit lets setpriority through" ;;
+*)	fail "the system unit's filter: --store-nice needs setpriority: $res" ;;
+esac
 echo "check-units: user unit, for the record: $(systemd-analyze security \
     --offline=yes "$tmp/user/sinkd.service" 2>&1 | grep 'Overall exposure')"
 
