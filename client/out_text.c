@@ -445,12 +445,30 @@ status_batch(struct out *o, const msgpack_object *b)
 	kv_line(o, "steps", buf);
 }
 
+/* The store thread: jobs not yet done, and its niceness. */
+static void
+status_store(struct out *o, const msgpack_object *st)
+{
+	uint64_t pend = 0, nice = 0;
+	char buf[128];
+
+	if (st == NULL || st->type != MSGPACK_OBJECT_MAP)
+		return;	/* older daemons do not say */
+	fmt_get_u64(st, "pending", &pend);
+	fmt_get_u64(st, "nice", &nice);
+	snprintf(buf, sizeof buf, "%" PRIu64 " job%s pending, its thread "
+	    "%" PRIu64 " nicer than the daemon", pend, pend == 1 ? "" : "s",
+	    nice);
+	kv_line(o, "store", buf);
+}
+
 static void
 text_status(struct out *o, const struct conn_msg *m)
 {
 	static const char *const known[] = { "id", "kind", "server", "model",
 		"uptime", "sessions", "busy", "clients", "memory", "rss",
-		"tokens_in", "tokens_out", "resident", "db", "batch", NULL };
+		"tokens_in", "tokens_out", "resident", "db", "batch", "store",
+		NULL };
 	const msgpack_object *r = &m->msg.root;
 	char buf[512], a[32], b[32];
 	uint64_t x = 0, y = 0;
@@ -476,6 +494,7 @@ text_status(struct out *o, const struct conn_msg *m)
 	snprintf(buf, sizeof buf, "%" PRIu64 " in, %" PRIu64 " out", x, y);
 	kv_line(o, "tokens", buf);
 	status_batch(o, proto_map_get(r, "batch"));
+	status_store(o, proto_map_get(r, "store"));
 	other_keys(o, r, known);
 	fflush(o->fp);
 }

@@ -25,6 +25,7 @@
 #include "session.h"
 #include "gen.h"
 #include "store.h"
+#include "storeq.h"
 #include "worker.h"
 
 #define STOP_MAX_LEN 256
@@ -331,7 +332,7 @@ static int
 op_status(struct req *r)
 {
 	struct daemon *d = r->d;
-	struct proto_out *o = ok(r, 13);
+	struct proto_out *o = ok(r, 14);
 	size_t i, busy = 0, resident;
 	uint64_t mem = persist_resident(d, &resident);
 	struct worker_stats ws;
@@ -363,6 +364,11 @@ op_status(struct req *r)
 	proto_put_u64(o, "prefill_rows", ws.prefill_rows);
 	proto_put_u64(o, "max_segments", ws.max_segments);
 	proto_put_u64(o, "max_rows", ws.max_rows);
+	/* The store thread: its backlog, and how far it yields the cores. */
+	proto_pack_key(o, "store");
+	proto_pack_map(o, 2);
+	proto_put_u64(o, "pending", storeq_pending(d->storeq));
+	proto_put_u64(o, "nice", (uint64_t)d->conf->store_nice);
 	return reply(r);
 }
 

@@ -502,6 +502,9 @@ a line of context" ]; then
 	    grep -Eq '^steps +[1-9][0-9]* \([0-9.]+ generated tokens a step, [1-9][0-9]* prompt tokens' "$tmp/out" &&
 	    ok "status: batch and steps" ||
 	    bad "status: $(grep -E '^(batch|steps)' "$tmp/out")"
+	grep -Eq '^store +[0-9]+ jobs? pending, its thread 10 nicer than the daemon$' "$tmp/out" &&
+	    ok "status: the store thread" ||
+	    bad "status: $(grep -E '^store' "$tmp/out")"
 
 	# A restart: the sessions and their transcripts are still there.
 	"$sink" log lg >"$tmp/before" 2>&1

@@ -526,6 +526,20 @@ task_nice(pid_t pid, const char *comm)
 	return nice;
 }
 
+/* A figure of status's store map. */
+static uint64_t
+store_stat(struct dh_conn *c, uint64_t id, const char *key)
+{
+	struct proto_msg *m;
+	uint64_t v = UINT64_MAX;
+
+	dh_rq(c, "status", id, "");
+	m = dh_expect(c, "ok", id);
+	ck_assert_int_eq(proto_map_get_u64(proto_get(m, "store"), key, 1, 0,
+	    UINT64_MAX, &v, NULL), 0);
+	return v;
+}
+
 /*
  * sinkd-store runs --store-nice steps below the main thread (10 by
  * default, capped at 19), so that an import or a fork leaves the cores
@@ -534,6 +548,7 @@ task_nice(pid_t pid, const char *comm)
 START_TEST(store_thread_runs_nicer)
 {
 	static const char *const steps[] = { NULL, "0", "3" };
+	struct dh_conn c;
 	int k, base, want, got;
 	double t;
 
@@ -556,8 +571,57 @@ START_TEST(store_thread_runs_nicer)
 		    "at nice %d, the daemon at %d (want %d)", steps[k] ?
 		    steps[k] : "(default)", got, base, want);
 		ck_assert_int_eq(task_nice(dh_pid(), "sinkd-worker"), base);
+		dh_open(&c);
+		ck_assert_uint_eq(store_stat(&c, 1, "nice"), (uint64_t)(steps[k]
+		    == NULL ? 10 : atoi(steps[k])));
+		dh_close(&c);
 		dh_stop();
 	}
+}
+END_TEST
+
+/*
+ * status counts the store's jobs not yet done: a turn's snapshot, made
+ * slow by the test hook, between its last token and its done.
+ */
+START_TEST(status_counts_pending_saves)
+{
+	struct dh_conn a, b;
+	struct proto_msg *m;
+	uint64_t pend;
+	double t;
+	int n;
+
+	setenv("SINKD_TEST_SAVE_PAUSE_MS", "1500", 1);
+	dh_start(small, std_args, "--db", db, NULL);
+	unsetenv("SINKD_TEST_SAVE_PAUSE_MS");
+	dh_open(&a);
+	dh_open(&b);
+	dh_rq(&a, "create", 1, "s", "name", "p");
+	dh_expect(&a, "ok", 1);
+	ck_assert_uint_eq(store_stat(&b, 2, "pending"), 0);
+	dh_rq(&a, "chat", 3, "ssub", "name", "p", "text", "hello",
+	    "max_tokens", (uint64_t)2, "ignore_eos", 1);
+	for (n = 0; n < 2; n++) {
+		ck_assert_ptr_nonnull(m = dh_next(&a));
+		ck_assert(dh_is_kind(m, "token"));
+	}
+	/* The turn has ended; its snapshot waits 1.5 s to commit. */
+	t = now();
+	while ((pend = store_stat(&b, 4, "pending")) == 0 && now() - t < 1)
+		usleep(10000);
+	ck_assert_uint_eq(pend, 1);
+	while ((m = dh_next(&a)) != NULL && !dh_is_kind(m, "done"))
+		;
+	ck_assert_ptr_nonnull(m);
+	/* The job itself is complete once the loop has seen it end. */
+	t = now();
+	while ((pend = store_stat(&b, 5, "pending")) != 0 && now() - t < 5)
+		usleep(10000);
+	ck_assert_uint_eq(pend, 0);
+	dh_close(&a);
+	dh_close(&b);
+	dh_stop();
 }
 END_TEST
 
@@ -586,6 +650,7 @@ store_suite(void)
 	tcase_add_checked_fixture(tc, each_setup, dh_each_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, store_thread_runs_nicer);
+	tcase_add_test(tc, status_counts_pending_saves);
 	tcase_add_test(tc, saved_means_committed);
 	tcase_add_test(tc, import_and_fork_do_not_stall_streams);
 	suite_add_tcase(s, tc);
