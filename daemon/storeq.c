@@ -54,7 +54,8 @@ append(struct sq_job **head, struct sq_job **tail, struct sq_job *j)
  * threads as cores: at the same priority the two halves of every
  * forward pass waited on each other while one shared its core, and the
  * streams' gaps doubled.  A few steps of niceness lets the store have
- * the cores the worker leaves idle, and a share of the rest.
+ * the cores the worker leaves idle, and a share of the rest.  Linux
+ * keeps a nice value per thread, so this one alone is lowered.
  */
 static void
 lower_priority(int steps)
