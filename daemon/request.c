@@ -368,7 +368,7 @@ op_status(struct req *r)
 	proto_pack_key(o, "store");
 	proto_pack_map(o, 2);
 	proto_put_u64(o, "pending", storeq_pending(d->storeq));
-	proto_put_u64(o, "nice", (uint64_t)d->conf->store_nice);
+	proto_put_u64(o, "nice", (uint64_t)storeq_niced(d->storeq));
 	return reply(r);
 }
 

@@ -35,6 +35,7 @@ struct storeq {
 	int efd;
 	int quit;
 	int nice;			/* steps below the daemon's priority */
+	int niced;			/* steps taken (under the lock) */
 };
 
 static void
@@ -57,25 +58,28 @@ append(struct sq_job **head, struct sq_job **tail, struct sq_job *j)
  * the cores the worker leaves idle, and a share of the rest.  Linux
  * keeps a nice value per thread, so this one alone is lowered.
  */
-static void
+static int
 lower_priority(int steps)
 {
 	id_t tid = (id_t)gettid();
 	int cur, want;
 
 	if (steps == 0)
-		return;
+		return 0;
 	errno = 0;
 	cur = getpriority(PRIO_PROCESS, tid);
 	if (cur == -1 && errno != 0) {
 		log_warn("store thread: cannot read its priority: %s",
 		    strerror(errno));
-		return;
+		return 0;
 	}
 	want = cur + steps > 19 ? 19 : cur + steps;
-	if (setpriority(PRIO_PROCESS, tid, want) != 0)
+	if (setpriority(PRIO_PROCESS, tid, want) != 0) {
 		log_warn("store thread: cannot lower its priority to nice "
 		    "%d: %s", want, strerror(errno));
+		return 0;
+	}
+	return want - cur;
 }
 
 static void *
@@ -84,10 +88,10 @@ storeq_main(void *arg)
 	struct storeq *q = arg;
 	struct sq_job *j;
 	uint64_t one = 1;
-	int was_empty;
+	int was_empty, niced = lower_priority(q->nice);
 
-	lower_priority(q->nice);
 	pthread_mutex_lock(&q->lock);
+	q->niced = niced;
 	for (;;) {
 		while (q->q == NULL && !q->quit)
 			pthread_cond_wait(&q->wake, &q->lock);
@@ -224,6 +228,17 @@ storeq_drain(struct storeq *q)
 		left = q->pending;
 		pthread_mutex_unlock(&q->lock);
 	} while (left > 0);
+}
+
+int
+storeq_niced(struct storeq *q)
+{
+	int n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->niced;
+	pthread_mutex_unlock(&q->lock);
+	return n;
 }
 
 size_t

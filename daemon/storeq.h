@@ -49,5 +49,7 @@ void storeq_complete(struct storeq *);
 void storeq_drain(struct storeq *);
 /* Jobs queued or running, not yet completed. */
 size_t storeq_pending(struct storeq *);
+/* How many steps nicer the thread got (0 until it has started). */
+int storeq_niced(struct storeq *);
 
 #endif

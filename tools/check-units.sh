@@ -55,8 +55,8 @@ else
 	grep -E '✗|Overall' "$tmp/sec.log"
 	fail "systemd-analyze security: exposure over 1.5"
 fi
-# Of the resource calls the filter lets through setpriority alone: the
-# store thread lowers its own priority (--store-nice) with it.
+# The filter must let setpriority through (the one resource call it
+# allows): the store thread lowers its own priority (--store-nice) with it.
 res=$(grep 'SystemCallFilter=~@resources' "$tmp/sec.log")
 case $res in
 *"setpriority is allowed"*)
