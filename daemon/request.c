@@ -336,6 +336,7 @@ op_status(struct req *r)
 	size_t i, busy = 0, resident;
 	uint64_t mem = persist_resident(d, &resident);
 	struct worker_stats ws;
+	struct storeq_stats ss;
 
 	for (i = 0; i < d->sessions.n; i++)
 		busy += d->sessions.v[i]->running != NULL;
@@ -367,8 +368,9 @@ op_status(struct req *r)
 	/* The store thread: its backlog, and how far it yields the cores. */
 	proto_pack_key(o, "store");
 	proto_pack_map(o, 2);
-	proto_put_u64(o, "pending", storeq_pending(d->storeq));
-	proto_put_u64(o, "nice", (uint64_t)storeq_niced(d->storeq));
+	storeq_get_stats(d->storeq, &ss);
+	proto_put_u64(o, "pending", ss.pending);
+	proto_put_u64(o, "nice", (uint64_t)ss.niced);
 	return reply(r);
 }
 

@@ -230,24 +230,11 @@ storeq_drain(struct storeq *q)
 	} while (left > 0);
 }
 
-int
-storeq_niced(struct storeq *q)
+void
+storeq_get_stats(struct storeq *q, struct storeq_stats *st)
 {
-	int n;
-
 	pthread_mutex_lock(&q->lock);
-	n = q->niced;
+	st->pending = q->pending;
+	st->niced = q->niced;
 	pthread_mutex_unlock(&q->lock);
-	return n;
-}
-
-size_t
-storeq_pending(struct storeq *q)
-{
-	size_t n;
-
-	pthread_mutex_lock(&q->lock);
-	n = q->pending;
-	pthread_mutex_unlock(&q->lock);
-	return n;
 }

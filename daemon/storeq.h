@@ -47,9 +47,10 @@ void storeq_complete(struct storeq *);
  * done calls queue too (at shutdown).
  */
 void storeq_drain(struct storeq *);
-/* Jobs queued or running, not yet completed. */
-size_t storeq_pending(struct storeq *);
-/* How many steps nicer the thread got (0 until it has started). */
-int storeq_niced(struct storeq *);
+struct storeq_stats {
+	size_t pending;	/* jobs queued or running, not yet completed */
+	int niced;	/* steps nicer the thread got (0 until it starts) */
+};
+void storeq_get_stats(struct storeq *, struct storeq_stats *);
 
 #endif
